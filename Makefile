@@ -1,0 +1,58 @@
+# ordersync: one entry point for building, testing, running and benchmarking.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYSTEM ?= python3
+VENV          := .venv
+PY            := $(VENV)/bin/python
+TOOLS         := $(CURDIR)/.tools
+BUF_VERSION   := v1.47.2
+BUF           := $(TOOLS)/bin/buf
+SERVICES      := order_intake compliance_routing fulfillment_dispatch tracking_writeback carrier_mapping
+PROTO_FILES    = $(shell find protos -name '*.proto')
+
+export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
+
+.PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e \
+        infra-up infra-down demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	@# Import roots: the repo (libs, tests), generated code, and each service's package folder.
+	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  { echo "$(CURDIR)"; echo "$(CURDIR)/libs/genproto"; \
+	    for s in $(SERVICES); do echo "$(CURDIR)/services/$$s"; done; } > "$$site/ordersync-paths.pth"
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv from requirements.lock
+
+libs/genproto/.generated: $(VENV)/.installed $(PROTO_FILES)
+	rm -rf libs/genproto/ordersync
+	$(PY) -m grpc_tools.protoc -I protos --python_out=libs/genproto --grpc_python_out=libs/genproto \
+	  --pyi_out=libs/genproto $(PROTO_FILES)
+	touch $@
+
+protos: libs/genproto/.generated ## generate Python code from protos/ into libs/genproto
+
+$(BUF):
+	GOBIN=$(TOOLS)/bin go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+lint-protos: $(BUF) ## buf lint (STANDARD + COMMENTS)
+	$(BUF) lint protos
+
+lint: venv lint-protos ## ruff and buf lint
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+infra-up: venv ## start local PostgreSQL and Kafka (KRaft) and create topics
+	bash deploy/local/infra.sh up
+
+infra-down: ## stop local PostgreSQL and Kafka
+	bash deploy/local/infra.sh down
+
+clean: infra-down ## stop infrastructure and remove generated and run files
+	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
