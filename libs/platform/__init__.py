@@ -1,0 +1,1 @@
+"""Platform: what every ordersync service shares (config, telemetry, Postgres, Kafka, outbox, gRPC)."""

@@ -1,0 +1,136 @@
+"""Transactional outbox: events are written in the caller's transaction and published by a relay.
+
+A state change and the event announcing it commit together or not at all. The relay publishes
+in id order, in batches, and deletes what Kafka acknowledged; a crash between the two republishes
+a batch, which consumers absorb because they deduplicate on event_id. One relay per schema
+publishes at a time (an advisory lock elects it), which keeps each key's events in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import zlib
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from libs.platform.events import OutgoingEvent
+
+log = logging.getLogger(__name__)
+
+
+async def write_events(conn: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None:
+    """Insert `events` into the outbox inside the caller's open transaction (one round trip)."""
+    if not events:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, value, headers)"
+        " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])",
+        [e.topic for e in events],
+        [e.key for e in events],
+        [e.value for e in events],
+        [json.dumps([[k, v.decode("latin-1")] for k, v in e.headers]) for e in events],
+    )
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox to Kafka; start() and stop() it with the service."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        *,
+        batch_size: int = 1000,
+        idle_poll_s: float = 1.0,
+    ):
+        self._pool = pool
+        self._producer = producer
+        self._schema = schema
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._listen_conn: asyncpg.Connection | None = None
+        self.published = 0
+
+    async def start(self) -> None:
+        """Take the relay lock (waiting for another replica to let go) and start publishing."""
+        if self._task is not None:
+            return
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        """Stop publishing; unpublished rows stay in the outbox for the next start. Safe twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._listen_conn is not None:
+            await self._listen_conn.close()
+            self._listen_conn = None
+
+    async def __aenter__(self) -> OutboxRelay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        self._listen_conn = await self._pool.acquire()
+        try:
+            lock_key = zlib.crc32(f"ordersync-outbox:{self._schema}".encode())
+            await self._listen_conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+            await self._listen_conn.add_listener(f"{self._schema}_outbox", self._on_notify)
+            await self._publish_loop()
+        finally:
+            conn, self._listen_conn = self._listen_conn, None
+            if conn is not None:
+                await self._pool.release(conn)
+
+    def _on_notify(self, *_args) -> None:
+        self._wakeup.set()
+
+    async def _publish_loop(self) -> None:
+        failures = 0
+        while True:
+            self._wakeup.clear()
+            try:
+                count = await self._publish_batch()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive Kafka and Postgres outages
+                failures += 1
+                log.warning("outbox publish failed; retrying", extra={"fields": {"error": repr(exc)}})
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
+            if count < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
+
+    async def _publish_batch(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            sends = [
+                await self._producer.send(
+                    row["topic"],
+                    value=row["value"],
+                    key=row["key"],
+                    headers=[(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*sends)
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published += len(rows)
+        return len(rows)

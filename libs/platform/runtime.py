@@ -1,0 +1,77 @@
+"""Runtime: the shared parts a service's app.py wires together (pool, producer, outbox relay)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from libs.platform.config import PlatformSettings
+from libs.platform.db import create_pool, migrate
+from libs.platform.kafka import create_producer
+from libs.platform.outbox import OutboxRelay
+from libs.platform.telemetry import setup_logging, setup_telemetry
+
+
+class PoolComponent:
+    """Owns an asyncpg pool as a component (open on start, close on stop, safe twice)."""
+
+    def __init__(self, settings: PlatformSettings):
+        self._settings = settings
+        self.pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        if self.pool is None:
+            s = self._settings
+            self.pool = await create_pool(s.pg_dsn, s.db_schema, s.pg_pool_size)
+
+    async def stop(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.close()
+
+
+class ProducerComponent:
+    """Owns a Kafka producer as a component."""
+
+    def __init__(self, settings: PlatformSettings):
+        self.producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, settings.service_name)
+        self._started = False
+
+    async def start(self) -> None:
+        if not self._started:
+            await self.producer.start()
+            self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self.producer.stop()
+
+
+async def prepare(settings: PlatformSettings, migrations_dir: Path) -> None:
+    """Set up logging and tracing, then bring the service's schema up to date."""
+    setup_logging(settings.service_name)
+    setup_telemetry(settings)
+    await migrate(settings.pg_dsn, settings.db_schema, migrations_dir)
+
+
+class RelayComponent:
+    """Starts the outbox relay once the pool and producer are up."""
+
+    def __init__(self, settings: PlatformSettings, pool: PoolComponent, producer: ProducerComponent):
+        self._settings = settings
+        self._pool = pool
+        self._producer = producer
+        self.relay: OutboxRelay | None = None
+
+    async def start(self) -> None:
+        if self.relay is None:
+            self.relay = OutboxRelay(self._pool.pool, self._producer.producer, self._settings.db_schema)
+            await self.relay.start()
+
+    async def stop(self) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            await relay.stop()

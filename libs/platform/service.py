@@ -1,0 +1,81 @@
+"""Process lifecycle: start components in order, run until SIGTERM/SIGINT, stop them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """Anything with an idempotent async start() and stop()."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ComponentGroup:
+    """Starts components in order and stops the started ones in reverse order, even on failure."""
+
+    def __init__(self, components: Sequence[Component]):
+        self._components = list(components)
+        self._started: list[Component] = []
+
+    async def start(self) -> None:
+        try:
+            for component in self._components:
+                await component.start()
+                self._started.append(component)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("error while stopping", extra={"fields": {"component": type(component).__name__}})
+
+    async def __aenter__(self) -> ComponentGroup:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+async def run_until_signalled(group: ComponentGroup) -> None:
+    """Start `group`, log readiness, wait for SIGTERM or SIGINT, then stop it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with group:
+        log.info("service ready")
+        await stop.wait()
+        log.info("service stopping")
+
+
+class LazyComponent:
+    """Builds its component on start(), once the components before it (a pool, say) are up."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self.component = None
+
+    async def start(self) -> None:
+        if self.component is None:
+            self.component = self._factory()
+            await self.component.start()
+
+    async def stop(self) -> None:
+        component, self.component = self.component, None
+        if component is not None:
+            await component.stop()

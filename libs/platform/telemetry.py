@@ -1,0 +1,146 @@
+"""OpenTelemetry and logging setup: one call per process, and trace context in Kafka headers.
+
+Spans come from instrumented libraries (asyncpg, httpx, gRPC client and server), from our
+aiohttp middleware (which names spans by route template so secret URL tokens never reach a
+trace) and from the Kafka consumer, which continues the producer's trace from message headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+if TYPE_CHECKING:
+    from libs.platform.config import PlatformSettings
+
+_installed = False
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans to a file, one JSON object per line (for the demo and local tracing)."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in shutdown()
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(_span_to_dict(span)) + "\n" for span in spans]
+        with self._lock:
+            self._file.writelines(lines)
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _span_to_dict(span: ReadableSpan) -> dict:
+    parent = span.parent
+    return {
+        "trace_id": format(span.context.trace_id, "032x"),
+        "span_id": format(span.context.span_id, "016x"),
+        "parent_id": format(parent.span_id, "016x") if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get("service.name"),
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": {k: v for k, v in (span.attributes or {}).items() if isinstance(k, str)},
+    }
+
+
+def setup_telemetry(settings: PlatformSettings) -> TracerProvider:
+    """Install the tracer provider, exporters and library instrumentation once per process."""
+    global _installed
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    if settings.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
+    if settings.trace_file:
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.trace_file)))
+    trace.set_tracer_provider(provider)
+    if not _installed:
+        _instrument_libraries()
+        _installed = True
+    return provider
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    AsyncPGInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+    GrpcAioInstrumentorServer().instrument()
+    GrpcAioInstrumentorClient().instrument()
+
+
+def setup_logging(service_name: str, level: str = "INFO") -> None:
+    """Log one JSON object per line with the current trace id, so logs join traces."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter(service_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def __init__(self, service_name: str):
+        super().__init__()
+        self._service = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        span_context = trace.get_current_span().get_span_context()
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "service": self._service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+        for key, value in getattr(record, "fields", {}).items():
+            entry[key] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def current_trace_id() -> str:
+    """Return the current trace id as 32 hex digits, or "" outside a trace."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
+def inject_headers() -> list[tuple[str, bytes]]:
+    """Return the current trace context as Kafka headers (W3C traceparent/tracestate)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
+def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> context.Context:
+    """Return the trace context carried in Kafka headers (empty context when there is none)."""
+    carrier = {key: value.decode("latin-1") for key, value in headers or ()}
+    return propagate.extract(carrier)
+
+
+def get_tracer(name: str) -> trace.Tracer:
+    """Return a tracer for instrumentation scope `name` (a module name)."""
+    return trace.get_tracer(name)

@@ -1,0 +1,144 @@
+"""Tenant configuration: which channels and providers a merchant uses, with secrets resolved at load.
+
+The file (TOML) holds no secrets itself: every credential is a reference, `env:NAME` or
+`file:PATH`, resolved when the file is loaded, so the repository and the config map carry none.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.platform.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A resolved secret; repr and str never show the value."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True)
+class Commerce7Channel:
+    """A tenant's Commerce7 store: app credentials for the API and Basic credentials of its webhooks."""
+
+    tenant_slug: str
+    app_id: str
+    app_secret: Secret
+    webhook_user: str
+    webhook_password: Secret
+    base_url: str = "https://api.commerce7.com/v1"
+    rate_limit_per_minute: int = 100
+
+
+@dataclass(frozen=True)
+class VinoshipperProvider:
+    """A tenant's Vinoshipper producer account and the secret path token of its webhooks."""
+
+    api_key: str
+    api_secret: Secret
+    order_number_prefix: str
+    webhook_token: Secret
+    base_url: str = "https://vinoshipper.com"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One merchant: its channel, its provider and its routing choices."""
+
+    tenant_id: str
+    commerce7: Commerce7Channel | None
+    vinoshipper: VinoshipperProvider | None
+    chosen_states: frozenset[str]
+
+
+class TenantDirectory:
+    """Read-only lookup of tenants by id; every service takes only the parts it needs."""
+
+    def __init__(self, tenants: dict[str, Tenant]):
+        self._tenants = tenants
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """Return the tenant, or None when it is not configured."""
+        return self._tenants.get(tenant_id)
+
+    def __iter__(self):
+        return iter(self._tenants.values())
+
+    def __len__(self) -> int:
+        return len(self._tenants)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TenantDirectory:
+        """Parse the tenants file; raise ConfigError naming the tenant and key that is wrong."""
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read tenants file {path}: {exc}") from None
+        tenants = {}
+        for tenant_id, section in document.get("tenants", {}).items():
+            tenants[tenant_id] = _parse_tenant(tenant_id, section)
+        return cls(tenants)
+
+
+def resolve_secret(reference: str, where: str) -> Secret:
+    """Resolve `env:NAME` or `file:PATH` into a Secret; raise ConfigError naming `where`."""
+    kind, _, target = reference.partition(":")
+    if kind == "env":
+        value = os.environ.get(target)
+        if not value:
+            raise ConfigError(f"{where}: environment variable {target} is not set")
+        return Secret(value)
+    if kind == "file":
+        try:
+            return Secret(Path(target).read_text().strip())
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read secret file: {exc.strerror}") from None
+    raise ConfigError(f"{where}: secret must be 'env:NAME' or 'file:PATH', not a literal value")
+
+
+def _require(section: dict, key: str, where: str):
+    if key not in section:
+        raise ConfigError(f"{where}: missing key {key!r}")
+    return section[key]
+
+
+def _parse_tenant(tenant_id: str, section: dict) -> Tenant:
+    where = f"tenant {tenant_id!r}"
+    c7 = section.get("commerce7")
+    vs = section.get("vinoshipper")
+    return Tenant(
+        tenant_id=tenant_id,
+        commerce7=_parse_commerce7(c7, f"{where} [commerce7]") if c7 else None,
+        vinoshipper=_parse_vinoshipper(vs, f"{where} [vinoshipper]") if vs else None,
+        chosen_states=frozenset(s.upper() for s in section.get("chosen_states", [])),
+    )
+
+
+def _parse_commerce7(section: dict, where: str) -> Commerce7Channel:
+    optional = {k: section[k] for k in ("base_url", "rate_limit_per_minute") if k in section}
+    return Commerce7Channel(
+        tenant_slug=_require(section, "tenant_slug", where),
+        app_id=_require(section, "app_id", where),
+        app_secret=resolve_secret(_require(section, "app_secret", where), f"{where} app_secret"),
+        webhook_user=_require(section, "webhook_user", where),
+        webhook_password=resolve_secret(_require(section, "webhook_password", where), f"{where} webhook_password"),
+        **optional,
+    )
+
+
+def _parse_vinoshipper(section: dict, where: str) -> VinoshipperProvider:
+    optional = {k: section[k] for k in ("base_url",) if k in section}
+    return VinoshipperProvider(
+        api_key=_require(section, "api_key", where),
+        api_secret=resolve_secret(_require(section, "api_secret", where), f"{where} api_secret"),
+        order_number_prefix=_require(section, "order_number_prefix", where),
+        webhook_token=resolve_secret(_require(section, "webhook_token", where), f"{where} webhook_token"),
+        **optional,
+    )
