@@ -1,0 +1,1 @@
+"""Carrier mapping: translates carrier service codes between systems, per tenant."""

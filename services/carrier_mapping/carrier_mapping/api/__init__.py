@@ -1,0 +1,1 @@
+"""gRPC servicers of carrier mapping."""

@@ -1,0 +1,1 @@
+"""Pure translation logic of carrier mapping: no I/O, no protos."""

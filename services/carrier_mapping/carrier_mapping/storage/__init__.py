@@ -1,0 +1,1 @@
+"""Carrier mapping's SQL and the in-memory snapshot loaded from it."""
