@@ -1,0 +1,1 @@
+"""Compliance routing: decides per order where it goes, or why it goes nowhere."""

@@ -1,0 +1,41 @@
+"""ComplianceRoutingService: decisions as protos; errors as gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+from ordersync.compliance.v1 import compliance_service_pb2 as pb
+from ordersync.compliance.v1 import compliance_service_pb2_grpc as pb_grpc
+from ordersync.compliance.v1 import routing_pb2
+
+from compliance_routing.storage.decisions import get_decision
+
+_OUTCOME = {
+    "route": routing_pb2.ROUTING_OUTCOME_ROUTE,
+    "not_required": routing_pb2.ROUTING_OUTCOME_NOT_REQUIRED,
+    "not_sent": routing_pb2.ROUTING_OUTCOME_NOT_SENT,
+}
+
+
+class ComplianceRoutingServicer(pb_grpc.ComplianceRoutingServiceServicer):
+    """Read API over routing decisions; every call is scoped by tenant_id."""
+
+    def __init__(self, pool):
+        self._pool = pool
+
+    async def GetRoutingDecision(self, request, context: grpc.aio.ServicerContext) -> pb.GetRoutingDecisionResponse:
+        if not request.tenant_id or not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id and order_id are required")
+        row = await get_decision(self._pool, request.tenant_id, request.order_id)
+        if row is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no routing decision for order {request.order_id!r} of tenant {request.tenant_id!r} yet",
+            )
+        decision = routing_pb2.RoutingDecision(
+            outcome=_OUTCOME[row["outcome"]],
+            provider=row["provider"],
+            reason_code=row["reason_code"],
+            reason=row["reason"],
+        )
+        decision.decided_time.FromDatetime(row["decided_at"])
+        return pb.GetRoutingDecisionResponse(decision=decision)

@@ -1,0 +1,55 @@
+"""Compliance routing wiring: schema, pool, producer and relay, the orders consumer, gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_pb2_grpc
+
+from compliance_routing.api.grpc import ComplianceRoutingServicer
+from compliance_routing.config import RoutingSettings
+from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
+from libs.platform.grpc_server import GrpcServer, ServiceBinding
+from libs.platform.kafka import BatchConsumer
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.service import ComponentGroup, LazyComponent
+from libs.platform.tenants import TenantDirectory
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ORDERS_TOPIC = "intake.orders.v1"
+
+
+async def build(settings: RoutingSettings) -> ComponentGroup:
+    """Migrate the schema and return the service's components, in start order."""
+    platform = settings.platform
+    await prepare(platform, MIGRATIONS)
+    tenants = TenantDirectory.load(platform.tenants_file)
+    pool, producer = PoolComponent(platform), ProducerComponent(platform)
+
+    def consumer() -> BatchConsumer:
+        handler = OrderAcceptedConsumer(
+            pool.pool,
+            tenants,
+            group=platform.consumer_group,
+            topic=platform.topic(DECISIONS_TOPIC),
+            producer=platform.service_name,
+        )
+        return BatchConsumer(
+            bootstrap=platform.kafka_bootstrap,
+            topics=[platform.topic(ORDERS_TOPIC)],
+            group_id=platform.consumer_group,
+            handler=handler.handle,
+            pool=pool.pool,
+        )
+
+    def grpc_server() -> GrpcServer:
+        binding = ServiceBinding(
+            compliance_service_pb2_grpc.add_ComplianceRoutingServiceServicer_to_server,
+            ComplianceRoutingServicer(pool.pool),
+            compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceRoutingService"].full_name,
+        )
+        return GrpcServer([binding], port=platform.grpc_port)
+
+    return ComponentGroup(
+        [pool, producer, RelayComponent(platform, pool, producer), LazyComponent(grpc_server), LazyComponent(consumer)]
+    )

@@ -1,0 +1,118 @@
+"""Consumes intake.orders.v1: decides each new order once and publishes RoutingDecided."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from ordersync.common.v1 import order_pb2
+from ordersync.compliance.v1 import events_pb2, routing_pb2
+from ordersync.intake.v1 import events_pb2 as intake_events
+
+from compliance_routing.domain.routing import Decision, Kind, Outcome, RoutingInput, decide
+from compliance_routing.storage.decisions import DecisionRow, decided_order_ids, insert_decisions
+from libs.platform.events import EnvelopeError, OutgoingEvent, new_event, unpack
+from libs.platform.kafka import ConsumedEvent, claim_new_events, keep_dead_letter
+from libs.platform.outbox import write_events
+from libs.platform.tenants import TenantDirectory
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+DECISIONS_TOPIC = "compliance.decisions.v1"
+_OUTCOME_PROTO = {
+    Outcome.ROUTE: routing_pb2.ROUTING_OUTCOME_ROUTE,
+    Outcome.NOT_REQUIRED: routing_pb2.ROUTING_OUTCOME_NOT_REQUIRED,
+    Outcome.NOT_SENT: routing_pb2.ROUTING_OUTCOME_NOT_SENT,
+}
+_KIND_BY_TYPE = {
+    order_pb2.ORDER_TYPE_REFUND: Kind.REFUND,
+    order_pb2.ORDER_TYPE_EXCHANGE: Kind.EXCHANGE,
+    order_pb2.ORDER_TYPE_RESERVATION: Kind.RESERVATION,
+}
+_KIND_BY_DELIVERY = {
+    order_pb2.DELIVERY_METHOD_SHIP: Kind.SHIPPING,
+    order_pb2.DELIVERY_METHOD_PICKUP: Kind.PICKUP,
+    order_pb2.DELIVERY_METHOD_CARRY_OUT: Kind.CARRY_OUT,
+}
+
+
+class OrderAcceptedConsumer:
+    """Batch handler: one transaction per batch holds the claims, decisions and outbox events."""
+
+    def __init__(self, pool: asyncpg.Pool, tenants: TenantDirectory, *, group: str, topic: str, producer: str):
+        self._pool = pool
+        self._tenants = tenants
+        self._group = group
+        self._topic = topic
+        self._producer = producer
+
+    async def handle(self, events: list[ConsumedEvent]) -> None:
+        """Decide every order seen for the first time; redelivered events and later revisions change nothing."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await claim_new_events(conn, self._group, [e.event_id for e in events])
+            orders = await self._open(conn, [e for e in events if e.event_id in fresh])
+            decided = await decided_order_ids(conn, [order.order_id for _, order in orders])
+            rows, outgoing = [], []
+            for event, order in orders:
+                if order.order_id in decided:
+                    continue  # one decision per order; later revisions (e.g. our own writeback) do not re-route
+                decided.add(order.order_id)
+                row, message = self._decide(event, order)
+                rows.append(row)
+                outgoing.append(message)
+            await insert_decisions(conn, rows)
+            await write_events(conn, outgoing)
+
+    async def _open(self, conn, events: list[ConsumedEvent]) -> list[tuple[ConsumedEvent, order_pb2.Order]]:
+        opened = []
+        for event in events:
+            try:
+                opened.append((event, unpack(event.envelope, intake_events.OrderAccepted).order))
+            except EnvelopeError as exc:
+                await keep_dead_letter(conn, self._group, event, str(exc))
+        return opened
+
+    def _decide(self, event: ConsumedEvent, order: order_pb2.Order) -> tuple[DecisionRow, OutgoingEvent]:
+        with _tracer.start_as_current_span("route order", context=event.trace_context, kind=SpanKind.CONSUMER) as span:
+            decision = decide(self._facts(order))
+            span.set_attribute("ordersync.order_id", order.order_id)
+            span.set_attribute("ordersync.routing.outcome", decision.outcome.value)
+            span.set_attribute("ordersync.routing.reason_code", decision.reason_code)
+            message = events_pb2.RoutingDecided(order=order, decision=_decision_proto(decision))
+            outgoing = new_event(
+                self._topic, message, aggregate_id=order.order_id, tenant_id=order.tenant_id, producer=self._producer
+            )
+        row = DecisionRow(
+            order.order_id,
+            order.tenant_id,
+            decision.outcome.value,
+            decision.provider,
+            decision.reason_code,
+            decision.reason,
+            order.revision,
+        )
+        return row, outgoing
+
+    def _facts(self, order: order_pb2.Order) -> RoutingInput:
+        tenant = self._tenants.get(order.tenant_id)
+        kind = _KIND_BY_TYPE.get(order.order_type) or _KIND_BY_DELIVERY.get(order.delivery_method, Kind.SHIPPING)
+        return RoutingInput(
+            kind=kind,
+            ship_to_state=order.ship_to.administrative_area,
+            chosen_states=tenant.chosen_states if tenant else frozenset(),
+            provider="vinoshipper" if tenant and tenant.vinoshipper else None,
+        )
+
+
+def _decision_proto(decision: Decision) -> routing_pb2.RoutingDecision:
+    proto = routing_pb2.RoutingDecision(
+        outcome=_OUTCOME_PROTO[decision.outcome],
+        provider=decision.provider,
+        reason_code=decision.reason_code,
+        reason=decision.reason,
+    )
+    proto.decided_time.GetCurrentTime()
+    return proto

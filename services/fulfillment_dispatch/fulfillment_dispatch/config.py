@@ -1,0 +1,32 @@
+"""Fulfillment dispatch settings from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.platform.config import PlatformSettings, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """Platform settings, the webhook port, the carrier-mapping peer and the sender's tuning."""
+
+    platform: PlatformSettings
+    http_port: int
+    carrier_mapping_addr: str
+    lease_s: float
+    claim_batch: int
+    max_attempts: int
+    provider_concurrency: int
+
+    @classmethod
+    def from_env(cls) -> DispatchSettings:
+        return cls(
+            platform=PlatformSettings.from_env("fulfillment-dispatch", "fulfillment_dispatch", 50053),
+            http_port=env_int("ORDERSYNC_HTTP_PORT", 8081),
+            carrier_mapping_addr=env_str("CARRIER_MAPPING_ADDR"),
+            lease_s=env_float("ORDERSYNC_DISPATCH_LEASE_S", 30.0),
+            claim_batch=env_int("ORDERSYNC_DISPATCH_CLAIM_BATCH", 200),
+            max_attempts=env_int("ORDERSYNC_DISPATCH_MAX_ATTEMPTS", 8),
+            provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 32),
+        )

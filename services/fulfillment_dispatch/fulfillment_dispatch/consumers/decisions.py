@@ -1,0 +1,62 @@
+"""Consumes compliance.decisions.v1: queues every order routed to a provider for the sender."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+from opentelemetry import propagate
+from ordersync.compliance.v1 import events_pb2, routing_pb2
+
+from fulfillment_dispatch.storage.dispatches import NewDispatch, enqueue
+from libs.connectors.vinoshipper.orders import provider_order_number
+from libs.platform.events import EnvelopeError, unpack
+from libs.platform.kafka import ConsumedEvent, claim_new_events, keep_dead_letter
+from libs.platform.tenants import TenantDirectory
+
+
+class RoutingDecidedConsumer:
+    """Batch handler: claims, queue rows and their activity commit together; then wakes the sender."""
+
+    def __init__(self, pool: asyncpg.Pool, tenants: TenantDirectory, *, group: str, on_queued: Callable[[], None]):
+        self._pool = pool
+        self._tenants = tenants
+        self._group = group
+        self._on_queued = on_queued
+
+    async def handle(self, events: list[ConsumedEvent]) -> None:
+        """Queue routed orders once each; decisions that route nowhere need nothing from dispatch."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await claim_new_events(conn, self._group, [e.event_id for e in events])
+            rows = []
+            for event in events:
+                if event.event_id not in fresh:
+                    continue
+                try:
+                    decided = unpack(event.envelope, events_pb2.RoutingDecided)
+                except EnvelopeError as exc:
+                    await keep_dead_letter(conn, self._group, event, str(exc))
+                    continue
+                if decided.decision.outcome == routing_pb2.ROUTING_OUTCOME_ROUTE:
+                    rows.append(self._queue_row(event, decided))
+            queued = await enqueue(conn, rows)
+        if queued:
+            self._on_queued()
+
+    def _queue_row(self, event: ConsumedEvent, decided: events_pb2.RoutingDecided) -> NewDispatch:
+        order = decided.order
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=event.trace_context)
+        tenant = self._tenants.get(order.tenant_id)
+        prefix = tenant.vinoshipper.order_number_prefix if tenant and tenant.vinoshipper else order.tenant_id
+        return NewDispatch(
+            order_id=order.order_id,
+            tenant_id=order.tenant_id,
+            provider=decided.decision.provider,
+            provider_order_number=provider_order_number(prefix, order),
+            order_proto=order.SerializeToString(),
+            channel=order.channel,
+            external_id=order.external_id,
+            external_number=order.external_number,
+            traceparent=carrier.get("traceparent", ""),
+        )

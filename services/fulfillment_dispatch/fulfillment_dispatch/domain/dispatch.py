@@ -1,0 +1,65 @@
+"""Dispatch decisions: what a provider's answer means for an order. Pure, no I/O, no protos."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+
+class Status(Enum):
+    SENDING = "sending"
+    RETRY_WAIT = "retry_wait"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt: the new status, why, and when to try again (RETRY_WAIT only)."""
+
+    status: Status
+    reason_code: str = ""
+    reason: str = ""
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    """A provider or lookup failure as dispatch sees it (translated from a connector error)."""
+
+    reason_code: str
+    message: str
+    retryable: bool
+    details: tuple[str, ...] = ()
+
+
+def sent() -> Outcome:
+    return Outcome(Status.SENT)
+
+
+def outcome_of_error(error: ProviderError, *, attempts: int, max_attempts: int, now: datetime) -> Outcome:
+    """Failed for good when the error is permanent or retries are used up; else retry later."""
+    reason = error.message
+    if error.details:
+        reason = f"{reason}: " + "; ".join(error.details)
+    if not error.retryable:
+        return Outcome(Status.FAILED, error.reason_code, reason)
+    if attempts >= max_attempts:
+        return Outcome(Status.FAILED, error.reason_code, f"{reason} (gave up after {attempts} attempts)")
+    return Outcome(Status.RETRY_WAIT, error.reason_code, reason, now + retry_delay(attempts))
+
+
+def retry_delay(attempts: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> timedelta:
+    """Exponential backoff with jitter: about 2 s, 4 s, 8 s ... at most five minutes."""
+    delay = min(cap_s, base_s * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=delay * random.uniform(0.75, 1.0))
+
+
+_SHIPMENT_RANK = {"": 0, "fulfilled": 1, "shipped": 2, "delivered": 3, "cancelled": 4}
+
+
+def shipment_advanced(stored: str, reported: str) -> bool:
+    """True when the provider's report moves the shipment forward (webhooks repeat and reorder)."""
+    return _SHIPMENT_RANK.get(reported, 0) > _SHIPMENT_RANK.get(stored, 0)

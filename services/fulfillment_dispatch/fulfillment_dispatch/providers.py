@@ -1,0 +1,48 @@
+"""One long-lived Vinoshipper client per tenant, opened on first use and closed on stop."""
+
+from __future__ import annotations
+
+from libs.connectors.vinoshipper.client import VinoshipperClient
+from libs.connectors.vinoshipper.settings import VinoshipperSettings
+from libs.platform.tenants import TenantDirectory
+
+PROVIDER = "vinoshipper"
+
+
+class ProviderClients:
+    """Keeps each tenant's client (and so its connection pool) across batches."""
+
+    def __init__(self, tenants: TenantDirectory, *, max_concurrency: int):
+        self._tenants = tenants
+        self._max_concurrency = max_concurrency
+        self._clients: dict[str, VinoshipperClient] = {}
+
+    async def start(self) -> None:
+        """Nothing to open up front: clients open on first use."""
+
+    async def for_tenant(self, tenant_id: str) -> VinoshipperClient:
+        """Return the tenant's client; raise LookupError when it has no Vinoshipper account."""
+        client = self._clients.get(tenant_id)
+        if client is None:
+            client = VinoshipperClient(self.settings_for(tenant_id))
+            await client.__aenter__()
+            self._clients[tenant_id] = client
+        return client
+
+    def settings_for(self, tenant_id: str) -> VinoshipperSettings:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None or tenant.vinoshipper is None:
+            raise LookupError(f"tenant {tenant_id!r} has no Vinoshipper account configured")
+        account = tenant.vinoshipper
+        return VinoshipperSettings(
+            api_key=account.api_key,
+            api_secret=account.api_secret.value,
+            base_url=account.base_url,
+            order_number_prefix=account.order_number_prefix,
+            max_concurrency=self._max_concurrency,
+        )
+
+    async def stop(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.__aexit__(None, None, None)

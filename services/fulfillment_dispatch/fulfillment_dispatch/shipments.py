@@ -1,0 +1,87 @@
+"""Shipment updates from the provider: apply a re-fetched order state and announce real changes.
+
+Vinoshipper's webhooks are thin and unsigned, so they only tell us which order to look at; the
+state always comes from reading the order back with the tenant's API key. Webhooks repeat and
+arrive out of order, so only a change that moves the shipment forward is stored and published.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from opentelemetry import propagate, trace
+from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.dispatch.v1 import events_pb2
+
+from fulfillment_dispatch.domain.dispatch import shipment_advanced
+from fulfillment_dispatch.storage.dispatches import add_activity, lock_by_provider_number, update_shipment
+from libs.platform.events import new_event
+from libs.platform.outbox import write_events
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+SHIPMENTS_TOPIC = "dispatch.shipments.v1"
+_STATUS_NAME = {
+    shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",
+    shipment_pb2.SHIPMENT_STATUS_SHIPPED: "shipped",
+    shipment_pb2.SHIPMENT_STATUS_DELIVERED: "delivered",
+    shipment_pb2.SHIPMENT_STATUS_CANCELLED: "cancelled",
+}
+
+
+class ShipmentRecorder:
+    """Stores a provider's shipment state for an order and publishes ShipmentUpdated on progress."""
+
+    def __init__(self, pool: asyncpg.Pool, *, topic: str, producer: str):
+        self._pool = pool
+        self._topic = topic
+        self._producer = producer
+
+    async def apply(
+        self, tenant_id: str, provider: str, provider_order_number: str, shipment: shipment_pb2.Shipment | None
+    ) -> str:
+        """Apply the provider's state; return 'applied', 'unchanged' or 'unknown_order'."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await lock_by_provider_number(conn, tenant_id, provider, provider_order_number)
+            if row is None:
+                return "unknown_order"
+            status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
+            if not shipment_advanced(row["shipment_status"], status):
+                return "unchanged"
+            await update_shipment(conn, row["order_id"], status, shipment.SerializeToString())
+            await add_activity(conn, [(row["order_id"], tenant_id, f"shipment_{status}", _describe(shipment))])
+            await write_events(conn, [self._event(row, provider, shipment)])
+        return "applied"
+
+    def _event(self, row, provider: str, shipment: shipment_pb2.Shipment):
+        ref = order_pb2.ChannelOrderRef(
+            channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+        )
+        message = events_pb2.ShipmentUpdated(
+            order_id=row["order_id"],
+            channel_ref=ref,
+            provider=provider,
+            provider_order_number=row["provider_order_number"],
+            shipment=shipment,
+        )
+        with _tracer.start_as_current_span("shipment updated", context=self._order_context(row)) as span:
+            span.set_attribute("ordersync.order_id", row["order_id"])
+            return new_event(
+                self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
+            )
+
+    @staticmethod
+    def _order_context(row):
+        # Continue the order's own trace so the writeback joins the journey that began at intake.
+        return propagate.extract({"traceparent": row["traceparent"]}) if row["traceparent"] else None
+
+
+def _describe(shipment: shipment_pb2.Shipment) -> str:
+    status = _STATUS_NAME[shipment.status]
+    if shipment.status == shipment_pb2.SHIPMENT_STATUS_CANCELLED:
+        return f"voided at the provider: {shipment.cancel_reason or 'no reason given'}"
+    if shipment.tracking_numbers:
+        return f"{status}; tracking {', '.join(shipment.tracking_numbers)}"
+    return status

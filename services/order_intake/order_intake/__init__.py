@@ -1,0 +1,1 @@
+"""Order intake: receives channel orders, stores them, normalises, validates, dedupes, publishes."""

@@ -1,0 +1,48 @@
+"""Intake decisions: identity of an order and what a new revision means. Pure, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_ORDER_NAMESPACE = uuid.UUID("5b0b7f3e-3c8e-4f57-9d0a-6b1c2f1a7e10")
+
+
+def order_id_for(tenant_id: str, channel: str, external_id: str) -> str:
+    """Return ordersync's stable id of a channel order: the same for every revision and replica."""
+    return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{tenant_id}/{channel}/{external_id}").hex
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The verdict on one revision: valid, or invalid with a reason naming each problem."""
+
+    valid: bool
+    reason: str
+
+    @classmethod
+    def from_issues(cls, issues) -> Validation:
+        if not issues:
+            return cls(True, "")
+        return cls(False, "; ".join(f"{issue.field}: {issue.message}" for issue in issues))
+
+
+def revision_is_newer(candidate: str, latest: str) -> bool:
+    """True when `candidate` is a later revision than `latest` (both ISO-8601 timestamps).
+
+    Channels retry and reorder webhooks, so an older revision may arrive after a newer one; it is
+    kept but must not overwrite the newer state.
+    """
+    parsed_candidate, parsed_latest = _parse(candidate), _parse(latest)
+    if parsed_candidate is None or parsed_latest is None:
+        return candidate > latest
+    return parsed_candidate > parsed_latest
+
+
+def _parse(revision: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(revision.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,250 @@
+"""Intake's SQL: receipts, revisions and orders, written in group commits with their outbox events.
+
+A webhook is acknowledged only after its revision is durable. Rather than one transaction per
+request (the first wall of a naive receiver), concurrent requests queue here and one writer task
+commits them together; each request awaits the outcome of its own item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+from opentelemetry import context as otel_context
+
+from libs.platform.events import OutgoingEvent
+from libs.platform.outbox import write_events
+from order_intake.domain.intake import revision_is_newer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Revision:
+    """One received webhook to record; `order_proto` and `event` are None when it is not an order."""
+
+    tenant_id: str
+    channel: str
+    body: bytes
+    trace_id: str
+    outcome_if_new: str  # accepted | invalid | ignored | malformed
+    detail: str = ""
+    order_id: str | None = None
+    external_id: str = ""
+    external_number: str = ""
+    revision: str = ""
+    order_proto: bytes | None = None
+    build_event: object = None  # Callable[[bool], OutgoingEvent]: called with first_revision
+    trace_context: otel_context.Context | None = None
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What happened to a revision: its outcome and the receipt that keeps its body."""
+
+    outcome: str  # accepted | duplicate | stale | invalid | ignored | malformed
+    receipt_id: int
+    order_id: str | None
+
+
+class RevisionWriter:
+    """Commits queued revisions in groups; start() and stop() it with the service."""
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 200):
+        self._pool = pool
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[Revision] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="intake-revision-writer")
+
+    async def stop(self) -> None:
+        """Stop writing; queued revisions fail (their webhooks get 503 and the channel retries)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.done.done():
+                item.done.set_exception(RuntimeError("intake is shutting down"))
+
+    async def record(self, item: Revision) -> Recorded:
+        """Queue `item` and wait until it is committed; raise if the commit failed."""
+        if self._task is None:
+            raise RuntimeError("revision writer is not running")
+        await self._queue.put(item)
+        return await item.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[Revision]) -> None:
+        try:
+            results = await self._write(batch)
+        except Exception as exc:
+            log.exception("group commit failed", extra={"fields": {"revisions": len(batch)}})
+            if len(batch) > 1:
+                # One bad item must not fail its neighbours: commit each on its own.
+                for item in batch:
+                    await self._commit_batch([item])
+                return
+            if not batch[0].done.done():
+                batch[0].done.set_exception(exc)
+            return
+        for item, result in zip(batch, results, strict=True):
+            if not item.done.done():
+                item.done.set_result(result)
+
+    async def _write(self, batch: list[Revision]) -> list[Recorded]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            results, events = [], []
+            for item in batch:
+                recorded, event = await _write_one(conn, item)
+                results.append(recorded)
+                if event is not None:
+                    events.append(event)
+            await write_events(conn, events)
+        return results
+
+
+async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
+    receipt_id = await conn.fetchval(
+        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        item.tenant_id,
+        item.channel,
+        item.body,
+        item.outcome_if_new,
+        item.detail,
+        item.order_id,
+        item.trace_id,
+    )
+    if item.order_proto is None:
+        return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
+    is_new_revision = await conn.fetchval(
+        "INSERT INTO order_revisions (tenant_id, channel, external_id, revision, receipt_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+        item.tenant_id,
+        item.channel,
+        item.external_id,
+        item.revision,
+        receipt_id,
+    )
+    if not is_new_revision:
+        return await _mark(conn, receipt_id, "duplicate", item), None
+    latest = await conn.fetchrow("SELECT latest_revision FROM orders WHERE order_id = $1 FOR UPDATE", item.order_id)
+    if latest is None:
+        await _insert_order(conn, item)
+    elif revision_is_newer(item.revision, latest["latest_revision"]):
+        await _update_order(conn, item)
+    else:
+        await _count_revision(conn, item)
+        return await _mark(conn, receipt_id, "stale", item), None
+    event = None
+    if item.outcome_if_new == "accepted":
+        event = _event_in_request_context(item, first_revision=latest is None)
+    return Recorded(item.outcome_if_new, receipt_id, item.order_id), event
+
+
+def _event_in_request_context(item: Revision, *, first_revision: bool) -> OutgoingEvent:
+    # The event carries the trace of the webhook request that brought the revision, not the
+    # writer task's, so one trace follows the order from webhook to writeback.
+    token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
+    try:
+        return item.build_event(first_revision)
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+
+
+async def _mark(conn: asyncpg.Connection, receipt_id: int, outcome: str, item: Revision) -> Recorded:
+    await conn.execute("UPDATE webhook_receipts SET outcome = $2 WHERE id = $1", receipt_id, outcome)
+    return Recorded(outcome, receipt_id, item.order_id)
+
+
+async def _insert_order(conn: asyncpg.Connection, item: Revision) -> None:
+    await conn.execute(
+        "INSERT INTO orders (order_id, tenant_id, channel, external_id, external_number, latest_revision,"
+        " status, status_reason, order_proto, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        item.order_id,
+        item.tenant_id,
+        item.channel,
+        item.external_id,
+        item.external_number,
+        item.revision,
+        item.outcome_if_new,
+        item.detail,
+        item.order_proto,
+        item.trace_id,
+    )
+
+
+async def _update_order(conn: asyncpg.Connection, item: Revision) -> None:
+    await conn.execute(
+        "UPDATE orders SET latest_revision = $2, status = $3, status_reason = $4, order_proto = $5,"
+        " external_number = $6, revision_count = revision_count + 1, updated_at = now()"
+        " WHERE order_id = $1",
+        item.order_id,
+        item.revision,
+        item.outcome_if_new,
+        item.detail,
+        item.order_proto,
+        item.external_number,
+    )
+
+
+async def _count_revision(conn: asyncpg.Connection, item: Revision) -> None:
+    await conn.execute("UPDATE orders SET revision_count = revision_count + 1 WHERE order_id = $1", item.order_id)
+
+
+# Reads for the gRPC API. Every query is scoped by tenant_id.
+
+_ORDER_COLUMNS = "order_id, status, status_reason, revision_count, order_proto, received_at, trace_id"
+
+
+async def get_order(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
+    """Return one order of `tenant_id`, or None."""
+    return await pool.fetchrow(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
+    )
+
+
+async def get_order_by_channel_ref(
+    pool: asyncpg.Pool, tenant_id: str, channel: str, external_id: str
+) -> asyncpg.Record | None:
+    """Return one order of `tenant_id` by the channel's id, or None."""
+    return await pool.fetchrow(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND channel = $2 AND external_id = $3",
+        tenant_id,
+        channel,
+        external_id,
+    )
+
+
+async def list_orders(pool: asyncpg.Pool, tenant_id: str, limit: int, after: tuple | None) -> list[asyncpg.Record]:
+    """Return up to `limit` orders of `tenant_id`, newest first, after the keyset `after`."""
+    if after is None:
+        return await pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1"
+            " ORDER BY received_at DESC, order_id DESC LIMIT $2",
+            tenant_id,
+            limit,
+        )
+    return await pool.fetch(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND (received_at, order_id) < ($2, $3)"
+        " ORDER BY received_at DESC, order_id DESC LIMIT $4",
+        tenant_id,
+        after[0],
+        after[1],
+        limit,
+    )

@@ -1,0 +1,34 @@
+"""Intake's pure rules: stable order identity and revision ordering."""
+
+from libs.connectors.base.issues import Issue
+from order_intake.domain.intake import Validation, order_id_for, revision_is_newer
+
+
+def test_order_id_is_the_same_for_every_revision_and_differs_between_tenants():
+    first = order_id_for("acme", "commerce7", "9f1c")
+    assert first == order_id_for("acme", "commerce7", "9f1c")
+    assert first != order_id_for("other", "commerce7", "9f1c")
+    assert first.startswith("ord_")
+
+
+def test_later_updated_at_is_a_newer_revision():
+    assert revision_is_newer("2026-11-23T10:00:01.000Z", "2026-11-23T10:00:00.999Z")
+
+
+def test_replayed_older_revision_is_not_newer():
+    assert not revision_is_newer("2026-11-23T09:00:00.000Z", "2026-11-23T10:00:00.000Z")
+    assert not revision_is_newer("2026-11-23T10:00:00.000Z", "2026-11-23T10:00:00.000Z")
+
+
+def test_offsets_are_compared_as_instants():
+    assert not revision_is_newer("2026-11-23T11:00:00+01:00", "2026-11-23T10:00:00Z")
+
+
+def test_validation_reason_names_every_field_with_a_problem():
+    validation = Validation.from_issues([Issue("shipTo.stateCode", "is required"), Issue("items", "is empty")])
+    assert not validation.valid
+    assert validation.reason == "shipTo.stateCode: is required; items: is empty"
+
+
+def test_no_issues_is_valid():
+    assert Validation.from_issues([]) == Validation(True, "")

@@ -1,0 +1,54 @@
+"""TrackingWritebackService: writeback records as protos; errors as gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+from ordersync.common.v1 import shipment_pb2
+from ordersync.tracking.v1 import tracking_service_pb2 as pb
+from ordersync.tracking.v1 import tracking_service_pb2_grpc as pb_grpc
+
+from tracking_writeback.storage.writebacks import get_writeback
+
+_STATUS = {
+    "pending": pb.WRITEBACK_STATUS_RETRY_WAIT,
+    "retry_wait": pb.WRITEBACK_STATUS_RETRY_WAIT,
+    "written": pb.WRITEBACK_STATUS_WRITTEN,
+    "failed": pb.WRITEBACK_STATUS_FAILED,
+}
+_SHIPMENT = {
+    "shipped": shipment_pb2.SHIPMENT_STATUS_SHIPPED,
+    "delivered": shipment_pb2.SHIPMENT_STATUS_DELIVERED,
+    "cancelled": shipment_pb2.SHIPMENT_STATUS_CANCELLED,
+}
+
+
+class TrackingWritebackServicer(pb_grpc.TrackingWritebackServiceServicer):
+    """Read API over writebacks; every call is scoped by tenant_id."""
+
+    def __init__(self, pool):
+        self._pool = pool
+
+    async def GetWriteback(self, request, context: grpc.aio.ServicerContext) -> pb.GetWritebackResponse:
+        if not request.tenant_id or not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id and order_id are required")
+        row = await get_writeback(self._pool, request.tenant_id, request.order_id)
+        if row is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"nothing written back yet for order {request.order_id!r} of tenant {request.tenant_id!r}",
+            )
+        shipment = shipment_pb2.Shipment()
+        shipment.ParseFromString(row["shipment_proto"])
+        in_progress = row["status"] in ("pending", "retry_wait")
+        shown = row["written_status"] if in_progress and row["written_status"] else row["target_status"]
+        record = pb.WritebackRecord(
+            order_id=row["order_id"],
+            shipment_status=_SHIPMENT.get(shown, shipment_pb2.SHIPMENT_STATUS_UNSPECIFIED),
+            status=_STATUS[row["status"]],
+            reason=row["reason"],
+            tracking_numbers=list(shipment.tracking_numbers),
+            customer_notified=row["customer_notified"],
+            attempts=row["attempts"],
+        )
+        record.updated_time.FromDatetime(row["updated_at"])
+        return pb.GetWritebackResponse(record=record)

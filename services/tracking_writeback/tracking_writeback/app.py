@@ -1,0 +1,78 @@
+"""Tracking writeback wiring: schema, pool, producer and relay, channel clients, the shipments
+consumer, the writer worker and gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
+
+from libs.platform.grpc_server import GrpcServer, ServiceBinding
+from libs.platform.kafka import BatchConsumer
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.service import ComponentGroup, LazyComponent
+from libs.platform.tenants import TenantDirectory
+from libs.platform.worker import PollingWorker
+from tracking_writeback.api.grpc import TrackingWritebackServicer
+from tracking_writeback.channels import ChannelClients
+from tracking_writeback.config import WritebackSettings
+from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
+from tracking_writeback.writer import WRITEBACKS_TOPIC, Writer
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SHIPMENTS_TOPIC = "dispatch.shipments.v1"
+
+
+async def build(settings: WritebackSettings) -> ComponentGroup:
+    """Migrate the schema and return the service's components, in start order."""
+    platform = settings.platform
+    await prepare(platform, MIGRATIONS)
+    tenants = TenantDirectory.load(platform.tenants_file)
+    pool, producer = PoolComponent(platform), ProducerComponent(platform)
+    channels = ChannelClients(tenants)
+    writer = LazyComponent(
+        lambda: PollingWorker(
+            "writeback-writer",
+            Writer(
+                pool.pool,
+                channels,
+                topic=platform.topic(WRITEBACKS_TOPIC),
+                producer=platform.service_name,
+                lease_s=settings.lease_s,
+                batch=settings.claim_batch,
+                max_attempts=settings.max_attempts,
+            ).run_once,
+        )
+    )
+
+    def consumer() -> BatchConsumer:
+        handler = ShipmentUpdatedConsumer(
+            pool.pool, group=platform.consumer_group, on_wanted=lambda: writer.component.wake()
+        )
+        return BatchConsumer(
+            bootstrap=platform.kafka_bootstrap,
+            topics=[platform.topic(SHIPMENTS_TOPIC)],
+            group_id=platform.consumer_group,
+            handler=handler.handle,
+            pool=pool.pool,
+        )
+
+    def grpc_server() -> GrpcServer:
+        binding = ServiceBinding(
+            tracking_service_pb2_grpc.add_TrackingWritebackServiceServicer_to_server,
+            TrackingWritebackServicer(pool.pool),
+            tracking_service_pb2.DESCRIPTOR.services_by_name["TrackingWritebackService"].full_name,
+        )
+        return GrpcServer([binding], port=platform.grpc_port)
+
+    return ComponentGroup(
+        [
+            pool,
+            producer,
+            RelayComponent(platform, pool, producer),
+            channels,
+            writer,
+            LazyComponent(grpc_server),
+            LazyComponent(consumer),
+        ]
+    )

@@ -1,0 +1,26 @@
+"""Tracking writeback settings from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.platform.config import PlatformSettings, env_float, env_int
+
+
+@dataclass(frozen=True)
+class WritebackSettings:
+    """Platform settings and the writer's tuning."""
+
+    platform: PlatformSettings
+    lease_s: float
+    claim_batch: int
+    max_attempts: int
+
+    @classmethod
+    def from_env(cls) -> WritebackSettings:
+        return cls(
+            platform=PlatformSettings.from_env("tracking-writeback", "tracking_writeback", 50054),
+            lease_s=env_float("ORDERSYNC_WRITEBACK_LEASE_S", 60.0),
+            claim_batch=env_int("ORDERSYNC_WRITEBACK_CLAIM_BATCH", 50),
+            max_attempts=env_int("ORDERSYNC_WRITEBACK_MAX_ATTEMPTS", 10),
+        )

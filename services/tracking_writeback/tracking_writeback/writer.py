@@ -1,0 +1,154 @@
+"""The writer: brings each order's channel record to the state the provider reported.
+
+Commerce7 takes no idempotency key, so before posting a shipped fulfilment the writer reads the
+order and skips the post when a fulfilment with the same tracking numbers is already there (a
+retry after a lost response, or a crash before recording). Commerce7 allows 100 requests a
+minute per tenant; the tenant's client paces itself and backs off on 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from opentelemetry import propagate, trace
+from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.tracking.v1 import events_pb2
+
+from libs.connectors.base.errors import ConnectorError
+from libs.connectors.commerce7.fulfillments import (
+    build_delivered_update,
+    build_shipped_fulfillment,
+    build_voided_update,
+    order_has_fulfillment_with_tracking,
+)
+from libs.platform.events import new_event
+from libs.platform.outbox import write_events
+from tracking_writeback.channels import ChannelClients
+from tracking_writeback.domain.writeback import Step, plan
+from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+WRITEBACKS_TOPIC = "tracking.writebacks.v1"
+_PROTO_STATUS = {
+    "shipped": shipment_pb2.SHIPMENT_STATUS_SHIPPED,
+    "delivered": shipment_pb2.SHIPMENT_STATUS_DELIVERED,
+    "cancelled": shipment_pb2.SHIPMENT_STATUS_CANCELLED,
+}
+
+
+class Writer:
+    """One pass = lease due orders, write each to its channel, record outcomes with their events."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: ChannelClients,
+        *,
+        topic: str,
+        producer: str,
+        lease_s: float,
+        batch: int,
+        max_attempts: int,
+    ):
+        self._pool = pool
+        self._channels = channels
+        self._topic = topic
+        self._producer = producer
+        self._lease_s = lease_s
+        self._batch = batch
+        self._max_attempts = max_attempts
+
+    async def run_once(self) -> int:
+        rows = await claim_due(self._pool, self._batch, self._lease_s)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._write(row) for row in rows))
+        async with self._pool.acquire() as conn, conn.transaction():
+            await record_results(conn, results)
+            await write_events(
+                conn, [self._event(row) for row, r in zip(rows, results, strict=True) if r.status == "written"]
+            )
+        return len(rows)
+
+    async def _write(self, row) -> WriteResult:
+        parent = propagate.extract({"traceparent": row["traceparent"]})
+        with _tracer.start_as_current_span("write back to channel", context=parent) as span:
+            span.set_attribute("ordersync.order_id", row["order_id"])
+            try:
+                notified = await self._apply(row)
+            except (ConnectorError, LookupError) as exc:
+                return self._failure(row, exc)
+        target = row["target_status"]
+        return WriteResult(
+            row["order_id"],
+            row["tenant_id"],
+            "written",
+            target,
+            "",
+            notified,
+            None,
+            f"channel updated to {target}" + ("; customer e-mailed" if notified else ""),
+        )
+
+    async def _apply(self, row) -> bool:
+        shipment = shipment_pb2.Shipment()
+        shipment.ParseFromString(row["shipment_proto"])
+        client = await self._channels.for_tenant(row["tenant_id"])
+        notified = False
+        for step in plan(row["written_status"], row["target_status"]):
+            if step is Step.SHIP:
+                notified = await _write_shipped(client, row["external_id"], shipment)
+            elif step is Step.DELIVER:
+                await client.update_order(row["external_id"], build_delivered_update(shipment))
+            else:
+                await client.update_order(row["external_id"], build_voided_update(shipment))
+        return notified
+
+    def _failure(self, row, exc: Exception) -> WriteResult:
+        message = exc.message if isinstance(exc, ConnectorError) else str(exc)
+        retryable = isinstance(exc, ConnectorError) and exc.retryable
+        attempts = row["attempts"]
+        if retryable and attempts < self._max_attempts:
+            delay = timedelta(seconds=min(300.0, 2.0 * 2 ** (attempts - 1)))
+            status, when = "retry_wait", datetime.now(UTC) + delay
+        else:
+            status, when = "failed", None
+        return WriteResult(
+            row["order_id"],
+            row["tenant_id"],
+            status,
+            row["written_status"],
+            message,
+            False,
+            when,
+            f"attempt {attempts} to write {row['target_status']} failed: {message}",
+        )
+
+    def _event(self, row):
+        shipment = shipment_pb2.Shipment()
+        shipment.ParseFromString(row["shipment_proto"])
+        message = events_pb2.ChannelUpdated(
+            order_id=row["order_id"],
+            channel_ref=order_pb2.ChannelOrderRef(
+                channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+            ),
+            status=_PROTO_STATUS[row["target_status"]],
+            tracking_numbers=list(shipment.tracking_numbers),
+        )
+        return new_event(
+            self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
+        )
+
+
+async def _write_shipped(client, external_id: str, shipment: shipment_pb2.Shipment) -> bool:
+    """Post the shipped fulfilment unless the order already has it; return True if the customer is e-mailed."""
+    order = await client.get_order(external_id)
+    if order_has_fulfillment_with_tracking(order, list(shipment.tracking_numbers)):
+        return False
+    await client.create_fulfillment_all(external_id, build_shipped_fulfillment(shipment, notify_customer=True))
+    return True
