@@ -44,7 +44,9 @@ def _docker_answers() -> bool:
 def _start_local() -> Infra:
     result = subprocess.run(["bash", str(REPO / "deploy/local/infra.sh"), "up"], capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"could not start local PostgreSQL and Kafka (deploy/local/infra.sh up):\n{result.stdout}{result.stderr}")
+        pytest.fail(
+            f"could not start local PostgreSQL and Kafka (deploy/local/infra.sh up):\n{result.stdout}{result.stderr}"
+        )
     values = {}
     for line in (REPO / ".run/infra.env").read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -63,7 +65,10 @@ def infra() -> Iterator[Infra]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:15", driver=None) as pg, KafkaContainer("apache/kafka:3.9.1").with_kraft() as kafka:
+        with (
+            PostgresContainer("postgres:15", driver=None) as pg,
+            KafkaContainer("apache/kafka:3.9.1").with_kraft() as kafka,
+        ):
             yield Infra(pg.get_connection_url(), kafka.get_bootstrap_server())
         return
     infra = _start_local()

@@ -70,6 +70,23 @@ async def claim_new_events(conn: asyncpg.Connection, consumer_group: str, event_
     return {r["event_id"] for r in rows}
 
 
+async def claim_fresh(
+    conn: asyncpg.Connection, consumer_group: str, events: Sequence[ConsumedEvent]
+) -> list[ConsumedEvent]:
+    """Claim `events` (see claim_new_events) and return each one not processed before, once.
+
+    A batch can hold the same event twice (a relay republished it), so duplicates inside the
+    batch are dropped too, keeping the first copy.
+    """
+    fresh = await claim_new_events(conn, consumer_group, [e.event_id for e in events])
+    kept = []
+    for event in events:
+        if event.event_id in fresh:
+            fresh.discard(event.event_id)
+            kept.append(event)
+    return kept
+
+
 class BatchConsumer:
     """Consumes topics as one group, handing batches to a handler; start() and stop() it."""
 

@@ -71,9 +71,6 @@ class OutboxRelay:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._listen_conn is not None:
-            await self._listen_conn.close()
-            self._listen_conn = None
 
     async def __aenter__(self) -> OutboxRelay:
         await self.start()
@@ -92,6 +89,7 @@ class OutboxRelay:
         finally:
             conn, self._listen_conn = self._listen_conn, None
             if conn is not None:
+                await conn.remove_listener(f"{self._schema}_outbox", self._on_notify)
                 await self._pool.release(conn)
 
     def _on_notify(self, *_args) -> None:

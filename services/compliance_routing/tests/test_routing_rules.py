@@ -15,7 +15,9 @@ def shipping_order(**changes) -> RoutingInput:
 def test_shipping_order_to_a_chosen_state_is_routed_to_vinoshipper():
     decision = decide(shipping_order())
     assert (decision.outcome, decision.provider, decision.reason_code) == (
-        Outcome.ROUTE, "vinoshipper", "SHIPPING_TO_CHOSEN_STATE"
+        Outcome.ROUTE,
+        "vinoshipper",
+        "SHIPPING_TO_CHOSEN_STATE",
     )
 
 

@@ -14,7 +14,7 @@ from ordersync.intake.v1 import events_pb2 as intake_events
 from compliance_routing.domain.routing import Decision, Kind, Outcome, RoutingInput, decide
 from compliance_routing.storage.decisions import DecisionRow, decided_order_ids, insert_decisions
 from libs.platform.events import EnvelopeError, OutgoingEvent, new_event, unpack
-from libs.platform.kafka import ConsumedEvent, claim_new_events, keep_dead_letter
+from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from libs.platform.outbox import write_events
 from libs.platform.tenants import TenantDirectory
 
@@ -52,8 +52,7 @@ class OrderAcceptedConsumer:
     async def handle(self, events: list[ConsumedEvent]) -> None:
         """Decide every order seen for the first time; redelivered events and later revisions change nothing."""
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await claim_new_events(conn, self._group, [e.event_id for e in events])
-            orders = await self._open(conn, [e for e in events if e.event_id in fresh])
+            orders = await self._open(conn, await claim_fresh(conn, self._group, events))
             decided = await decided_order_ids(conn, [order.order_id for _, order in orders])
             rows, outgoing = [], []
             for event, order in orders:

@@ -11,7 +11,7 @@ from ordersync.compliance.v1 import events_pb2, routing_pb2
 from fulfillment_dispatch.storage.dispatches import NewDispatch, enqueue
 from libs.connectors.vinoshipper.orders import provider_order_number
 from libs.platform.events import EnvelopeError, unpack
-from libs.platform.kafka import ConsumedEvent, claim_new_events, keep_dead_letter
+from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from libs.platform.tenants import TenantDirectory
 
 
@@ -27,11 +27,8 @@ class RoutingDecidedConsumer:
     async def handle(self, events: list[ConsumedEvent]) -> None:
         """Queue routed orders once each; decisions that route nowhere need nothing from dispatch."""
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await claim_new_events(conn, self._group, [e.event_id for e in events])
             rows = []
-            for event in events:
-                if event.event_id not in fresh:
-                    continue
+            for event in await claim_fresh(conn, self._group, events):
                 try:
                     decided = unpack(event.envelope, events_pb2.RoutingDecided)
                 except EnvelopeError as exc:

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from ordersync.intake.v1 import events_pb2
 
 from libs.connectors.commerce7.orders import parse_order
-from libs.connectors.commerce7.webhooks import InvalidWebhook, parse_webhook, verify_basic_auth
+from libs.connectors.commerce7.webhooks import InvalidWebhook, UnsupportedWebhook, parse_webhook, verify_basic_auth
 from libs.platform.events import new_event
 from libs.platform.telemetry import current_trace_id
 from libs.platform.tenants import TenantDirectory
@@ -47,6 +47,8 @@ class Commerce7WebhookHandler:
         trace.get_current_span().set_attribute("ordersync.tenant_id", tenant_id)
         try:
             revision = self._revision_from(tenant_id, body)
+        except UnsupportedWebhook as exc:
+            revision = self._base_revision(tenant_id, body, "ignored", exc.message)
         except InvalidWebhook as exc:
             recorded = await self._keep_malformed(tenant_id, body, exc.message)
             return _error(400, exc.reason_code, exc.message, receipt_id=recorded.receipt_id)
@@ -72,8 +74,8 @@ class Commerce7WebhookHandler:
                 f"webhook is for Commerce7 tenant {webhook.tenantId!r}, but this endpoint"
                 f" belongs to {tenant.commerce7.tenant_slug!r}"
             )
-        if webhook.object != "Order" or webhook.action not in ("Create", "Update"):
-            return self._base_revision(tenant_id, body, "ignored", f"{webhook.object} {webhook.action} is not used")
+        if webhook.action not in ("Create", "Update"):
+            return self._base_revision(tenant_id, body, "ignored", f"Order {webhook.action} is not used")
         order, issues = parse_order(webhook.payload, tenant_id=tenant_id)
         order.order_id = order_id_for(tenant_id, CHANNEL, order.external_id)
         validation = Validation.from_issues(issues)

@@ -10,7 +10,7 @@ from ordersync.common.v1 import shipment_pb2
 from ordersync.dispatch.v1 import events_pb2
 
 from libs.platform.events import EnvelopeError, unpack
-from libs.platform.kafka import ConsumedEvent, claim_new_events, keep_dead_letter
+from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from tracking_writeback.domain.writeback import supersedes, wanted
 from tracking_writeback.storage.writebacks import WantedState, load_targets, want
 
@@ -33,11 +33,8 @@ class ShipmentUpdatedConsumer:
     async def handle(self, events: list[ConsumedEvent]) -> None:
         """Advance each order's wanted state; repeated or older reports change nothing."""
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await claim_new_events(conn, self._group, [e.event_id for e in events])
             updates = []
-            for event in events:
-                if event.event_id not in fresh:
-                    continue
+            for event in await claim_fresh(conn, self._group, events):
                 try:
                     updates.append((event, unpack(event.envelope, events_pb2.ShipmentUpdated)))
                 except EnvelopeError as exc:

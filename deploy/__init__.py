@@ -1,0 +1,1 @@
+"""Deployment files; a package only so tests can import deploy.local helpers."""

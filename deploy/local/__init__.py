@@ -1,0 +1,1 @@
+"""Helpers that run Kafka and PostgreSQL on this machine without Docker."""

@@ -1,0 +1,23 @@
+"""Issue: one validation finding about a vendor object, returned by parsers instead of raised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A problem found while parsing a vendor object; partial failure is data, not an exception.
+
+    Attributes:
+        field: the vendor field path the problem is about, e.g. "shipTo.zipCode" or
+            "items[2].sku" (vendor spelling, so an operator can find it in the vendor's UI).
+        message: operator-safe explanation; never contains the field's value, because values
+            may be addresses, e-mails, phones or birth dates.
+    """
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"

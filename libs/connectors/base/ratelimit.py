@@ -1,0 +1,114 @@
+"""Client-side rate limiting: a token bucket, and one bucket per key (e.g. per Commerce7 tenant)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """Allows `burst` calls at once, then `rate_per_minute` calls per minute, refilled smoothly.
+
+    Waiters are served first come, first served (an asyncio.Lock is FIFO), so a steady stream
+    of new callers cannot starve an old one.
+
+    Args:
+        rate_per_minute: sustained rate; must be > 0.
+        burst: bucket size; defaults to one minute's worth (`rate_per_minute`).
+        clock: monotonic seconds; injectable so tests control time.
+        sleep: coroutine that waits; injectable so tests do not sleep for real.
+    """
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        burst: int | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate_per_minute <= 0:
+            raise ValueError("rate_per_minute must be positive")
+        self.rate_per_second = rate_per_minute / 60.0
+        self.capacity = float(burst if burst is not None else rate_per_minute)
+        if self.capacity < 1:
+            raise ValueError("burst must be at least 1")
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.capacity
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def pause_until(self, deadline: float) -> None:
+        """Make every caller wait until the monotonic time `deadline` (used after a 429).
+
+        The bucket is also emptied: the vendor's window is evidently full, so the calls
+        after the pause restart at the sustained rate rather than as a burst.
+        """
+        if deadline > self._paused_until:
+            self._paused_until = deadline
+            self._tokens = 0.0
+            self._updated = max(self._updated, deadline)
+
+    async def acquire(self) -> None:
+        """Wait until one call is allowed, then take it.
+
+        Cancellation while waiting takes no token and releases the queue position.
+        """
+        async with self._lock:
+            while True:
+                now = self._clock()
+                if now < self._paused_until:
+                    await self._sleep(self._paused_until - now)
+                    continue
+                if now > self._updated:
+                    elapsed = now - self._updated
+                    self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_second)
+                    self._updated = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await self._sleep((1.0 - self._tokens) / self.rate_per_second)
+
+
+class KeyedRateLimiter:
+    """One TokenBucket per key, created on first use; share one instance per process and vendor.
+
+    Commerce7 counts 100 requests per minute per tenant across all callers, so every client of
+    a tenant in this process must draw from the same bucket: pass the same limiter to each.
+    """
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        burst: int | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.rate_per_minute = rate_per_minute
+        self.burst = burst
+        self.clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def bucket(self, key: str) -> TokenBucket:
+        """Return the bucket for `key`, creating it full."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.rate_per_minute, self.burst, clock=self.clock, sleep=self._sleep)
+            self._buckets[key] = bucket
+        return bucket
+
+    async def acquire(self, key: str) -> None:
+        """Wait until one call for `key` is allowed, then take it."""
+        await self.bucket(key).acquire()
+
+    def pause_until(self, key: str, monotonic_deadline: float) -> None:
+        """Hold every caller for `key` until `monotonic_deadline` (in this limiter's clock)."""
+        self.bucket(key).pause_until(monotonic_deadline)

@@ -1,0 +1,99 @@
+"""Connector test helpers: a recording httpx.MockTransport, response builders, vendor samples."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_CONNECTORS_DIR = Path(__file__).resolve().parent.parent
+
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+# What a RequestRecorder answers with: a response, a handler (sync or async), or an httpx
+# exception class raised as if the network failed (e.g. httpx.ReadTimeout).
+Reply = httpx.Response | Handler | type[httpx.TransportError]
+
+
+class RequestRecorder:
+    """Records every request and answers each with the next queued reply, in order.
+
+    Use `recorder.transport` as the connector client's transport. A request arriving after
+    the queue is empty fails the test with an AssertionError naming it.
+    """
+
+    def __init__(self, *replies: Reply) -> None:
+        self.requests: list[httpx.Request] = []
+        self._replies: deque[Reply] = deque(replies)
+        self.transport = httpx.MockTransport(self._handle)
+
+    def add(self, *replies: Reply) -> None:
+        """Queue more replies."""
+        self._replies.extend(replies)
+
+    @property
+    def last(self) -> httpx.Request:
+        """The most recent request."""
+        assert self.requests, "no request was sent"
+        return self.requests[-1]
+
+    def _handle(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+        self.requests.append(request)
+        if not self._replies:
+            raise AssertionError(f"unexpected request {request.method} {request.url.path}")
+        reply = self._replies.popleft()
+        if isinstance(reply, httpx.Response):
+            return reply
+        if isinstance(reply, type) and issubclass(reply, httpx.TransportError):
+            raise reply("simulated network failure", request=request)
+        return reply(request)
+
+
+def json_response(status_code: int, body: Any = None, *, headers: dict[str, str] | None = None) -> httpx.Response:
+    """Build a JSON response (no body when `body` is None)."""
+    if body is None:
+        return httpx.Response(status_code, headers=headers)
+    return httpx.Response(status_code, json=body, headers=headers)
+
+
+def request_json(request: httpx.Request) -> Any:
+    """Decode a recorded request's JSON body."""
+    return json.loads(request.content)
+
+
+def load_vendor_json(connector: str, name: str) -> Any:
+    """Load `libs/connectors/<connector>/vendor/<name>` freshly (callers may mutate it).
+
+    Raises:
+        ValueError: connector or name is not a plain file name.
+        FileNotFoundError: no such sample.
+    """
+    for part in (connector, name):
+        if not part or "/" in part or "\\" in part or part.startswith("."):
+            raise ValueError(f"not a plain name: {part!r}")
+    return json.loads((_CONNECTORS_DIR / connector / "vendor" / name).read_text("utf-8"))
+
+
+class FakeClock:
+    """A monotonic clock and sleep pair for tests: sleeping advances the clock instantly.
+
+    Pass `clock` (the instance itself) and `clock.sleep` wherever a clock/sleep is injectable;
+    `sleeps` records every requested wait.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        # Yield like a real sleep so other tasks get to run.
+        await asyncio.sleep(0)

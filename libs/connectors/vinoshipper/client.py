@@ -1,0 +1,221 @@
+"""Vinoshipper HTTP client: transport only (Basic auth, bounded concurrency, safe retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from ..base.errors import InvalidRequest, NotFound, error_body
+from ..base.http import (
+    HttpTransport,
+    RetryPolicy,
+    Sleep,
+    default_timeout,
+    json_object,
+    path_segment,
+)
+from . import schemas
+from .errors import ComplianceRejected, error_from_response
+from .settings import VinoshipperSettings
+
+CONNECTOR = "vinoshipper"
+ORDERS_PATH = "/api/v3/p/orders"
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+class VinoshipperClient:
+    """Async client for one Vinoshipper producer account. Use `async with` or start()/stop().
+
+    Vinoshipper takes no idempotency key; the order number is the guard (a repeat answers
+    409). So create_order is never repeated once it may have been sent: on Timeout or
+    Unavailable, call get_order to learn whether the order exists before sending again.
+
+    Args:
+        settings: the account's credentials and limits.
+        transport: httpx transport instead of the network (tests: httpx.MockTransport).
+        retry: retry policy; default 4 attempts, 0.2 s base, 5 s cap.
+        sleep: backoff sleep, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        settings: VinoshipperSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._base = httpx.URL(settings.base_url)
+        self._http = HttpTransport(
+            connector=CONNECTOR,
+            base_url=settings.base_url,
+            auth=httpx.BasicAuth(settings.api_key, settings.api_secret),
+            timeout=default_timeout(settings.timeout_s),
+            limits=httpx.Limits(max_connections=settings.max_concurrency),
+            max_concurrency=settings.max_concurrency,
+            retry=retry,
+            transport=transport,
+            sleep=sleep,
+        )
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        await self._http.start()
+
+    async def stop(self) -> None:
+        """Close the connection pool; safe to call twice."""
+        await self._http.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def create_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an order (`POST /api/v3/p/orders`).
+
+        Retried only on 429 and connect failures (the request never left). A read timeout,
+        broken connection or 5xx is raised at once, because Vinoshipper may have created
+        the order.
+
+        Args:
+            body: from orders.build_create_order_request.
+
+        Returns:
+            The created order's detail as JSON (see orders.parse_create_order_response).
+
+        Raises:
+            ComplianceRejected: not compliant; `details` lists the problems.
+            UnknownSku: a product SKU is not set up at Vinoshipper.
+            OrderAlreadyExists: the order number exists (perhaps from an earlier attempt).
+            Timeout, Unavailable: outcome unknown; read back with get_order.
+            InvalidRequest, Unauthorized, RateLimited, InvalidResponse.
+        """
+        return await self._call("POST", ORDERS_PATH, json=dict(body), operation="create_order")
+
+    async def get_order(self, order_number: str) -> dict[str, Any] | None:
+        """Return an order's detail (`GET /api/v3/p/orders/{orderNumber}`), or None on 404.
+
+        Raises:
+            Unauthorized, InvalidRequest, RateLimited, Unavailable, Timeout, InvalidResponse.
+        """
+        path = f"{ORDERS_PATH}/{path_segment(order_number, what='order number')}"
+        try:
+            return await self._call("GET", path, operation="get_order")
+        except NotFound:
+            return None
+
+    async def check_compliance(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the compliance check without creating (`POST .../orders/check-compliance`).
+
+        It creates nothing, so it is retried like a read. A 422 "not compliant" answer is
+        the result of the check, not a failure: its body is returned.
+
+        Args:
+            body: from orders.build_create_order_request.
+
+        Returns:
+            The JSON answer; read it with orders.parse_compliance_response.
+
+        Raises:
+            UnknownSku, InvalidRequest, Unauthorized, RateLimited, Unavailable, Timeout,
+            InvalidResponse.
+        """
+        operation = "check_compliance"
+        response = await self._http.request(
+            "POST",
+            f"{ORDERS_PATH}/check-compliance",
+            json=dict(body),
+            operation=operation,
+            retry_unsafe=True,
+        )
+        if response.is_success:
+            return json_object(response, label=f"{CONNECTOR} {operation}")
+        error = error_from_response(response, operation)
+        if isinstance(error, ComplianceRejected):
+            return error_body(response)
+        raise error
+
+    async def cancel_order(self, order_number: str, reason: str) -> dict[str, Any]:
+        """Cancel an order (`POST /api/v3/p/orders/{orderNumber}/cancel`).
+
+        Cancelling converges (a cancelled order stays cancelled), so it is retried like a PUT.
+
+        Args:
+            order_number: the Vinoshipper order number.
+            reason: operator-visible reason, sent as `cancelReason` (body shape is a
+                STAND-IN: Vinoshipper does not publish it).
+
+        Returns:
+            Vinoshipper's answer as JSON.
+
+        Raises:
+            NotFound, Conflict (e.g. already shipped), and the errors of get_order.
+        """
+        path = f"{ORDERS_PATH}/{path_segment(order_number, what='order number')}/cancel"
+        body = schemas.CancelOrderRequest(cancelReason=reason).to_json_dict()
+        return await self._call("POST", path, json=body, operation="cancel_order", retry_unsafe=True)
+
+    async def fetch_href(self, href: str) -> dict[str, Any]:
+        """Fetch a webhook's `hrefV3` (an order detail), but only from Vinoshipper itself.
+
+        Webhooks are unsigned, so `href` is untrusted: it must have the configured base URL's
+        scheme, host and port, no user info, and a path under `/api/v3/p/orders/` made of
+        plain segments. Anything else is refused before any request is made, so a forged
+        webhook cannot make us call another host or another API.
+
+        Raises:
+            InvalidRequest: the href is not an order URL of the configured Vinoshipper.
+            NotFound: the order does not exist.
+            The errors of get_order.
+        """
+        path, params = self._order_href_path(href)
+        return await self._call("GET", path, params=params, operation="fetch_href")
+
+    def _order_href_path(self, href: str) -> tuple[str, dict[str, str]]:
+        refused = InvalidRequest("vinoshipper fetch_href: the href is not a Vinoshipper order URL")
+        try:
+            url = httpx.URL(href)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise refused from exc
+        base = self._base
+        if url.scheme != base.scheme or url.host != base.host or url.port != base.port or url.userinfo:
+            raise refused
+        base_path = base.path.rstrip("/")
+        prefix = f"{base_path}{ORDERS_PATH}/"
+        if not url.path.startswith(prefix):
+            raise refused
+        segments = url.path[len(prefix) :].split("/")
+        if not all(_SAFE_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+            raise refused
+        return url.path[len(base_path) :], dict(url.params)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        retry_unsafe: bool = False,
+    ) -> dict[str, Any]:
+        response = await self._http.request(
+            method, path, json=json, params=params, operation=operation, retry_unsafe=retry_unsafe
+        )
+        if not response.is_success:
+            raise error_from_response(response, operation)
+        return json_object(response, label=f"{CONNECTOR} {operation}")
