@@ -56,3 +56,21 @@ infra-down: ## stop local PostgreSQL and Kafka
 
 clean: infra-down ## stop infrastructure and remove generated and run files
 	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
+
+test: lint protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka
+	bash deploy/local/with-infra.sh $(PY) -m pytest libs services tests
+
+test-unit: protos ## tests that need no infrastructure
+	$(PY) -m pytest libs services tests -m "not integration and not e2e"
+
+test-integration: protos ## integration tests on real PostgreSQL and Kafka
+	bash deploy/local/with-infra.sh $(PY) -m pytest libs services tests -m integration
+
+test-e2e: protos ## the five services as processes, with the simulators
+	bash deploy/local/with-infra.sh $(PY) -m pytest tests/e2e
+
+demo: protos ## the whole system with sample orders: what happened to each
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.demo
+
+bench: protos ## end-to-end throughput and latency beside a bare Kafka relay (N=20000)
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000}

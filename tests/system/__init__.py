@@ -1,0 +1,1 @@
+"""The whole system on one machine: simulators and the five services as processes (tests, demo, bench)."""

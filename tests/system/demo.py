@@ -1,0 +1,361 @@
+"""The main job: the whole system on this machine with a realistic mix of orders, and what happened.
+
+Run with `make demo` (which starts and stops PostgreSQL and Kafka). It places orders in the
+Commerce7 simulator, which sends them to order intake as webhooks; has the Vinoshipper simulator
+fulfil, ship and deliver what it accepted; then prints each order's journey beside the outcome
+the Commerce7 → Vinoshipper integration prescribes, and one summary line. It exits non-zero when
+an order is lost or ends anywhere other than expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.system.journey import Journey, JourneyReader
+from tests.system.stack import REPO, Stack, TenantSpec
+
+TENANT = TenantSpec(
+    tenant_id="cedar-ridge",
+    chosen_states=["CA", "OR", "NY", "WA"],
+    products=["CR-CAB-2021", "CR-CHARD-2022", "CR-PINOT-2021", "CR-ROSE-2023"],
+    licensed_states=["CA", "OR", "NY"],  # chosen, but Vinoshipper may not ship to WA for this winery
+    order_number_prefix="CEDAR",
+)
+UPS = {"01": "UPS Next Day Air", "02": "UPS 2nd Day Air", "03": "UPS Ground", "12": "UPS 3 Day Select"}
+
+
+@dataclass
+class Scenario:
+    """One sample order, what the provider does with it, and the outcome the integration prescribes."""
+
+    label: str
+    order: dict
+    expect: str  # sent | not_required | not_sent | failed
+    provider_steps: tuple[str, ...] = ()
+    expect_reason: str = ""
+    placed: dict = field(default_factory=dict)
+
+    @property
+    def expect_final(self) -> str:
+        return self.provider_steps[-1] if self.provider_steps else ""
+
+
+def _ship_to(state: str, zip_code: str, city: str) -> dict:
+    return {
+        "firstName": "Dana",
+        "lastName": "Reyes",
+        "address": "1 Vineyard Way",
+        "city": city,
+        "stateCode": state,
+        "zipCode": zip_code,
+        "countryCode": "US",
+        "phone": "555-0100",
+    }
+
+
+def _order(channel: str, method: str, state: str | None, items, code: str | None = "03", **extra) -> dict:
+    order = {
+        "channel": channel,
+        "orderDeliveryMethod": method,
+        "customer": {
+            "firstName": "Dana",
+            "lastName": "Reyes",
+            "emails": [{"email": "dana@example.com"}],
+            "birthDate": "1980-04-02",
+        },
+        "items": [{"sku": sku, "quantity": qty, "price": price, "purchaseTitle": sku} for sku, qty, price in items],
+        **extra,
+    }
+    if state:
+        zips = {
+            "CA": ("94558", "Napa"),
+            "OR": ("97201", "Portland"),
+            "NY": ("10001", "New York"),
+            "WA": ("98101", "Seattle"),
+            "NV": ("89501", "Reno"),
+        }
+        order["shipTo"] = _ship_to(state, *zips[state])
+        order["billTo"] = _ship_to(state, *zips[state])
+    if code:
+        title = UPS.get(code, "FedEx 2Day")
+        order["shipping"] = [
+            {
+                "carrier": "UPS" if code in UPS else "FedEx",
+                "service": title,
+                "code": code,
+                "title": title,
+                "price": 1500,
+            }
+        ]
+    return order
+
+
+def scenarios() -> list[Scenario]:
+    cab, chard, pinot, rose = (
+        ("CR-CAB-2021", 2, 4800),
+        ("CR-CHARD-2022", 3, 2600),
+        ("CR-PINOT-2021", 1, 5500),
+        ("CR-ROSE-2023", 6, 2200),
+    )
+    return [
+        Scenario(
+            "web, ship to CA, UPS Ground",
+            _order("Web", "Ship", "CA", [cab, chard], "03"),
+            "sent",
+            ("fulfil", "ship", "deliver"),
+        ),
+        Scenario(
+            "club, ship to OR, UPS 2nd Day Air",
+            _order("Club", "Ship", "OR", [pinot], "02"),
+            "sent",
+            ("fulfil", "ship", "deliver"),
+        ),
+        Scenario(
+            "admin, ship to NY, UPS Next Day Air, requested ship date",
+            _order("Inbound", "Ship", "NY", [rose], "01", metaData={"requestedShipDate": "2026-12-01"}),
+            "sent",
+            ("fulfil", "ship"),
+        ),
+        Scenario(
+            "web, ship to CA, UPS 3 Day Select, label only",
+            _order("Web", "Ship", "CA", [chard], "12"),
+            "sent",
+            ("fulfil",),
+        ),
+        Scenario(
+            "web, ship to NV (not a chosen state)",
+            _order("Web", "Ship", "NV", [cab], "03"),
+            "not_required",
+            expect_reason="STATE_NOT_CHOSEN",
+        ),
+        Scenario(
+            "web, pickup at the winery",
+            _order("Web", "Pickup", None, [cab], None),
+            "not_required",
+            expect_reason="PICKUP_ORDER",
+        ),
+        Scenario(
+            "POS carry-out",
+            _order("POS", "Carry Out", None, [rose], None),
+            "not_required",
+            expect_reason="CARRY_OUT_ORDER",
+        ),
+        Scenario(
+            "refund of an earlier order",
+            _order("Web", "Ship", "CA", [cab], "03", refund=True),
+            "not_sent",
+            expect_reason="REFUND_NOT_SENT",
+        ),
+        Scenario(
+            "exchange of an earlier order",
+            _order("Web", "Ship", "CA", [pinot], "03", exchange=True),
+            "not_sent",
+            expect_reason="EXCHANGE_NOT_SENT",
+        ),
+        Scenario(
+            "web, ship to CA, SKU unknown to Vinoshipper",
+            _order("Web", "Ship", "CA", [("CR-MERLOT-2019", 1, 3900)], "03"),
+            "failed",
+            expect_reason="UNKNOWN_SKU",
+        ),
+        Scenario(
+            "web, ship to WA (Vinoshipper refuses: not compliant)",
+            _order("Web", "Ship", "WA", [cab], "03"),
+            "failed",
+            expect_reason="COMPLIANCE_REJECTED",
+        ),
+        Scenario(
+            "web, ship to CA, FedEx (no Vinoshipper carrier code)",
+            _order("Web", "Ship", "CA", [cab], "FX2D"),
+            "failed",
+            expect_reason="UNMAPPED_CARRIER",
+        ),
+    ]
+
+
+class Demo:
+    def __init__(self, stack: Stack, reader: JourneyReader):
+        self.stack = stack
+        self.reader = reader
+        self.c7 = stack.sim_urls["commerce7"]
+        self.vs = stack.sim_urls["vinoshipper"]
+
+    async def place(self, scenario: Scenario, original: dict | None) -> None:
+        order = dict(scenario.order)
+        if order.pop("refund", False):
+            order.update(refundOrderId=original["id"], refundOrderNumber=original["orderNumber"])
+        if order.pop("exchange", False):
+            order.update(previousOrderId=original["id"], previousOrderNumber=original["orderNumber"])
+        response = await self.stack.http.post(
+            f"{self.c7}/_sim/orders", json={"tenant_id": TENANT.tenant_id, "order": order, "wait": True}
+        )
+        response.raise_for_status()
+        scenario.placed = response.json()["order"]
+
+    async def journey(self, scenario: Scenario) -> Journey:
+        return await self.reader.read(TENANT.tenant_id, "commerce7", scenario.placed["id"])
+
+    async def wait_for(self, items: list[Scenario], done, timeout_s: float = 60.0) -> dict[int, Journey]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            journeys = {id(s): await self.journey(s) for s in items}
+            if all(done(s, journeys[id(s)]) for s in items) or time.monotonic() > deadline:
+                return journeys
+            await asyncio.sleep(0.5)
+
+    async def provider_step(self, scenario: Scenario, number: str, step: str) -> None:
+        response = await self.stack.http.post(f"{self.vs}/_sim/orders/{number}/{step}", json={"wait": True})
+        response.raise_for_status()
+
+    async def channel_order(self, scenario: Scenario) -> dict:
+        response = await self.stack.http.get(f"{self.c7}/_sim/orders/{scenario.placed['id']}")
+        response.raise_for_status()
+        return response.json()
+
+
+def decided(scenario: Scenario, journey: Journey) -> bool:
+    if scenario.expect in ("not_required", "not_sent"):
+        return bool(journey.route)
+    return journey.dispatch in ("sent", "failed")
+
+
+def written(scenario: Scenario, journey: Journey) -> bool:
+    final = scenario.expect_final
+    if final in ("ship", "deliver"):
+        return journey.written_back == {"ship": "shipped", "deliver": "delivered"}[final]
+    if final == "fulfil":
+        return journey.shipment == "fulfilled"
+    return True
+
+
+def status_shown(journey: Journey) -> str:
+    """The status the integration shows on the Commerce7 order."""
+    if journey.dispatch == "sent":
+        return "Sent to Vinoshipper"
+    if journey.dispatch == "failed":
+        return "Failed to Send"
+    if journey.route in ("not required", "not sent"):
+        return "Not Required to Send"
+    return "(no status)"
+
+
+def outcome_matches(scenario: Scenario, journey: Journey, channel_order: dict) -> bool:
+    expected_route = {"sent": "route", "failed": "route", "not_required": "not required", "not_sent": "not sent"}
+    if journey.route != expected_route[scenario.expect]:
+        return False
+    if scenario.expect in ("sent", "failed") and journey.dispatch != scenario.expect:
+        return False
+    if scenario.expect_reason and scenario.expect_reason not in (journey.route_code, journey.dispatch_code):
+        return False
+    final = scenario.expect_final
+    if final in ("ship", "deliver") and channel_order.get("fulfillmentStatus") != "Fulfilled":
+        return False
+    if final == "deliver" and channel_order.get("shippingStatus") != "Delivered":
+        return False
+    return not (final in ("", "fulfil") and channel_order.get("fulfillments"))
+
+
+async def run() -> int:
+    run_dir = REPO / ".run" / "demo"
+    trace_file = run_dir / "traces.jsonl"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trace_file.unlink(missing_ok=True)
+    items = scenarios()
+    print(f"demo: starting simulators and the five services (logs in {run_dir.relative_to(REPO)}/logs)")
+    async with Stack([TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
+        addresses = {name: stack.grpc_address(name) for name in stack.services}
+        async with JourneyReader(addresses) as reader:
+            demo = Demo(stack, reader)
+            for scenario in items:
+                await demo.place(scenario, items[0].placed or None)
+            print(f"demo: placed {len(items)} orders in the Commerce7 simulator; waiting for routing and dispatch")
+            journeys = await demo.wait_for(items, decided)
+            for scenario in items:
+                journey = journeys[id(scenario)]
+                for step in scenario.provider_steps if journey.dispatch == "sent" else ():
+                    await demo.provider_step(scenario, journey.provider_order_number, step)
+            print(
+                "demo: Vinoshipper simulator fulfilled, shipped and delivered what it accepted; waiting for writeback"
+            )
+            journeys = await demo.wait_for(items, written)
+            return await report(demo, items, journeys, trace_file)
+
+
+async def report(demo: Demo, items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> int:
+    counts = dict.fromkeys(("sent", "not required", "failed", "shipped", "delivered", "lost", "unexpected"), 0)
+    print()
+    for scenario in items:
+        journey = journeys[id(scenario)]
+        channel_order = await demo.channel_order(scenario)
+        lost = not journey.order_id or not decided(scenario, journey) or not written(scenario, journey)
+        matches = not lost and outcome_matches(scenario, journey, channel_order)
+        _count(counts, journey, lost, matches)
+        _print_order(scenario, journey, channel_order, "LOST" if lost else ("as expected" if matches else "UNEXPECTED"))
+    await asyncio.sleep(1.5)  # let the services' span exporters flush
+    _print_trace(items, journeys, trace_file)
+    print(
+        f"demo: {len(items)} orders, {counts['sent']} sent, {counts['not required']} not required, "
+        f"{counts['failed']} failed, {counts['shipped']} shipped, {counts['delivered']} delivered, {counts['lost']} lost"
+    )
+    return 0 if counts["lost"] == 0 and counts["unexpected"] == 0 else 1
+
+
+def _count(counts: dict, journey: Journey, lost: bool, matches: bool) -> None:
+    if lost:
+        counts["lost"] += 1
+        return
+    counts["unexpected"] += 0 if matches else 1
+    shown = status_shown(journey)
+    counts[{"Sent to Vinoshipper": "sent", "Failed to Send": "failed"}.get(shown, "not required")] += 1
+    counts["shipped"] += journey.written_back in ("shipped", "delivered")
+    counts["delivered"] += journey.written_back == "delivered"
+
+
+def _print_order(scenario: Scenario, journey: Journey, channel_order: dict, verdict: str) -> None:
+    number = scenario.placed.get("orderNumber")
+    print(f"#{number} {scenario.label}  [{verdict}]")
+    print(f"    status: {status_shown(journey)}")
+    print(f"    route: {journey.route or '-'} ({journey.route_reason or '-'})")
+    if journey.dispatch:
+        detail = journey.dispatch_reason or f"Vinoshipper order {journey.provider_order_number}"
+        print(f"    dispatch: {journey.dispatch}: {detail}")
+    if journey.shipment:
+        tracking = f", tracking {', '.join(journey.tracking)}" if journey.tracking else ""
+        print(f"    provider: {journey.shipment}{tracking}")
+    fulfilments = channel_order.get("fulfillments") or []
+    emailed = " customer e-mailed;" if journey.customer_notified else ""
+    print(
+        f"    channel: fulfillment {channel_order.get('fulfillmentStatus')}, {len(fulfilments)} fulfilment(s),"
+        f"{emailed} shipping status {channel_order.get('shippingStatus') or '-'}"
+    )
+
+
+def _print_trace(items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> None:
+    journey = journeys[id(items[0])]
+    if not journey.trace_id or not trace_file.exists():
+        return
+    spans = [json.loads(line) for line in trace_file.read_text().splitlines() if line.strip()]
+    spans = sorted((s for s in spans if s["trace_id"] == journey.trace_id), key=lambda s: s["start_ns"])
+    services = {s["service"] for s in spans}
+    print(
+        f"\ntrace {journey.trace_id} of order #{items[0].placed['orderNumber']}: {len(spans)} spans across "
+        f"{len(services)} services ({', '.join(sorted(services))})"
+    )
+    for span in spans:
+        if span["kind"] in ("SERVER", "CONSUMER", "INTERNAL") or span["name"].startswith(("POST", "PUT", "GET", "/")):
+            millis = (span["start_ns"] - spans[0]["start_ns"]) / 1e6
+            print(f"    +{millis:8.1f} ms  {span['service']:<22} {span['name']}")
+    print()
+
+
+def main() -> None:
+    sys.exit(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Reads one order's journey from the services' gRPC APIs and the channel simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_pb2_grpc, routing_pb2
+from ordersync.dispatch.v1 import dispatch_pb2, dispatch_service_pb2, dispatch_service_pb2_grpc
+from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
+from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
+
+ROUTE_NAMES = {
+    routing_pb2.ROUTING_OUTCOME_ROUTE: "route",
+    routing_pb2.ROUTING_OUTCOME_NOT_REQUIRED: "not required",
+    routing_pb2.ROUTING_OUTCOME_NOT_SENT: "not sent",
+}
+DISPATCH_NAMES = {
+    dispatch_pb2.DISPATCH_STATUS_SENDING: "sending",
+    dispatch_pb2.DISPATCH_STATUS_RETRY_WAIT: "retry wait",
+    dispatch_pb2.DISPATCH_STATUS_SENT: "sent",
+    dispatch_pb2.DISPATCH_STATUS_FAILED: "failed",
+}
+SHIPMENT_NAMES = {
+    shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",
+    shipment_pb2.SHIPMENT_STATUS_SHIPPED: "shipped",
+    shipment_pb2.SHIPMENT_STATUS_DELIVERED: "delivered",
+    shipment_pb2.SHIPMENT_STATUS_CANCELLED: "cancelled",
+}
+
+
+@dataclass
+class Journey:
+    """What each service says of one order; empty strings where a service has nothing yet."""
+
+    order_id: str = ""
+    intake: str = ""
+    intake_reason: str = ""
+    trace_id: str = ""
+    route: str = ""
+    route_reason: str = ""
+    route_code: str = ""
+    dispatch: str = ""
+    dispatch_reason: str = ""
+    dispatch_code: str = ""
+    provider_order_number: str = ""
+    shipment: str = ""
+    tracking: tuple[str, ...] = ()
+    written_back: str = ""
+    customer_notified: bool = False
+
+
+class JourneyReader:
+    """Holds one channel per service; use as an async context manager."""
+
+    def __init__(self, addresses: dict[str, str]):
+        self._channels = {name: grpc.aio.insecure_channel(address) for name, address in addresses.items()}
+        self._intake = intake_service_pb2_grpc.OrderIntakeServiceStub(self._channels["order_intake"])
+        self._routing = compliance_service_pb2_grpc.ComplianceRoutingServiceStub(self._channels["compliance_routing"])
+        self._dispatch = dispatch_service_pb2_grpc.FulfillmentDispatchServiceStub(
+            self._channels["fulfillment_dispatch"]
+        )
+        self._writeback = tracking_service_pb2_grpc.TrackingWritebackServiceStub(self._channels["tracking_writeback"])
+
+    async def __aenter__(self) -> JourneyReader:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def read(self, tenant_id: str, channel: str, external_id: str) -> Journey:
+        journey = Journey()
+        ref = order_pb2.ChannelOrderRef(channel=channel, external_id=external_id)
+        intake = await _maybe(
+            self._intake.GetOrder(intake_service_pb2.GetOrderRequest(tenant_id=tenant_id, channel_ref=ref))
+        )
+        if intake is None:
+            return journey
+        record = intake.record
+        journey.order_id = record.order.order_id
+        journey.intake = intake_service_pb2.IntakeStatus.Name(record.status).removeprefix("INTAKE_STATUS_").lower()
+        journey.intake_reason = record.status_reason
+        journey.trace_id = record.trace_id
+        key = {"tenant_id": tenant_id, "order_id": journey.order_id}
+        routing = await _maybe(
+            self._routing.GetRoutingDecision(compliance_service_pb2.GetRoutingDecisionRequest(**key))
+        )
+        if routing is not None:
+            journey.route = ROUTE_NAMES.get(routing.decision.outcome, "?")
+            journey.route_reason = routing.decision.reason
+            journey.route_code = routing.decision.reason_code
+        dispatch = await _maybe(self._dispatch.GetDispatch(dispatch_service_pb2.GetDispatchRequest(**key)))
+        if dispatch is not None:
+            journey.dispatch = DISPATCH_NAMES.get(dispatch.record.status, "?")
+            journey.dispatch_reason = dispatch.record.reason
+            journey.dispatch_code = dispatch.record.reason_code
+            journey.provider_order_number = dispatch.record.provider_order_number
+            journey.shipment = SHIPMENT_NAMES.get(dispatch.record.shipment.status, "")
+            journey.tracking = tuple(dispatch.record.shipment.tracking_numbers)
+        writeback = await _maybe(self._writeback.GetWriteback(tracking_service_pb2.GetWritebackRequest(**key)))
+        if writeback is not None and writeback.record.status == tracking_service_pb2.WRITEBACK_STATUS_WRITTEN:
+            journey.written_back = SHIPMENT_NAMES.get(writeback.record.shipment_status, "")
+            journey.customer_notified = writeback.record.customer_notified
+        return journey
+
+
+async def _maybe(call):
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise

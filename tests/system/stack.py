@@ -1,0 +1,352 @@
+"""Stack: runs the simulators and the five services as real processes against real Kafka and Postgres.
+
+Each stack gets its own database and topic prefix, so test runs, the demo and the benchmark never
+see each other's data. Services are started in dependency order and are ready when their gRPC
+health check answers SERVING. Every process started here is stopped by stop(), even on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.local.create_topics import create_topics, read_topic_file
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillment_dispatch", "tracking_writeback")
+
+
+@dataclass
+class TenantSpec:
+    """One demo or test merchant, with what both simulators must know of it."""
+
+    tenant_id: str
+    chosen_states: list[str]
+    products: list[str]
+    licensed_states: list[str]
+    order_number_prefix: str = ""
+    webhook_user: str = "ordersync"
+    webhook_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    app_id: str = field(default_factory=lambda: "app-" + secrets.token_hex(4))
+    app_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    api_key: str = field(default_factory=lambda: "vs-" + secrets.token_hex(4))
+    api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def env_name(self, secret: str) -> str:
+        return f"ORDERSYNC_SECRET_{re.sub(r'[^A-Z0-9]', '_', self.tenant_id.upper())}_{secret.upper()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    grpc_port: int
+    http_port: int | None
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+
+
+class Stack:
+    """Start with `async with Stack(...) as stack`; see the module docstring."""
+
+    def __init__(
+        self,
+        tenants: list[TenantSpec],
+        *,
+        run_dir: Path,
+        pg_dsn: str | None = None,
+        kafka_bootstrap: str | None = None,
+        vinoshipper_url: str | None = None,
+        service_env: dict[str, str] | None = None,
+        trace_file: Path | None = None,
+    ):
+        self.tenants = {t.tenant_id: t for t in tenants}
+        self.run_dir = run_dir
+        self.admin_dsn = pg_dsn or _required_env("ORDERSYNC_PG_DSN")
+        self.kafka_bootstrap = kafka_bootstrap or _required_env("ORDERSYNC_KAFKA_BOOTSTRAP")
+        self.run_id = "s" + uuid.uuid4().hex[:10]
+        self.database = f"ordersync_{self.run_id}"
+        self.topic_prefix = f"{self.run_id}."
+        self.trace_file = trace_file
+        self._external_vinoshipper = vinoshipper_url
+        self._service_env = service_env or {}
+        self._sims: dict[str, asyncio.subprocess.Process] = {}
+        self.sim_urls: dict[str, str] = {}
+        self.services: dict[str, ServiceProcess] = {}
+        self.http = httpx.AsyncClient(timeout=30.0)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        await self._create_database()
+        await create_topics(self.kafka_bootstrap, read_topic_file(REPO / "deploy" / "topics.txt"), self.topic_prefix)
+        self._plan_services()
+        await self._start_simulators()
+        self._write_tenants_file()
+        for name in SERVICES:
+            await self.start_service(name)
+
+    async def stop(self) -> None:
+        for name in reversed(SERVICES):
+            if name in self.services:
+                await self.stop_service(name)
+        for name, process in list(self._sims.items()):
+            await _terminate(process)
+            self._sims.pop(name)
+        await self.http.aclose()
+        if os.environ.get("ORDERSYNC_KEEP_DATABASE") != "1":
+            await self._drop_database()
+
+    # ---- services --------------------------------------------------------------------------
+
+    def _plan_services(self) -> None:
+        dsn = _with_database(self.admin_dsn, self.database)
+        common = {
+            "ORDERSYNC_PG_DSN": dsn,
+            "ORDERSYNC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "ORDERSYNC_TOPIC_PREFIX": self.topic_prefix,
+            "ORDERSYNC_TENANTS_FILE": str(self.run_dir / "tenants.toml"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.trace_file:
+            common["ORDERSYNC_TRACE_FILE"] = str(self.trace_file)
+        for tenant in self.tenants.values():
+            for secret in ("app_secret", "webhook_password", "api_secret", "webhook_token"):
+                common[tenant.env_name(secret)] = getattr(tenant, secret)
+        mapping_port = free_port()
+        for name in SERVICES:
+            http_port = free_port() if name in ("order_intake", "fulfillment_dispatch") else None
+            grpc_port = mapping_port if name == "carrier_mapping" else free_port()
+            env = {**common, "ORDERSYNC_GRPC_PORT": str(grpc_port), "CARRIER_MAPPING_ADDR": f"127.0.0.1:{mapping_port}"}
+            if http_port:
+                env["ORDERSYNC_HTTP_PORT"] = str(http_port)
+            env.update(self._service_env)
+            self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
+
+    async def start_service(self, name: str) -> None:
+        """Start (or restart) one service process and wait until its health check is SERVING."""
+        service = self.services[name]
+        log = open(service.log_path, "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
+        env = {**_base_env(), **service.env}
+        service.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", name, cwd=REPO, env=env, stdout=log, stderr=log
+        )
+        log.close()
+        await self._wait_healthy(service)
+
+    async def stop_service(self, name: str) -> None:
+        service = self.services[name]
+        if service.process is not None:
+            await _terminate(service.process)
+            service.process = None
+
+    async def kill_service(self, name: str) -> None:
+        """SIGKILL a service: no clean shutdown, as in a crash."""
+        service = self.services[name]
+        if service.process is not None and service.process.returncode is None:
+            service.process.kill()
+            await service.process.wait()
+        service.process = None
+
+    async def _wait_healthy(self, service: ServiceProcess, timeout_s: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if service.process.returncode is not None:
+                    raise RuntimeError(
+                        f"{service.name} exited with {service.process.returncode}; see {service.log_path}"
+                    )
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{service.name} not healthy after {timeout_s} s; see {service.log_path}")
+                await asyncio.sleep(0.2)
+
+    def grpc_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.services[name].grpc_port}"
+
+    def http_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.services[name].http_port}"
+
+    # ---- simulators ------------------------------------------------------------------------
+
+    async def _start_simulators(self) -> None:
+        intake = self.http_url("order_intake")
+        dispatch = self.http_url("fulfillment_dispatch")
+        c7_config = {
+            "tenants": [
+                {
+                    "tenant_id": t.tenant_id,
+                    "app_id": t.app_id,
+                    "app_secret": t.app_secret,
+                    "webhook_url": f"{intake}/webhooks/commerce7/{t.tenant_id}",
+                    "webhook_user": t.webhook_user,
+                    "webhook_password": t.webhook_password,
+                }
+                for t in self.tenants.values()
+            ]
+        }
+        self.sim_urls["commerce7"] = await self._start_simulator("commerce7", c7_config)
+        vs_producers = [
+            {
+                "producer_id": t.tenant_id,
+                "api_key": t.api_key,
+                "api_secret": t.api_secret,
+                "webhook_url": f"{dispatch}/webhooks/vinoshipper/{t.tenant_id}/{t.webhook_token}",
+                "products": t.products,
+                "licensed_states": t.licensed_states,
+            }
+            for t in self.tenants.values()
+        ]
+        if self._external_vinoshipper:
+            self.sim_urls["vinoshipper"] = self._external_vinoshipper
+            for producer in vs_producers:
+                response = await self.http.put(
+                    f"{self._external_vinoshipper}/_sim/producers/{producer['producer_id']}", json=producer
+                )
+                response.raise_for_status()
+        else:
+            self.sim_urls["vinoshipper"] = await self._start_simulator("vinoshipper", {"producers": vs_producers})
+
+    async def _start_simulator(self, name: str, config: dict) -> str:
+        config_path = self.run_dir / f"{name}-sim.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        log = open(self.run_dir / "logs" / f"{name}-sim.log", "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"tests.simulators.{name}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--config",
+            str(config_path),
+            cwd=REPO,
+            env=_base_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        log.close()
+        self._sims[name] = process
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        match = re.search(rb"listening on (http://\S+)", line)
+        if not match:
+            raise RuntimeError(f"{name} simulator did not report its address: {line!r}")
+        return match.group(1).decode()
+
+    def _write_tenants_file(self) -> None:
+        lines = []
+        for t in self.tenants.values():
+            states = ", ".join(json.dumps(s) for s in t.chosen_states)
+            lines += [
+                f'[tenants."{t.tenant_id}"]',
+                f"chosen_states = [{states}]",
+                "",
+                f'[tenants."{t.tenant_id}".commerce7]',
+                f'tenant_slug = "{t.tenant_id}"',
+                f'app_id = "{t.app_id}"',
+                f'app_secret = "env:{t.env_name("app_secret")}"',
+                f'webhook_user = "{t.webhook_user}"',
+                f'webhook_password = "env:{t.env_name("webhook_password")}"',
+                f'base_url = "{self.sim_urls["commerce7"]}/v1"',
+                "",
+                f'[tenants."{t.tenant_id}".vinoshipper]',
+                f'api_key = "{t.api_key}"',
+                f'api_secret = "env:{t.env_name("api_secret")}"',
+                f'order_number_prefix = "{t.order_number_prefix or t.tenant_id.upper()}"',
+                f'webhook_token = "env:{t.env_name("webhook_token")}"',
+                f'base_url = "{self.sim_urls["vinoshipper"]}"',
+                "",
+            ]
+        (self.run_dir / "tenants.toml").write_text("\n".join(lines))
+
+    # ---- databases -------------------------------------------------------------------------
+
+    async def _create_database(self) -> None:
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            await conn.close()
+
+    async def _drop_database(self) -> None:
+        with contextlib.suppress(Exception):
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+    async def connect_service_db(self) -> asyncpg.Connection:
+        """A connection to this stack's database (for assertions on each service's schema)."""
+        return await asyncpg.connect(_with_database(self.admin_dsn, self.database))
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(
+            f"{name} is not set: start the infrastructure with `make infra-up` and source .run/infra.env"
+        )
+    return value
+
+
+def _with_database(dsn: str, database: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{database}"
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+async def _terminate(process: asyncio.subprocess.Process, timeout_s: float = 15.0) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
