@@ -239,8 +239,10 @@ def status_shown(journey: Journey) -> str:
         return "Sent to Vinoshipper"
     if journey.dispatch == "failed":
         return "Failed to Send"
-    if journey.route in ("not required", "not sent"):
+    if journey.route == "not required":
         return "Not Required to Send"
+    if journey.route == "not sent":
+        return "Not Sent (refunds and exchanges never are)"
     return "(no status)"
 
 

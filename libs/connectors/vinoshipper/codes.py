@@ -40,3 +40,7 @@ WEBHOOK_SUBJECT_ORDER = "ORDER"
 
 # Calling codes for `shipToAddress.phone.country`, by ISO country; Vinoshipper ships in the US.
 PHONE_COUNTRY_CODES = MappingProxyType({"US": 1})
+
+
+# Order webhook events that say nothing about the shipment: the order exists or was approved.
+EVENTS_WITHOUT_SHIPMENT_NEWS = frozenset({"CREATED", "APPROVED"})

@@ -165,6 +165,15 @@ class VinoshipperWebhook(InboundModel):
         """True for subject ORDER, the only subject ordersync acts on."""
         return self.subject.upper() == codes.WEBHOOK_SUBJECT_ORDER
 
+    @property
+    def may_change_shipment(self) -> bool:
+        """False for order events that cannot move a shipment (the order was created or approved).
+
+        Those are acknowledged without reading the order back, which halves the provider calls
+        per order; any other event, known or not, is read back.
+        """
+        return self.event.upper() not in codes.EVENTS_WITHOUT_SHIPMENT_NEWS
+
 
 class ErrorBody(InboundModel):
     """Vinoshipper's error JSON: `{message, errors[]}`, plus `orderProblems[]` on 422."""

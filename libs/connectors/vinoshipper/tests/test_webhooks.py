@@ -55,3 +55,15 @@ def test_a_malformed_notification_is_refused_with_a_precise_message(body: bytes,
     with pytest.raises(InvalidWebhook) as caught:
         parse_webhook(body)
     assert caught.value.message == f"vinoshipper webhook: {message}"
+
+
+def test_created_and_approved_events_carry_no_shipment_news():
+    from libs.connectors.vinoshipper.webhooks import parse_webhook as parse
+
+    def hook(event: str):
+        return parse(json.dumps({"identifier": "A-1", "subject": "ORDER", "event": event, "hrefV3": "x"}).encode())
+
+    assert not hook("CREATED").may_change_shipment
+    assert not hook("APPROVED").may_change_shipment
+    assert hook("TRACKING_NUMBER_ADDED").may_change_shipment
+    assert hook("SOMETHING_NEW").may_change_shipment

@@ -46,6 +46,8 @@ class VinoshipperWebhookHandler:
         if not webhook.is_order_event:
             await self._keep(tenant_id, body, "ignored", f"subject {webhook.subject} is not used")
             return _json(202, status="ignored")
+        if not webhook.may_change_shipment:
+            return _json(202, status="ignored")  # created/approved: nothing to read back, nothing to keep
         try:
             client = await self._providers.for_tenant(tenant_id)
             detail = await client.fetch_href(webhook.hrefV3)
