@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import context as otel_context
 from ordersync.common.v1 import event_pb2
 
@@ -140,16 +141,32 @@ class BatchConsumer:
         await self.stop()
 
     async def _run(self) -> None:
+        # The loop outlives every failure: a commit refused during a rebalance only means the
+        # batch is redelivered (harmless), and a database outage is waited out.
+        failures = 0
         while True:
-            fetched = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
-            records = [record for batch in fetched.values() for record in batch]
-            if not records:
-                continue
-            events = await self._decode(records)
-            if events:
-                await self._handle_until_done(events)
-            await self._consumer.commit(_next_offsets(records))
-            self.handled += len(events)
+            try:
+                await self._consume_once()
+                failures = 0
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning(
+                    "offset commit refused; the batch will be redelivered", extra={"fields": {"error": repr(exc)}}
+                )
+            except Exception:
+                failures += 1
+                log.exception("consumer pass failed; retrying", extra={"fields": {"group": self._group_id}})
+                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+
+    async def _consume_once(self) -> None:
+        fetched = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+        records = [record for batch in fetched.values() for record in batch]
+        if not records:
+            return
+        events = await self._decode(records)
+        if events:
+            await self._handle_until_done(events)
+        await self._consumer.commit(_next_offsets(records))
+        self.handled += len(events)
 
     async def _handle_until_done(self, events: list[ConsumedEvent]) -> None:
         # The handler fails as a whole only when its infrastructure does (database down): retry

@@ -3,7 +3,8 @@
 A state change and the event announcing it commit together or not at all. The relay publishes
 in id order, in batches, and deletes what Kafka acknowledged; a crash between the two republishes
 a batch, which consumers absorb because they deduplicate on event_id. One relay per schema
-publishes at a time (an advisory lock elects it), which keeps each key's events in order.
+publishes at a time (a transaction-scoped advisory lock per batch), which keeps each key's
+events in order; the other replicas' relays stand by and take over at once.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._listen_conn: asyncpg.Connection | None = None
+        self._lock_key = zlib.crc32(f"ordersync-outbox:{schema}".encode())
         self.published = 0
 
     async def start(self) -> None:
@@ -80,17 +82,22 @@ class OutboxRelay:
         await self.stop()
 
     async def _run(self) -> None:
-        self._listen_conn = await self._pool.acquire()
-        try:
-            lock_key = zlib.crc32(f"ordersync-outbox:{self._schema}".encode())
-            await self._listen_conn.execute("SELECT pg_advisory_lock($1)", lock_key)
-            await self._listen_conn.add_listener(f"{self._schema}_outbox", self._on_notify)
-            await self._publish_loop()
-        finally:
-            conn, self._listen_conn = self._listen_conn, None
-            if conn is not None:
-                await conn.remove_listener(f"{self._schema}_outbox", self._on_notify)
-                await self._pool.release(conn)
+        # Notifications only speed the relay up; if the listening connection is lost, polling
+        # every idle_poll_s still publishes everything.
+        while True:
+            try:
+                self._listen_conn = await self._pool.acquire()
+                await self._listen_conn.add_listener(f"{self._schema}_outbox", self._on_notify)
+                await self._publish_loop()
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive Postgres outages
+                log.warning("outbox relay restarting", extra={"fields": {"error": repr(exc)}})
+                await asyncio.sleep(1.0)
+            finally:
+                conn, self._listen_conn = self._listen_conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.remove_listener(f"{self._schema}_outbox", self._on_notify)
+                    await self._pool.release(conn)
 
     def _on_notify(self, *_args) -> None:
         self._wakeup.set()
@@ -113,6 +120,10 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
+            # One publisher per schema at a time keeps each key's events in order. The lock is
+            # held only by this transaction, so a replica that loses its connection loses the lock.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+                return 0
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
                 self._batch_size,

@@ -7,6 +7,7 @@ The file (TOML) holds no secrets itself: every credential is a reference, `env:N
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class TenantDirectory:
         tenants = {}
         for tenant_id, section in document.get("tenants", {}).items():
             tenants[tenant_id] = _parse_tenant(tenant_id, section)
+        _check_prefixes_unique(tenants.values())
         return cls(tenants)
 
 
@@ -133,7 +135,27 @@ def _parse_commerce7(section: dict, where: str) -> Commerce7Channel:
     )
 
 
+_PREFIX = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,22}[A-Za-z0-9])?$")
+
+
+def _check_prefixes_unique(tenants) -> None:
+    # Vinoshipper order numbers are global: two tenants with one prefix would collide there.
+    seen: dict[str, str] = {}
+    for tenant in tenants:
+        if tenant.vinoshipper is None:
+            continue
+        prefix = tenant.vinoshipper.order_number_prefix
+        if prefix in seen:
+            raise ConfigError(f"tenants {seen[prefix]!r} and {tenant.tenant_id!r} share order_number_prefix {prefix!r}")
+        seen[prefix] = tenant.tenant_id
+
+
 def _parse_vinoshipper(section: dict, where: str) -> VinoshipperProvider:
+    prefix = _require(section, "order_number_prefix", where)
+    if not _PREFIX.match(prefix):
+        raise ConfigError(
+            f"{where}: order_number_prefix {prefix!r} must be 1-24 letters, digits, '-' or '_', starting and ending with a letter or digit"
+        )
     optional = {k: section[k] for k in ("base_url",) if k in section}
     return VinoshipperProvider(
         api_key=_require(section, "api_key", where),

@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import asyncpg
+import grpc
 from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2
 from ordersync.dispatch.v1 import events_pb2
@@ -84,6 +85,9 @@ class Sender:
                 translated = await self._carriers.translate_many(tenant_id, queries)
             except CarrierMappingUnavailable as exc:
                 translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_UNAVAILABLE", str(exc), True))
+            except grpc.aio.AioRpcError as exc:
+                message = f"carrier mapping answered {exc.code().name}: {exc.details()}"
+                translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_ERROR", message, True))
             answers.update({(tenant_id, query): answer for query, answer in translated.items()})
         return answers
 
@@ -98,6 +102,12 @@ class Sender:
                 except ConnectorError as exc:
                     error = ProviderError(exc.reason_code, exc.message, exc.retryable, tuple(exc.details))
                     return self._failed(error, row["attempts"]), f"attempt {row['attempts']}: {exc.message}"
+                except Exception as exc:  # never leave an order without a recorded outcome and reason
+                    log.exception(
+                        "dispatch attempt failed unexpectedly", extra={"fields": {"order_id": order.order_id}}
+                    )
+                    error = ProviderError("INTERNAL", f"unexpected error: {exc!r}", retryable=True)
+                    return self._failed(error, row["attempts"]), f"attempt {row['attempts']}: {error.message}"
 
     async def _send(self, row, order: order_pb2.Order, rate_codes) -> tuple[Outcome, str]:
         number = row["provider_order_number"]
@@ -134,14 +144,16 @@ class Sender:
                     outcome.reason,
                     outcome.next_attempt_at,
                     activity,
+                    row["attempts"],
                 )
             )
             event = self._event_for(row, order, outcome)
             if event is not None:
-                events.append(event)
+                events.append((order.order_id, event))
         async with self._pool.acquire() as conn, conn.transaction():
-            await record_results(conn, results)
-            await write_events(conn, events)
+            recorded = await record_results(conn, results)
+            # A result whose lease was taken over by another attempt is dropped with its event.
+            await write_events(conn, [event for order_id, event in events if order_id in recorded])
 
     def _event_for(self, row, order: order_pb2.Order, outcome: Outcome) -> OutgoingEvent | None:
         ref = order_pb2.ChannelOrderRef(

@@ -22,5 +22,5 @@ class WritebackSettings:
             platform=PlatformSettings.from_env("tracking-writeback", "tracking_writeback", 50054),
             lease_s=env_float("ORDERSYNC_WRITEBACK_LEASE_S", 60.0),
             claim_batch=env_int("ORDERSYNC_WRITEBACK_CLAIM_BATCH", 50),
-            max_attempts=env_int("ORDERSYNC_WRITEBACK_MAX_ATTEMPTS", 10),
+            max_attempts=env_int("ORDERSYNC_WRITEBACK_MAX_ATTEMPTS", 20),
         )

@@ -83,6 +83,9 @@ class Writer:
                 notified = await self._apply(row)
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
+            except Exception as exc:  # never leave a write without a recorded outcome and reason
+                log.exception("writeback failed unexpectedly", extra={"fields": {"order_id": row["order_id"]}})
+                return self._failure(row, exc, retryable=True)
         target = row["target_status"]
         return WriteResult(
             row["order_id"],
@@ -99,19 +102,27 @@ class Writer:
         shipment = shipment_pb2.Shipment()
         shipment.ParseFromString(row["shipment_proto"])
         client = await self._channels.for_tenant(row["tenant_id"])
+        # Read the order first: Commerce7 takes no idempotency key, so what is already there
+        # decides what to write, and metaData updates must keep the keys other apps wrote.
+        order = await client.get_order(row["external_id"])
+        meta_data = order.get("metaData") or {}
         notified = False
         for step in plan(row["written_status"], row["target_status"]):
             if step is Step.SHIP:
-                notified = await _write_shipped(client, row["external_id"], shipment)
+                notified = await _write_shipped(client, order, row["external_id"], shipment)
             elif step is Step.DELIVER:
-                await client.update_order(row["external_id"], build_delivered_update(shipment))
+                await client.update_order(
+                    row["external_id"], build_delivered_update(shipment, existing_meta_data=meta_data)
+                )
             else:
-                await client.update_order(row["external_id"], build_voided_update(shipment))
+                await client.update_order(
+                    row["external_id"], build_voided_update(shipment, existing_meta_data=meta_data)
+                )
         return notified
 
-    def _failure(self, row, exc: Exception) -> WriteResult:
-        message = exc.message if isinstance(exc, ConnectorError) else str(exc)
-        retryable = isinstance(exc, ConnectorError) and exc.retryable
+    def _failure(self, row, exc: Exception, *, retryable: bool = False) -> WriteResult:
+        message = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        retryable = retryable or (isinstance(exc, ConnectorError) and exc.retryable)
         attempts = row["attempts"]
         if retryable and attempts < self._max_attempts:
             delay = timedelta(seconds=min(300.0, 2.0 * 2 ** (attempts - 1)))
@@ -145,9 +156,8 @@ class Writer:
         )
 
 
-async def _write_shipped(client, external_id: str, shipment: shipment_pb2.Shipment) -> bool:
+async def _write_shipped(client, order: dict, external_id: str, shipment: shipment_pb2.Shipment) -> bool:
     """Post the shipped fulfilment unless the order already has it; return True if the customer is e-mailed."""
-    order = await client.get_order(external_id)
     if order_has_fulfillment_with_tracking(order, list(shipment.tracking_numbers)):
         return False
     await client.create_fulfillment_all(external_id, build_shipped_fulfillment(shipment, notify_customer=True))

@@ -59,11 +59,16 @@ class OrderAcceptedConsumer:
                 if order.order_id in decided:
                     continue  # one decision per order; later revisions (e.g. our own writeback) do not re-route
                 decided.add(order.order_id)
-                row, message = self._decide(event, order)
+                try:
+                    row, message = self._decide(event, order)
+                except Exception as exc:  # a bad event must not block the batch: keep it for replay
+                    await keep_dead_letter(conn, self._group, event, f"routing failed: {exc!r}")
+                    continue
                 rows.append(row)
-                outgoing.append(message)
-            await insert_decisions(conn, rows)
-            await write_events(conn, outgoing)
+                outgoing.append((row.order_id, message))
+            inserted = await insert_decisions(conn, rows)
+            # Publish only what was stored: a concurrent consumer (rebalance) may have decided first.
+            await write_events(conn, [message for order_id, message in outgoing if order_id in inserted])
 
     async def _open(self, conn, events: list[ConsumedEvent]) -> list[tuple[ConsumedEvent, order_pb2.Order]]:
         opened = []

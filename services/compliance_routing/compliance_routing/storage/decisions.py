@@ -25,16 +25,17 @@ async def decided_order_ids(conn: asyncpg.Connection, order_ids: Sequence[str]) 
     return {r["order_id"] for r in rows}
 
 
-async def insert_decisions(conn: asyncpg.Connection, rows: Sequence[DecisionRow]) -> None:
-    """Insert decisions in one round trip, inside the caller's transaction."""
+async def insert_decisions(conn: asyncpg.Connection, rows: Sequence[DecisionRow]) -> set[str]:
+    """Insert decisions in one round trip, inside the caller's transaction; return the ids inserted."""
     if not rows:
-        return
-    await conn.execute(
+        return set()
+    inserted = await conn.fetch(
         "INSERT INTO decisions (order_id, tenant_id, outcome, provider, reason_code, reason, revision)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
-        " ON CONFLICT (order_id) DO NOTHING",
+        " ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
         *[[getattr(r, column) for r in rows] for column in DecisionRow.__dataclass_fields__],
     )
+    return {r["order_id"] for r in inserted}
 
 
 async def get_decision(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:

@@ -51,12 +51,18 @@ class VinoshipperWebhookHandler:
         try:
             client = await self._providers.for_tenant(tenant_id)
             detail = await client.fetch_href(webhook.hrefV3)
+            shipment = parse_order_detail(detail)
         except ConnectorError as exc:
             if exc.retryable:
                 return _json(503, error=exc.reason_code, message="could not read the order back; retry later")
             await self._keep(tenant_id, body, "malformed", exc.message)
             return _json(400, error=exc.reason_code, message=exc.message)
-        outcome = await self._recorder.apply(tenant_id, PROVIDER, webhook.identifier, parse_order_detail(detail))
+        if str(detail.get("orderNumber")) != webhook.identifier:
+            # The body is unsigned: the order read back must be the one it names.
+            message = "the order read back from hrefV3 is not the webhook's identifier"
+            await self._keep(tenant_id, body, "malformed", message)
+            return _json(400, error="MALFORMED_WEBHOOK", message=message)
+        outcome = await self._recorder.apply(tenant_id, PROVIDER, webhook.identifier, shipment)
         await self._keep(tenant_id, body, outcome, webhook.event)
         return _json(200, status=outcome)
 

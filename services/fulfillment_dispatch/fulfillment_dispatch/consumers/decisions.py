@@ -34,8 +34,12 @@ class RoutingDecidedConsumer:
                 except EnvelopeError as exc:
                     await keep_dead_letter(conn, self._group, event, str(exc))
                     continue
-                if decided.decision.outcome == routing_pb2.ROUTING_OUTCOME_ROUTE:
+                if decided.decision.outcome != routing_pb2.ROUTING_OUTCOME_ROUTE:
+                    continue
+                try:
                     rows.append(self._queue_row(event, decided))
+                except Exception as exc:  # a bad event must not block the batch: keep it for replay
+                    await keep_dead_letter(conn, self._group, event, f"could not queue the order: {exc!r}")
             queued = await enqueue(conn, rows)
         if queued:
             self._on_queued()

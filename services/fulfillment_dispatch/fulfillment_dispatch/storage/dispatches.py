@@ -31,6 +31,7 @@ class AttemptResult:
     reason: str
     next_attempt_at: datetime | None
     activity: str
+    attempt: int  # the attempt number this result belongs to (fences out stale lease holders)
 
 
 async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list[str]:
@@ -42,7 +43,7 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list
         " channel, external_id, external_number, traceparent, status)"
         " SELECT *, 'sending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],"
         " $6::text[], $7::text[], $8::text[], $9::text[])"
-        " ON CONFLICT DO NOTHING RETURNING order_id, tenant_id",
+        " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, tenant_id",
         *[[getattr(r, column) for r in rows] for column in NewDispatch.__dataclass_fields__],
     )
     await add_activity(
@@ -72,23 +73,34 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     )
 
 
-async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResult]) -> None:
-    """Store attempt outcomes, release their leases and log them, in the caller's transaction."""
+async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResult]) -> set[str]:
+    """Store attempt outcomes, release their leases and log them; return the order ids stored.
+
+    A result is stored only if its order is still leased by that same attempt: when a slow
+    attempt outlived its lease and another took over, the late result is dropped, so it can
+    neither overwrite a newer outcome nor announce a second one.
+    """
     if not results:
-        return
-    await conn.execute(
+        return set()
+    stored = await conn.fetch(
         "UPDATE dispatches d SET status = r.status, reason_code = r.reason_code, reason = r.reason,"
         " next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at), lease_until = NULL, updated_at = now()"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])"
-        "   AS r(order_id, status, reason_code, reason, next_attempt_at)"
-        " WHERE d.order_id = r.order_id",
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])"
+        "   AS r(order_id, status, reason_code, reason, next_attempt_at, attempt)"
+        " WHERE d.order_id = r.order_id AND d.attempts = r.attempt AND d.lease_until IS NOT NULL"
+        " RETURNING d.order_id",
         [r.order_id for r in results],
         [r.status for r in results],
         [r.reason_code for r in results],
         [r.reason for r in results],
         [r.next_attempt_at for r in results],
+        [r.attempt for r in results],
     )
-    await add_activity(conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results])
+    recorded = {r["order_id"] for r in stored}
+    await add_activity(
+        conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results if r.order_id in recorded]
+    )
+    return recorded
 
 
 async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:

@@ -50,7 +50,11 @@ class Commerce7WebhookHandler:
         except UnsupportedWebhook as exc:
             revision = self._base_revision(tenant_id, body, "ignored", exc.message)
         except InvalidWebhook as exc:
-            recorded = await self._keep_malformed(tenant_id, body, exc.message)
+            try:
+                recorded = await self._keep_malformed(tenant_id, body, exc.message)
+            except Exception:
+                log.exception("could not keep a malformed webhook", extra={"fields": {"tenant_id": tenant_id}})
+                return _error(503, "TEMPORARILY_UNAVAILABLE", "could not store the webhook; retry later")
             return _error(400, exc.reason_code, exc.message, receipt_id=recorded.receipt_id)
         try:
             recorded = await self._writer.record(revision)

@@ -36,7 +36,8 @@ class WriteResult:
 async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, str]:
     """Return the wanted state of each known order, locked for this transaction."""
     rows = await conn.fetch(
-        "SELECT order_id, target_status FROM writebacks WHERE order_id = ANY($1::text[]) FOR UPDATE",
+        "SELECT order_id, target_status FROM writebacks WHERE order_id = ANY($1::text[])"
+        " ORDER BY order_id FOR UPDATE",  # one lock order for every writer: no deadlocks
         list(order_ids),
     )
     return {r["order_id"]: r["target_status"] for r in rows}
@@ -81,6 +82,7 @@ async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult
     """Store write outcomes and release leases. A newer wanted state that arrived meanwhile stays pending."""
     if not results:
         return
+    results = sorted(results, key=lambda r: r.order_id)  # the same lock order as load_targets
     await conn.execute(
         "UPDATE writebacks w SET written_status = r.written_status, reason = r.reason,"
         " customer_notified = w.customer_notified OR r.customer_notified, lease_until = NULL, updated_at = now(),"
