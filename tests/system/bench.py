@@ -90,12 +90,19 @@ def webhook_body(i: int) -> bytes:
     ).encode()
 
 
-async def run_e2e(stack: Stack, orders: int, concurrency: int) -> tuple[float, list[float]]:
+async def run_e2e(
+    stack: Stack, *, first: int, count: int, concurrency: int, rate: float | None = None
+) -> tuple[float, list[float]]:
+    """Post orders first..first+count as webhooks (as fast as possible, or at `rate` per second).
+
+    Returns throughput (orders/s from the first 202 to the last arrival at the provider) and each
+    order's latency in ms from its 202 to its arrival.
+    """
     url = f"{stack.http_url('order_intake')}/webhooks/commerce7/{TENANT.tenant_id}"
-    bodies = [webhook_body(i) for i in range(orders)]
+    bodies = {i: webhook_body(i) for i in range(first, first + count)}
     accepted_at: dict[int, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(orders):
+    for i in bodies:
         queue.put_nowait(i)
     headers = {
         "Content-Type": "application/json",
@@ -107,22 +114,24 @@ async def run_e2e(stack: Stack, orders: int, concurrency: int) -> tuple[float, l
     async with aiohttp.ClientSession(
         connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(60)
     ) as session:
+        started = time.time()
 
         async def post_webhooks():
             while not queue.empty():
                 i = queue.get_nowait()
+                if rate:
+                    await asyncio.sleep(max(0.0, started + (i - first) / rate - time.time()))
                 async with session.post(url, data=bodies[i]) as response:
                     if response.status != 202:
                         raise RuntimeError(f"webhook {i} answered {response.status}: {await response.text()}")
                 accepted_at[100000 + i] = time.time()
 
-        started = time.time()
         await asyncio.gather(*(post_webhooks() for _ in range(concurrency)))
-        print(f"bench: {orders} webhooks accepted in {time.time() - started:.1f} s")
-    received = await wait_for_provider(stack, orders)
+        print(f"bench: {count} webhooks accepted in {time.time() - started:.1f} s")
+    received = await wait_for_provider(stack, first + count)
     latencies = [(received[f"BENCH-{number}"] - accepted) * 1000 for number, accepted in accepted_at.items()]
-    elapsed = max(received.values()) - min(accepted_at.values())
-    return orders / elapsed, latencies
+    elapsed = max(received[f"BENCH-{n}"] for n in accepted_at) - min(accepted_at.values())
+    return count / elapsed, latencies
 
 
 async def wait_for_provider(stack: Stack, orders: int, timeout_s: float = 1800) -> dict[str, float]:
@@ -209,15 +218,23 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else values[0]
 
 
-async def main(orders: int, concurrency: int) -> int:
+async def main(orders: int, concurrency: int, paced_orders: int, paced_rate: float) -> int:
     run_dir = REPO / ".run" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
     async with Stack([TENANT], run_dir=run_dir) as stack:
         print(f"bench: {orders} orders, {concurrency} concurrent webhook senders; services up")
-        throughput, latencies = await run_e2e(stack, orders, concurrency)
+        throughput, latencies = await run_e2e(stack, first=0, count=orders, concurrency=concurrency)
+        p50, p99 = statistics.median(latencies), percentile(latencies, 99)
+        print(
+            f"bench: saturated: {throughput:.0f} orders/s; latency (mostly queueing) p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
+        _, paced = await run_e2e(stack, first=orders, count=paced_orders, concurrency=concurrency, rate=paced_rate)
+        print(
+            f"bench: paced at {paced_rate:.0f} orders/s ({paced_orders} orders): latency p50 "
+            f"{statistics.median(paced):.0f} ms, p99 {percentile(paced, 99):.0f} ms"
+        )
         size = len(webhook_body(0))
         bare = await run_bare_relay(stack.kafka_bootstrap, orders, size)
-    p50, p99 = statistics.median(latencies), percentile(latencies, 99)
     print(f"bench: bare aiokafka relay of {orders} messages of {size} bytes through {KAFKA_HOPS} hops")
     print(
         f"bench: e2e {throughput:.0f} orders/s, p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
@@ -230,5 +247,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--paced-orders", type=int, default=1000, help="orders of the paced latency run")
+    parser.add_argument("--paced-rate", type=float, default=50.0, help="orders/s of the paced latency run")
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.orders, arguments.concurrency)))
+    sys.exit(asyncio.run(main(arguments.orders, arguments.concurrency, arguments.paced_orders, arguments.paced_rate)))

@@ -28,5 +28,5 @@ class DispatchSettings:
             lease_s=env_float("ORDERSYNC_DISPATCH_LEASE_S", 30.0),
             claim_batch=env_int("ORDERSYNC_DISPATCH_CLAIM_BATCH", 200),
             max_attempts=env_int("ORDERSYNC_DISPATCH_MAX_ATTEMPTS", 20),
-            provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 32),
+            provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 16),
         )
