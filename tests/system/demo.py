@@ -349,9 +349,9 @@ def _print_trace(items: list[Scenario], journeys: dict[int, Journey], trace_file
         f"{len(services)} services ({', '.join(sorted(services))})"
     )
     for span in spans:
-        if span["kind"] in ("SERVER", "CONSUMER", "INTERNAL") or span["name"].startswith(("POST", "PUT", "GET", "/")):
-            millis = (span["start_ns"] - spans[0]["start_ns"]) / 1e6
-            print(f"    +{millis:8.1f} ms  {span['service']:<22} {span['name']}")
+        millis = (span["start_ns"] - spans[0]["start_ns"]) / 1e6
+        what = f"SQL {span['name']}" if "db.system" in span["attributes"] else span["name"]
+        print(f"    +{millis:8.1f} ms  {span['service']:<22} {span['kind'].lower():<8} {what}")
     print()
 
 

@@ -66,7 +66,7 @@ class Sender:
         if not rows:
             return 0
         orders = [_order_of(row) for row in rows]
-        rate_codes = await self._rate_codes(orders)
+        rate_codes = await self._rate_codes(rows, orders)
         outcomes = await asyncio.gather(
             *(self._attempt(row, order, rate_codes) for row, order in zip(rows, orders, strict=True))
         )
@@ -74,22 +74,35 @@ class Sender:
         return len(rows)
 
     async def _rate_codes(
-        self, orders: list[order_pb2.Order]
+        self, rows, orders: list[order_pb2.Order]
     ) -> dict[tuple[str, CodeQuery], Translation | ProviderError]:
+        """Translate every order's shipping code, one batched call per tenant (answers are cached)."""
         wanted: dict[str, set[CodeQuery]] = defaultdict(set)
-        for order in orders:
+        traces: dict[str, list] = defaultdict(list)
+        for row, order in zip(rows, orders, strict=True):
             wanted[order.tenant_id].add(_rate_query(order))
+            traces[order.tenant_id].append(propagate.extract({"traceparent": row["traceparent"]}))
         answers: dict[tuple[str, CodeQuery], Translation | ProviderError] = {}
         for tenant_id, queries in wanted.items():
-            try:
-                translated = await self._carriers.translate_many(tenant_id, queries)
-            except CarrierMappingUnavailable as exc:
-                translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_UNAVAILABLE", str(exc), True))
-            except grpc.aio.AioRpcError as exc:
-                message = f"carrier mapping answered {exc.code().name}: {exc.details()}"
-                translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_ERROR", message, True))
-            answers.update({(tenant_id, query): answer for query, answer in translated.items()})
+            # The batch call joins the first order's trace and links the others, so an SRE
+            # following any order sees the carrier-mapping call its dispatch depended on.
+            contexts = traces[tenant_id]
+            links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
+            with _tracer.start_as_current_span("translate shipping codes", context=contexts[0], links=links):
+                answers.update(await self._translate(tenant_id, queries))
         return answers
+
+    async def _translate(
+        self, tenant_id: str, queries: set[CodeQuery]
+    ) -> dict[tuple[str, CodeQuery], Translation | ProviderError]:
+        try:
+            translated = await self._carriers.translate_many(tenant_id, queries)
+        except CarrierMappingUnavailable as exc:
+            translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_UNAVAILABLE", str(exc), True))
+        except grpc.aio.AioRpcError as exc:
+            message = f"carrier mapping answered {exc.code().name}: {exc.details()}"
+            translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_ERROR", message, True))
+        return {(tenant_id, query): answer for query, answer in translated.items()}
 
     async def _attempt(self, row, order: order_pb2.Order, rate_codes) -> tuple[Outcome, str]:
         async with self._limit:

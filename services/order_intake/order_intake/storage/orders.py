@@ -109,7 +109,13 @@ class RevisionWriter:
         async with self._pool.acquire() as conn, conn.transaction():
             results, events = [], []
             for item in batch:
-                recorded, event = await _write_one(conn, item)
+                # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
+                token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
+                try:
+                    recorded, event = await _write_one(conn, item)
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
                 results.append(recorded)
                 if event is not None:
                     events.append(event)
