@@ -22,6 +22,15 @@ class ServiceBinding:
     full_name: str
 
 
+def bind(pb2_module, pb2_grpc_module, service_name: str, servicer: object) -> ServiceBinding:
+    """Bind `servicer` as `service_name` of the generated modules (e.g. intake_service_pb2, ..._pb2_grpc)."""
+    return ServiceBinding(
+        getattr(pb2_grpc_module, f"add_{service_name}Servicer_to_server"),
+        servicer,
+        pb2_module.DESCRIPTOR.services_by_name[service_name].full_name,
+    )
+
+
 class GrpcServer:
     """Serves bindings on `host:port`; start() and stop() it. Port 0 picks a free port (see .port)."""
 

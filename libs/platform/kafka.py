@@ -209,6 +209,17 @@ class BatchConsumer:
             )
 
 
+def service_consumer(settings, topic: str, handler: BatchHandler, pool: asyncpg.Pool) -> BatchConsumer:
+    """The consumer of `topic` for a service: its group, its topic prefix, its pool for dead letters."""
+    return BatchConsumer(
+        bootstrap=settings.kafka_bootstrap,
+        topics=[settings.topic(topic)],
+        group_id=settings.consumer_group,
+        handler=handler,
+        pool=pool,
+    )
+
+
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
     offsets: dict[TopicPartition, int] = {}
     for record in records:

@@ -10,7 +10,7 @@ from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 from carrier_mapping.api.grpc import CarrierMappingServicer
 from carrier_mapping.config import CarrierMappingSettings
 from carrier_mapping.storage.codes import CodeTableSnapshot
-from libs.platform.grpc_server import GrpcServer, ServiceBinding
+from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.runtime import PoolComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
 
@@ -48,11 +48,7 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     codes = LazyComponent(lambda: CodeTableSnapshot(pool.pool, refresh_s=settings.refresh_s))
 
     def grpc_server() -> GrpcServer:
-        binding = ServiceBinding(
-            pb_grpc.add_CarrierMappingServiceServicer_to_server,
-            CarrierMappingServicer(codes.component),
-            pb.DESCRIPTOR.services_by_name["CarrierMappingService"].full_name,
-        )
+        binding = bind(pb, pb_grpc, "CarrierMappingService", CarrierMappingServicer(codes.component))
         return GrpcServer([binding], port=platform.grpc_port)
 
     return CarrierMappingApp(pool, codes, LazyComponent(grpc_server))

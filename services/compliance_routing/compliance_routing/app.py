@@ -9,8 +9,8 @@ from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_p
 from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
-from libs.platform.grpc_server import GrpcServer, ServiceBinding
-from libs.platform.kafka import BatchConsumer
+from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory
@@ -34,19 +34,14 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             topic=platform.topic(DECISIONS_TOPIC),
             producer=platform.service_name,
         )
-        return BatchConsumer(
-            bootstrap=platform.kafka_bootstrap,
-            topics=[platform.topic(ORDERS_TOPIC)],
-            group_id=platform.consumer_group,
-            handler=handler.handle,
-            pool=pool.pool,
-        )
+        return service_consumer(platform, ORDERS_TOPIC, handler.handle, pool.pool)
 
     def grpc_server() -> GrpcServer:
-        binding = ServiceBinding(
-            compliance_service_pb2_grpc.add_ComplianceRoutingServiceServicer_to_server,
+        binding = bind(
+            compliance_service_pb2,
+            compliance_service_pb2_grpc,
+            "ComplianceRoutingService",
             ComplianceRoutingServicer(pool.pool),
-            compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceRoutingService"].full_name,
         )
         return GrpcServer([binding], port=platform.grpc_port)
 

@@ -15,9 +15,9 @@ from fulfillment_dispatch.providers import ProviderClients
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from libs.clients.carrier_mapping import CarrierMappingClient
-from libs.platform.grpc_server import GrpcServer, ServiceBinding
+from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.http_server import HttpServer, tracing_middleware
-from libs.platform.kafka import BatchConsumer
+from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory
@@ -57,13 +57,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         handler = RoutingDecidedConsumer(
             pool.pool, tenants, group=platform.consumer_group, on_queued=lambda: sender.component.wake()
         )
-        return BatchConsumer(
-            bootstrap=platform.kafka_bootstrap,
-            topics=[platform.topic(DECISIONS_TOPIC)],
-            group_id=platform.consumer_group,
-            handler=handler.handle,
-            pool=pool.pool,
-        )
+        return service_consumer(platform, DECISIONS_TOPIC, handler.handle, pool.pool)
 
     def http_server() -> HttpServer:
         recorder = ShipmentRecorder(pool.pool, topic=platform.topic(SHIPMENTS_TOPIC), producer=platform.service_name)
@@ -71,10 +65,11 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
 
     def grpc_server() -> GrpcServer:
-        binding = ServiceBinding(
-            dispatch_service_pb2_grpc.add_FulfillmentDispatchServiceServicer_to_server,
+        binding = bind(
+            dispatch_service_pb2,
+            dispatch_service_pb2_grpc,
+            "FulfillmentDispatchService",
             FulfillmentDispatchServicer(pool.pool),
-            dispatch_service_pb2.DESCRIPTOR.services_by_name["FulfillmentDispatchService"].full_name,
         )
         return GrpcServer([binding], port=platform.grpc_port)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
-from libs.platform.grpc_server import GrpcServer, ServiceBinding
+from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -35,10 +35,8 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
 
     def grpc_server() -> GrpcServer:
-        binding = ServiceBinding(
-            intake_service_pb2_grpc.add_OrderIntakeServiceServicer_to_server,
-            OrderIntakeServicer(pool.pool),
-            intake_service_pb2.DESCRIPTOR.services_by_name["OrderIntakeService"].full_name,
+        binding = bind(
+            intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", OrderIntakeServicer(pool.pool)
         )
         return GrpcServer([binding], port=platform.grpc_port)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
-from libs.platform.grpc_server import GrpcServer, ServiceBinding
-from libs.platform.kafka import BatchConsumer
+from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory
@@ -49,19 +49,14 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
         handler = ShipmentUpdatedConsumer(
             pool.pool, group=platform.consumer_group, on_wanted=lambda: writer.component.wake()
         )
-        return BatchConsumer(
-            bootstrap=platform.kafka_bootstrap,
-            topics=[platform.topic(SHIPMENTS_TOPIC)],
-            group_id=platform.consumer_group,
-            handler=handler.handle,
-            pool=pool.pool,
-        )
+        return service_consumer(platform, SHIPMENTS_TOPIC, handler.handle, pool.pool)
 
     def grpc_server() -> GrpcServer:
-        binding = ServiceBinding(
-            tracking_service_pb2_grpc.add_TrackingWritebackServiceServicer_to_server,
+        binding = bind(
+            tracking_service_pb2,
+            tracking_service_pb2_grpc,
+            "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool),
-            tracking_service_pb2.DESCRIPTOR.services_by_name["TrackingWritebackService"].full_name,
         )
         return GrpcServer([binding], port=platform.grpc_port)
 
