@@ -24,6 +24,7 @@ from tests.simulators.common import (
     SimError,
     WebhookDelivery,
     WebhookDispatcher,
+    add_shared_control_routes,
     basic_auth_header,
     control_error,
     control_error_middleware,
@@ -34,7 +35,6 @@ from tests.simulators.common import (
     iso_from_epoch,
     iso_from_epoch_ms,
     parse_basic_auth,
-    parse_fault,
     parse_iso_datetime,
     read_control_body,
     read_json_object,
@@ -1033,42 +1033,6 @@ async def list_emails(request: web.Request) -> web.Response:
     return web.json_response({"emails": emails})
 
 
-async def list_deliveries(request: web.Request) -> web.Response:
-    """`GET /_sim/webhook-deliveries?key=<order id>`: every webhook delivery with its attempts."""
-    deliveries = request.app[STATE_KEY].webhooks.deliveries(request.query.get("key"))
-    return web.json_response({"deliveries": deliveries})
-
-
-async def get_stats(request: web.Request) -> web.Response:
-    """`GET /_sim/stats`: request counts per route and tenant, responses by status, 429s served."""
-    return web.json_response(request.app[STATE_KEY].stats.as_dict())
-
-
-async def reset(request: web.Request) -> web.Response:
-    """`POST /_sim/reset`: forget orders, e-mails, stats, faults and deliveries; keep tenants."""
-    request.app[STATE_KEY].reset()
-    return web.json_response({"reset": True})
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    """`POST /_sim/faults`: queue a status and/or delay for the next matching vendor requests."""
-    state = request.app[STATE_KEY]
-    fault = parse_fault(await read_control_body(request), FAULT_ROUTES, allow_after_create=False)
-    state.faults.add(fault)
-    return web.json_response({"fault": fault.as_dict(), "pending": state.faults.pending()}, status=201)
-
-
-async def list_faults(request: web.Request) -> web.Response:
-    """`GET /_sim/faults`: faults still pending."""
-    return web.json_response({"pending": request.app[STATE_KEY].faults.pending()})
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    """`DELETE /_sim/faults`: drop every pending fault."""
-    request.app[STATE_KEY].faults.clear()
-    return web.json_response({"pending": []})
-
-
 # --- wiring --------------------------------------------------------------------------------
 
 
@@ -1101,9 +1065,4 @@ def add_control_routes(router: web.UrlDispatcher) -> None:
     router.add_patch("/_sim/orders/{order_id}", update_sim_order)
     router.add_post("/_sim/orders/{order_id}/redeliver", redeliver)
     router.add_get("/_sim/emails", list_emails)
-    router.add_get("/_sim/webhook-deliveries", list_deliveries)
-    router.add_get("/_sim/stats", get_stats)
-    router.add_post("/_sim/reset", reset)
-    router.add_post("/_sim/faults", add_fault)
-    router.add_get("/_sim/faults", list_faults)
-    router.add_delete("/_sim/faults", clear_faults)
+    add_shared_control_routes(router, STATE_KEY, FAULT_ROUTES, allow_after_create=False)

@@ -616,3 +616,45 @@ async def _serve_until_signalled(build_app: Callable[[], web.Application], host:
     async with SimulatorServer(build_app(), host, port) as server:
         print(f"listening on {server.base_url}", flush=True)
         await stopping.wait()
+
+
+def add_shared_control_routes(
+    router: web.UrlDispatcher, state_key: web.AppKey, fault_routes: Iterable[str], *, allow_after_create: bool
+) -> None:
+    """Register the control endpoints every simulator has, over a state with stats, webhooks, faults, reset().
+
+    `GET /_sim/stats`, `GET /_sim/webhook-deliveries?key=`, `POST /_sim/reset`, and
+    `POST|GET|DELETE /_sim/faults` (queue, list, drop faults for the next matching vendor requests).
+    """
+    routes = tuple(fault_routes)
+
+    async def get_stats(request: web.Request) -> web.Response:
+        return web.json_response(request.app[state_key].stats.as_dict())
+
+    async def list_deliveries(request: web.Request) -> web.Response:
+        deliveries = request.app[state_key].webhooks.deliveries(request.query.get("key"))
+        return web.json_response({"deliveries": deliveries})
+
+    async def reset(request: web.Request) -> web.Response:
+        request.app[state_key].reset()
+        return web.json_response({"reset": True})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        state = request.app[state_key]
+        fault = parse_fault(await read_control_body(request), routes, allow_after_create=allow_after_create)
+        state.faults.add(fault)
+        return web.json_response({"fault": fault.as_dict(), "pending": state.faults.pending()}, status=201)
+
+    async def list_faults(request: web.Request) -> web.Response:
+        return web.json_response({"pending": request.app[state_key].faults.pending()})
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        request.app[state_key].faults.clear()
+        return web.json_response({"pending": []})
+
+    router.add_get("/_sim/stats", get_stats)
+    router.add_get("/_sim/webhook-deliveries", list_deliveries)
+    router.add_post("/_sim/reset", reset)
+    router.add_post("/_sim/faults", add_fault)
+    router.add_get("/_sim/faults", list_faults)
+    router.add_delete("/_sim/faults", clear_faults)

@@ -26,6 +26,7 @@ from tests.simulators.common import (
     SimError,
     WebhookDelivery,
     WebhookDispatcher,
+    add_shared_control_routes,
     control_error,
     control_error_middleware,
     credentials_match,
@@ -33,7 +34,6 @@ from tests.simulators.common import (
     from_mapping,
     iso_now,
     parse_basic_auth,
-    parse_fault,
     read_control_body,
     read_json_object,
     route,
@@ -911,42 +911,6 @@ async def get_sim_order(request: web.Request) -> web.Response:
     return web.json_response(sim_view(sim_order(request)))
 
 
-async def get_stats(request: web.Request) -> web.Response:
-    """`GET /_sim/stats`: orders created, duplicate submissions, requests per route, responses per status."""
-    return web.json_response(request.app[STATE_KEY].stats.as_dict())
-
-
-async def list_deliveries(request: web.Request) -> web.Response:
-    """`GET /_sim/webhook-deliveries?key=<orderNumber>`: every webhook delivery with its attempts."""
-    deliveries = request.app[STATE_KEY].webhooks.deliveries(request.query.get("key"))
-    return web.json_response({"deliveries": deliveries})
-
-
-async def reset(request: web.Request) -> web.Response:
-    """`POST /_sim/reset`: forget orders, stats, faults and deliveries; keep producers and hooks."""
-    request.app[STATE_KEY].reset()
-    return web.json_response({"reset": True})
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    """`POST /_sim/faults`: queue a status, delay or lost response for the next matching requests."""
-    state = request.app[STATE_KEY]
-    fault = parse_fault(await read_control_body(request), FAULT_ROUTES, allow_after_create=True)
-    state.faults.add(fault)
-    return web.json_response({"fault": fault.as_dict(), "pending": state.faults.pending()}, status=201)
-
-
-async def list_faults(request: web.Request) -> web.Response:
-    """`GET /_sim/faults`: faults still pending."""
-    return web.json_response({"pending": request.app[STATE_KEY].faults.pending()})
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    """`DELETE /_sim/faults`: drop every pending fault."""
-    request.app[STATE_KEY].faults.clear()
-    return web.json_response({"pending": []})
-
-
 # --- wiring --------------------------------------------------------------------------------
 
 
@@ -981,9 +945,4 @@ def add_control_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/_sim/orders/{order_number}/deliver", lifecycle_handler("SHIPMENT_STATUS_UPDATED", deliver_step))
     router.add_post("/_sim/orders/{order_number}/cancel", lifecycle_handler("CANCELLED", cancel_step))
     router.add_post("/_sim/orders/{order_number}/redeliver", redeliver)
-    router.add_get("/_sim/stats", get_stats)
-    router.add_get("/_sim/webhook-deliveries", list_deliveries)
-    router.add_post("/_sim/reset", reset)
-    router.add_post("/_sim/faults", add_fault)
-    router.add_get("/_sim/faults", list_faults)
-    router.add_delete("/_sim/faults", clear_faults)
+    add_shared_control_routes(router, STATE_KEY, FAULT_ROUTES, allow_after_create=True)
