@@ -115,3 +115,29 @@ async def test_malformed_payload_gets_400_with_a_clear_message_and_is_kept(drive
         await conn.close()
     assert kept["outcome"] == "malformed"
     assert kept["body"] == b'{"object": "Order", "action": "Create", "payload": '
+
+
+async def _fault(driver, **fault) -> None:
+    response = await driver.stack.http.post(f"{driver.vs}/_sim/faults", json=fault)
+    response.raise_for_status()
+
+
+async def test_provider_answer_lost_after_creating_the_order_is_recovered_without_posting_again(driver):
+    # Vinoshipper stores the order, then answers 503: the answer is lost, the order exists.
+    await _fault(driver, route="create", status=503, count=1, after_create=True)
+    before = await driver.provider_stats()
+    placed = (await driver.place(web_order()))["order"]
+    journey = await driver.wait_for(placed["id"], lambda j: j.dispatch == "sent", timeout_s=60)
+    after = await driver.provider_stats()
+    assert after["orders_created"] == before["orders_created"] + 1
+    assert after["requests"]["create"] == before["requests"]["create"] + 1, "posted once; recovered by reading back"
+    assert after["duplicate_submissions"] == 0
+    assert journey.provider_order_number == f"ACME-{placed['orderNumber']}"
+
+
+async def test_provider_rate_limit_is_waited_out(driver):
+    await _fault(driver, route="create", status=429, count=2)
+    placed = (await driver.place(web_order()))["order"]
+    journey = await driver.wait_for(placed["id"], lambda j: j.dispatch == "sent", timeout_s=60)
+    assert journey.dispatch_code == ""
+    assert (await driver.provider_stats())["duplicate_submissions"] == 0
