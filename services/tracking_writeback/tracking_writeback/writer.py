@@ -69,10 +69,11 @@ class Writer:
             return 0
         results = await asyncio.gather(*(self._write(row) for row in rows))
         async with self._pool.acquire() as conn, conn.transaction():
-            await record_results(conn, results)
-            await write_events(
-                conn, [self._event(row) for row, r in zip(rows, results, strict=True) if r.status == "written"]
-            )
+            recorded = await record_results(conn, results)
+            written = [
+                row for row, r in zip(rows, results, strict=True) if r.status == "written" and r.order_id in recorded
+            ]
+            await write_events(conn, [self._event(row) for row in written])
         return len(rows)
 
     async def _write(self, row) -> WriteResult:
@@ -96,6 +97,7 @@ class Writer:
             notified,
             None,
             f"channel updated to {target}" + ("; customer e-mailed" if notified else ""),
+            row["attempts"],
         )
 
     async def _apply(self, row) -> bool:
@@ -138,6 +140,7 @@ class Writer:
             False,
             when,
             f"attempt {attempts} to write {row['target_status']} failed: {message}",
+            attempts,
         )
 
     def _event(self, row):

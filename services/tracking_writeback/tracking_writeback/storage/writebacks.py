@@ -31,6 +31,7 @@ class WriteResult:
     customer_notified: bool
     next_attempt_at: datetime | None
     activity: str
+    attempt: int  # the attempt this result belongs to (fences out stale lease holders)
 
 
 async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, str]:
@@ -44,7 +45,11 @@ async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> di
 
 
 async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
-    """Insert or advance the wanted state of orders and queue them for writing."""
+    """Insert or advance the wanted state of orders and queue them for writing.
+
+    `attempts` is left alone: it fences the result of a write that may be in flight, which then
+    records what it wrote and leaves the newer state pending.
+    """
     if not states:
         return
     await conn.execute(
@@ -53,7 +58,7 @@ async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
         " SELECT *, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
         " $7::bytea[], $8::text[])"
         " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status,"
-        " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', attempts = 0, reason = '',"
+        " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
         " next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
     )
@@ -78,28 +83,38 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     )
 
 
-async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult]) -> None:
-    """Store write outcomes and release leases. A newer wanted state that arrived meanwhile stays pending."""
+async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult]) -> set[str]:
+    """Store write outcomes and release leases; return the order ids stored.
+
+    A result counts only while its attempt still holds the lease (a late one is dropped). A newer
+    wanted state that arrived meanwhile stays pending.
+    """
     if not results:
-        return
+        return set()
     results = sorted(results, key=lambda r: r.order_id)  # the same lock order as load_targets
-    await conn.execute(
+    stored = await conn.fetch(
         "UPDATE writebacks w SET written_status = r.written_status, reason = r.reason,"
         " customer_notified = w.customer_notified OR r.customer_notified, lease_until = NULL, updated_at = now(),"
         " status = CASE WHEN r.status = 'written' AND w.target_status <> r.written_status THEN 'pending'"
         "               ELSE r.status END,"
         " next_attempt_at = coalesce(r.next_attempt_at, w.next_attempt_at)"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[])"
-        "   AS r(order_id, status, written_status, reason, customer_notified, next_attempt_at)"
-        " WHERE w.order_id = r.order_id",
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::int[])"
+        "   AS r(order_id, status, written_status, reason, customer_notified, next_attempt_at, attempt)"
+        " WHERE w.order_id = r.order_id AND w.attempts = r.attempt AND w.lease_until IS NOT NULL"
+        " RETURNING w.order_id",
         [r.order_id for r in results],
         [r.status for r in results],
         [r.written_status for r in results],
         [r.reason for r in results],
         [r.customer_notified for r in results],
         [r.next_attempt_at for r in results],
+        [r.attempt for r in results],
     )
-    await add_activity(conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results])
+    recorded = {r["order_id"] for r in stored}
+    await add_activity(
+        conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results if r.order_id in recorded]
+    )
+    return recorded
 
 
 async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
