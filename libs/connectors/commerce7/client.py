@@ -25,6 +25,9 @@ from .settings import Commerce7Settings
 CONNECTOR = "commerce7"
 
 
+BURST = 10  # requests a tenant may send back to back before pacing at rate_limit_per_minute
+
+
 class Commerce7Client:
     """Async client for one Commerce7 tenant. Use `async with` or start()/stop().
 
@@ -53,7 +56,9 @@ class Commerce7Client:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.rate_limiter = rate_limiter or KeyedRateLimiter(settings.rate_limit_per_minute)
+        # A small burst keeps any one minute under the tenant's limit: with a full-minute burst,
+        # a client could send nearly twice the limit across one window boundary.
+        self.rate_limiter = rate_limiter or KeyedRateLimiter(settings.rate_limit_per_minute, burst=BURST)
         self._http = HttpTransport(
             connector=CONNECTOR,
             base_url=settings.base_url,
