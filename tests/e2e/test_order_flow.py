@@ -141,3 +141,28 @@ async def test_provider_rate_limit_is_waited_out(driver):
     journey = await driver.wait_for(placed["id"], lambda j: j.dispatch == "sent", timeout_s=60)
     assert journey.dispatch_code == ""
     assert (await driver.provider_stats())["duplicate_submissions"] == 0
+
+
+def _vinoshipper_hook(driver, identifier: str, href_order: str) -> dict:
+    return {"identifier": identifier, "subject": "ORDER", "event": "TRACKING_NUMBER_ADDED",
+            "href": "", "hrefV3": f"{driver.vs}/api/v3/p/orders/{href_order}"}
+
+
+async def test_provider_webhook_on_a_wrong_secret_url_is_refused(driver):
+    url = f"{driver.stack.http_url('fulfillment_dispatch')}/webhooks/vinoshipper/{driver.tenant_id}/not-the-token"
+    response = await driver.stack.http.post(url, json=_vinoshipper_hook(driver, "ACME-1", "ACME-1"))
+    assert response.status_code == 404
+
+
+async def test_provider_webhook_whose_href_reads_another_order_changes_nothing(driver):
+    first = (await driver.place(web_order()))["order"]
+    second = (await driver.place(web_order()))["order"]
+    one = await driver.wait_for(first["id"], lambda j: j.dispatch == "sent")
+    two = await driver.wait_for(second["id"], lambda j: j.dispatch == "sent")
+    await driver.provider(two.provider_order_number, "ship", webhook=False)
+    token = driver.stack.tenants[driver.tenant_id].webhook_token
+    url = f"{driver.stack.http_url('fulfillment_dispatch')}/webhooks/vinoshipper/{driver.tenant_id}/{token}"
+    forged = _vinoshipper_hook(driver, one.provider_order_number, two.provider_order_number)
+    response = await driver.stack.http.post(url, json=forged)
+    assert response.status_code == 400
+    assert (await driver.journey(first["id"])).shipment == ""

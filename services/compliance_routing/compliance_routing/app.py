@@ -10,6 +10,7 @@ from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
 from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -46,5 +47,12 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
         return GrpcServer([binding], port=platform.grpc_port)
 
     return ComponentGroup(
-        [pool, producer, RelayComponent(platform, pool, producer), LazyComponent(grpc_server), LazyComponent(consumer)]
+        [
+            pool,
+            producer,
+            RelayComponent(platform, pool, producer),
+            Housekeeper(pool),
+            LazyComponent(grpc_server),
+            LazyComponent(consumer),
+        ]
     )

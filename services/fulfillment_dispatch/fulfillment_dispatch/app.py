@@ -16,6 +16,7 @@ from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
@@ -78,6 +79,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            Housekeeper(pool),
             providers,
             carriers,
             sender,

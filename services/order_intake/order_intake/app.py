@@ -7,6 +7,7 @@ from pathlib import Path
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
 from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -40,4 +41,6 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         )
         return GrpcServer([binding], port=platform.grpc_port)
 
-    return ComponentGroup([pool, producer, relay, writer, LazyComponent(grpc_server), LazyComponent(http_server)])
+    return ComponentGroup(
+        [pool, producer, relay, Housekeeper(pool), writer, LazyComponent(grpc_server), LazyComponent(http_server)]
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
 from libs.platform.grpc_server import GrpcServer, bind
+from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -65,6 +66,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            Housekeeper(pool),
             channels,
             writer,
             LazyComponent(grpc_server),
