@@ -144,8 +144,13 @@ async def test_provider_rate_limit_is_waited_out(driver):
 
 
 def _vinoshipper_hook(driver, identifier: str, href_order: str) -> dict:
-    return {"identifier": identifier, "subject": "ORDER", "event": "TRACKING_NUMBER_ADDED",
-            "href": "", "hrefV3": f"{driver.vs}/api/v3/p/orders/{href_order}"}
+    return {
+        "identifier": identifier,
+        "subject": "ORDER",
+        "event": "TRACKING_NUMBER_ADDED",
+        "href": "",
+        "hrefV3": f"{driver.vs}/api/v3/p/orders/{href_order}",
+    }
 
 
 async def test_provider_webhook_on_a_wrong_secret_url_is_refused(driver):
