@@ -390,3 +390,32 @@ def json_object(response: httpx.Response, *, label: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidResponse(f"{label}: body is not a JSON object", status_code=response.status_code)
     return body
+
+
+class ConnectorClient:
+    """Base of every vendor client: owns one HttpTransport (`self._http`) and its lifecycle.
+
+    Subclasses build `self._http` in `__init__` and add one method per vendor operation.
+    """
+
+    _http: HttpTransport
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        await self._http.start()
+
+    async def stop(self) -> None:
+        """Close the connection pool; safe to call twice."""
+        await self._http.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

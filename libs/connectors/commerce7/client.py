@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from ..base.errors import InvalidResponse
 from ..base.http import (
+    ConnectorClient,
     HttpTransport,
     RetryPolicy,
     Sleep,
@@ -28,7 +28,7 @@ CONNECTOR = "commerce7"
 BURST = 10  # requests a tenant may send back to back before pacing at rate_limit_per_minute
 
 
-class Commerce7Client:
+class Commerce7Client(ConnectorClient):
     """Async client for one Commerce7 tenant. Use `async with` or start()/stop().
 
     Every request carries Basic auth (app id : app secret) and the `tenant` header, and first
@@ -71,26 +71,6 @@ class Commerce7Client:
             transport=transport,
             sleep=sleep,
         )
-
-    async def start(self) -> None:
-        """Open the connection pool."""
-        await self._http.start()
-
-    async def stop(self) -> None:
-        """Close the connection pool; safe to call twice."""
-        await self._http.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def get_order(self, order_id: str) -> dict[str, Any]:
         """Return one order (`GET /order/{id}`) as JSON; parse it with orders.parse_order.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from ..base.errors import InvalidRequest, NotFound, error_body
 from ..base.http import (
+    ConnectorClient,
     HttpTransport,
     RetryPolicy,
     Sleep,
@@ -28,7 +28,7 @@ ORDERS_PATH = "/api/v3/p/orders"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
-class VinoshipperClient:
+class VinoshipperClient(ConnectorClient):
     """Async client for one Vinoshipper producer account. Use `async with` or start()/stop().
 
     Vinoshipper takes no idempotency key; the order number is the guard (a repeat answers
@@ -63,26 +63,6 @@ class VinoshipperClient:
             transport=transport,
             sleep=sleep,
         )
-
-    async def start(self) -> None:
-        """Open the connection pool."""
-        await self._http.start()
-
-    async def stop(self) -> None:
-        """Close the connection pool; safe to call twice."""
-        await self._http.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def create_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create an order (`POST /api/v3/p/orders`).

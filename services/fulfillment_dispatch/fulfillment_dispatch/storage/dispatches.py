@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.platform.activity import append_activity
+
 
 @dataclass(frozen=True)
 class NewDispatch:
@@ -105,12 +107,7 @@ async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResu
 
 async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) entries to the activity log."""
-    if entries:
-        await conn.execute(
-            "INSERT INTO dispatch_activity (order_id, tenant_id, kind, message)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
-            *[list(column) for column in zip(*entries, strict=True)],
-        )
+    await append_activity(conn, "dispatch_activity", entries)
 
 
 async def lock_by_provider_number(

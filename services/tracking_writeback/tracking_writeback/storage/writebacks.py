@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.platform.activity import append_activity
+
 
 @dataclass(frozen=True)
 class WantedState:
@@ -118,12 +120,8 @@ async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult
 
 
 async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
-    if entries:
-        await conn.execute(
-            "INSERT INTO writeback_activity (order_id, tenant_id, kind, message)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
-            *[list(column) for column in zip(*entries, strict=True)],
-        )
+    """Append (order_id, tenant_id, kind, message) entries to the activity log."""
+    await append_activity(conn, "writeback_activity", entries)
 
 
 async def get_writeback(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
