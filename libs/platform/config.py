@@ -51,6 +51,7 @@ class PlatformSettings:
     kafka_bootstrap: str
     topic_prefix: str
     tenants_file: str
+    tenants_reload_s: float
     grpc_port: int
     trace_file: str | None
     otlp_endpoint: str | None
@@ -75,6 +76,7 @@ class PlatformSettings:
             kafka_bootstrap=env_str("ORDERSYNC_KAFKA_BOOTSTRAP"),
             topic_prefix=os.environ.get("ORDERSYNC_TOPIC_PREFIX", ""),
             tenants_file=env_str("ORDERSYNC_TENANTS_FILE"),
+            tenants_reload_s=env_float("ORDERSYNC_TENANTS_RELOAD_S", 10.0),
             grpc_port=env_int("ORDERSYNC_GRPC_PORT", default_grpc_port),
             trace_file=env_optional("ORDERSYNC_TRACE_FILE"),
             otlp_endpoint=env_optional("OTEL_EXPORTER_OTLP_ENDPOINT"),

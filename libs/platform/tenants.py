@@ -2,10 +2,18 @@
 
 The file (TOML) holds no secrets itself: every credential is a reference, `env:NAME` or
 `file:PATH`, resolved when the file is loaded, so the repository and the config map carry none.
+
+Tenant settings (chosen states, the compliance pre-check, credentials) change without a restart:
+each service runs a TenantsWatcher that re-reads the file when its content changes. A file that
+no longer parses is refused with a logged error and the last good settings stay in force.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
 import os
 import re
 import tomllib
@@ -13,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from libs.platform.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class VinoshipperProvider:
     order_number_prefix: str
     webhook_token: Secret
     base_url: str = "https://vinoshipper.com"
+    # Ask Vinoshipper's check-compliance endpoint before creating; a problem fails the order
+    # with Vinoshipper's reasons and nothing is created there.
+    compliance_precheck: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,10 +73,16 @@ class Tenant:
 
 
 class TenantDirectory:
-    """Read-only lookup of tenants by id; every service takes only the parts it needs."""
+    """Lookup of tenants by id; every service takes only the parts it needs.
 
-    def __init__(self, tenants: dict[str, Tenant]):
+    Callers keep the directory, never a Tenant, across requests: `reload` swaps the whole map
+    at once, so each lookup sees either the old settings or the new ones, never a mix.
+    """
+
+    def __init__(self, tenants: dict[str, Tenant], *, path: str | Path | None = None, digest: str = ""):
         self._tenants = tenants
+        self._path = path
+        self._digest = digest
 
     def get(self, tenant_id: str) -> Tenant | None:
         """Return the tenant, or None when it is not configured."""
@@ -78,15 +97,85 @@ class TenantDirectory:
     @classmethod
     def load(cls, path: str | Path) -> TenantDirectory:
         """Parse the tenants file; raise ConfigError naming the tenant and key that is wrong."""
+        text = _read(path)
+        return cls(_parse_document(text, path), path=path, digest=_digest(text))
+
+    def reload(self) -> bool:
+        """Re-read the file if its content changed; return True when new settings took effect.
+
+        Raises ConfigError (keeping the current settings) when the changed file is invalid.
+        """
+        if self._path is None:
+            return False
+        text = _read(self._path)
+        digest = _digest(text)
+        if digest == self._digest:
+            return False
+        tenants = _parse_document(text, self._path)
+        self._tenants, self._digest = tenants, digest
+        return True
+
+
+class TenantsWatcher:
+    """Component that reloads a TenantDirectory every `interval_s` seconds when its file changed."""
+
+    def __init__(self, tenants: TenantDirectory, *, interval_s: float):
+        self._tenants = tenants
+        self._interval_s = interval_s
+        self._task: asyncio.Task | None = None
+        self._last_error = ""
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="tenants-watcher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            self.check()
+
+    def check(self) -> None:
+        """One reload attempt; an invalid file is logged once per distinct error and not applied."""
         try:
-            document = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read tenants file {path}: {exc}") from None
-        tenants = {}
-        for tenant_id, section in document.get("tenants", {}).items():
-            tenants[tenant_id] = _parse_tenant(tenant_id, section)
-        _check_prefixes_unique(tenants.values())
-        return cls(tenants)
+            if self._tenants.reload():
+                log.info("tenant settings reloaded", extra={"fields": {"tenants": len(self._tenants)}})
+            self._last_error = ""
+        except ConfigError as exc:
+            if str(exc) != self._last_error:
+                log.error("tenant settings not reloaded; keeping the last good ones: %s", exc)
+            self._last_error = str(exc)
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read tenants file {path}: {exc.strerror}") from None
+
+
+def _digest(text: str) -> str:
+    # Secrets resolved from env: or file: references are part of the settings too, but only the
+    # file's own text is watched; rotating a referenced secret file takes a touch of the tenants file.
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _parse_document(text: str, path: str | Path) -> dict[str, Tenant]:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read tenants file {path}: {exc}") from None
+    tenants = {}
+    for tenant_id, section in document.get("tenants", {}).items():
+        tenants[tenant_id] = _parse_tenant(tenant_id, section)
+    _check_prefixes_unique(tenants.values())
+    return tenants
 
 
 def resolve_secret(reference: str, where: str) -> Secret:
@@ -157,10 +246,14 @@ def _parse_vinoshipper(section: dict, where: str) -> VinoshipperProvider:
             f"{where}: order_number_prefix {prefix!r} must be 1-24 letters, digits, '-' or '_', starting and ending with a letter or digit"
         )
     optional = {k: section[k] for k in ("base_url",) if k in section}
+    precheck = section.get("compliance_precheck", False)
+    if not isinstance(precheck, bool):
+        raise ConfigError(f"{where}: compliance_precheck must be true or false, not {precheck!r}")
     return VinoshipperProvider(
         api_key=_require(section, "api_key", where),
         api_secret=resolve_secret(_require(section, "api_secret", where), f"{where} api_secret"),
         order_number_prefix=_require(section, "order_number_prefix", where),
         webhook_token=resolve_secret(_require(section, "webhook_token", where), f"{where} webhook_token"),
+        compliance_precheck=precheck,
         **optional,
     )

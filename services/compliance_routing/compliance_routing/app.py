@@ -14,7 +14,7 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
-from libs.platform.tenants import TenantDirectory
+from libs.platform.tenants import TenantDirectory, TenantsWatcher
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ORDERS_TOPIC = "intake.orders.v1"
@@ -25,6 +25,7 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     tenants = TenantDirectory.load(platform.tenants_file)
+    watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
 
     def consumer() -> BatchConsumer:
@@ -52,6 +53,7 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             producer,
             RelayComponent(platform, pool, producer),
             Housekeeper(pool),
+            watcher,
             LazyComponent(grpc_server),
             LazyComponent(consumer),
         ]

@@ -11,7 +11,7 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
-from libs.platform.tenants import TenantDirectory
+from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
 from order_intake.api.webhooks import ORDERS_TOPIC, Commerce7WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
@@ -25,6 +25,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     tenants = TenantDirectory.load(platform.tenants_file)
+    watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     relay = RelayComponent(platform, pool, producer)
     writer = LazyComponent(lambda: RevisionWriter(pool.pool, max_batch=settings.max_commit_batch))
@@ -42,5 +43,14 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         return GrpcServer([binding], port=platform.grpc_port)
 
     return ComponentGroup(
-        [pool, producer, relay, Housekeeper(pool), writer, LazyComponent(grpc_server), LazyComponent(http_server)]
+        [
+            pool,
+            producer,
+            relay,
+            Housekeeper(pool),
+            watcher,
+            writer,
+            LazyComponent(grpc_server),
+            LazyComponent(http_server),
+        ]
     )

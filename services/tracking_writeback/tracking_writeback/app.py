@@ -12,7 +12,7 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
-from libs.platform.tenants import TenantDirectory
+from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
 from tracking_writeback.api.grpc import TrackingWritebackServicer
 from tracking_writeback.channels import ChannelClients
@@ -29,6 +29,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     tenants = TenantDirectory.load(platform.tenants_file)
+    watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     channels = ChannelClients(tenants)
     writer = LazyComponent(
@@ -67,6 +68,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             producer,
             RelayComponent(platform, pool, producer),
             Housekeeper(pool),
+            watcher,
             channels,
             writer,
             LazyComponent(grpc_server),
