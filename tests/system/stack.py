@@ -47,6 +47,7 @@ class TenantSpec:
     api_key: str = field(default_factory=lambda: "vs-" + secrets.token_hex(4))
     api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    compliance_precheck: bool = False
 
     def env_name(self, secret: str) -> str:
         return f"ORDERSYNC_SECRET_{re.sub(r'[^A-Z0-9]', '_', self.tenant_id.upper())}_{secret.upper()}"
@@ -140,6 +141,7 @@ class Stack:
             "ORDERSYNC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "ORDERSYNC_TOPIC_PREFIX": self.topic_prefix,
             "ORDERSYNC_TENANTS_FILE": str(self.run_dir / "tenants.toml"),
+            "ORDERSYNC_TENANTS_RELOAD_S": "0.5",  # tenant settings changes take effect within a second
             "PYTHONUNBUFFERED": "1",
         }
         if self.trace_file:
@@ -154,8 +156,21 @@ class Stack:
             env = {**common, "ORDERSYNC_GRPC_PORT": str(grpc_port), "CARRIER_MAPPING_ADDR": f"127.0.0.1:{mapping_port}"}
             if http_port:
                 env["ORDERSYNC_HTTP_PORT"] = str(http_port)
-            env.update(self._service_env)
             self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
+        self._plan_admin_api()
+        for service in self.services.values():
+            service.env.update(self._service_env)
+
+    def _plan_admin_api(self) -> None:
+        """Dispatch serves the admin API: it reads the other services, and checks sent orders often."""
+        env = self.services["fulfillment_dispatch"].env
+        env["ORDERSYNC_STATUS_CHECK_S"] = "3"  # a lost provider webhook shows up within seconds
+        for peer, variable in (
+            ("order_intake", "ORDER_INTAKE_ADDR"),
+            ("compliance_routing", "COMPLIANCE_ROUTING_ADDR"),
+            ("tracking_writeback", "TRACKING_WRITEBACK_ADDR"),
+        ):
+            env[variable] = f"127.0.0.1:{self.services[peer].grpc_port}"
 
     async def start_service(self, name: str) -> None:
         """Start (or restart) one service process and wait until its health check is SERVING."""
@@ -296,9 +311,18 @@ class Stack:
                 f'order_number_prefix = "{t.order_number_prefix or t.tenant_id.upper()}"',
                 f'webhook_token = "env:{t.env_name("webhook_token")}"',
                 f'base_url = "{self.sim_urls["vinoshipper"]}"',
+                f"compliance_precheck = {'true' if t.compliance_precheck else 'false'}",
                 "",
             ]
-        (self.run_dir / "tenants.toml").write_text("\n".join(lines))
+        # Written whole, then renamed: a service reloading the file never reads half of it.
+        partial = self.run_dir / "tenants.toml.partial"
+        partial.write_text("\n".join(lines))
+        partial.replace(self.run_dir / "tenants.toml")
+
+    def update_tenant(self, spec: TenantSpec) -> None:
+        """Change a tenant's settings while the services run; they pick it up within a second."""
+        self.tenants[spec.tenant_id] = spec
+        self._write_tenants_file()
 
     # ---- databases -------------------------------------------------------------------------
 

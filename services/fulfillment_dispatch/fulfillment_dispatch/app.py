@@ -1,19 +1,26 @@
 """Fulfillment dispatch wiring: schema, pool, producer and relay, provider clients, carrier
-mapping, the decisions consumer, the sender worker, the provider webhook listener and gRPC."""
+mapping, the decisions consumer, the sender and status-check workers, the provider webhook
+listener, and gRPC (the dispatch read API and the operators' admin API)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from ordersync.admin.v1 import order_admin_service_pb2, order_admin_service_pb2_grpc
 from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grpc
 
+from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
+from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.api.webhooks import VinoshipperWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
+from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.providers import ProviderClients
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
+from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -21,7 +28,7 @@ from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
-from libs.platform.tenants import TenantDirectory
+from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,9 +40,11 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     tenants = TenantDirectory.load(platform.tenants_file)
+    watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
     carriers = CarrierMappingClient(settings.carrier_mapping_addr)
+    first_check = timedelta(seconds=settings.status_check_s)
     sender = LazyComponent(
         lambda: PollingWorker(
             "dispatch-sender",
@@ -49,8 +58,29 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
                 batch=settings.claim_batch,
                 max_attempts=settings.max_attempts,
                 concurrency=settings.provider_concurrency,
+                first_check_after=first_check,
             ).run_once,
             idle_s=1.0,
+        )
+    )
+    peers = PeerViews(settings.peer_addrs)
+
+    def recorder() -> ShipmentRecorder:
+        topic = platform.topic(SHIPMENTS_TOPIC)
+        return ShipmentRecorder(pool.pool, topic=topic, producer=platform.service_name, check_after=first_check)
+
+    status_checker = LazyComponent(
+        lambda: PollingWorker(
+            "dispatch-status-checks",
+            StatusChecker(
+                pool.pool,
+                providers,
+                recorder(),
+                batch=settings.claim_batch,
+                base_s=settings.status_check_s,
+                max_s=settings.status_check_max_s,
+            ).run_once,
+            idle_s=min(settings.status_check_s, 30.0),
         )
     )
 
@@ -61,18 +91,24 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         return service_consumer(platform, DECISIONS_TOPIC, handler.handle, pool.pool)
 
     def http_server() -> HttpServer:
-        recorder = ShipmentRecorder(pool.pool, topic=platform.topic(SHIPMENTS_TOPIC), producer=platform.service_name)
-        handler = VinoshipperWebhookHandler(pool.pool, tenants, providers, recorder)
+        handler = VinoshipperWebhookHandler(pool.pool, tenants, providers, recorder())
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
 
     def grpc_server() -> GrpcServer:
-        binding = bind(
+        reads = bind(
             dispatch_service_pb2,
             dispatch_service_pb2_grpc,
             "FulfillmentDispatchService",
             FulfillmentDispatchServicer(pool.pool),
         )
-        return GrpcServer([binding], port=platform.grpc_port)
+        actions = OperatorActions(pool.pool, providers, recorder(), on_requeued=lambda: sender.component.wake())
+        admin = bind(
+            order_admin_service_pb2,
+            order_admin_service_pb2_grpc,
+            "OrderAdminService",
+            OrderAdminServicer(pool.pool, actions, peers),
+        )
+        return GrpcServer([reads, admin], port=platform.grpc_port)
 
     return ComponentGroup(
         [
@@ -80,9 +116,12 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             producer,
             RelayComponent(platform, pool, producer),
             Housekeeper(pool),
+            watcher,
             providers,
             carriers,
+            peers,
             sender,
+            status_checker,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
             LazyComponent(consumer),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.platform.config import PlatformSettings, env_float, env_int, env_str
+from libs.platform.config import PlatformSettings, env_float, env_int, env_optional, env_str
+
+PEER_VARIABLES = {
+    "order-intake": "ORDER_INTAKE_ADDR",
+    "compliance-routing": "COMPLIANCE_ROUTING_ADDR",
+    "tracking-writeback": "TRACKING_WRITEBACK_ADDR",
+}
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,10 @@ class DispatchSettings:
     claim_batch: int
     max_attempts: int
     provider_concurrency: int
+    status_check_s: float  # first read-back of a sent order with no update; then doubling
+    status_check_max_s: float  # the longest gap between read-backs of an open order
+    # The other services' gRPC read APIs, for the admin API's per-service view of an order.
+    peer_addrs: dict[str, str]
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
@@ -29,4 +39,11 @@ class DispatchSettings:
             claim_batch=env_int("ORDERSYNC_DISPATCH_CLAIM_BATCH", 200),
             max_attempts=env_int("ORDERSYNC_DISPATCH_MAX_ATTEMPTS", 20),
             provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 16),
+            status_check_s=env_float("ORDERSYNC_STATUS_CHECK_S", 900.0),
+            status_check_max_s=env_float("ORDERSYNC_STATUS_CHECK_MAX_S", 21600.0),
+            peer_addrs={
+                name: address
+                for name, variable in PEER_VARIABLES.items()
+                if (address := env_optional(variable)) is not None
+            },
         )

@@ -3,7 +3,8 @@
 Each pass leases a batch, translates its shipping codes in one carrier-mapping call, sends the
 orders concurrently, and records every outcome with its outbox events in one transaction. An
 order whose earlier attempt may have reached the provider (a crash, a timeout) is read back
-from the provider before anything is posted again, so no order is ever created twice.
+from the provider before anything is posted again, so no order is ever created twice. A tenant
+with the compliance pre-check on has each order checked first; problems fail it unsent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -24,7 +25,7 @@ from fulfillment_dispatch.providers import ProviderClients
 from fulfillment_dispatch.storage.dispatches import AttemptResult, claim_due, record_results
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.errors import ConnectorError, NotFound
-from libs.connectors.vinoshipper.orders import build_create_order_request
+from libs.connectors.vinoshipper.orders import build_create_order_request, parse_compliance_response
 from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.outbox import write_events
 
@@ -49,6 +50,7 @@ class Sender:
         batch: int,
         max_attempts: int,
         concurrency: int,
+        first_check_after: timedelta,
     ):
         self._pool = pool
         self._providers = providers
@@ -59,6 +61,7 @@ class Sender:
         self._batch = batch
         self._max_attempts = max_attempts
         self._limit = asyncio.Semaphore(concurrency)
+        self._first_check_after = first_check_after
 
     async def run_once(self) -> int:
         """Handle one leased batch; return its size (0 when nothing is due)."""
@@ -114,13 +117,13 @@ class Sender:
                     return await self._send(row, order, rate_codes)
                 except ConnectorError as exc:
                     error = ProviderError(exc.reason_code, exc.message, exc.retryable, tuple(exc.details))
-                    return self._failed(error, row["attempts"]), f"attempt {row['attempts']}: {exc.message}"
+                    return self._failed(error, row), f"attempt {row['attempts']}: {exc.message}"
                 except Exception as exc:  # never leave an order without a recorded outcome and reason
                     log.exception(
                         "dispatch attempt failed unexpectedly", extra={"fields": {"order_id": order.order_id}}
                     )
                     error = ProviderError("INTERNAL", f"unexpected error: {exc!r}", retryable=True)
-                    return self._failed(error, row["attempts"]), f"attempt {row['attempts']}: {error.message}"
+                    return self._failed(error, row), f"attempt {row['attempts']}: {error.message}"
 
     async def _send(self, row, order: order_pb2.Order, rate_codes) -> tuple[Outcome, str]:
         number = row["provider_order_number"]
@@ -129,11 +132,17 @@ class Sender:
             return sent(), f"found at the provider as {number} after an interrupted attempt; not sent again"
         rate = rate_codes[(order.tenant_id, _rate_query(order))]
         if isinstance(rate, ProviderError):
-            return self._failed(rate, row["attempts"]), rate.message
+            return self._failed(rate, row), rate.message
         if not rate.found:
             error = ProviderError("UNMAPPED_CARRIER", rate.error, retryable=False)
-            return self._failed(error, row["attempts"]), rate.error
+            return self._failed(error, row), rate.error
         body = build_create_order_request(order, order_number=number, rate_code=rate.code)
+        if self._providers.compliance_precheck(order.tenant_id):
+            problems = parse_compliance_response(await client.check_compliance(body))
+            if problems:
+                message = "Vinoshipper's compliance check found problems; nothing was created there"
+                error = ProviderError("COMPLIANCE_PRECHECK_FAILED", message, False, tuple(problems))
+                return self._failed(error, row), "compliance pre-check: " + "; ".join(problems)
         try:
             await client.create_order(body)
         except ConnectorError as exc:
@@ -142,7 +151,9 @@ class Sender:
             raise
         return sent(), f"sent to the provider as {number} (UPS rate code {rate.code})"
 
-    def _failed(self, error: ProviderError, attempts: int) -> Outcome:
+    def _failed(self, error: ProviderError, row) -> Outcome:
+        # An operator's Retry gives a fresh budget: count only the attempts made since.
+        attempts = row["attempts"] - row["attempts_before_retry"]
         return outcome_of_error(error, attempts=attempts, max_attempts=self._max_attempts, now=datetime.now(UTC))
 
     async def _record(self, rows, orders, outcomes: list[tuple[Outcome, str]]) -> None:
@@ -164,7 +175,7 @@ class Sender:
             if event is not None:
                 events.append((order.order_id, event))
         async with self._pool.acquire() as conn, conn.transaction():
-            recorded = await record_results(conn, results)
+            recorded = await record_results(conn, results, first_check_after=self._first_check_after)
             # A result whose lease was taken over by another attempt is dropped with its event.
             await write_events(conn, [event for order_id, event in events if order_id in recorded])
 

@@ -3,11 +3,14 @@
 Vinoshipper's webhooks are thin and unsigned, so they only tell us which order to look at; the
 state always comes from reading the order back with the tenant's API key. Webhooks repeat and
 arrive out of order, so only a change that moves the shipment forward is stored and published.
+The same path serves webhooks, the poller of overdue orders and an operator's Check Fulfillment
+or Void Sync. A cancellation makes the order Voided in Vinoshipper.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import asyncpg
 from opentelemetry import propagate, trace
@@ -34,10 +37,15 @@ _STATUS_NAME = {
 class ShipmentRecorder:
     """Stores a provider's shipment state for an order and publishes ShipmentUpdated on progress."""
 
-    def __init__(self, pool: asyncpg.Pool, *, topic: str, producer: str):
+    def __init__(self, pool: asyncpg.Pool, *, topic: str, producer: str, check_after: timedelta):
         self._pool = pool
         self._topic = topic
         self._producer = producer
+        self._check_after = check_after
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def apply(
         self, tenant_id: str, provider: str, provider_order_number: str, shipment: shipment_pb2.Shipment | None
@@ -50,8 +58,16 @@ class ShipmentRecorder:
             status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
             if not shipment_advanced(row["shipment_status"], status):
                 return "unchanged"
-            await update_shipment(conn, row["order_id"], status, shipment.SerializeToString())
-            await add_activity(conn, [(row["order_id"], tenant_id, f"shipment_{status}", _describe(shipment))])
+            description = _describe(shipment)
+            await update_shipment(
+                conn,
+                row["order_id"],
+                status,
+                shipment.SerializeToString(),
+                next_check_after=self._check_after,
+                void_reason=description,
+            )
+            await add_activity(conn, [(row["order_id"], tenant_id, f"shipment_{status}", description)])
             await write_events(conn, [self._event(row, provider, shipment)])
         return "applied"
 
@@ -81,7 +97,7 @@ class ShipmentRecorder:
 def _describe(shipment: shipment_pb2.Shipment) -> str:
     status = _STATUS_NAME[shipment.status]
     if shipment.status == shipment_pb2.SHIPMENT_STATUS_CANCELLED:
-        return f"voided at the provider: {shipment.cancel_reason or 'no reason given'}"
+        return f"cancelled at Vinoshipper: {shipment.cancel_reason or 'no reason given'}"
     if shipment.tracking_numbers:
         return f"{status}; tracking {', '.join(shipment.tracking_numbers)}"
     return status

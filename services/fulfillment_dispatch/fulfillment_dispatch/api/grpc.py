@@ -15,6 +15,8 @@ _STATUS = {
     "retry_wait": dispatch_pb2.DISPATCH_STATUS_RETRY_WAIT,
     "sent": dispatch_pb2.DISPATCH_STATUS_SENT,
     "failed": dispatch_pb2.DISPATCH_STATUS_FAILED,
+    "not_required": dispatch_pb2.DISPATCH_STATUS_NOT_REQUIRED,
+    "voided": dispatch_pb2.DISPATCH_STATUS_VOIDED,
 }
 
 
@@ -31,7 +33,7 @@ class FulfillmentDispatchServicer(pb_grpc.FulfillmentDispatchServiceServicer):
         if row is None:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
-                f"order {request.order_id!r} of tenant {request.tenant_id!r} was never routed to a provider",
+                f"order {request.order_id!r} of tenant {request.tenant_id!r} has no sync status yet",
             )
         return pb.GetDispatchResponse(record=_record(row))
 

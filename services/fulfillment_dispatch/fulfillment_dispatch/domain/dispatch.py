@@ -9,10 +9,28 @@ from enum import Enum
 
 
 class Status(Enum):
+    """An order's sync status. The titles are what an operator of the integration sees."""
+
     SENDING = "sending"
     RETRY_WAIT = "retry_wait"
     SENT = "sent"
     FAILED = "failed"
+    NOT_REQUIRED = "not_required"
+    VOIDED = "voided"
+
+    @property
+    def title(self) -> str:
+        return _TITLES[self]
+
+
+_TITLES = {
+    Status.SENDING: "Sending to Vinoshipper",
+    Status.RETRY_WAIT: "Sending to Vinoshipper (retrying)",
+    Status.SENT: "Sent to Vinoshipper",
+    Status.FAILED: "Failed to Send",
+    Status.NOT_REQUIRED: "Not Required to Send",
+    Status.VOIDED: "Voided in Vinoshipper",
+}
 
 
 @dataclass(frozen=True)
@@ -63,3 +81,12 @@ _SHIPMENT_RANK = {"": 0, "fulfilled": 1, "shipped": 2, "delivered": 3, "cancelle
 def shipment_advanced(stored: str, reported: str) -> bool:
     """True when the provider's report moves the shipment forward (webhooks repeat and reorder)."""
     return _SHIPMENT_RANK.get(reported, 0) > _SHIPMENT_RANK.get(stored, 0)
+
+
+def next_status_check(checks_without_news: int, *, base_s: float, max_s: float) -> timedelta:
+    """When to read a sent order back again: soon after sending, then ever less often.
+
+    A lost webhook then costs at most one interval, while orders that wait weeks to ship (club
+    runs, requested ship dates) cost a read every `max_s`, not every `base_s`.
+    """
+    return timedelta(seconds=min(max_s, base_s * 2 ** min(checks_without_news, 16)))

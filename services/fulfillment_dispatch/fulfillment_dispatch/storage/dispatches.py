@@ -1,10 +1,11 @@
-"""Fulfillment dispatch's SQL: the send queue with leases, results, shipments, the activity log."""
+"""Fulfillment dispatch's SQL: the send queue with leases, results, shipments, status checks,
+operator actions and the activity log. Every read an API serves is scoped by tenant_id."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -22,6 +23,22 @@ class NewDispatch:
     external_id: str
     external_number: str
     traceparent: str
+
+
+@dataclass(frozen=True)
+class NotRequired:
+    """An order routed nowhere: recorded so that every order has a visible sync status."""
+
+    order_id: str
+    tenant_id: str
+    provider: str
+    order_proto: bytes
+    channel: str
+    external_id: str
+    external_number: str
+    traceparent: str
+    reason_code: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,22 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list
     return [r["order_id"] for r in inserted]
 
 
+async def record_not_required(conn: asyncpg.Connection, rows: Sequence[NotRequired]) -> list[str]:
+    """Record orders that are not sent (status 'not_required', with routing's reason), once each."""
+    if not rows:
+        return []
+    inserted = await conn.fetch(
+        "INSERT INTO dispatches (order_id, tenant_id, provider, order_proto, channel, external_id,"
+        " external_number, traceparent, reason_code, reason, provider_order_number, status)"
+        " SELECT *, '', 'not_required' FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+        " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, tenant_id, reason",
+        *[[getattr(r, column) for r in rows] for column in NotRequired.__dataclass_fields__],
+    )
+    await add_activity(conn, [(r["order_id"], r["tenant_id"], "not_required", r["reason"]) for r in inserted])
+    return [r["order_id"] for r in inserted]
+
+
 async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyncpg.Record]:
     """Lease up to `limit` orders due for an attempt and count the attempt.
 
@@ -68,15 +101,20 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
         "         AND (lease_until IS NULL OR lease_until < now())"
         "       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
         " WHERE d.order_id = due.order_id"
-        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_order_number, d.attempts, d.order_proto,"
-        " d.channel, d.external_id, d.external_number, d.traceparent",
+        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_order_number, d.attempts,"
+        " d.attempts_before_retry, d.order_proto, d.channel, d.external_id, d.external_number, d.traceparent",
         limit,
         lease_s,
     )
 
 
-async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResult]) -> set[str]:
+async def record_results(
+    conn: asyncpg.Connection, results: Sequence[AttemptResult], *, first_check_after: timedelta
+) -> set[str]:
     """Store attempt outcomes, release their leases and log them; return the order ids stored.
+
+    A sent order is due for its first read-back after `first_check_after`, in case the
+    provider's webhooks never come.
 
     A result is stored only if its order is still leased by that same attempt: when a slow
     attempt outlived its lease and another took over, the late result is dropped, so it can
@@ -86,7 +124,8 @@ async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResu
         return set()
     stored = await conn.fetch(
         "UPDATE dispatches d SET status = r.status, reason_code = r.reason_code, reason = r.reason,"
-        " next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at), lease_until = NULL, updated_at = now()"
+        " next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at), lease_until = NULL, updated_at = now(),"
+        " next_check_at = CASE WHEN r.status = 'sent' THEN now() + $7::interval ELSE NULL END, status_checks = 0"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])"
         "   AS r(order_id, status, reason_code, reason, next_attempt_at, attempt)"
         " WHERE d.order_id = r.order_id AND d.attempts = r.attempt AND d.lease_until IS NOT NULL"
@@ -97,6 +136,7 @@ async def record_results(conn: asyncpg.Connection, results: Sequence[AttemptResu
         [r.reason for r in results],
         [r.next_attempt_at for r in results],
         [r.attempt for r in results],
+        first_check_after,
     )
     recorded = {r["order_id"] for r in stored}
     await add_activity(
@@ -110,13 +150,27 @@ async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, st
     await append_activity(conn, "dispatch_activity", entries)
 
 
+async def add_operator_activity(
+    conn: asyncpg.Connection, order_id: str, tenant_id: str, kind: str, actor: str, message: str
+) -> None:
+    """Append an operator's action (who, what, why) to the activity log."""
+    await conn.execute(
+        "INSERT INTO dispatch_activity (order_id, tenant_id, kind, actor, message) VALUES ($1, $2, $3, $4, $5)",
+        order_id,
+        tenant_id,
+        kind,
+        actor,
+        message,
+    )
+
+
 async def lock_by_provider_number(
     conn: asyncpg.Connection, tenant_id: str, provider: str, provider_order_number: str
 ) -> asyncpg.Record | None:
     """Return and lock the tenant's dispatch with this provider order number, or None."""
     return await conn.fetchrow(
-        "SELECT order_id, tenant_id, provider_order_number, channel, external_id, external_number, traceparent,"
-        " shipment_status FROM dispatches"
+        "SELECT order_id, tenant_id, status, provider_order_number, channel, external_id, external_number,"
+        " traceparent, shipment_status FROM dispatches"
         " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = $3 FOR UPDATE",
         tenant_id,
         provider,
@@ -124,12 +178,51 @@ async def lock_by_provider_number(
     )
 
 
-async def update_shipment(conn: asyncpg.Connection, order_id: str, status: str, shipment_proto: bytes) -> None:
+async def update_shipment(
+    conn: asyncpg.Connection,
+    order_id: str,
+    status: str,
+    shipment_proto: bytes,
+    *,
+    next_check_after: timedelta,
+    void_reason: str = "",
+) -> None:
+    """Store the provider's newer shipment state; a cancelled order becomes 'voided'.
+
+    News restarts the read-back schedule; a delivered or cancelled order needs no more checks.
+    """
     await conn.execute(
-        "UPDATE dispatches SET shipment_status = $2, shipment_proto = $3, updated_at = now() WHERE order_id = $1",
+        "UPDATE dispatches SET shipment_status = $2, shipment_proto = $3, updated_at = now(), status_checks = 0,"
+        " next_check_at = CASE WHEN $2 IN ('delivered', 'cancelled') THEN NULL ELSE now() + $4::interval END,"
+        " status = CASE WHEN $2 = 'cancelled' THEN 'voided' ELSE status END,"
+        " reason_code = CASE WHEN $2 = 'cancelled' THEN 'VOIDED_AT_PROVIDER' ELSE reason_code END,"
+        " reason = CASE WHEN $2 = 'cancelled' THEN $5 ELSE reason END"
+        " WHERE order_id = $1",
         order_id,
         status,
         shipment_proto,
+        next_check_after,
+        void_reason,
+    )
+
+
+async def claim_status_checks(pool: asyncpg.Pool, limit: int, base_s: float, max_s: float) -> list[asyncpg.Record]:
+    """Take up to `limit` sent orders whose read-back is due, and schedule each one's next check.
+
+    Scheduling first doubles as a lease: a replica that dies mid-check leaves the order due again
+    at its next check, and two replicas never check the same order in one round.
+    """
+    return await pool.fetch(
+        "UPDATE dispatches d SET status_checks = d.status_checks + 1,"
+        " next_check_at = now() + make_interval(secs => least($3, $2 * power(2, least(d.status_checks, 16))))"
+        " FROM (SELECT order_id FROM dispatches"
+        "       WHERE status = 'sent' AND shipment_status NOT IN ('delivered', 'cancelled') AND next_check_at <= now()"
+        "       ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
+        " WHERE d.order_id = due.order_id"
+        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_order_number",
+        limit,
+        base_s,
+        max_s,
     )
 
 
@@ -146,12 +239,81 @@ async def record_webhook(conn, tenant_id: str, provider: str, body: bytes, outco
     )
 
 
+_RECORD_COLUMNS = (
+    "order_id, tenant_id, provider, status, reason_code, reason, provider_order_number, attempts,"
+    " next_attempt_at, updated_at, channel, external_id, external_number, shipment_status, shipment_proto"
+)
+
+
 async def get_dispatch(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
     """Return one dispatch of `tenant_id`, or None."""
     return await pool.fetchrow(
-        "SELECT order_id, tenant_id, provider, status, reason_code, reason, provider_order_number, attempts,"
-        " next_attempt_at, updated_at, channel, external_id, external_number, shipment_proto"
-        " FROM dispatches WHERE tenant_id = $1 AND order_id = $2",
+        f"SELECT {_RECORD_COLUMNS} FROM dispatches WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
+    )
+
+
+async def find_dispatch(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, order_id: str, external_number: str, *, lock: bool = False
+) -> asyncpg.Record | None:
+    """Return the tenant's dispatch by order id or else by channel order number; lock it if asked."""
+    column, value = ("order_id", order_id) if order_id else ("external_number", external_number)
+    suffix = " FOR UPDATE" if lock else ""
+    rows = await conn.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM dispatches WHERE tenant_id = $1 AND {column} = $2 LIMIT 2{suffix}",
+        tenant_id,
+        value,
+    )
+    # A channel number is unique per channel; two channels sharing one would need the order id.
+    return rows[0] if len(rows) == 1 else None
+
+
+async def list_dispatches(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    statuses: Sequence[str],
+    updated_after: datetime | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[asyncpg.Record]:
+    """Return a page of the tenant's dispatches, newest change first, after the keyset `after`."""
+    return await pool.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM dispatches WHERE tenant_id = $1"
+        " AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
+        " AND ($3::timestamptz IS NULL OR updated_at > $3)"
+        " AND ($4::timestamptz IS NULL OR (updated_at, order_id) < ($4, $5))"
+        " ORDER BY updated_at DESC, order_id DESC LIMIT $6",
+        tenant_id,
+        list(statuses),
+        updated_after,
+        after[0] if after else None,
+        after[1] if after else "",
+        limit,
+    )
+
+
+async def activity_of(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> list[asyncpg.Record]:
+    """Return the order's activity log, oldest first."""
+    return await pool.fetch(
+        "SELECT at, kind, actor, message FROM dispatch_activity WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
         tenant_id,
         order_id,
+    )
+
+
+async def mark_for_retry(conn: asyncpg.Connection, order_id: str) -> None:
+    """Queue a failed order again with a fresh retry budget (attempts keep counting, for fencing)."""
+    await conn.execute(
+        "UPDATE dispatches SET status = 'sending', reason_code = '', reason = '', next_attempt_at = now(),"
+        " attempts_before_retry = attempts, updated_at = now() WHERE order_id = $1",
+        order_id,
+    )
+
+
+async def mark_dont_send(conn: asyncpg.Connection, order_id: str, reason: str) -> None:
+    """Keep a failed order in the channel for good."""
+    await conn.execute(
+        "UPDATE dispatches SET status = 'not_required', reason_code = 'DONT_SEND', reason = $2, updated_at = now()"
+        " WHERE order_id = $1",
+        order_id,
+        reason,
     )

@@ -1,0 +1,189 @@
+"""OrderAdminService: the operator's view of and hands on each order's sync.
+
+Requests are validated here and answered with status codes a support tool can act on:
+INVALID_ARGUMENT names the missing field, NOT_FOUND names the order and tenant,
+FAILED_PRECONDITION says why an action does not apply, UNAVAILABLE means try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from ordersync.admin.v1 import order_admin_service_pb2 as pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
+from ordersync.common.v1 import order_pb2
+
+from fulfillment_dispatch.api.peers import PeerViews
+from fulfillment_dispatch.domain.actions import ActionRefused
+from fulfillment_dispatch.domain.dispatch import Status
+from fulfillment_dispatch.operator_actions import (
+    Operator,
+    OperatorActions,
+    OrderNotFound,
+    OrderSelector,
+    ProviderRefused,
+    ProviderUnavailable,
+)
+from fulfillment_dispatch.storage.dispatches import activity_of, list_dispatches
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+
+_STATUS = {
+    Status.SENDING: pb.SYNC_STATUS_SENDING,
+    Status.RETRY_WAIT: pb.SYNC_STATUS_RETRY_WAIT,
+    Status.SENT: pb.SYNC_STATUS_SENT,
+    Status.FAILED: pb.SYNC_STATUS_FAILED,
+    Status.NOT_REQUIRED: pb.SYNC_STATUS_NOT_REQUIRED,
+    Status.VOIDED: pb.SYNC_STATUS_VOIDED,
+}
+_STATUS_OF_PROTO = {value: key for key, value in _STATUS.items()}
+
+
+class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
+    """Thin: turns requests into OperatorActions calls and their outcomes into responses."""
+
+    def __init__(self, pool, actions: OperatorActions, peers: PeerViews):
+        self._pool = pool
+        self._actions = actions
+        self._peers = peers
+
+    async def GetOrder(self, request, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
+        selector = await _selector(request.order, context)
+        row = await _answer(context, self._actions.find(selector))
+        activity, services = await asyncio.gather(
+            activity_of(self._pool, row["tenant_id"], row["order_id"]),
+            self._peers.views(row["tenant_id"], row["order_id"], context.time_remaining()),
+        )
+        return pb.GetOrderResponse(
+            sync=order_sync(row),
+            services=[pb.ServiceView(service=name, status=status, reason=reason) for name, status, reason in services],
+            activity=[_activity(entry) for entry in activity],
+        )
+
+    async def ListOrders(self, request, context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
+        if not request.tenant_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required")
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0..{MAX_PAGE_SIZE}")
+        unknown = [s for s in request.statuses if s not in _STATUS_OF_PROTO]
+        if unknown:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"statuses: unknown value(s) {unknown}")
+        after = await _page_position(request.page_token, context)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        rows = await list_dispatches(
+            self._pool,
+            request.tenant_id,
+            [_STATUS_OF_PROTO[s].value for s in request.statuses],
+            request.updated_after.ToDatetime(tzinfo=UTC) if request.HasField("updated_after") else None,
+            size + 1,
+            after,
+        )
+        page, more = rows[:size], len(rows) > size
+        token = _page_token(page[-1]) if more else ""
+        return pb.ListOrdersResponse(orders=[order_sync(row) for row in page], next_page_token=token)
+
+    async def RetrySend(self, request, context) -> pb.RetrySendResponse:
+        selector, operator = await _action_request(request, context)
+        row = await _answer(context, self._actions.retry(selector, operator))
+        return pb.RetrySendResponse(sync=order_sync(row))
+
+    async def DontSend(self, request, context) -> pb.DontSendResponse:
+        selector, operator = await _action_request(request, context)
+        row = await _answer(context, self._actions.dont_send(selector, operator))
+        return pb.DontSendResponse(sync=order_sync(row))
+
+    async def VoidSync(self, request, context) -> pb.VoidSyncResponse:
+        selector, operator = await _action_request(request, context)
+        row = await _answer(context, self._actions.void(selector, operator))
+        return pb.VoidSyncResponse(sync=order_sync(row))
+
+    async def CheckFulfillment(self, request, context) -> pb.CheckFulfillmentResponse:
+        selector, operator = await _action_request(request, context)
+        row, changed = await _answer(context, self._actions.check_fulfillment(selector, operator))
+        return pb.CheckFulfillmentResponse(sync=order_sync(row), changed=changed)
+
+
+async def _answer(context: grpc.aio.ServicerContext, call):
+    """Await an action, turning its refusals into status codes with their messages."""
+    try:
+        return await call
+    except OrderNotFound as exc:
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    except (ActionRefused, ProviderRefused) as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except ProviderUnavailable as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    except LookupError as exc:  # the tenant has no provider account configured
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+
+async def _selector(message: pb.OrderSelector, context) -> OrderSelector:
+    if not message.tenant_id:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order.tenant_id is required")
+    if bool(message.order_id) == bool(message.channel_order_number):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, "give exactly one of order.order_id and order.channel_order_number"
+        )
+    return OrderSelector(message.tenant_id, message.order_id, message.channel_order_number)
+
+
+async def _action_request(request, context) -> tuple[OrderSelector, Operator]:
+    selector = await _selector(request.order, context)
+    operator, reason = request.action.operator.strip(), request.action.reason.strip()
+    if not operator:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action.operator is required: who is acting")
+    if not reason:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action.reason is required: why, for the activity log")
+    return selector, Operator(operator, reason)
+
+
+def order_sync(row) -> pb.OrderSync:
+    """The admin API's view of one dispatch row."""
+    status = Status(row["status"])
+    sync = pb.OrderSync(
+        order_id=row["order_id"],
+        tenant_id=row["tenant_id"],
+        channel_ref=order_pb2.ChannelOrderRef(
+            channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+        ),
+        provider=row["provider"],
+        status=_STATUS[status],
+        status_title=status.title,
+        reason_code=row["reason_code"],
+        reason=row["reason"],
+        provider_order_number=row["provider_order_number"],
+        attempts=row["attempts"],
+    )
+    sync.updated_time.FromDatetime(row["updated_at"])
+    if status is Status.RETRY_WAIT:
+        sync.next_attempt_time.FromDatetime(row["next_attempt_at"])
+    if row["shipment_proto"]:
+        sync.shipment.ParseFromString(row["shipment_proto"])
+    return sync
+
+
+def _activity(entry) -> pb.ActivityEntry:
+    time = Timestamp()
+    time.FromDatetime(entry["at"])
+    return pb.ActivityEntry(time=time, kind=entry["kind"], actor=entry["actor"], message=entry["message"])
+
+
+def _page_token(row) -> str:
+    position = {"updated_at": row["updated_at"].isoformat(), "order_id": row["order_id"]}
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+async def _page_position(token: str, context) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(position["updated_at"]), str(position["order_id"])
+    except (ValueError, KeyError, TypeError):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned")

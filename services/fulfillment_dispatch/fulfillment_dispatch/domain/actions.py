@@ -1,0 +1,90 @@
+"""Operator actions on an order's sync: which make sense in which state. Pure, no I/O.
+
+Each rule answers with the refusal an operator reads when an action makes no sense (retrying a
+sent order, voiding a delivered one), naming the state and what to do instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from fulfillment_dispatch.domain.dispatch import Status
+
+
+class Action(Enum):
+    RETRY = "retry"
+    DONT_SEND = "dont_send"
+    VOID = "void"
+    CHECK_FULFILLMENT = "check_fulfillment"
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What the rules look at: the sync status and the provider's shipment state."""
+
+    status: Status
+    shipment: str  # '' | fulfilled | shipped | delivered | cancelled
+    provider_order_number: str = ""
+
+
+class ActionRefused(Exception):
+    """The action does not apply to the order as it stands; the message says why and what to do."""
+
+
+def check_allowed(action: Action, state: OrderState) -> None:
+    """Raise ActionRefused unless `action` applies to an order in `state`."""
+    refusal = _RULES[action](state)
+    if refusal:
+        raise ActionRefused(refusal)
+
+
+def _retry(state: OrderState) -> str:
+    if state.status is Status.FAILED:
+        return ""
+    return f"only a Failed to Send order can be retried; this one is {state.status.title}" + _hint(state)
+
+
+def _dont_send(state: OrderState) -> str:
+    if state.status is Status.FAILED:
+        return ""
+    return f"Don't Send applies to a Failed to Send order; this one is {state.status.title}" + _hint(state)
+
+
+def _void(state: OrderState) -> str:
+    if state.status is Status.VOIDED or state.shipment == "cancelled":
+        return "the order is already Voided in Vinoshipper"
+    if state.status is not Status.SENT:
+        return f"only an order Sent to Vinoshipper can be voided; this one is {state.status.title}" + _hint(state)
+    if state.shipment in ("shipped", "delivered"):
+        return (
+            f"the order has already {state.shipment} from Vinoshipper and can no longer be voided;"
+            " handle the return in the channel"
+        )
+    return ""
+
+
+def _check_fulfillment(state: OrderState) -> str:
+    if state.status in (Status.SENT, Status.VOIDED):
+        return ""
+    return f"the order never reached Vinoshipper (it is {state.status.title}); there is nothing to check"
+
+
+def _hint(state: OrderState) -> str:
+    hints = {
+        Status.SENT: "; use Check Fulfillment to refresh it, or Void Sync to cancel it at Vinoshipper",
+        Status.SENDING: "; it is being sent now",
+        Status.RETRY_WAIT: "; it is retrying on its own",
+        Status.NOT_REQUIRED: "; it stays in the channel",
+        Status.VOIDED: "; place a new order in the channel to send it again",
+        Status.FAILED: "; use Retry or Don't Send",
+    }
+    return hints.get(state.status, "")
+
+
+_RULES = {
+    Action.RETRY: _retry,
+    Action.DONT_SEND: _dont_send,
+    Action.VOID: _void,
+    Action.CHECK_FULFILLMENT: _check_fulfillment,
+}
