@@ -1,7 +1,9 @@
 """Intake's pure rules: stable order identity and revision ordering."""
 
+from ordersync.common.v1 import order_pb2
+
 from libs.connectors.base.issues import Issue
-from order_intake.domain.intake import Validation, order_id_for, revision_is_newer
+from order_intake.domain.intake import Validation, order_id_for, revision_is_newer, same_order_content
 
 
 def test_order_id_is_the_same_for_every_revision_and_differs_between_tenants():
@@ -32,3 +34,15 @@ def test_validation_reason_names_every_field_with_a_problem():
 
 def test_no_issues_is_valid():
     assert Validation.from_issues([]) == Validation(True, "")
+
+
+def _order(**fields) -> bytes:
+    return order_pb2.Order(order_id="ord_1", tenant_id="acme", **fields).SerializeToString()
+
+
+def test_a_revision_that_changes_only_the_revision_is_the_same_order():
+    assert same_order_content(_order(revision="2026-01-01T00:00:00Z"), _order(revision="2026-01-01T00:05:00Z"))
+
+
+def test_a_revision_that_changes_the_order_is_not_the_same_order():
+    assert not same_order_content(_order(revision="a", gift_message="Happy"), _order(revision="b", gift_message="Hi"))

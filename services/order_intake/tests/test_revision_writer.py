@@ -15,9 +15,13 @@ from order_intake.storage.orders import Revision, RevisionWriter
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-def revision(external_id: str, updated_at: str, outcome: str = "accepted") -> Revision:
+def revision(external_id: str, updated_at: str, outcome: str = "accepted", gift_message: str = "") -> Revision:
     order = order_pb2.Order(
-        order_id=f"ord_{external_id}", tenant_id="acme", external_id=external_id, revision=updated_at
+        order_id=f"ord_{external_id}",
+        tenant_id="acme",
+        external_id=external_id,
+        revision=updated_at,
+        gift_message=gift_message,
     )
     return Revision(
         tenant_id="acme",
@@ -60,7 +64,7 @@ async def test_outcomes_of_revisions_committed_together(writer):
         writer.record(revision("b", "2026-11-23T10:00:00.000Z", outcome="invalid")),
     )
     assert [o.outcome for o in outcomes] == ["accepted", "duplicate", "invalid"]
-    newer = await writer.record(revision("a", "2026-11-23T11:00:00.000Z"))
+    newer = await writer.record(revision("a", "2026-11-23T11:00:00.000Z", gift_message="Enjoy"))
     older = await writer.record(revision("a", "2026-11-23T09:00:00.000Z"))
     assert (newer.outcome, older.outcome) == ("accepted", "stale")
 
@@ -71,6 +75,18 @@ async def test_outcomes_of_revisions_committed_together(writer):
     # Events only for accepted revisions: the first and the newer one of order a.
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 2
     assert await pool.fetchval("SELECT count(*) FROM webhook_receipts") == 5
+
+
+async def test_a_newer_revision_that_changes_nothing_is_recorded_but_not_announced(writer):
+    # What Commerce7 sends after ordersync writes a fulfilment: same order, new updatedAt.
+    writer, pool = writer
+    first = await writer.record(revision("a", "2026-11-23T10:00:00.000Z"))
+    echo = await writer.record(revision("a", "2026-11-23T10:05:00.000Z"))
+    assert (first.outcome, echo.outcome) == ("accepted", "unchanged")
+    assert (
+        await pool.fetchval("SELECT latest_revision FROM orders WHERE order_id = 'ord_a'") == "2026-11-23T10:05:00.000Z"
+    )
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
 
 
 async def test_a_malformed_body_is_kept_with_its_reason(writer):

@@ -26,7 +26,14 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "commerce7"
 ORDERS_TOPIC = "intake.orders.v1"
-_STATUS_BY_OUTCOME = {"accepted": 202, "invalid": 202, "ignored": 202, "duplicate": 200, "stale": 200}
+_STATUS_BY_OUTCOME = {
+    "accepted": 202,
+    "invalid": 202,
+    "ignored": 202,
+    "unchanged": 200,
+    "duplicate": 200,
+    "stale": 200,
+}
 
 
 class Commerce7WebhookHandler:

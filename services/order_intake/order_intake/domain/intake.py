@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ordersync.common.v1 import order_pb2
+
 _ORDER_NAMESPACE = uuid.UUID("5b0b7f3e-3c8e-4f57-9d0a-6b1c2f1a7e10")
 
 
@@ -46,3 +48,18 @@ def _parse(revision: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def same_order_content(stored_proto: bytes, new_proto: bytes) -> bool:
+    """True when a newer revision changes nothing ordersync acts on, only the channel's bookkeeping.
+
+    Writing a fulfilment back makes Commerce7 send an order Update webhook; the canonical order
+    holds no fulfilment state, so that update differs from the stored order in its revision only.
+    Recognising it keeps ordersync from reacting to its own writes.
+    """
+    stored, new = order_pb2.Order(), order_pb2.Order()
+    stored.ParseFromString(stored_proto)
+    new.ParseFromString(new_proto)
+    stored.ClearField("revision")
+    new.ClearField("revision")
+    return stored == new

@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
-from order_intake.domain.intake import revision_is_newer
+from order_intake.domain.intake import revision_is_newer, same_order_content
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Revision:
 class Recorded:
     """What happened to a revision: its outcome and the receipt that keeps its body."""
 
-    outcome: str  # accepted | duplicate | stale | invalid | ignored | malformed
+    outcome: str  # accepted | unchanged | duplicate | stale | invalid | ignored | malformed
     receipt_id: int
     order_id: str | None
 
@@ -148,18 +148,29 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
     )
     if not is_new_revision:
         return await _mark(conn, receipt_id, "duplicate", item), None
-    latest = await conn.fetchrow("SELECT latest_revision FROM orders WHERE order_id = $1 FOR UPDATE", item.order_id)
+    latest = await conn.fetchrow(
+        "SELECT latest_revision, status, order_proto FROM orders WHERE order_id = $1 FOR UPDATE", item.order_id
+    )
     if latest is None:
         await _insert_order(conn, item)
-    elif revision_is_newer(item.revision, latest["latest_revision"]):
-        await _update_order(conn, item)
-    else:
+    elif not revision_is_newer(item.revision, latest["latest_revision"]):
         await _count_revision(conn, item)
         return await _mark(conn, receipt_id, "stale", item), None
+    elif _changes_nothing(item, latest):
+        # Typically the Update Commerce7 sends after our own fulfilment: recorded, not re-announced.
+        await _update_order(conn, item)
+        return await _mark(conn, receipt_id, "unchanged", item), None
+    else:
+        await _update_order(conn, item)
     event = None
     if item.outcome_if_new == "accepted":
         event = _event_in_request_context(item, first_revision=latest is None)
     return Recorded(item.outcome_if_new, receipt_id, item.order_id), event
+
+
+def _changes_nothing(item: Revision, latest: asyncpg.Record) -> bool:
+    both_accepted = item.outcome_if_new == "accepted" and latest["status"] == "accepted"
+    return both_accepted and same_order_content(latest["order_proto"], item.order_proto)
 
 
 def _event_in_request_context(item: Revision, *, first_revision: bool) -> OutgoingEvent:
