@@ -1,4 +1,4 @@
-"""Carrier mapping wiring: schema, pool, the refreshed code-table snapshot, and gRPC."""
+"""Carrier mapping wiring: schema, pool, the code-table snapshot and its change feed, and gRPC."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 from carrier_mapping.api.grpc import CarrierMappingServicer
 from carrier_mapping.config import CarrierMappingSettings
 from carrier_mapping.storage.codes import CodeTableSnapshot
+from carrier_mapping.storage.mappings import MappingStore
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.runtime import PoolComponent, prepare
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -39,16 +40,27 @@ class CarrierMappingApp(ComponentGroup):
         """The port gRPC listens on; only while started."""
         return self.grpc_server.component.port
 
+    async def stop(self) -> None:
+        # End WatchChanges streams first: the server's graceful stop would otherwise wait its
+        # whole grace period for streams that never end by themselves.
+        if self.codes.component is not None:
+            self.codes.component.feed.close()
+        await super().stop()
+
 
 async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     """Migrate the schema and return the service's components, not yet started."""
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     pool = PoolComponent(platform)
-    codes = LazyComponent(lambda: CodeTableSnapshot(pool.pool, refresh_s=settings.refresh_s))
+    # Writers NOTIFY on a channel named after the schema, so services (and tests) sharing a
+    # database in different schemas never hear each other's changes.
+    channel = platform.db_schema
+    codes = LazyComponent(lambda: CodeTableSnapshot(pool.pool, refresh_s=settings.refresh_s, channel=channel))
 
     def grpc_server() -> GrpcServer:
-        binding = bind(pb, pb_grpc, "CarrierMappingService", CarrierMappingServicer(codes.component))
+        servicer = CarrierMappingServicer(codes.component, MappingStore(pool.pool, channel), settings.callers)
+        binding = bind(pb, pb_grpc, "CarrierMappingService", servicer)
         return GrpcServer([binding], port=platform.grpc_port)
 
     return CarrierMappingApp(pool, codes, LazyComponent(grpc_server))

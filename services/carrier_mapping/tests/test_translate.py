@@ -130,5 +130,5 @@ async def test_table_rejects_a_code_of_an_unknown_system():
 
 
 async def test_table_rejects_two_codes_for_one_canonical_service():
-    with pytest.raises(ValueError, match="two codes for canonical service"):
+    with pytest.raises(ValueError, match="both map to UPS_GROUND"):
         table(code("vinoshipper", "03b", "UPS_GROUND"))
