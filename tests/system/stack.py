@@ -158,8 +158,18 @@ class Stack:
                 env["ORDERSYNC_HTTP_PORT"] = str(http_port)
             self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
         self._plan_admin_api()
+        self._plan_carrier_mapping_callers()
         for service in self.services.values():
             service.env.update(self._service_env)
+
+    def _plan_carrier_mapping_callers(self) -> None:
+        """Carrier mapping admits callers by bearer token: dispatch and writeback read every tenant."""
+        token = secrets.token_urlsafe(24)
+        callers = self.run_dir / "carrier-mapping-callers.toml"
+        callers.write_text('[callers.ordersync]\ntoken = "env:CARRIER_MAPPING_TOKEN"\ntenants = ["*"]\nwrite = false\n')
+        self.services["carrier_mapping"].env["CARRIER_MAPPING_CALLERS_FILE"] = str(callers)
+        for name in ("carrier_mapping", "fulfillment_dispatch", "tracking_writeback"):
+            self.services[name].env["CARRIER_MAPPING_TOKEN"] = token
 
     def _plan_admin_api(self) -> None:
         """Dispatch serves the admin API: it reads the other services, and checks sent orders often."""

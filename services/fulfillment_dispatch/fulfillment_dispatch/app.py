@@ -43,7 +43,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
-    carriers = CarrierMappingClient(settings.carrier_mapping_addr)
+    carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
     first_check = timedelta(seconds=settings.status_check_s)
     sender = LazyComponent(
         lambda: PollingWorker(

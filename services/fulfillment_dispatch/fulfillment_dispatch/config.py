@@ -20,6 +20,7 @@ class DispatchSettings:
     platform: PlatformSettings
     http_port: int
     carrier_mapping_addr: str
+    carrier_mapping_token: str
     lease_s: float
     claim_batch: int
     max_attempts: int
@@ -35,6 +36,7 @@ class DispatchSettings:
             platform=PlatformSettings.from_env("fulfillment-dispatch", "fulfillment_dispatch", 50053),
             http_port=env_int("ORDERSYNC_HTTP_PORT", 8081),
             carrier_mapping_addr=env_str("CARRIER_MAPPING_ADDR"),
+            carrier_mapping_token=env_str("CARRIER_MAPPING_TOKEN"),
             lease_s=env_float("ORDERSYNC_DISPATCH_LEASE_S", 30.0),
             claim_batch=env_int("ORDERSYNC_DISPATCH_CLAIM_BATCH", 200),
             max_attempts=env_int("ORDERSYNC_DISPATCH_MAX_ATTEMPTS", 20),
