@@ -60,6 +60,7 @@ class VinoshipperProvider:
     # Ask Vinoshipper's check-compliance endpoint before creating; a problem fails the order
     # with Vinoshipper's reasons and nothing is created there.
     compliance_precheck: bool = False
+    timeout_s: float = 10.0  # per request; a create that times out is read back before any repeat
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,9 @@ def _parse_vinoshipper(section: dict, where: str) -> VinoshipperProvider:
         raise ConfigError(
             f"{where}: order_number_prefix {prefix!r} must be 1-24 letters, digits, '-' or '_', starting and ending with a letter or digit"
         )
-    optional = {k: section[k] for k in ("base_url",) if k in section}
+    optional = {k: section[k] for k in ("base_url", "timeout_s") if k in section}
+    if "timeout_s" in optional and not (isinstance(optional["timeout_s"], int | float) and optional["timeout_s"] > 0):
+        raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
     precheck = section.get("compliance_precheck", False)
     if not isinstance(precheck, bool):
         raise ConfigError(f"{where}: compliance_precheck must be true or false, not {precheck!r}")

@@ -6,7 +6,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import grpc
 import pytest_asyncio
+from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import Stack, TenantSpec
@@ -98,6 +101,52 @@ class Driver:
     async def channel_order(self, external_id: str) -> dict:
         return (await self.stack.http.get(f"{self.c7}/_sim/orders/{external_id}")).json()
 
+    async def provider_order(self, order_number: str) -> dict:
+        response = await self.stack.http.get(f"{self.vs}/_sim/orders/{order_number}")
+        response.raise_for_status()
+        return response.json()
+
+    # ---- the admin API, as an operator's tool calls it ----------------------------------------
+
+    def admin(self) -> admin_grpc.OrderAdminServiceStub:
+        if not hasattr(self, "_admin"):
+            self._admin_channel = grpc.aio.insecure_channel(self.stack.grpc_address("fulfillment_dispatch"))
+            self._admin = admin_grpc.OrderAdminServiceStub(self._admin_channel)
+        return self._admin
+
+    def selector(self, channel_order_number) -> admin_pb.OrderSelector:
+        return admin_pb.OrderSelector(tenant_id=self.tenant_id, channel_order_number=str(channel_order_number))
+
+    async def show(self, channel_order_number) -> admin_pb.GetOrderResponse:
+        return await self.admin().GetOrder(admin_pb.GetOrderRequest(order=self.selector(channel_order_number)))
+
+    async def act(self, method: str, channel_order_number, *, operator: str = "jane@winery.example", reason: str):
+        request_type = getattr(admin_pb, f"{method}Request")
+        action = admin_pb.OperatorAction(operator=operator, reason=reason)
+        return await getattr(self.admin(), method)(
+            request_type(order=self.selector(channel_order_number), action=action), timeout=30
+        )
+
+    async def wait_for_status(self, channel_order_number, title: str, timeout_s: float = 45.0):
+        """Wait until the admin API shows the order in the status titled `title`; return it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                shown = await self.show(channel_order_number)
+                if shown.sync.status_title == title:
+                    return shown
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                shown = None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"order {channel_order_number} not {title!r}; last seen: {shown}")
+            await asyncio.sleep(0.3)
+
+    async def close(self) -> None:
+        if hasattr(self, "_admin_channel"):
+            await self._admin_channel.close()
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def driver(infra, tmp_path_factory):
@@ -106,4 +155,6 @@ async def driver(infra, tmp_path_factory):
     async with Stack([spec], run_dir=run_dir, pg_dsn=infra.pg_dsn, kafka_bootstrap=infra.kafka_bootstrap) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with JourneyReader(addresses) as reader:
-            yield Driver(stack, reader, spec.tenant_id)
+            driver = Driver(stack, reader, spec.tenant_id)
+            yield driver
+            await driver.close()

@@ -45,7 +45,8 @@ async def test_pickup_order_is_not_required_to_send(driver):
     placed = (await driver.place(order))["order"]
     journey = await driver.wait_for(placed["id"], lambda j: bool(j.route))
     assert (journey.route, journey.route_code) == ("not required", "PICKUP_ORDER")
-    assert journey.dispatch == ""
+    journey = await driver.wait_for(placed["id"], lambda j: bool(j.dispatch))
+    assert (journey.dispatch, journey.dispatch_code) == ("not required", "PICKUP_ORDER")
 
 
 async def test_order_rejected_by_the_provider_fails_with_its_reason(driver):

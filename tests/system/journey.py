@@ -21,6 +21,8 @@ DISPATCH_NAMES = {
     dispatch_pb2.DISPATCH_STATUS_RETRY_WAIT: "retry wait",
     dispatch_pb2.DISPATCH_STATUS_SENT: "sent",
     dispatch_pb2.DISPATCH_STATUS_FAILED: "failed",
+    dispatch_pb2.DISPATCH_STATUS_NOT_REQUIRED: "not required",
+    dispatch_pb2.DISPATCH_STATUS_VOIDED: "voided",
 }
 SHIPMENT_NAMES = {
     shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",

@@ -48,6 +48,7 @@ class TenantSpec:
     api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     compliance_precheck: bool = False
+    provider_timeout_s: float = 10.0
 
     def env_name(self, secret: str) -> str:
         return f"ORDERSYNC_SECRET_{re.sub(r'[^A-Z0-9]', '_', self.tenant_id.upper())}_{secret.upper()}"
@@ -236,7 +237,6 @@ class Stack:
 
     async def _start_simulators(self) -> None:
         intake = self.http_url("order_intake")
-        dispatch = self.http_url("fulfillment_dispatch")
         c7_config = {
             "tenants": [
                 {
@@ -251,17 +251,7 @@ class Stack:
             ]
         }
         self.sim_urls["commerce7"] = await self._start_simulator("commerce7", c7_config)
-        vs_producers = [
-            {
-                "producer_id": t.tenant_id,
-                "api_key": t.api_key,
-                "api_secret": t.api_secret,
-                "webhook_url": f"{dispatch}/webhooks/vinoshipper/{t.tenant_id}/{t.webhook_token}",
-                "products": t.products,
-                "licensed_states": t.licensed_states,
-            }
-            for t in self.tenants.values()
-        ]
+        vs_producers = [self._producer(t) for t in self.tenants.values()]
         if self._external_vinoshipper:
             self.sim_urls["vinoshipper"] = self._external_vinoshipper
             for producer in vs_producers:
@@ -299,6 +289,26 @@ class Stack:
             raise RuntimeError(f"{name} simulator did not report its address: {line!r}")
         return match.group(1).decode()
 
+    def _producer(self, t: TenantSpec) -> dict:
+        """The tenant's producer account as the Vinoshipper simulator holds it."""
+        dispatch = self.http_url("fulfillment_dispatch")
+        return {
+            "producer_id": t.tenant_id,
+            "api_key": t.api_key,
+            "api_secret": t.api_secret,
+            "webhook_url": f"{dispatch}/webhooks/vinoshipper/{t.tenant_id}/{t.webhook_token}",
+            "products": t.products,
+            "licensed_states": t.licensed_states,
+        }
+
+    async def update_producer(self, spec: TenantSpec) -> None:
+        """Change the tenant's account at Vinoshipper (its SKUs, its licensed states) while running."""
+        self.tenants[spec.tenant_id] = spec
+        response = await self.http.put(
+            f"{self.sim_urls['vinoshipper']}/_sim/producers/{spec.tenant_id}", json=self._producer(spec)
+        )
+        response.raise_for_status()
+
     def _write_tenants_file(self) -> None:
         lines = []
         for t in self.tenants.values():
@@ -322,6 +332,7 @@ class Stack:
                 f'webhook_token = "env:{t.env_name("webhook_token")}"',
                 f'base_url = "{self.sim_urls["vinoshipper"]}"',
                 f"compliance_precheck = {'true' if t.compliance_precheck else 'false'}",
+                f"timeout_s = {t.provider_timeout_s}",
                 "",
             ]
         # Written whole, then renamed: a service reloading the file never reads half of it.

@@ -53,6 +53,7 @@ class ProviderClients:
             api_secret=account.api_secret.value,
             base_url=account.base_url,
             order_number_prefix=account.order_number_prefix,
+            timeout_s=account.timeout_s,
             max_concurrency=self._max_concurrency,
         )
 

@@ -53,8 +53,13 @@ async def test_a_late_result_from_an_attempt_whose_lease_was_taken_over_is_dropp
     await asyncio.sleep(0.2)
     await claim_due(pool, 10, lease_s=30)  # attempt 2 takes over
     async with pool.acquire() as conn:
-        assert await record_results(conn, [result("o1", attempt=2, status="sent")], first_check_after=CHECK_AFTER) == {"o1"}
-        assert await record_results(conn, [result("o1", attempt=1, status="failed")], first_check_after=CHECK_AFTER) == set()
+        assert await record_results(conn, [result("o1", attempt=2, status="sent")], first_check_after=CHECK_AFTER) == {
+            "o1"
+        }
+        assert (
+            await record_results(conn, [result("o1", attempt=1, status="failed")], first_check_after=CHECK_AFTER)
+            == set()
+        )
         row = await conn.fetchrow("SELECT status, lease_until FROM dispatches WHERE order_id = 'o1'")
         activity = await conn.fetch("SELECT message FROM dispatch_activity WHERE order_id = 'o1' ORDER BY id")
     assert row["status"] == "sent" and row["lease_until"] is None

@@ -50,7 +50,9 @@ class PeerViews:
             ("compliance-routing", self._routing),
             ("tracking-writeback", self._writeback),
         ]
-        return list(await asyncio.gather(*(self._ask(name, ask, tenant_id, order_id, deadline_s) for name, ask in asks)))
+        return list(
+            await asyncio.gather(*(self._ask(name, ask, tenant_id, order_id, deadline_s) for name, ask in asks))
+        )
 
     async def _ask(self, name: str, ask, tenant_id: str, order_id: str, deadline_s: float) -> View:
         channel = self._channels.get(name)

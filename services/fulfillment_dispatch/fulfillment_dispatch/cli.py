@@ -1,0 +1,157 @@
+"""Operator CLI for orders' sync with their provider, on the admin gRPC API.
+
+    python -m fulfillment_dispatch.cli --addr HOST:PORT --tenant acme show 1042
+    python -m fulfillment_dispatch.cli --tenant acme list --status failed --since 24h
+    python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added in Vinoshipper"
+
+An ORDER is ordersync's id ("ord_…") or the channel's order number. Actions need --operator
+(or ORDERSYNC_OPERATOR) and --reason; both go into the order's activity log. Exit codes: 0 done,
+1 refused (the message says why), 2 bad usage, 3 unavailable (try again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from ordersync.admin.v1 import order_admin_service_pb2 as pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
+from ordersync.common.v1 import shipment_pb2
+
+DEFAULT_ADDR = "127.0.0.1:50053"
+STATUS_NAMES = {
+    name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): value for name, value in pb.SyncStatus.items() if value
+}
+ACTIONS = {
+    "retry": ("RetrySend", pb.RetrySendRequest, "send a Failed to Send order again"),
+    "dont-send": ("DontSend", pb.DontSendRequest, "keep a Failed to Send order in the channel for good"),
+    "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at Vinoshipper (before refunding it)"),
+    "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from Vinoshipper now"),
+}
+_REFUSALS = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with grpc.insecure_channel(args.addr) as channel:
+        stub = pb_grpc.OrderAdminServiceStub(channel)
+        try:
+            return args.run(stub, args)
+        except grpc.RpcError as exc:
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1 if exc.code() in _REFUSALS else 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fulfillment_dispatch.cli", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--addr", default=os.environ.get("ORDERSYNC_ADMIN_ADDR", DEFAULT_ADDR))
+    parser.add_argument("--tenant", required=True, help="tenant id")
+    parser.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    show = commands.add_parser("show", help="an order's status, per-service view and activity log")
+    show.add_argument("order")
+    show.set_defaults(run=_show)
+
+    listing = commands.add_parser("list", help="orders by status, newest change first")
+    listing.add_argument("--status", action="append", choices=sorted(STATUS_NAMES), default=[])
+    listing.add_argument("--since", help="only orders changed in this window, e.g. 24h, 90m, 7d")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(run=_list)
+
+    for command, (_, _, help_text) in ACTIONS.items():
+        action = commands.add_parser(command, help=help_text)
+        action.add_argument("order")
+        action.add_argument("--operator", default=os.environ.get("ORDERSYNC_OPERATOR"))
+        action.add_argument("--reason", required=True)
+        action.set_defaults(run=_act)
+    return parser
+
+
+def _selector(args) -> pb.OrderSelector:
+    if args.order.startswith("ord_"):
+        return pb.OrderSelector(tenant_id=args.tenant, order_id=args.order)
+    return pb.OrderSelector(tenant_id=args.tenant, channel_order_number=args.order)
+
+
+def _show(stub, args) -> int:
+    answer = stub.GetOrder(pb.GetOrderRequest(order=_selector(args)), timeout=10)
+    if args.json:
+        return _print_json(answer)
+    print(_describe(answer.sync))
+    print("\nservices:")
+    for view in answer.services:
+        print(f"  {view.service:<20} {view.status}" + (f" — {view.reason}" if view.reason else ""))
+    print("\nactivity:")
+    for entry in answer.activity:
+        when = entry.time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"  {when}  {entry.actor:<12} {entry.kind:<22} {entry.message}")
+    return 0
+
+
+def _list(stub, args) -> int:
+    request = pb.ListOrdersRequest(
+        tenant_id=args.tenant, statuses=[STATUS_NAMES[s] for s in args.status], page_size=min(args.limit, 500)
+    )
+    if args.since:
+        request.updated_after.FromDatetime(datetime.now(UTC) - _window(args.since))
+    answer = stub.ListOrders(request, timeout=10)
+    if args.json:
+        return _print_json(answer)
+    for sync in answer.orders:
+        number = sync.channel_ref.external_number or sync.order_id
+        print(f"{number:<10} {sync.status_title:<34} {sync.reason_code:<26} {sync.reason}")
+    print(f"({len(answer.orders)} order(s){'; more: narrow the filter' if answer.next_page_token else ''})")
+    return 0
+
+
+def _act(stub, args) -> int:
+    if not args.operator:
+        print("error: --operator (or ORDERSYNC_OPERATOR) is required: who is acting", file=sys.stderr)
+        return 2
+    method, request_type, _ = ACTIONS[args.command]
+    request = request_type(order=_selector(args), action=pb.OperatorAction(operator=args.operator, reason=args.reason))
+    answer = getattr(stub, method)(request, timeout=30)
+    if args.json:
+        return _print_json(answer)
+    print(_describe(answer.sync))
+    return 0
+
+
+def _describe(sync: pb.OrderSync) -> str:
+    lines = [
+        f"order {sync.channel_ref.external_number} ({sync.order_id}) of {sync.tenant_id}",
+        f"  status:   {sync.status_title}" + (f" [{sync.reason_code}]" if sync.reason_code else ""),
+    ]
+    if sync.reason:
+        lines.append(f"  reason:   {sync.reason}")
+    if sync.provider_order_number:
+        lines.append(f"  provider: {sync.provider} order {sync.provider_order_number}, {sync.attempts} attempt(s)")
+    if sync.shipment.status:
+        status = shipment_pb2.ShipmentStatus.Name(sync.shipment.status).removeprefix("SHIPMENT_STATUS_").lower()
+        tracking = ", ".join(sync.shipment.tracking_numbers)
+        lines.append(f"  shipment: {status}" + (f", tracking {tracking}" if tracking else ""))
+    return "\n".join(lines)
+
+
+def _window(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if not match:
+        raise SystemExit(f"error: --since {text!r}: use a number with m, h or d, e.g. 24h")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+
+
+def _print_json(message) -> int:
+    print(json.dumps(MessageToDict(message), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
