@@ -14,7 +14,7 @@ PROTO_FILES    = $(shell find protos -name '*.proto')
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e \
-        infra-up infra-down demo bench up down clean
+        infra-up infra-down demo bench bench-mapping up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ demo: protos ## the whole system with sample orders: what happened to each
 
 bench: protos ## end-to-end throughput and latency beside a bare Kafka relay (N=20000)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000}
+
+bench-mapping: protos ## carrier-mapping translate rps and p50/p99 (concurrency 32), and batch rate, beside a bare grpc.aio server
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_mapping
 
 up: ## with Docker: Kafka, Postgres, the five services and a collector (add COMPOSE_PROFILES=demo for the simulators)
 	docker compose up --build -d

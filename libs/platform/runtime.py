@@ -50,10 +50,10 @@ class ProducerComponent:
             await self.producer.stop()
 
 
-async def prepare(settings: PlatformSettings, migrations_dir: Path) -> None:
-    """Set up logging and tracing, then bring the service's schema up to date."""
+async def prepare(settings: PlatformSettings, migrations_dir: Path, *, grpc_server_spans: bool = True) -> None:
+    """Set up logging and tracing (see setup_telemetry), then bring the service's schema up to date."""
     setup_logging(settings.service_name)
-    setup_telemetry(settings)
+    setup_telemetry(settings, grpc_server_spans=grpc_server_spans)
     await migrate(settings.pg_dsn, settings.db_schema, migrations_dir)
 
 

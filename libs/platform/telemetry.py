@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from libs.platform.config import PlatformSettings
 
 _installed = False
+_grpc_server_installed = False
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -60,9 +61,14 @@ def _span_to_dict(span: ReadableSpan) -> dict:
     }
 
 
-def setup_telemetry(settings: PlatformSettings) -> TracerProvider:
-    """Install the tracer provider, exporters and library instrumentation once per process."""
-    global _installed
+def setup_telemetry(settings: PlatformSettings, *, grpc_server_spans: bool = True) -> TracerProvider:
+    """Install the tracer provider, exporters and library instrumentation once per process.
+
+    grpc_server_spans=False leaves gRPC servers uninstrumented: the instrumentation is an aio
+    interceptor on every call, which a service answering in microseconds may not afford
+    (carrier mapping measured it; docs/benchmarks.md). Callers' client spans still time its calls.
+    """
+    global _installed, _grpc_server_installed
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -74,17 +80,21 @@ def setup_telemetry(settings: PlatformSettings) -> TracerProvider:
     if not _installed:
         _instrument_libraries()
         _installed = True
+    if grpc_server_spans and not _grpc_server_installed:
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
+
+        GrpcAioInstrumentorServer().instrument()
+        _grpc_server_installed = True
     return provider
 
 
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     AsyncPGInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
-    GrpcAioInstrumentorServer().instrument()
     GrpcAioInstrumentorClient().instrument()
 
 

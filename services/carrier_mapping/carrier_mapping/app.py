@@ -51,7 +51,10 @@ class CarrierMappingApp(ComponentGroup):
 async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     """Migrate the schema and return the service's components, not yet started."""
     platform = settings.platform
-    await prepare(platform, MIGRATIONS)
+    # No server-side gRPC spans: the OpenTelemetry interceptor cost a third of the unary
+    # throughput (docs/benchmarks.md). Callers' client spans still time every call, and
+    # Postgres work (writes, reloads) is still traced.
+    await prepare(platform, MIGRATIONS, grpc_server_spans=False)
     pool = PoolComponent(platform)
     # Writers NOTIFY on a channel named after the schema, so services (and tests) sharing a
     # database in different schemas never hear each other's changes.
