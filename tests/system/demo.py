@@ -2,9 +2,10 @@
 
 Run with `make demo` (which starts and stops PostgreSQL and Kafka). It places orders in the
 Commerce7 simulator, which sends them to order intake as webhooks; has the Vinoshipper simulator
-fulfil, ship and deliver what it accepted; then prints each order's journey beside the outcome
-the Commerce7 → Vinoshipper integration prescribes, and one summary line. It exits non-zero when
-an order is lost or ends anywhere other than expected.
+fulfil, ship, deliver or cancel what it accepted; acts as an operator would through the admin API
+(Retry after fixing an SKU, Don't Send, Void Sync); then prints each order's status, journey and
+activity beside the outcome the Commerce7 → Vinoshipper integration prescribes, and one summary
+line. It exits non-zero when an order is lost or ends anywhere other than expected.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import grpc
+from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import REPO, Stack, TenantSpec
@@ -27,6 +32,13 @@ TENANT = TenantSpec(
     order_number_prefix="CEDAR",
 )
 UPS = {"01": "UPS Next Day Air", "02": "UPS 2nd Day Air", "03": "UPS Ground", "12": "UPS 3 Day Select"}
+OPERATOR = "ops@cedar-ridge.example"
+TITLES = {
+    "sent": "Sent to Vinoshipper",
+    "failed": "Failed to Send",
+    "not_required": "Not Required to Send",
+    "voided": "Voided in Vinoshipper",
+}
 
 
 @dataclass
@@ -35,13 +47,16 @@ class Scenario:
 
     label: str
     order: dict
-    expect: str  # sent | not_required | not_sent | failed
+    expect: str  # the final sync status: sent | not_required | failed | voided
     provider_steps: tuple[str, ...] = ()
     expect_reason: str = ""
+    operator_action: str = ""  # retry (after adding the SKU at Vinoshipper) | dont_send | void
     placed: dict = field(default_factory=dict)
 
     @property
     def expect_final(self) -> str:
+        if self.operator_action == "void":
+            return "cancel"
         return self.provider_steps[-1] if self.provider_steps else ""
 
 
@@ -148,13 +163,13 @@ def scenarios() -> list[Scenario]:
         Scenario(
             "refund of an earlier order",
             _order("Web", "Ship", "CA", [cab], "03", refund=True),
-            "not_sent",
+            "not_required",
             expect_reason="REFUND_NOT_SENT",
         ),
         Scenario(
             "exchange of an earlier order",
             _order("Web", "Ship", "CA", [pinot], "03", exchange=True),
-            "not_sent",
+            "not_required",
             expect_reason="EXCHANGE_NOT_SENT",
         ),
         Scenario(
@@ -175,13 +190,45 @@ def scenarios() -> list[Scenario]:
             "failed",
             expect_reason="UNMAPPED_CARRIER",
         ),
+        Scenario(
+            "web, ship to OR, cancelled by the winery in Vinoshipper",
+            _order("Web", "Ship", "OR", [chard], "03"),
+            "voided",
+            ("cancel",),
+            expect_reason="VOIDED_AT_PROVIDER",
+        ),
+        Scenario(
+            "web, ship to CA, address wrong: operator voids before refunding",
+            _order("Web", "Ship", "CA", [pinot], "03"),
+            "voided",
+            expect_reason="VOIDED_AT_PROVIDER",
+            operator_action="void",
+        ),
+        Scenario(
+            "web, ship to CA, SKU added in Vinoshipper, then operator retries",
+            _order("Web", "Ship", "CA", [(RETRIED_SKU, 2, 3100)], "03"),
+            "sent",
+            ("fulfil", "ship"),
+            operator_action="retry",
+        ),
+        Scenario(
+            "web, ship to WA, rejected; operator chooses Don't Send",
+            _order("Web", "Ship", "WA", [rose], "03"),
+            "not_required",
+            expect_reason="DONT_SEND",
+            operator_action="dont_send",
+        ),
     ]
 
 
+RETRIED_SKU = "CR-SYRAH-2020"  # unknown to Vinoshipper until the operator's fix
+
+
 class Demo:
-    def __init__(self, stack: Stack, reader: JourneyReader):
+    def __init__(self, stack: Stack, reader: JourneyReader, admin: admin_grpc.OrderAdminServiceStub):
         self.stack = stack
         self.reader = reader
+        self.admin = admin
         self.c7 = stack.sim_urls["commerce7"]
         self.vs = stack.sim_urls["vinoshipper"]
 
@@ -208,9 +255,40 @@ class Demo:
                 return journeys
             await asyncio.sleep(0.5)
 
-    async def provider_step(self, scenario: Scenario, number: str, step: str) -> None:
+    async def provider_step(self, number: str, step: str) -> None:
         response = await self.stack.http.post(f"{self.vs}/_sim/orders/{number}/{step}", json={"wait": True})
         response.raise_for_status()
+
+    async def operator(self, scenario: Scenario) -> None:
+        """Do what an operator would for this order, through the admin API."""
+        action = scenario.operator_action
+        if action == "retry":
+            spec = self.stack.tenants[TENANT.tenant_id]
+            await self.stack.update_producer(replace(spec, products=[*spec.products, RETRIED_SKU]))
+            await self.act(scenario, "RetrySend", f"{RETRIED_SKU} added to the Vinoshipper catalog")
+        elif action == "dont_send":
+            await self.act(scenario, "DontSend", "customer will collect at the winery instead")
+        elif action == "void":
+            await self.act(scenario, "VoidSync", "wrong address: void, refund and re-place the order")
+
+    async def act(self, scenario: Scenario, method: str, reason: str) -> None:
+        request = getattr(admin_pb, f"{method}Request")(
+            order=self.selector(scenario), action=admin_pb.OperatorAction(operator=OPERATOR, reason=reason)
+        )
+        await getattr(self.admin, method)(request, timeout=30)
+
+    def selector(self, scenario: Scenario) -> admin_pb.OrderSelector:
+        return admin_pb.OrderSelector(
+            tenant_id=TENANT.tenant_id, channel_order_number=str(scenario.placed["orderNumber"])
+        )
+
+    async def shown(self, scenario: Scenario) -> admin_pb.GetOrderResponse | None:
+        try:
+            return await self.admin.GetOrder(admin_pb.GetOrderRequest(order=self.selector(scenario)), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
 
     async def channel_order(self, scenario: Scenario) -> dict:
         response = await self.stack.http.get(f"{self.c7}/_sim/orders/{scenario.placed['id']}")
@@ -218,48 +296,38 @@ class Demo:
         return response.json()
 
 
+_DISPATCH_OF = {"sent": "sent", "failed": "failed", "not_required": "not required", "voided": "voided"}
+
+
 def decided(scenario: Scenario, journey: Journey) -> bool:
-    if scenario.expect in ("not_required", "not_sent"):
-        return bool(journey.route)
-    return journey.dispatch in ("sent", "failed")
+    """Dispatch has given the order a status of its own (not sending, not retrying)."""
+    return journey.dispatch in ("sent", "failed", "not required")
+
+
+def settled(scenario: Scenario, journey: Journey) -> bool:
+    return journey.dispatch == _DISPATCH_OF[scenario.expect] and written(scenario, journey)
 
 
 def written(scenario: Scenario, journey: Journey) -> bool:
     final = scenario.expect_final
-    if final in ("ship", "deliver"):
-        return journey.written_back == {"ship": "shipped", "deliver": "delivered"}[final]
+    if final in ("ship", "deliver", "cancel"):
+        return journey.written_back == {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}[final]
     if final == "fulfil":
         return journey.shipment == "fulfilled"
     return True
 
 
-def status_shown(journey: Journey) -> str:
-    """The status the integration shows on the Commerce7 order."""
-    if journey.dispatch == "sent":
-        return "Sent to Vinoshipper"
-    if journey.dispatch == "failed":
-        return "Failed to Send"
-    if journey.route == "not required":
-        return "Not Required to Send"
-    if journey.route == "not sent":
-        return "Not Sent (refunds and exchanges never are)"
-    return "(no status)"
-
-
-def outcome_matches(scenario: Scenario, journey: Journey, channel_order: dict) -> bool:
-    expected_route = {"sent": "route", "failed": "route", "not_required": "not required", "not_sent": "not sent"}
-    if journey.route != expected_route[scenario.expect]:
+def outcome_matches(scenario: Scenario, shown, journey: Journey, channel_order: dict) -> bool:
+    if shown is None or shown.sync.status_title != TITLES[scenario.expect]:
         return False
-    if scenario.expect in ("sent", "failed") and journey.dispatch != scenario.expect:
-        return False
-    if scenario.expect_reason and scenario.expect_reason not in (journey.route_code, journey.dispatch_code):
+    if scenario.expect_reason and scenario.expect_reason not in (journey.route_code, shown.sync.reason_code):
         return False
     final = scenario.expect_final
     if final in ("ship", "deliver") and channel_order.get("fulfillmentStatus") != "Fulfilled":
         return False
     if final == "deliver" and channel_order.get("shippingStatus") != "Delivered":
         return False
-    return not (final in ("", "fulfil") and channel_order.get("fulfillments"))
+    return not (final in ("", "fulfil", "cancel") and channel_order.get("fulfillments"))
 
 
 async def run() -> int:
@@ -271,61 +339,77 @@ async def run() -> int:
     print(f"demo: starting simulators and the five services (logs in {run_dir.relative_to(REPO)}/logs)")
     async with Stack([TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
-        async with JourneyReader(addresses) as reader:
-            demo = Demo(stack, reader)
+        async with (
+            JourneyReader(addresses) as reader,
+            grpc.aio.insecure_channel(stack.grpc_address("fulfillment_dispatch")) as admin_channel,
+        ):
+            demo = Demo(stack, reader, admin_grpc.OrderAdminServiceStub(admin_channel))
             for scenario in items:
                 await demo.place(scenario, items[0].placed or None)
             print(f"demo: placed {len(items)} orders in the Commerce7 simulator; waiting for routing and dispatch")
             journeys = await demo.wait_for(items, decided)
             for scenario in items:
-                journey = journeys[id(scenario)]
-                for step in scenario.provider_steps if journey.dispatch == "sent" else ():
-                    await demo.provider_step(scenario, journey.provider_order_number, step)
-            print(
-                "demo: Vinoshipper simulator fulfilled, shipped and delivered what it accepted; waiting for writeback"
-            )
-            journeys = await demo.wait_for(items, written)
+                await demo.operator(scenario)
+            print(f"demo: an operator retried, voided and chose Don't Send through the admin API (as {OPERATOR})")
+            await drive_provider(demo, items)
+            print("demo: Vinoshipper simulator fulfilled, shipped, delivered or cancelled; waiting for writeback")
+            journeys = await demo.wait_for(items, settled)
             return await report(demo, items, journeys, trace_file)
 
 
+async def drive_provider(demo: Demo, items: list[Scenario]) -> None:
+    """Move each sent order through its provider steps, once it is sent (a retried one may lag)."""
+    pending = [s for s in items if s.provider_steps]
+    journeys = await demo.wait_for(pending, lambda s, j: j.dispatch == "sent")
+    for scenario in pending:
+        journey = journeys[id(scenario)]
+        for step in scenario.provider_steps if journey.dispatch == "sent" else ():
+            await demo.provider_step(journey.provider_order_number, step)
+
+
 async def report(demo: Demo, items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> int:
-    counts = dict.fromkeys(("sent", "not required", "failed", "shipped", "delivered", "lost", "unexpected"), 0)
+    counts = dict.fromkeys((*TITLES, "shipped", "delivered", "lost", "unexpected"), 0)
     print()
     for scenario in items:
         journey = journeys[id(scenario)]
+        shown = await demo.shown(scenario)
         channel_order = await demo.channel_order(scenario)
-        lost = not journey.order_id or not decided(scenario, journey) or not written(scenario, journey)
-        matches = not lost and outcome_matches(scenario, journey, channel_order)
-        _count(counts, journey, lost, matches)
-        _print_order(scenario, journey, channel_order, "LOST" if lost else ("as expected" if matches else "UNEXPECTED"))
+        lost = shown is None or not journey.order_id or not settled(scenario, journey)
+        matches = not lost and outcome_matches(scenario, shown, journey, channel_order)
+        _count(counts, shown, journey, lost, matches)
+        verdict = "LOST" if lost else ("as expected" if matches else "UNEXPECTED")
+        _print_order(scenario, shown, journey, channel_order, verdict)
     await asyncio.sleep(1.5)  # let the services' span exporters flush
     _print_trace(items, journeys, trace_file)
     print(
-        f"demo: {len(items)} orders, {counts['sent']} sent, {counts['not required']} not required, "
-        f"{counts['failed']} failed, {counts['shipped']} shipped, {counts['delivered']} delivered, {counts['lost']} lost"
+        f"demo: {len(items)} orders, {counts['sent']} sent, {counts['not_required']} not required, "
+        f"{counts['failed']} failed, {counts['voided']} voided, {counts['shipped']} shipped, "
+        f"{counts['delivered']} delivered, {counts['lost']} lost"
     )
     return 0 if counts["lost"] == 0 and counts["unexpected"] == 0 else 1
 
 
-def _count(counts: dict, journey: Journey, lost: bool, matches: bool) -> None:
+def _count(counts: dict, shown, journey: Journey, lost: bool, matches: bool) -> None:
     if lost:
         counts["lost"] += 1
         return
     counts["unexpected"] += 0 if matches else 1
-    shown = status_shown(journey)
-    counts[{"Sent to Vinoshipper": "sent", "Failed to Send": "failed"}.get(shown, "not required")] += 1
+    status = {title: key for key, title in TITLES.items()}.get(shown.sync.status_title)
+    if status:
+        counts[status] += 1
     counts["shipped"] += journey.written_back in ("shipped", "delivered")
     counts["delivered"] += journey.written_back == "delivered"
 
 
-def _print_order(scenario: Scenario, journey: Journey, channel_order: dict, verdict: str) -> None:
+def _print_order(scenario: Scenario, shown, journey: Journey, channel_order: dict, verdict: str) -> None:
     number = scenario.placed.get("orderNumber")
     print(f"#{number} {scenario.label}  [{verdict}]")
-    print(f"    status: {status_shown(journey)}")
+    if shown is not None:
+        reason = f" ({shown.sync.reason_code}: {shown.sync.reason})" if shown.sync.reason else ""
+        print(f"    status: {shown.sync.status_title}{reason}")
     print(f"    route: {journey.route or '-'} ({journey.route_reason or '-'})")
-    if journey.dispatch:
-        detail = journey.dispatch_reason or f"Vinoshipper order {journey.provider_order_number}"
-        print(f"    dispatch: {journey.dispatch}: {detail}")
+    if journey.provider_order_number:
+        print(f"    vinoshipper: order {journey.provider_order_number}")
     if journey.shipment:
         tracking = f", tracking {', '.join(journey.tracking)}" if journey.tracking else ""
         print(f"    provider: {journey.shipment}{tracking}")
@@ -335,6 +419,10 @@ def _print_order(scenario: Scenario, journey: Journey, channel_order: dict, verd
         f"    channel: fulfillment {channel_order.get('fulfillmentStatus')}, {len(fulfilments)} fulfilment(s),"
         f"{emailed} shipping status {channel_order.get('shippingStatus') or '-'}"
     )
+    if scenario.operator_action and shown is not None:
+        print("    activity:")
+        for entry in shown.activity:
+            print(f"      {entry.actor:<24} {entry.kind:<20} {entry.message}")
 
 
 def _print_trace(items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> None:
