@@ -74,9 +74,13 @@ async def test_an_update_reaches_the_clients_cache_within_one_second(client, adm
     assert time.monotonic() - changed_at < 3
 
 
-async def test_repeated_questions_are_answered_from_the_cache(client, service):
+async def test_repeated_questions_are_answered_from_the_cache(client, monkeypatch):
     await client.translate_one("acme", *_fields(GROUND))
-    await service.app.grpc_server.component.stop(0)  # only the cache can answer now
+
+    async def no_calls(*args):
+        raise AssertionError("the client called the service for a cached answer")
+
+    monkeypatch.setattr(client, "_fetch", no_calls)
 
     assert (await client.translate_one("acme", *_fields(GROUND))).code == "03"
 
