@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from carrier_mapping.domain.translate import GLOBAL_TENANT, CodeTable, ServiceCode
+from carrier_mapping.domain.translate import CodeTable, ServiceCode
 
 _CANONICAL = re.compile(r"^[A-Z0-9_]+$")
 MAX_TEXT = 200  # longest code, name, carrier or alias accepted
@@ -147,8 +147,3 @@ def _stored_clash(code: ServiceCode, spellings: dict, targets: dict) -> str:
         target = code.canonical_service or f"carrier {code.canonical_carrier}"
         return f"{target} is already mapped by {code.system} code {other!r} of tenant {code.tenant_id!r}"
     return ""
-
-
-def is_tenant_row(code: ServiceCode) -> bool:
-    """True for a tenant's override, false for a global default."""
-    return code.tenant_id != GLOBAL_TENANT
