@@ -13,13 +13,17 @@ from . import codes, schemas
 from .orders import validate_order
 
 
-def build_shipped_fulfillment(shipment: shipment_pb2.Shipment, *, notify_customer: bool) -> dict[str, Any]:
+def build_shipped_fulfillment(
+    shipment: shipment_pb2.Shipment, *, notify_customer: bool, carrier: str | None = None
+) -> dict[str, Any]:
     """Build the body of `POST /order/{id}/fulfillment/all` for a shipped shipment.
 
     Args:
         shipment: a shipment with at least one tracking number and `shipped_time`.
         notify_customer: sent as `sendTransactionEmail`; True makes Commerce7 e-mail the
             customer the shipping notice (the provider's own e-mails are suppressed).
+        carrier: Commerce7's spelling of the carrier, from carrier mapping; when None, the
+            shipment's canonical carrier is spelled from this connector's own table.
 
     Returns:
         `{type: "Shipped", fulfillmentDate, sendTransactionEmail, shipped: {carrier,
@@ -34,7 +38,8 @@ def build_shipped_fulfillment(shipment: shipment_pb2.Shipment, *, notify_custome
         raise InvalidRequest("commerce7 fulfillment: the shipment has no tracking number")
     if not shipment.HasField("shipped_time"):
         raise InvalidRequest("commerce7 fulfillment: the shipment has no shipped_time")
-    carrier = shipment.carrier.strip()
+    canonical = shipment.carrier.strip()
+    carrier = (carrier or "").strip() or codes.CARRIER_TO_COMMERCE7.get(canonical.upper(), canonical)
     if not carrier:
         raise InvalidRequest("commerce7 fulfillment: the shipment has no carrier")
     body = schemas.FulfillmentAllRequest(
@@ -42,7 +47,7 @@ def build_shipped_fulfillment(shipment: shipment_pb2.Shipment, *, notify_custome
         fulfillmentDate=convert.format_iso_millis(shipment.shipped_time),
         sendTransactionEmail=notify_customer,
         shipped=schemas.FulfillmentShippedRequest(
-            carrier=codes.CARRIER_TO_COMMERCE7.get(carrier.upper(), carrier),
+            carrier=carrier,
             trackingNumbers=tracking,
         ),
         packageCount=len(tracking),

@@ -47,6 +47,7 @@ def parse_order_detail(detail: Mapping[str, Any]) -> shipment_pb2.Shipment | Non
     shipment = shipment_pb2.Shipment(
         carrier=carrier,
         service=rate.service if rate and carrier == codes.CARRIER_UPS else "",
+        service_code=((shipping.rateCode if shipping else None) or "").strip(),
         tracking_numbers=tracking,
     )
     if parsed.shippedAt:

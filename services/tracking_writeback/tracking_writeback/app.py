@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
+from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
@@ -32,12 +33,14 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     channels = ChannelClients(tenants)
+    carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
     writer = LazyComponent(
         lambda: PollingWorker(
             "writeback-writer",
             Writer(
                 pool.pool,
                 channels,
+                carriers,
                 topic=platform.topic(WRITEBACKS_TOPIC),
                 producer=platform.service_name,
                 lease_s=settings.lease_s,
@@ -70,6 +73,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             Housekeeper(pool),
             watcher,
             channels,
+            carriers,
             writer,
             LazyComponent(grpc_server),
             LazyComponent(consumer),

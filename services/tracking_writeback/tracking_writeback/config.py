@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.platform.config import PlatformSettings, env_float, env_int
+from libs.platform.config import PlatformSettings, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
 class WritebackSettings:
-    """Platform settings and the writer's tuning."""
+    """Platform settings, the carrier-mapping peer and the writer's tuning."""
 
     platform: PlatformSettings
+    carrier_mapping_addr: str
+    carrier_mapping_token: str
     lease_s: float
     claim_batch: int
     max_attempts: int
@@ -20,6 +22,8 @@ class WritebackSettings:
     def from_env(cls) -> WritebackSettings:
         return cls(
             platform=PlatformSettings.from_env("tracking-writeback", "tracking_writeback", 50054),
+            carrier_mapping_addr=env_str("CARRIER_MAPPING_ADDR"),
+            carrier_mapping_token=env_str("CARRIER_MAPPING_TOKEN"),
             lease_s=env_float("ORDERSYNC_WRITEBACK_LEASE_S", 60.0),
             claim_batch=env_int("ORDERSYNC_WRITEBACK_CLAIM_BATCH", 50),
             max_attempts=env_int("ORDERSYNC_WRITEBACK_MAX_ATTEMPTS", 20),

@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
+from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.commerce7.fulfillments import (
     build_delivered_update,
@@ -48,6 +49,7 @@ class Writer:
         self,
         pool: asyncpg.Pool,
         channels: ChannelClients,
+        carriers: CarrierMappingClient,
         *,
         topic: str,
         producer: str,
@@ -57,6 +59,7 @@ class Writer:
     ):
         self._pool = pool
         self._channels = channels
+        self._carriers = carriers
         self._topic = topic
         self._producer = producer
         self._lease_s = lease_s
@@ -84,6 +87,8 @@ class Writer:
                 notified = await self._apply(row)
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
+            except CarrierMappingUnavailable as exc:
+                return self._failure(row, exc, retryable=True)
             except Exception as exc:  # never leave a write without a recorded outcome and reason
                 log.exception("writeback failed unexpectedly", extra={"fields": {"order_id": row["order_id"]}})
                 return self._failure(row, exc, retryable=True)
@@ -111,7 +116,8 @@ class Writer:
         notified = False
         for step in plan(row["written_status"], row["target_status"]):
             if step is Step.SHIP:
-                notified = await _write_shipped(client, order, row["external_id"], shipment)
+                carrier = await self._channel_carrier(row, shipment)
+                notified = await _write_shipped(client, order, row["external_id"], shipment, carrier)
             elif step is Step.DELIVER:
                 await client.update_order(
                     row["external_id"], build_delivered_update(shipment, existing_meta_data=meta_data)
@@ -121,6 +127,19 @@ class Writer:
                     row["external_id"], build_voided_update(shipment, existing_meta_data=meta_data)
                 )
         return notified
+
+    async def _channel_carrier(self, row, shipment: shipment_pb2.Shipment) -> str | None:
+        """The channel's spelling of the shipment's carrier, through carrier mapping.
+
+        Raises CarrierMappingUnavailable (the write is retried). None when the provider gave no
+        service code or the tenant maps none: the connector then spells the canonical carrier.
+        """
+        if not shipment.service_code:
+            return None
+        translation = await self._carriers.translate_one(
+            row["tenant_id"], row["provider"], shipment.service_code, row["channel"]
+        )
+        return translation.carrier if translation.found else None
 
     def _failure(self, row, exc: Exception, *, retryable: bool = False) -> WriteResult:
         message = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
@@ -159,9 +178,12 @@ class Writer:
         )
 
 
-async def _write_shipped(client, order: dict, external_id: str, shipment: shipment_pb2.Shipment) -> bool:
+async def _write_shipped(
+    client, order: dict, external_id: str, shipment: shipment_pb2.Shipment, carrier: str | None
+) -> bool:
     """Post the shipped fulfilment unless the order already has it; return True if the customer is e-mailed."""
     if order_has_fulfillment_with_tracking(order, list(shipment.tracking_numbers)):
         return False
-    await client.create_fulfillment_all(external_id, build_shipped_fulfillment(shipment, notify_customer=True))
+    body = build_shipped_fulfillment(shipment, notify_customer=True, carrier=carrier)
+    await client.create_fulfillment_all(external_id, body)
     return True

@@ -107,3 +107,8 @@ def test_a_voided_order_is_marked_in_metadata_with_the_reason() -> None:
 def test_only_a_cancelled_shipment_can_be_written_as_voided() -> None:
     with pytest.raises(InvalidRequest):
         build_voided_update(shipment())
+
+
+def test_shipped_fulfillment_takes_the_carrier_spelling_carrier_mapping_gave():
+    body = build_shipped_fulfillment(shipment(carrier="FEDEX"), notify_customer=True, carrier="FedEx Ground")
+    assert body["shipped"]["carrier"] == "FedEx Ground"

@@ -43,6 +43,7 @@ def test_shipped_at_with_tracking_is_shipped_by_ups_ground() -> None:
         tracking_numbers=TRACKING,
         carrier="UPS",
         service="UPS_GROUND",
+        service_code="03",
         shipped_time=SHIPPED_AT,
     )
 

@@ -63,4 +63,5 @@ def _wanted_state(event: ConsumedEvent, update: events_pb2.ShipmentUpdated, repo
         target_status=reported,
         shipment_proto=update.shipment.SerializeToString(),
         traceparent=carrier.get("traceparent", ""),
+        provider=update.provider,
     )

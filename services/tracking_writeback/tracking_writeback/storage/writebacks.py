@@ -21,6 +21,7 @@ class WantedState:
     target_status: str
     shipment_proto: bytes
     traceparent: str
+    provider: str
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,10 @@ async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
         return
     await conn.execute(
         "INSERT INTO writebacks (order_id, tenant_id, channel, external_id, external_number, target_status,"
-        " shipment_proto, traceparent, status)"
+        " shipment_proto, traceparent, provider, status)"
         " SELECT *, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::bytea[], $8::text[])"
-        " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status,"
+        " $7::bytea[], $8::text[], $9::text[])"
+        " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status, provider = EXCLUDED.provider,"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
         " next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
@@ -78,7 +79,7 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
         "         AND (lease_until IS NULL OR lease_until < now())"
         "       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
         " WHERE w.order_id = due.order_id"
-        " RETURNING w.order_id, w.tenant_id, w.channel, w.external_id, w.external_number, w.target_status,"
+        " RETURNING w.order_id, w.tenant_id, w.channel, w.provider, w.external_id, w.external_number, w.target_status,"
         " w.written_status, w.shipment_proto, w.attempts, w.customer_notified, w.traceparent",
         limit,
         lease_s,
