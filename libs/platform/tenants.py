@@ -10,8 +10,6 @@ no longer parses is refused with a logged error and the last good settings stay 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from libs.platform.config import ConfigError
+from libs.platform.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -118,31 +117,17 @@ class TenantDirectory:
 
 
 class TenantsWatcher:
-    """Component that reloads a TenantDirectory every `interval_s` seconds when its file changed."""
+    """Reloads a TenantDirectory when its file changed; run it with `as_worker`."""
 
-    def __init__(self, tenants: TenantDirectory, *, interval_s: float):
+    def __init__(self, tenants: TenantDirectory):
         self._tenants = tenants
-        self._interval_s = interval_s
-        self._task: asyncio.Task | None = None
         self._last_error = ""
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tenants-watcher")
+    def as_worker(self, interval_s: float) -> PollingWorker:
+        """A component checking the file every `interval_s` seconds."""
+        return PollingWorker("tenants-watcher", self.check, idle_s=interval_s)
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            self.check()
-
-    def check(self) -> None:
+    async def check(self) -> int:
         """One reload attempt; an invalid file is logged once per distinct error and not applied."""
         try:
             if self._tenants.reload():
@@ -152,6 +137,7 @@ class TenantsWatcher:
             if str(exc) != self._last_error:
                 log.error("tenant settings not reloaded; keeping the last good ones: %s", exc)
             self._last_error = str(exc)
+        return 0
 
 
 def _read(path: str | Path) -> str:

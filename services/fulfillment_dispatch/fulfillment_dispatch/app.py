@@ -40,7 +40,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
     tenants = TenantDirectory.load(platform.tenants_file)
-    watcher = TenantsWatcher(tenants, interval_s=platform.tenants_reload_s)
+    watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
     carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)

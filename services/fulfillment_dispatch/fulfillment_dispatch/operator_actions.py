@@ -78,8 +78,15 @@ class OperatorActions:
         self._recorder = recorder
         self._on_requeued = on_requeued
 
-    async def find(self, selector: OrderSelector) -> asyncpg.Record:
-        row = await find_dispatch(self._pool, selector.tenant_id, selector.order_id, selector.channel_order_number)
+    async def find(self, selector: OrderSelector, conn: asyncpg.Connection | None = None) -> asyncpg.Record:
+        """Return the tenant's order (locked when read on `conn`); raise OrderNotFound."""
+        row = await find_dispatch(
+            conn or self._pool,
+            selector.tenant_id,
+            selector.order_id,
+            selector.channel_order_number,
+            lock=conn is not None,
+        )
         if row is None:
             raise OrderNotFound(f"{selector.describe()} is not known to fulfillment dispatch")
         return row
@@ -126,11 +133,7 @@ class OperatorActions:
 
     async def _transition(self, selector: OrderSelector, action: Action, operator: Operator, apply) -> asyncpg.Record:
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await find_dispatch(
-                conn, selector.tenant_id, selector.order_id, selector.channel_order_number, lock=True
-            )
-            if row is None:
-                raise OrderNotFound(f"{selector.describe()} is not known to fulfillment dispatch")
+            row = await self.find(selector, conn)
             check_allowed(action, _state(row))
             await apply(conn, row["order_id"])
             await add_operator_activity(

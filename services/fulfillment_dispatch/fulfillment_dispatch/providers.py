@@ -1,11 +1,8 @@
-"""One long-lived Vinoshipper client per tenant, opened on first use and closed on stop.
-
-A tenant whose account settings change (the tenants file was reloaded) gets a new client; the
-old one is closed on stop, since a batch may still be using it.
-"""
+"""The tenants' Vinoshipper clients and account settings, as dispatch needs them."""
 
 from __future__ import annotations
 
+from libs.connectors.base.tenant_clients import TenantClients
 from libs.connectors.vinoshipper.client import VinoshipperClient
 from libs.connectors.vinoshipper.settings import VinoshipperSettings
 from libs.platform.tenants import TenantDirectory
@@ -13,30 +10,17 @@ from libs.platform.tenants import TenantDirectory
 PROVIDER = "vinoshipper"
 
 
-class ProviderClients:
+class ProviderClients(TenantClients[VinoshipperClient]):
     """Keeps each tenant's client (and so its connection pool) across batches."""
 
     def __init__(self, tenants: TenantDirectory, *, max_concurrency: int):
+        super().__init__(VinoshipperClient)
         self._tenants = tenants
         self._max_concurrency = max_concurrency
-        self._clients: dict[str, tuple[VinoshipperSettings, VinoshipperClient]] = {}
-        self._retired: list[VinoshipperClient] = []
-
-    async def start(self) -> None:
-        """Nothing to open up front: clients open on first use."""
 
     async def for_tenant(self, tenant_id: str) -> VinoshipperClient:
         """Return the tenant's client; raise LookupError when it has no Vinoshipper account."""
-        settings = self.settings_for(tenant_id)
-        cached = self._clients.get(tenant_id)
-        if cached is not None and cached[0] == settings:
-            return cached[1]
-        if cached is not None:
-            self._retired.append(cached[1])
-        client = VinoshipperClient(settings)
-        await client.__aenter__()
-        self._clients[tenant_id] = (settings, client)
-        return client
+        return await self.get(tenant_id, self.settings_for(tenant_id))
 
     def compliance_precheck(self, tenant_id: str) -> bool:
         """True when the tenant asks for Vinoshipper's compliance check before each create."""
@@ -56,9 +40,3 @@ class ProviderClients:
             timeout_s=account.timeout_s,
             max_concurrency=self._max_concurrency,
         )
-
-    async def stop(self) -> None:
-        clients = [client for _, client in self._clients.values()] + self._retired
-        self._clients, self._retired = {}, []
-        for client in clients:
-            await client.__aexit__(None, None, None)

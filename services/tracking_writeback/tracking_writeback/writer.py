@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -17,7 +18,7 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
-from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable
+from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.commerce7.fulfillments import (
     build_delivered_update,
@@ -70,7 +71,8 @@ class Writer:
         rows = await claim_due(self._pool, self._batch, self._lease_s)
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._write(row) for row in rows))
+        carriers = await self._channel_carriers(rows)
+        results = await asyncio.gather(*(self._write(row, carriers) for row in rows))
         async with self._pool.acquire() as conn, conn.transaction():
             recorded = await record_results(conn, results)
             written = [
@@ -79,12 +81,12 @@ class Writer:
             await write_events(conn, [self._event(row) for row in written])
         return len(rows)
 
-    async def _write(self, row) -> WriteResult:
+    async def _write(self, row, carriers: dict) -> WriteResult:
         parent = propagate.extract({"traceparent": row["traceparent"]})
         with _tracer.start_as_current_span("write back to channel", context=parent) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
             try:
-                notified = await self._apply(row)
+                notified = await self._apply(row, carriers)
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
             except CarrierMappingUnavailable as exc:
@@ -105,9 +107,8 @@ class Writer:
             row["attempts"],
         )
 
-    async def _apply(self, row) -> bool:
-        shipment = shipment_pb2.Shipment()
-        shipment.ParseFromString(row["shipment_proto"])
+    async def _apply(self, row, carriers: dict) -> bool:
+        shipment = _shipment_of(row)
         client = await self._channels.for_tenant(row["tenant_id"])
         # Read the order first: Commerce7 takes no idempotency key, so what is already there
         # decides what to write, and metaData updates must keep the keys other apps wrote.
@@ -116,7 +117,7 @@ class Writer:
         notified = False
         for step in plan(row["written_status"], row["target_status"]):
             if step is Step.SHIP:
-                carrier = await self._channel_carrier(row, shipment)
+                carrier = _carrier_for(carriers, row, shipment)
                 notified = await _write_shipped(client, order, row["external_id"], shipment, carrier)
             elif step is Step.DELIVER:
                 await client.update_order(
@@ -128,18 +129,25 @@ class Writer:
                 )
         return notified
 
-    async def _channel_carrier(self, row, shipment: shipment_pb2.Shipment) -> str | None:
-        """The channel's spelling of the shipment's carrier, through carrier mapping.
+    async def _channel_carriers(self, rows) -> dict:
+        """The channel's spelling of each shipment's carrier, one carrier-mapping call per tenant.
 
-        Raises CarrierMappingUnavailable (the write is retried). None when the provider gave no
-        service code or the tenant maps none: the connector then spells the canonical carrier.
+        Keys are (tenant_id, CodeQuery); a value is a Translation, or CarrierMappingUnavailable
+        for that tenant's queries (their writes are then retried).
         """
-        if not shipment.service_code:
-            return None
-        translation = await self._carriers.translate_one(
-            row["tenant_id"], row["provider"], shipment.service_code, row["channel"]
-        )
-        return translation.carrier if translation.found else None
+        wanted: dict[str, set[CodeQuery]] = defaultdict(set)
+        for row in rows:
+            query = _carrier_query(row, _shipment_of(row))
+            if query is not None:
+                wanted[row["tenant_id"]].add(query)
+        answers: dict = {}
+        for tenant_id, queries in wanted.items():
+            try:
+                translated = await self._carriers.translate_many(tenant_id, queries)
+            except CarrierMappingUnavailable as exc:
+                translated = dict.fromkeys(queries, exc)
+            answers.update({(tenant_id, query): answer for query, answer in translated.items()})
+        return answers
 
     def _failure(self, row, exc: Exception, *, retryable: bool = False) -> WriteResult:
         message = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
@@ -163,8 +171,7 @@ class Writer:
         )
 
     def _event(self, row):
-        shipment = shipment_pb2.Shipment()
-        shipment.ParseFromString(row["shipment_proto"])
+        shipment = _shipment_of(row)
         message = events_pb2.ChannelUpdated(
             order_id=row["order_id"],
             channel_ref=order_pb2.ChannelOrderRef(
@@ -176,6 +183,28 @@ class Writer:
         return new_event(
             self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
         )
+
+
+def _shipment_of(row) -> shipment_pb2.Shipment:
+    shipment = shipment_pb2.Shipment()
+    shipment.ParseFromString(row["shipment_proto"])
+    return shipment
+
+
+def _carrier_query(row, shipment: shipment_pb2.Shipment) -> CodeQuery | None:
+    if not shipment.service_code:
+        return None
+    return CodeQuery(from_system=row["provider"], code=shipment.service_code, to_system=row["channel"])
+
+
+def _carrier_for(carriers: dict, row, shipment: shipment_pb2.Shipment) -> str | None:
+    """The mapped carrier spelling; None (the connector spells the canonical carrier) when the
+    provider gave no service code or the tenant maps none. Raises CarrierMappingUnavailable."""
+    query = _carrier_query(row, shipment)
+    answer = carriers.get((row["tenant_id"], query)) if query else None
+    if isinstance(answer, CarrierMappingUnavailable):
+        raise answer
+    return answer.carrier if answer is not None and answer.found else None
 
 
 async def _write_shipped(
