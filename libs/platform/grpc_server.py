@@ -1,4 +1,5 @@
-"""gRPC bootstrap: an aio server with standard health checking and reflection, and client channels."""
+"""gRPC bootstrap: an aio server with standard health checking and reflection, and client channels,
+both in plaintext or, configured by files, TLS (mTLS when the server names a client CA)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from libs.platform.config import ConfigError, GrpcClientTls, GrpcServerTls
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,16 @@ def bind(pb2_module, pb2_grpc_module, service_name: str, servicer: object) -> Se
 class GrpcServer:
     """Serves bindings on `host:port`; start() and stop() it. Port 0 picks a free port (see .port)."""
 
-    def __init__(self, bindings: Sequence[ServiceBinding], *, host: str = "0.0.0.0", port: int = 0):
+    def __init__(
+        self,
+        bindings: Sequence[ServiceBinding],
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        tls: GrpcServerTls | None = None,
+    ):
         self._bindings = bindings
+        self._tls = tls
         self._address = f"{host}:{port}"
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -50,7 +61,10 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [b.full_name for b in self._bindings]
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(self._address)
+        if self._tls is None:
+            self.port = server.add_insecure_port(self._address)
+        else:
+            self.port = server.add_secure_port(self._address, _server_credentials(self._tls))
         await server.start()
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -66,8 +80,36 @@ class GrpcServer:
 
 
 def insecure_channel(address: str) -> grpc.aio.Channel:
-    """Return a client channel to `address` with keepalive suited to long-lived services."""
-    return grpc.aio.insecure_channel(
-        address,
-        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
+    """Return a plaintext client channel to `address` (see `channel`)."""
+    return channel(address)
+
+
+def channel(address: str, tls: GrpcClientTls | None = None) -> grpc.aio.Channel:
+    """Return a client channel to `address` with keepalive suited to long-lived services; over
+    TLS when `tls` is given, else plaintext. Raise ConfigError when a TLS file cannot be read."""
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        _read(tls.ca_file),
+        _read(tls.key_file) if tls.key_file else None,
+        _read(tls.cert_file) if tls.cert_file else None,
     )
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+def _server_credentials(tls: GrpcServerTls) -> grpc.ServerCredentials:
+    client_ca = _read(tls.client_ca_file) if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(_read(tls.key_file), _read(tls.cert_file))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file {path}: {exc.strerror}") from None
