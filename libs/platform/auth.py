@@ -156,11 +156,11 @@ def _parse_caller(name: str, section: dict, service: str) -> tuple[str, Caller] 
     services = section.get("services", sorted(SERVICES))
     if not _strings(services) or not SERVICES.issuperset(services):
         raise ConfigError(f"{where}: 'services' must list some of {', '.join(sorted(SERVICES))}")
-    # Resolved even when this service does not admit the caller, so a broken reference fails
-    # every service that reads the file, not only the one the caller is meant for.
-    token = resolve_secret(section["token"], where).value
+    # Only the tokens of callers this service admits are resolved, so a service needs in its
+    # environment (or mounted files) the tokens of its own callers only.
     if service not in services:
         return None
+    token = resolve_secret(section["token"], where).value
     return token, Caller(name, frozenset(tenants), frozenset([READ, *roles, *([WRITE] if write else [])]))
 
 
@@ -179,6 +179,24 @@ def token_of(context) -> str | None:
                 return value[7:].strip()
             return None
     return None
+
+
+def cli_token(env_name: str, file: str | None, environ) -> str:
+    """The token an operator CLI presents: read from `file` when given, else from environment
+    variable `env_name` (never from a command-line value, which shells and `ps` would show).
+    Raise ConfigError saying where no token was found; the message never holds a token."""
+    if file:
+        try:
+            token = Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file {file}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"token file {file} is empty")
+        return token
+    token = environ.get(env_name, "").strip()
+    if not token:
+        raise ConfigError(f"environment variable {env_name} (--token-env) holds no token; or give --token-file")
+    return token
 
 
 def bearer(token: str | None) -> tuple[tuple[str, str], ...]:

@@ -80,22 +80,23 @@ class GrpcServer:
 
 
 def insecure_channel(address: str) -> grpc.aio.Channel:
-    """Return a plaintext client channel to `address` (see `channel`)."""
-    return channel(address)
+    """Return a plaintext client channel to `address` (see `client_channel`)."""
+    return client_channel(address)
 
 
-def channel(address: str, tls: GrpcClientTls | None = None) -> grpc.aio.Channel:
+def client_channel(address: str, tls: GrpcClientTls | None = None) -> grpc.aio.Channel:
     """Return a client channel to `address` with keepalive suited to long-lived services; over
     TLS when `tls` is given, else plaintext. Raise ConfigError when a TLS file cannot be read."""
     options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
-    credentials = grpc.ssl_channel_credentials(
-        _read(tls.ca_file),
-        _read(tls.key_file) if tls.key_file else None,
-        _read(tls.cert_file) if tls.cert_file else None,
-    )
-    return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)
+
+
+def channel_credentials(tls: GrpcClientTls) -> grpc.ChannelCredentials:
+    """Credentials of a TLS client channel: the CA to trust and, for mTLS, the client's certificate."""
+    key = _read(tls.key_file) if tls.key_file else None
+    return grpc.ssl_channel_credentials(_read(tls.ca_file), key, _read(tls.cert_file) if tls.cert_file else None)
 
 
 def _server_credentials(tls: GrpcServerTls) -> grpc.ServerCredentials:

@@ -9,7 +9,7 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.platform.config import ConfigError, GrpcClientTls, GrpcServerTls, PlatformSettings
-from libs.platform.grpc_server import GrpcServer, channel
+from libs.platform.grpc_server import GrpcServer, client_channel
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -55,7 +55,7 @@ async def check(target: grpc.aio.Channel) -> int:
 async def test_a_client_trusting_the_ca_is_answered_over_tls(server_with, pki):
     address = await server_with(mtls=False)
 
-    assert await check(channel(address, GrpcClientTls(pki["ca"]))) == health_pb2.HealthCheckResponse.SERVING
+    assert await check(client_channel(address, GrpcClientTls(pki["ca"]))) == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.mark.asyncio
@@ -63,7 +63,7 @@ async def test_a_plaintext_client_is_refused_by_a_tls_server(server_with):
     address = await server_with(mtls=False)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await check(channel(address))
+        await check(client_channel(address))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -72,10 +72,10 @@ async def test_mtls_refuses_a_client_without_a_certificate_and_answers_one_with(
     address = await server_with(mtls=True)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await check(channel(address, GrpcClientTls(pki["ca"])))
+        await check(client_channel(address, GrpcClientTls(pki["ca"])))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     with_cert = GrpcClientTls(pki["ca"], pki["client_cert"], pki["client_key"])
-    assert await check(channel(address, with_cert)) == health_pb2.HealthCheckResponse.SERVING
+    assert await check(client_channel(address, with_cert)) == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_tls_settings_come_from_the_environment(monkeypatch, pki):

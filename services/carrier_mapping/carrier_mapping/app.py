@@ -64,6 +64,6 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     def grpc_server() -> GrpcServer:
         servicer = CarrierMappingServicer(codes.component, MappingStore(pool.pool, channel), settings.callers)
         binding = bind(pb, pb_grpc, "CarrierMappingService", servicer)
-        return GrpcServer([binding], port=platform.grpc_port)
+        return GrpcServer([binding], port=platform.grpc_port, tls=platform.grpc_server_tls)
 
     return CarrierMappingApp(pool, codes, LazyComponent(grpc_server))

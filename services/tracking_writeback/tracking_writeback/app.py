@@ -8,6 +8,7 @@ from pathlib import Path
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
@@ -33,7 +34,9 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     channels = ChannelClients(tenants)
-    carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
+    carriers = CarrierMappingClient(
+        settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
+    )
     writer = LazyComponent(
         lambda: PollingWorker(
             "writeback-writer",
@@ -61,9 +64,9 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             tracking_service_pb2,
             tracking_service_pb2_grpc,
             "TrackingWritebackService",
-            TrackingWritebackServicer(pool.pool),
+            TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port)
+        return GrpcServer([binding], port=platform.grpc_port, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
