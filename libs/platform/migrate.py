@@ -12,7 +12,9 @@ test stack run; services then start with ORDERSYNC_MIGRATE=off and only check th
 service, named like its schema, and the migration role `ordersync_migrator`, a member of each
 (NOINHERIT: it acts as a service only through SET ROLE). On the database it lets those roles
 connect, lets the migration role create schemas, and takes PUBLIC's rights on the database and
-on schema public, so a service role reaches its own schema and nothing else. Passwords come from
+on schema public, so a service role reaches its own schema and nothing else. A service schema
+another role owns (a database migrated before these roles existed) is handed, with its objects, to
+its service role. Passwords come from
 ORDERSYNC_PG_PASSWORD_<ROLE> (e.g. ORDERSYNC_PG_PASSWORD_ORDER_INTAKE); without one a new role
 gets none and an existing role keeps its own.
 """
@@ -100,6 +102,8 @@ async def bootstrap_roles(
     try:
         # PUBLIC may use schema public by default; no service keeps anything there.
         await target.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        for service in services:
+            await _hand_over_schema(target, service)
     finally:
         await target.close()
 
@@ -114,6 +118,44 @@ async def _ensure_role(conn: asyncpg.Connection, role: str, password: str | None
             "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
         )
         await conn.execute(statement)
+
+
+async def _hand_over_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Give `schema` and its objects to the role of the same name, if another role owns them.
+
+    Databases migrated before there were service roles have everything owned by the admin; the
+    migration role refuses those schemas until they belong to their service.
+    """
+    owner = await conn.fetchval("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", schema)
+    if owner is None or owner == schema:
+        return
+    async with conn.transaction():
+        await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {schema}")
+        # ALTER TABLE also hands over a table's indexes and the sequences its columns own, and
+        # refuses to hand those over on their own; hence only relations no other relation owns.
+        relations = await conn.fetch(
+            "SELECT c.oid::regclass::text AS name FROM pg_class c"
+            " WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')"
+            " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+            " AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))",
+            schema,
+        )
+        for relation in relations:
+            await conn.execute(f"ALTER TABLE {relation['name']} OWNER TO {schema}")
+        functions = await conn.fetch(
+            "SELECT oid::regprocedure::text AS name FROM pg_proc WHERE pronamespace = $1::regnamespace", schema
+        )
+        for function in functions:
+            await conn.execute(f"ALTER ROUTINE {function['name']} OWNER TO {schema}")
+        # Enums, ranges and domains; a table's row type and a range's multirange follow their owner.
+        types = await conn.fetch(
+            "SELECT oid::regtype::text AS name, typtype = 'd' AS domain FROM pg_type"
+            " WHERE typnamespace = $1::regnamespace AND typtype IN ('e', 'r', 'd')",
+            schema,
+        )
+        for type_ in types:
+            await conn.execute(f"ALTER {'DOMAIN' if type_['domain'] else 'TYPE'} {type_['name']} OWNER TO {schema}")
+    log.warning("handed schema over to its service role", extra={"fields": {"schema": schema, "from": owner}})
 
 
 async def _grant_database(conn: asyncpg.Connection, database: str, services: list[str]) -> None:
