@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import importlib.util
 import logging
+import secrets
 import sys
 import zlib
 from collections.abc import Iterable, Mapping
@@ -113,11 +117,25 @@ async def _ensure_role(conn: asyncpg.Connection, role: str, password: str | None
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
     await conn.execute(f"{'ALTER' if exists else 'CREATE'} ROLE {role} {options}")
     if password is not None:
-        # Utility statements take no parameters; format() quotes the password as a literal.
-        statement = await conn.fetchval(
-            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
-        )
-        await conn.execute(statement)
+        # The verifier, never the password itself: a failing statement is written to the
+        # server's log with its text, and so would a plain password be.
+        await conn.execute(f"ALTER ROLE {role} PASSWORD '{scram_verifier(password)}'")
+
+
+def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802, RFC 7677).
+
+    Hand-written because no library we keep exposes it (asyncpg computes only the client's
+    side). ASCII only: Postgres normalises other passwords with SASLprep, which this does not.
+    """
+    if not password.isascii():
+        raise MigrationError("database role passwords must be ASCII")
+    salt = salt or secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}${b64(stored_key).decode()}:{b64(server_key).decode()}"
 
 
 async def _hand_over_schema(conn: asyncpg.Connection, schema: str) -> None:

@@ -4,7 +4,9 @@ role migrates as the service roles, and a service started with migrations off ch
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +15,15 @@ import asyncpg
 import pytest
 
 from libs.platform.db import MigrationError, SchemaBehindError, migrate, require_migrated
-from libs.platform.migrate import MIGRATOR_ROLE, SERVICES, bootstrap_roles, migrate_services, migrations_dir, role_dsn
+from libs.platform.migrate import (
+    MIGRATOR_ROLE,
+    SERVICES,
+    bootstrap_roles,
+    migrate_services,
+    migrations_dir,
+    role_dsn,
+    scram_verifier,
+)
 from tests.system.stack import LOCAL_ROLE_PASSWORDS
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(120)]
@@ -230,3 +240,17 @@ async def test_bootstrap_hands_a_schema_migrated_before_roles_to_its_service_rol
         assert await conn.fetchval("SELECT count(*) FROM order_intake.outbox") == 2
     finally:
         await conn.close()
+
+
+async def test_the_password_verifier_is_the_one_postgres_computes(database):
+    role = f"scram_check_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(f"CREATE ROLE {role} PASSWORD 'pencil'")  # Postgres hashes it itself
+        stored = await admin.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
+    finally:
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+    iterations, _, salt = stored.removeprefix("SCRAM-SHA-256$").partition("$")[0].partition(":")
+
+    assert scram_verifier("pencil", salt=base64.b64decode(salt), iterations=int(iterations)) == stored
