@@ -14,9 +14,9 @@ service, named like its schema, and the migration role `ordersync_migrator`, a m
 connect, lets the migration role create schemas, and takes PUBLIC's rights on the database and
 on schema public, so a service role reaches its own schema and nothing else. A service schema
 another role owns (a database migrated before these roles existed) is handed, with its objects, to
-its service role. Passwords come from
-ORDERSYNC_PG_PASSWORD_<ROLE> (e.g. ORDERSYNC_PG_PASSWORD_ORDER_INTAKE); without one a new role
-gets none and an existing role keeps its own.
+its service role. Passwords come from ORDERSYNC_PG_PASSWORD_<ROLE> (such as
+ORDERSYNC_PG_PASSWORD_ORDER_INTAKE); without one a new role gets none and an existing role keeps
+its own.
 """
 
 from __future__ import annotations
