@@ -8,6 +8,8 @@
 #   ORDERSYNC_PG_FSYNC (on|off, default on)  ORDERSYNC_RUN_DIR (default <repo>/.run)
 #   ORDERSYNC_PYTHON (default <repo>/.venv/bin/python; needs aiokafka)
 # `up` writes <run dir>/infra.env with ORDERSYNC_PG_DSN and ORDERSYNC_KAFKA_BOOTSTRAP exports.
+# PostgreSQL admits the postgres superuser without a password and every other role (the services'
+# and the migration role) only with its password over TCP (scram-sha-256).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
