@@ -8,6 +8,8 @@
 #   ORDERSYNC_PG_FSYNC (on|off, default on)  ORDERSYNC_RUN_DIR (default <repo>/.run)
 #   ORDERSYNC_PYTHON (default <repo>/.venv/bin/python; needs aiokafka)
 # `up` writes <run dir>/infra.env with ORDERSYNC_PG_DSN and ORDERSYNC_KAFKA_BOOTSTRAP exports.
+# PostgreSQL admits the postgres superuser without a password and every other role (the services'
+# and the migration role) only with its password over TCP (scram-sha-256).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -147,6 +149,7 @@ start_pg() {
             || { tail -n 20 "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
     fi
 
+    write_pg_hba
     log "starting postgres on 127.0.0.1:$PG_PORT (fsync=$PG_FSYNC)"
     local opts="-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300"
     opts+=" -c shared_buffers=256MB -c fsync=$PG_FSYNC"
@@ -158,6 +161,19 @@ start_pg() {
         sleep 0.5
     done
     die "postgres started but does not answer on $PG_PORT; log: $PG_LOG"
+}
+
+# Rewritten on every start, like Kafka's properties. The postgres superuser keeps trust (tests,
+# the stack's bootstrap); every other role (the services' and the migration role) must give its
+# password over TCP, so a service's credentials really are what admits it.
+write_pg_hba() {
+    as_postgres tee "$PG_DATA/pg_hba.conf" >/dev/null <<EOF
+# Written by deploy/local/infra.sh on every start; edit the script, not this file.
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       postgres                 trust
+host    all       postgres  127.0.0.1/32   trust
+host    all       all       127.0.0.1/32   scram-sha-256
+EOF
 }
 
 stop_pg() {

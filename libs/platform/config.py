@@ -56,6 +56,7 @@ class PlatformSettings:
     trace_file: str | None
     otlp_endpoint: str | None
     pg_pool_size: int
+    migrate_on_start: bool
     # Optional TLS for gRPC (off when unset): this service's server side, and its client channels.
     grpc_server_tls: GrpcServerTls | None = None
     grpc_client_tls: GrpcClientTls | None = None
@@ -84,9 +85,20 @@ class PlatformSettings:
             trace_file=env_optional("ORDERSYNC_TRACE_FILE"),
             otlp_endpoint=env_optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             pg_pool_size=env_int("ORDERSYNC_PG_POOL_SIZE", 8),
+            # on: apply migrations at start (local runs); off: only check them (Kubernetes, where a
+            # Job runs `python -m libs.platform.migrate up` as the migration role first).
+            migrate_on_start=env_on_off("ORDERSYNC_MIGRATE", True),
             grpc_server_tls=grpc_server_tls_from_env(),
             grpc_client_tls=grpc_client_tls_from_env(),
         )
+
+
+def env_on_off(name: str, default: bool) -> bool:
+    """Return variable `name` (on or off) as a bool; raise ConfigError naming it when it is anything else."""
+    raw = os.environ.get(name) or ("on" if default else "off")
+    if raw not in ("on", "off"):
+        raise ConfigError(f"environment variable {name} must be on or off, got {raw!r}")
+    return raw == "on"
 
 
 @dataclass(frozen=True)

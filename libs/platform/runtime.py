@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from libs.platform.config import PlatformSettings
-from libs.platform.db import create_pool, migrate
+from libs.platform.db import SchemaBehindError, create_pool, migrate, require_migrated
 from libs.platform.kafka import create_producer
 from libs.platform.outbox import OutboxRelay
 from libs.platform.telemetry import setup_logging, setup_telemetry
+
+log = logging.getLogger(__name__)
 
 
 class PoolComponent:
@@ -51,10 +54,21 @@ class ProducerComponent:
 
 
 async def prepare(settings: PlatformSettings, migrations_dir: Path, *, grpc_server_spans: bool = True) -> None:
-    """Set up logging and tracing (see setup_telemetry), then bring the service's schema up to date."""
+    """Set up logging and tracing (see setup_telemetry), then bring the service's schema up to date.
+
+    With ORDERSYNC_MIGRATE=off the schema is only checked: a schema behind its migration files
+    stops the process (SystemExit) with a message naming the command that applies them.
+    """
     setup_logging(settings.service_name)
     setup_telemetry(settings, grpc_server_spans=grpc_server_spans)
-    await migrate(settings.pg_dsn, settings.db_schema, migrations_dir)
+    if settings.migrate_on_start:
+        await migrate(settings.pg_dsn, settings.db_schema, migrations_dir)
+        return
+    try:
+        await require_migrated(settings.pg_dsn, settings.db_schema, migrations_dir)
+    except SchemaBehindError as behind:
+        log.error("schema not migrated", extra={"fields": {"schema": behind.schema, "pending": behind.pending}})
+        raise SystemExit(f"{settings.service_name}: {behind}") from None
 
 
 class RelayComponent:

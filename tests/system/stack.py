@@ -1,7 +1,8 @@
 """Stack: runs the simulators and the five services as real processes against real Kafka and Postgres.
 
 Each stack gets its own database and topic prefix, so test runs, the demo and the benchmark never
-see each other's data. Services are started in dependency order and are ready when their gRPC
+see each other's data. As in production, the migration role migrates the database first and each
+service logs in as its own role with migrations off. Services are started in dependency order and are ready when their gRPC
 health check answers SERVING. Every process started here is stopped by stop(), even on failure.
 
 Every service's gRPC API admits the callers of one callers file (see _plan_grpc_callers): the
@@ -31,9 +32,14 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.create_topics import create_topics, read_topic_file
+from libs.platform.migrate import MIGRATOR_ROLE, bootstrap_roles, role_dsn
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillment_dispatch", "tracking_writeback")
+# Roles are cluster-wide and shared by every stack on the cluster (each stack has its database),
+# so their passwords are fixed: a stack setting fresh ones would lock out the others' services.
+# Local and test clusters only; production passwords come from the secret store.
+LOCAL_ROLE_PASSWORDS = {role: f"{role}-local" for role in (*SERVICES, MIGRATOR_ROLE)}
 
 
 @dataclass
@@ -163,6 +169,7 @@ class Stack:
         await self._create_database()
         await create_topics(self.kafka_bootstrap, read_topic_file(REPO / "deploy" / "topics.txt"), self.topic_prefix)
         self._plan_services()
+        await self._migrate_database()
         await self._start_simulators()
         self._write_tenants_file()
         for name in SERVICES:
@@ -182,9 +189,8 @@ class Stack:
     # ---- services --------------------------------------------------------------------------
 
     def _plan_services(self) -> None:
-        dsn = _with_database(self.admin_dsn, self.database)
         common = {
-            "ORDERSYNC_PG_DSN": dsn,
+            "ORDERSYNC_MIGRATE": "off",  # _migrate_database ran them, as a Kubernetes Job would
             "ORDERSYNC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "ORDERSYNC_TOPIC_PREFIX": self.topic_prefix,
             "ORDERSYNC_TENANTS_FILE": str(self.run_dir / "tenants.toml"),
@@ -201,6 +207,7 @@ class Stack:
             http_port = free_port() if name in ("order_intake", "fulfillment_dispatch") else None
             grpc_port = mapping_port if name == "carrier_mapping" else free_port()
             env = {**common, "ORDERSYNC_GRPC_PORT": str(grpc_port), "CARRIER_MAPPING_ADDR": f"127.0.0.1:{mapping_port}"}
+            env["ORDERSYNC_PG_DSN"] = self._role_dsn(name)  # each service logs in as its own role
             if http_port:
                 env["ORDERSYNC_HTTP_PORT"] = str(http_port)
             self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
@@ -416,6 +423,23 @@ class Stack:
         self._write_tenants_file()
 
     # ---- databases -------------------------------------------------------------------------
+
+    def _role_dsn(self, role: str) -> str:
+        return role_dsn(self.admin_dsn, role, LOCAL_ROLE_PASSWORDS[role], database=self.database)
+
+    async def _migrate_database(self) -> None:
+        """Create the roles (idempotent) and grant them this database, then run the migrate
+        command as the migration role, before any service starts."""
+        await bootstrap_roles(self.admin_dsn, database=self.database, passwords=LOCAL_ROLE_PASSWORDS)
+        log_path = self.run_dir / "logs" / "migrate.log"
+        log = open(log_path, "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
+        env = {**_base_env(), "ORDERSYNC_PG_MIGRATION_DSN": self._role_dsn(MIGRATOR_ROLE)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "libs.platform.migrate", "up", cwd=REPO, env=env, stdout=log, stderr=log
+        )
+        log.close()
+        if await process.wait() != 0:
+            raise RuntimeError(f"migrations failed with {process.returncode}; see {log_path}")
 
     async def _create_database(self) -> None:
         conn = await asyncpg.connect(self.admin_dsn)
