@@ -41,6 +41,8 @@ CALLERS_VARIABLE = "ORDERSYNC_GRPC_CALLERS_FILE"
 SERVICES = frozenset(
     {"order-intake", "compliance-routing", "fulfillment-dispatch", "tracking-writeback", "carrier-mapping"}
 )
+# The actor of the system's own entries in activity logs; an operator may not take this name.
+SYSTEM_ACTOR = "ordersync"
 # What a caller lacking the role may not do, for the PERMISSION_DENIED message.
 _REFUSED = {WRITE: "change mappings of", OPERATOR: "act on orders of"}
 _BEARER = "bearer "
@@ -153,6 +155,8 @@ def _parse_caller(name: str, section: dict, service: str) -> tuple[str, Caller] 
     write = section.get("write", False)
     if not isinstance(write, bool):
         raise ConfigError(f"{where}: 'write' must be true or false")
+    if OPERATOR in roles and name == SYSTEM_ACTOR:
+        raise ConfigError(f"{where}: an operator may not be named {SYSTEM_ACTOR!r}, the system's name in activity logs")
     services = section.get("services", sorted(SERVICES))
     if not _strings(services) or not SERVICES.issuperset(services):
         raise ConfigError(f"{where}: 'services' must list some of {', '.join(sorted(SERVICES))}")

@@ -78,6 +78,15 @@ def test_a_wrong_entry_is_refused_naming_the_caller(tmp_path, monkeypatch, entry
     assert "jane-token" not in str(refused.value)
 
 
+def test_an_operator_may_not_pose_as_the_system_in_activity_logs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_TOKEN", "a-token")
+    path = tmp_path / "callers.toml"
+    path.write_text('[callers.ordersync]\ntoken = "env:TEST_TOKEN"\ntenants = ["*"]\nroles = ["operator"]\n')
+
+    with pytest.raises(ConfigError, match="an operator may not be named 'ordersync'"):
+        load_callers(path, "fulfillment-dispatch")
+
+
 def test_a_file_admitting_no_caller_to_the_service_is_refused(tmp_path):
     path = tmp_path / "callers.toml"
     path.write_text('[callers.peers]\ntoken = "env:UNSET"\ntenants = ["*"]\nservices = ["order-intake"]\n')
