@@ -5,7 +5,7 @@ caller, its token as a secret reference (`env:NAME` or `file:PATH`, never a lite
 tenants it is granted (or "*"), its roles and, optionally, the services it may call:
 
     [callers.fulfillment-dispatch]
-    token = "env:ORDERSYNC_PEER_TOKEN"
+    token = "env:ORDERSYNC_PEERS_TOKEN"
     tenants = ["*"]                      # or a list of tenant ids
     roles = ["read"]                     # read (always), write, operator
     services = ["order-intake"]          # optional; every service when absent
