@@ -121,7 +121,8 @@ class HttpTransport:
         idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE), calls with an idempotency key,
         or calls the connector marks `retry_unsafe=True` (e.g. a POST that creates nothing).
         For other calls the outcome is unknown, so the error is raised at once and the
-        caller reads back before sending again.
+        caller reads back before sending again. A connector can also keep a replay-safe call
+        from being repeated here (`retry_sent=False`) when its caller reads back first.
       * Waits: full-jitter exponential backoff (RetryPolicy), or Retry-After on 429/503.
 
     Args:
@@ -226,6 +227,7 @@ class HttpTransport:
         idempotency_key: str | None = None,
         operation: str,
         retry_unsafe: bool = False,
+        retry_sent: bool = True,
     ) -> httpx.Response:
         """Send one logical request, retrying what is safe to retry (see the class docstring).
 
@@ -239,6 +241,9 @@ class HttpTransport:
                 pass one to a vendor that honours it.
             operation: connector operation name for spans, logs and error messages.
             retry_unsafe: the caller asserts a non-idempotent method is safe to repeat.
+            retry_sent: False raises a read timeout, broken connection or 5xx at once even
+                for a replay-safe call: the caller decides about repeating it (for instance
+                after reading back, so that each repeat is a recorded attempt of its own).
 
         Returns:
             The response, for any status that is not retried (2xx, 3xx, 4xx except 429):
@@ -257,7 +262,7 @@ class HttpTransport:
         if client is None:
             raise RuntimeError(f"{self.connector} transport is not started")
         method = method.upper()
-        replay_safe = method in IDEMPOTENT_METHODS or idempotency_key is not None or retry_unsafe
+        replay_safe = retry_sent and (method in IDEMPOTENT_METHODS or idempotency_key is not None or retry_unsafe)
         send_headers = dict(headers or {})
         if idempotency_key is not None:
             send_headers["Idempotency-Key"] = idempotency_key
