@@ -27,7 +27,7 @@ from .errors import (
     Timeout,
     Unavailable,
 )
-from .ratelimit import KeyedRateLimiter
+from .ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ class HttpTransport:
             queue here instead of failing with a pool timeout.
         retry: RetryPolicy.
         rate_limiter: if set, one token is taken from `rate_limiter` for `rate_limit_key`
-            before every attempt, and a 429 pauses that key for everyone.
+            before every attempt, and a 429 pauses that key for everyone who shares the
+            limiter (every replica, with a shared one).
         rate_limit_key: the key (e.g. the Commerce7 tenant id); required with rate_limiter.
         transport: httpx transport to use instead of the network (tests: MockTransport).
         sleep: coroutine used for backoff waits; injectable so tests do not sleep.
@@ -154,7 +155,7 @@ class HttpTransport:
         limits: httpx.Limits | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
-        rate_limiter: KeyedRateLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         rate_limit_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -333,7 +334,7 @@ class HttpTransport:
                     # Everyone on this key waits, not just this caller, and also when this
                     # caller gives up: the vendor's count is shared, and other callers would
                     # only collect 429s of their own.
-                    self._rate_limiter.pause_until(self._rate_limit_key, self._rate_limiter.clock() + delay)
+                    await self._rate_limiter.pause(self._rate_limit_key, delay)
                 too_long = retry_after is not None and retry_after > self.retry.max_retry_after_s
                 # A 5xx can arrive after the vendor committed (a gateway timing out on a slow
                 # backend), so only replay-safe calls repeat it; a 429 was never processed.
