@@ -5,8 +5,8 @@ orders concurrently, and records every outcome with its outbox events in one tra
 order whose earlier attempt may have reached the provider (a crash, a timeout) is read back
 from the provider before it is sent again, and orders are created with the provider's
 create-or-update by order number, so no order is ever created or submitted twice, even while
-an earlier attempt is still being handled there. A tenant
-with the compliance pre-check on has each order checked first; problems fail it unsent.
+an earlier attempt is still being handled there. A tenant with the compliance pre-check on has
+each order checked first; problems fail it unsent.
 """
 
 from __future__ import annotations
