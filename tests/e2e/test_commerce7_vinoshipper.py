@@ -214,7 +214,7 @@ async def _fault(driver: Driver, **fault) -> None:
 
 async def test_provider_5xx_on_create_is_retried_and_created_once(winery):
     driver = winery["main"]
-    await _fault(driver, route="create", status=502, count=2)
+    await _fault(driver, route="upsert", status=502, count=2)
     before = await driver.provider_stats()
     placed = await _place(driver, web_order())
     shown = await driver.wait_for_status(placed["orderNumber"], SENT, timeout_s=60)
@@ -227,7 +227,7 @@ async def test_provider_5xx_on_create_is_retried_and_created_once(winery):
 async def test_provider_timeout_on_create_is_read_back_and_never_created_twice(winery):
     # Vinoshipper takes 1.5 s to create; the tenant's client gives up after 1 s, so the answer is lost.
     driver = winery["slow"]
-    await _fault(driver, route="create", delay_s=1.5, count=1)
+    await _fault(driver, route="upsert", delay_s=1.5, count=1)
     before = await driver.provider_stats()
     placed = await _place(driver, web_order())
     shown = await driver.wait_for_status(placed["orderNumber"], SENT, timeout_s=60)

@@ -32,7 +32,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
-    channels = ChannelClients(tenants)
+    channels = ChannelClients(tenants, lambda: pool.pool)
     carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
     writer = LazyComponent(
         lambda: PollingWorker(
