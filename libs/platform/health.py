@@ -84,7 +84,9 @@ class HealthMonitor:
         serving = all(results)
         if serving != self.serving:
             self.serving = serving
-            log.warning("health changed", extra={"fields": {"serving": serving}})
+            # Becoming ready is routine (every start); becoming unready is what an operator looks for.
+            level = logging.INFO if serving else logging.WARNING
+            log.log(level, "health changed", extra={"fields": {"serving": serving}})
             for listener in list(self._listeners):
                 await listener(serving)
         return serving
