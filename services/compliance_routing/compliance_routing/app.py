@@ -12,7 +12,7 @@ from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedCo
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 
@@ -27,6 +27,7 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
+    health = readiness(pool, producer)
 
     def consumer() -> BatchConsumer:
         handler = OrderAcceptedConsumer(
@@ -45,13 +46,14 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             "ComplianceRoutingService",
             ComplianceRoutingServicer(pool.pool),
         )
-        return GrpcServer([binding], port=platform.grpc_port)
+        return GrpcServer([binding], port=platform.grpc_port, health=health)
 
     return ComponentGroup(
         [
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            health,
             Housekeeper(pool),
             watcher,
             LazyComponent(grpc_server),

@@ -26,7 +26,7 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -42,6 +42,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
+    health = readiness(pool, producer)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
     carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
     first_check = timedelta(seconds=settings.status_check_s)
@@ -92,7 +93,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
 
     def http_server() -> HttpServer:
         handler = VinoshipperWebhookHandler(pool.pool, tenants, providers, recorder())
-        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
+        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
         reads = bind(
@@ -108,13 +109,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "OrderAdminService",
             OrderAdminServicer(pool.pool, actions, peers),
         )
-        return GrpcServer([reads, admin], port=platform.grpc_port)
+        return GrpcServer([reads, admin], port=platform.grpc_port, health=health)
 
     return ComponentGroup(
         [
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            health,
             Housekeeper(pool),
             watcher,
             providers,

@@ -11,7 +11,7 @@ from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -32,6 +32,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
+    health = readiness(pool, producer)
     channels = ChannelClients(tenants, lambda: pool.pool)
     carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
     writer = LazyComponent(
@@ -63,13 +64,14 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool),
         )
-        return GrpcServer([binding], port=platform.grpc_port)
+        return GrpcServer([binding], port=platform.grpc_port, health=health)
 
     return ComponentGroup(
         [
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            health,
             Housekeeper(pool),
             watcher,
             channels,
