@@ -1,5 +1,9 @@
 """gRPC bootstrap: an aio server with standard health checking and reflection, and client channels,
-both in plaintext or, configured by files, TLS (mTLS when the server names a client CA)."""
+both in plaintext or, configured by files, TLS (mTLS when the server names a client CA).
+
+Health answers SERVING only while the service's HealthMonitor (libs/platform/health.py) finds its
+dependencies reachable, for Check and Watch alike; without a monitor it is SERVING while up.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health as health_servicer
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from libs.platform.config import ConfigError, GrpcClientTls, GrpcServerTls
+from libs.platform.health import HealthMonitor
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +49,15 @@ class GrpcServer:
         *,
         host: str = "0.0.0.0",
         port: int = 0,
+        health: HealthMonitor | None = None,
         tls: GrpcServerTls | None = None,
     ):
         self._bindings = bindings
         self._tls = tls
         self._address = f"{host}:{port}"
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._health = health_servicer.aio.HealthServicer()
+        self._monitor = health
         self.port = port
 
     async def start(self) -> None:
@@ -60,23 +68,33 @@ class GrpcServer:
             binding.add_to_server(binding.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [b.full_name for b in self._bindings]
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection([*names, health_servicer.SERVICE_NAME, reflection.SERVICE_NAME], server)
         if self._tls is None:
             self.port = server.add_insecure_port(self._address)
         else:
             self.port = server.add_secure_port(self._address, _server_credentials(self._tls))
         await server.start()
-        for name in ["", *names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
+        if self._monitor is None:
+            await self._set_health(True)
+        else:
+            self._monitor.subscribe(self._set_health)
+            await self._set_health(self._monitor.serving)
         log.info("gRPC serving", extra={"fields": {"port": self.port, "services": names}})
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Refuse new calls, let running ones finish for `grace_s`. Safe twice."""
         server, self._server = self._server, None
         if server is not None:
+            if self._monitor is not None:
+                self._monitor.unsubscribe(self._set_health)
             await self._health.enter_graceful_shutdown()
             await server.stop(grace_s)
+
+    async def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *(b.full_name for b in self._bindings)]:
+            await self._health.set(name, status)
 
 
 def insecure_channel(address: str) -> grpc.aio.Channel:

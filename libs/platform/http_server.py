@@ -1,4 +1,9 @@
-"""aiohttp serving with spans named by route template (never by raw path, which may hold secrets)."""
+"""aiohttp serving with spans named by route template (never by raw path, which may hold secrets).
+
+Every server also answers the orchestrator's probes: GET /livez (the process answers) and
+GET /readyz (200 while the service's HealthMonitor finds its dependencies reachable, else 503:
+the same truth as gRPC health).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,18 @@ from aiohttp import web
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from libs.platform.health import HealthMonitor
+
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
+PROBE_PATHS = ("/livez", "/readyz")
 
 
 @web.middleware
 async def tracing_middleware(request: web.Request, handler):
     """Start a SERVER span per request, continuing the caller's trace, named by route template."""
+    if request.path in PROBE_PATHS:  # probes every few seconds would only be noise in traces
+        return await handler(request)
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
     parent = propagate.extract(dict(request.headers))
@@ -35,11 +45,24 @@ async def tracing_middleware(request: web.Request, handler):
 class HttpServer:
     """Runs an aiohttp app on host:port; start() and stop() it. Port 0 picks a free port (see .port)."""
 
-    def __init__(self, app: web.Application, *, host: str = "0.0.0.0", port: int = 0):
+    def __init__(
+        self, app: web.Application, *, host: str = "0.0.0.0", port: int = 0, health: HealthMonitor | None = None
+    ):
         self._app = app
         self._host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._health = health
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+
+    async def _livez(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        if self._health is None or self._health.serving:
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "unavailable"}, status=503)
 
     async def start(self) -> None:
         if self._runner is not None:

@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from ordersync.common.v1 import event_pb2
 
 from libs.platform.events import EnvelopeError, parse_envelope
+from libs.platform.outage import OutageLog
 from libs.platform.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -144,17 +145,19 @@ class BatchConsumer:
         # The loop outlives every failure: a commit refused during a rebalance only means the
         # batch is redelivered (harmless), and a database outage is waited out.
         failures = 0
+        outage = OutageLog(log, "consumer pass", fields={"group": self._group_id})
         while True:
             try:
                 await self._consume_once()
                 failures = 0
+                outage.recovered()
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning(
                     "offset commit refused; the batch will be redelivered", extra={"fields": {"error": repr(exc)}}
                 )
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("consumer pass failed; retrying", extra={"fields": {"group": self._group_id}})
+                outage.failed(exc)
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
 
     async def _consume_once(self) -> None:
@@ -172,16 +175,15 @@ class BatchConsumer:
         # The handler fails as a whole only when its infrastructure does (database down): retry
         # the same batch rather than skip it, so nothing is lost.
         failures = 0
+        outage = OutageLog(log, "batch handler", fields={"group": self._group_id, "events": len(events)})
         while True:
             try:
                 await self._handler(events)
+                outage.recovered()
                 return
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception(
-                    "batch handler failed; retrying the same batch",
-                    extra={"fields": {"group": self._group_id, "events": len(events), "failures": failures}},
-                )
+                outage.failed(exc)
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
 
     async def _decode(self, records: list[ConsumerRecord]) -> list[ConsumedEvent]:

@@ -5,6 +5,10 @@ in id order, in batches, and deletes what Kafka acknowledged; a crash between th
 a batch, which consumers absorb because they deduplicate on event_id. One relay per schema
 publishes at a time (a transaction-scoped advisory lock per batch), which keeps each key's
 events in order; the other replicas' relays stand by and take over at once.
+
+An event Kafka refuses for good (over the message size limit, say) moves to `dead_letters` with
+the reason, keeping what a replay needs, so it cannot hold back the events after it. Everything
+else (the broker unreachable, a leader moving) is retried with the whole batch until it succeeds.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from libs.platform.events import OutgoingEvent
+from libs.platform.outage import OutageLog
 
 log = logging.getLogger(__name__)
+
+# What AIOKafkaProducer.send() raises for an event that can never be published as it is (larger
+# than max_request_size), before queuing it. Errors about the producer or the cluster (authorization,
+# a missing topic) are not here: they refuse every event alike, and retrying until an operator
+# fixes them loses nothing.
+PERMANENT_ERRORS = (MessageSizeTooLargeError,)
 
 
 async def write_events(conn: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None:
@@ -60,6 +72,7 @@ class OutboxRelay:
         self._listen_conn: asyncpg.Connection | None = None
         self._lock_key = zlib.crc32(f"ordersync-outbox:{schema}".encode())
         self.published = 0
+        self.dead_lettered = 0
 
     async def start(self) -> None:
         """Take the relay lock (waiting for another replica to let go) and start publishing."""
@@ -84,13 +97,15 @@ class OutboxRelay:
     async def _run(self) -> None:
         # Notifications only speed the relay up; if the listening connection is lost, polling
         # every idle_poll_s still publishes everything.
+        outage = OutageLog(log, "outbox relay", fields={"schema": self._schema})
         while True:
             try:
                 self._listen_conn = await self._pool.acquire()
                 await self._listen_conn.add_listener(f"{self._schema}_outbox", self._on_notify)
+                outage.recovered()
                 await self._publish_loop()
             except Exception as exc:  # noqa: BLE001 - the relay must outlive Postgres outages
-                log.warning("outbox relay restarting", extra={"fields": {"error": repr(exc)}})
+                outage.failed(exc)
                 await asyncio.sleep(1.0)
             finally:
                 conn, self._listen_conn = self._listen_conn, None
@@ -104,14 +119,16 @@ class OutboxRelay:
 
     async def _publish_loop(self) -> None:
         failures = 0
+        outage = OutageLog(log, "outbox publishing", fields={"schema": self._schema})
         while True:
             self._wakeup.clear()
             try:
                 count = await self._publish_batch()
                 failures = 0
+                outage.recovered()
             except Exception as exc:  # noqa: BLE001 - the relay must outlive Kafka and Postgres outages
                 failures += 1
-                log.warning("outbox publish failed; retrying", extra={"fields": {"error": repr(exc)}})
+                outage.failed(exc)
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             if count < self._batch_size:
@@ -130,16 +147,58 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            sends = [
-                await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=[(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*sends)
+            refused = await self._publish(rows)
+            if refused:
+                await self._keep_dead_letters(conn, refused)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        self.published += len(rows)
+        self.published += len(rows) - len(refused)
+        self.dead_lettered += len(refused)
         return len(rows)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[tuple[asyncpg.Record, str]]:
+        """Publish `rows` in order; return those the producer refused for good, with the reason.
+
+        Raises the first error of a send Kafka did not acknowledge; nothing is deleted then, and
+        the batch is tried again. A refusal from the broker itself is among those: it refuses a
+        whole request batch, and aiokafka's idempotent producer cannot go on with that partition
+        afterwards (OutOfOrderSequenceNumber), so topics must accept what the producer allows
+        (max.message.bytes of at least the producer's 1 MiB max_request_size).
+        """
+        refused: list[tuple[asyncpg.Record, str]] = []
+        pending: list[asyncio.Future] = []
+        for row in rows:
+            try:
+                pending.append(await self._send(row))
+            except PERMANENT_ERRORS as exc:
+                # Refused before it was queued (the producer's own size check), so the events
+                # after it keep their order.
+                refused.append((row, repr(exc)))
+        await asyncio.gather(*pending)
+        return refused
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future:
+        return await self._producer.send(
+            row["topic"],
+            value=row["value"],
+            key=row["key"],
+            headers=[(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])],
+        )
+
+    async def _keep_dead_letters(self, conn: asyncpg.Connection, refused: list[tuple[asyncpg.Record, str]]) -> None:
+        for row, error in refused:
+            log.error(
+                "event refused by Kafka for good; kept in dead_letters",
+                extra={
+                    "fields": {
+                        "outbox_id": row["id"],
+                        "topic": row["topic"],
+                        "bytes": len(row["value"]),
+                        "error": error,
+                    }
+                },
+            )
+        await conn.executemany(
+            "INSERT INTO dead_letters (source, outbox_id, topic, key, value, headers, error)"
+            " VALUES ('outbox', $1, $2, $3, $4, $5, $6)",
+            [(r["id"], r["topic"], r["key"], r["value"], r["headers"], error) for r, error in refused],
+        )

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.platform.config import PlatformSettings
 from libs.platform.db import SchemaBehindError, create_pool, migrate, require_migrated
+from libs.platform.health import HealthMonitor, kafka_probe, postgres_probe
 from libs.platform.kafka import create_producer
 from libs.platform.outbox import OutboxRelay
 from libs.platform.telemetry import setup_logging, setup_telemetry
@@ -89,3 +90,14 @@ class RelayComponent:
         relay, self.relay = self.relay, None
         if relay is not None:
             await relay.stop()
+
+
+def readiness(pool: PoolComponent, producer: ProducerComponent | None = None) -> HealthMonitor:
+    """The service's health: its Postgres pool and, when it has one, its Kafka producer (see health.py).
+
+    Place it after the pool and producer among the components, and hand it to the servers.
+    """
+    probes = [postgres_probe(lambda: pool.pool)]
+    if producer is not None:
+        probes.append(kafka_probe(lambda: producer.producer))
+    return HealthMonitor(probes)

@@ -19,6 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from libs.platform.outage import RepeatedRecordFilter
+
 if TYPE_CHECKING:
     from libs.platform.config import PlatformSettings
 
@@ -81,9 +83,17 @@ def setup_telemetry(settings: PlatformSettings, *, grpc_server_spans: bool = Tru
         _instrument_libraries()
         _installed = True
     if grpc_server_spans and not _grpc_server_installed:
-        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
+        from grpc_health.v1 import health
+        from grpc_reflection.v1alpha import reflection
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer, filters
 
-        GrpcAioInstrumentorServer().instrument()
+        # Health and reflection stay out of traces: probes every few seconds are noise, and the
+        # interceptor breaks Health/Watch (it iterates the handler's result, while the aio health
+        # servicer streams with context.write, so every Watch ended with UNKNOWN).
+        infrastructure = filters.any_of(
+            filters.service_name(health.SERVICE_NAME), filters.service_name(reflection.SERVICE_NAME)
+        )
+        GrpcAioInstrumentorServer(filter_=filters.negate(infrastructure)).instrument()
         _grpc_server_installed = True
     return provider
 
@@ -102,6 +112,9 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     """Log one JSON object per line with the current trace id, so logs join traces."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(service_name))
+    # aiokafka logs every reconnect attempt (about a hundred lines a second while Kafka is down):
+    # one line per kind and reminder period is enough, and our own loops log the outage's state.
+    handler.addFilter(RepeatedRecordFilter("aiokafka"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -10,17 +10,19 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 
-from libs.platform.auth import OPERATOR, Caller, CallerDirectory, GrpcAccess
+from libs.platform.auth import OPERATOR, Caller, CallerDirectory, GrpcAccess, bearer
 from libs.platform.events import new_event, parse_envelope
 from libs.platform.grpc_server import GrpcServer, ServiceBinding, insecure_channel
 from libs.platform.kafka import ConsumedEvent
 
 # Tokens of the callers `access_for_tests()` knows: tenant "acme" has a reader and an operator,
-# tenant "globex" an operator.
+# tenant "globex" an operator, and one reader sees every tenant.
 ACME_READER = "acme-reader-token"
 ACME_OPERATOR = "acme-operator-token"
 GLOBEX_OPERATOR = "globex-operator-token"
+ALL_READER = "all-tenants-reader-token"
 TEST_CALLERS = {
+    ALL_READER: Caller("all-tenants-viewer", frozenset({"*"})),
     ACME_READER: Caller("acme-viewer", frozenset({"acme"})),
     ACME_OPERATOR: Caller("jane@acme.example", frozenset({"acme"}), frozenset({OPERATOR})),
     GLOBEX_OPERATOR: Caller("ops@globex.example", frozenset({"globex"}), frozenset({OPERATOR})),
@@ -30,6 +32,26 @@ TEST_CALLERS = {
 def access_for_tests() -> GrpcAccess:
     """The caller check of a servicer under test, admitting TEST_CALLERS."""
     return GrpcAccess(CallerDirectory(TEST_CALLERS.items()))
+
+
+def authorized(stub, token: str):
+    """`stub` with `authorization: Bearer <token>` on every call (and a 30 s default timeout)."""
+    return _Authorized(stub, bearer(token))
+
+
+class _Authorized:
+    def __init__(self, stub, metadata):
+        self._stub = stub
+        self._metadata = metadata
+
+    def __getattr__(self, name):
+        method = getattr(self._stub, name)
+
+        def call(request, **kwargs):
+            kwargs.setdefault("timeout", 30)
+            return method(request, metadata=self._metadata, **kwargs)
+
+        return call
 
 
 @asynccontextmanager

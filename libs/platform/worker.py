@@ -12,6 +12,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from libs.platform.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 
@@ -42,14 +44,16 @@ class PollingWorker:
 
     async def _run(self) -> None:
         failures = 0
+        outage = OutageLog(log, "worker pass", fields={"worker": self._name})
         while True:
             self._wakeup.clear()
             try:
                 handled = await self._run_once()
                 failures = 0
-            except Exception:
+                outage.recovered()
+            except Exception as exc:
                 failures += 1
-                log.exception("worker pass failed", extra={"fields": {"worker": self._name}})
+                outage.failed(exc)
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
                 continue
             if handled == 0:

@@ -11,8 +11,9 @@ import pytest_asyncio
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
+from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import READER, Stack, TenantSpec, authorized
+from tests.system.stack import READER, Stack, TenantSpec
 
 
 def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME") -> TenantSpec:

@@ -20,9 +20,10 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
+from libs.platform.testing import authorized
 from tests.e2e.conftest import Driver, tenant, web_order
 from tests.system.journey import JourneyReader
-from tests.system.stack import READER, REPO, Stack, authorized
+from tests.system.stack import READER, REPO, Stack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -217,7 +218,7 @@ async def _fault(driver: Driver, **fault) -> None:
 
 async def test_provider_5xx_on_create_is_retried_and_created_once(winery):
     driver = winery["main"]
-    await _fault(driver, route="create", status=502, count=2)
+    await _fault(driver, route="upsert", status=502, count=2)
     before = await driver.provider_stats()
     placed = await _place(driver, web_order())
     shown = await driver.wait_for_status(placed["orderNumber"], SENT, timeout_s=60)
@@ -230,7 +231,7 @@ async def test_provider_5xx_on_create_is_retried_and_created_once(winery):
 async def test_provider_timeout_on_create_is_read_back_and_never_created_twice(winery):
     # Vinoshipper takes 1.5 s to create; the tenant's client gives up after 1 s, so the answer is lost.
     driver = winery["slow"]
-    await _fault(driver, route="create", delay_s=1.5, count=1)
+    await _fault(driver, route="upsert", delay_s=1.5, count=1)
     before = await driver.provider_stats()
     placed = await _place(driver, web_order())
     shown = await driver.wait_for_status(placed["orderNumber"], SENT, timeout_s=60)

@@ -56,5 +56,5 @@ async def test_crash_between_sending_and_recording_sends_nothing_twice(infra, tm
                 stats = await driver.provider_stats()
                 assert stats["orders_created"] == 1
                 assert stats["duplicate_submissions"] == 0
-                assert stats["requests"].get("create", 0) == 1, "the order must be posted exactly once"
+                assert stats["requests"].get("upsert", 0) == 1, "the order must be sent exactly once"
                 assert journey.provider_order_number == f"CRASH-{placed['orderNumber']}"

@@ -21,8 +21,9 @@ import grpc
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
+from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import READER, REPO, Stack, TenantSpec, authorized
+from tests.system.stack import READER, REPO, Stack, TenantSpec
 
 OPERATOR = "ops@cedar-ridge.example"  # the operator's caller name: the activity log shows it
 TENANT = TenantSpec(

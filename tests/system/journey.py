@@ -11,7 +11,7 @@ from ordersync.dispatch.v1 import dispatch_pb2, dispatch_service_pb2, dispatch_s
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
-from tests.system.stack import authorized
+from libs.platform.testing import authorized
 
 ROUTE_NAMES = {
     routing_pb2.ROUTING_OUTCOME_ROUTE: "route",

@@ -8,7 +8,8 @@ health check answers SERVING. Every process started here is stopped by stop(), e
 Every service's gRPC API admits the callers of one callers file (see _plan_grpc_callers): the
 services' own identities, a reader of every tenant for journeys, and per tenant its operators
 (TenantSpec.operators, "ops@<tenant>" by default) and a read-only "viewer@<tenant>". Tests and
-the demo call with `stack.token(name)`; `authorized(stub, token)` adds it to every call.
+the demo call with `stack.token(name)`; libs.platform.testing's `authorized(stub, token)` adds it
+to every call.
 """
 
 from __future__ import annotations
@@ -83,26 +84,6 @@ class CallerSpec:
     @property
     def env_name(self) -> str:
         return self.variable or f"ORDERSYNC_CALLER_TOKEN_{re.sub(r'[^A-Z0-9]', '_', self.name.upper())}"
-
-
-def authorized(stub, token: str):
-    """`stub` with `authorization: Bearer <token>` on every call (and a default timeout)."""
-    return _Authorized(stub, (("authorization", f"Bearer {token}"),))
-
-
-class _Authorized:
-    def __init__(self, stub, metadata):
-        self._stub = stub
-        self._metadata = metadata
-
-    def __getattr__(self, name):
-        method = getattr(self._stub, name)
-
-        def call(request, **kwargs):
-            kwargs.setdefault("timeout", 30)
-            return method(request, metadata=self._metadata, **kwargs)
-
-        return call
 
 
 def free_port() -> int:

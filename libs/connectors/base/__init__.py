@@ -25,7 +25,7 @@ from .http import (
 )
 from .idempotency import idempotency_key
 from .issues import Issue
-from .ratelimit import KeyedRateLimiter, TokenBucket
+from .ratelimit import KeyedRateLimiter, RateLimiter, TokenBucket
 
 __all__ = [
     "Conflict",
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidWebhook",
     "Issue",
     "KeyedRateLimiter",
+    "RateLimiter",
     "NotFound",
     "RateLimited",
     "Rejected",

@@ -27,7 +27,7 @@ from .errors import (
     Timeout,
     Unavailable,
 )
-from .ratelimit import KeyedRateLimiter
+from .ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class HttpTransport:
         idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE), calls with an idempotency key,
         or calls the connector marks `retry_unsafe=True` (e.g. a POST that creates nothing).
         For other calls the outcome is unknown, so the error is raised at once and the
-        caller reads back before sending again.
+        caller reads back before sending again. A connector can also keep a replay-safe call
+        from being repeated here (`retry_sent=False`) when its caller reads back first.
       * Waits: full-jitter exponential backoff (RetryPolicy), or Retry-After on 429/503.
 
     Args:
@@ -135,7 +136,8 @@ class HttpTransport:
             queue here instead of failing with a pool timeout.
         retry: RetryPolicy.
         rate_limiter: if set, one token is taken from `rate_limiter` for `rate_limit_key`
-            before every attempt, and a 429 pauses that key for everyone.
+            before every attempt, and a 429 pauses that key for everyone who shares the
+            limiter (every replica, with a shared one).
         rate_limit_key: the key (e.g. the Commerce7 tenant id); required with rate_limiter.
         transport: httpx transport to use instead of the network (tests: MockTransport).
         sleep: coroutine used for backoff waits; injectable so tests do not sleep.
@@ -153,7 +155,7 @@ class HttpTransport:
         limits: httpx.Limits | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
-        rate_limiter: KeyedRateLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         rate_limit_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -226,6 +228,7 @@ class HttpTransport:
         idempotency_key: str | None = None,
         operation: str,
         retry_unsafe: bool = False,
+        retry_sent: bool = True,
     ) -> httpx.Response:
         """Send one logical request, retrying what is safe to retry (see the class docstring).
 
@@ -239,6 +242,9 @@ class HttpTransport:
                 pass one to a vendor that honours it.
             operation: connector operation name for spans, logs and error messages.
             retry_unsafe: the caller asserts a non-idempotent method is safe to repeat.
+            retry_sent: False raises a read timeout, broken connection or 5xx at once even
+                for a replay-safe call: the caller decides about repeating it (for instance
+                after reading back, so that each repeat is a recorded attempt of its own).
 
         Returns:
             The response, for any status that is not retried (2xx, 3xx, 4xx except 429):
@@ -257,7 +263,7 @@ class HttpTransport:
         if client is None:
             raise RuntimeError(f"{self.connector} transport is not started")
         method = method.upper()
-        replay_safe = method in IDEMPOTENT_METHODS or idempotency_key is not None or retry_unsafe
+        replay_safe = retry_sent and (method in IDEMPOTENT_METHODS or idempotency_key is not None or retry_unsafe)
         send_headers = dict(headers or {})
         if idempotency_key is not None:
             send_headers["Idempotency-Key"] = idempotency_key
@@ -328,7 +334,7 @@ class HttpTransport:
                     # Everyone on this key waits, not just this caller, and also when this
                     # caller gives up: the vendor's count is shared, and other callers would
                     # only collect 429s of their own.
-                    self._rate_limiter.pause_until(self._rate_limit_key, self._rate_limiter.clock() + delay)
+                    await self._rate_limiter.pause(self._rate_limit_key, delay)
                 too_long = retry_after is not None and retry_after > self.retry.max_retry_after_s
                 # A 5xx can arrive after the vendor committed (a gateway timing out on a slow
                 # backend), so only replay-safe calls repeat it; a 429 was never processed.

@@ -1,13 +1,32 @@
-"""Client-side rate limiting: a token bucket, and one bucket per key (e.g. per Commerce7 tenant)."""
+"""Client-side rate limiting: the interface HttpTransport paces by, a token bucket, and one bucket
+per key (e.g. per Commerce7 tenant) for a single process."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter(Protocol):
+    """What HttpTransport needs of a rate limiter, keyed by the vendor's unit of counting.
+
+    A vendor counts requests per account however many processes send them, so a service with
+    several replicas passes an implementation whose budget all of them share (the platform's
+    Postgres-backed one); KeyedRateLimiter holds within one process only.
+    """
+
+    async def acquire(self, key: str) -> None:
+        """Wait until one request for `key` is allowed, then take it. Cancellation takes none."""
+        ...
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Hold every request for `key` for `seconds` (the vendor answered 429), then resume slowly."""
+        ...
 
 
 class TokenBucket:
@@ -81,6 +100,8 @@ class KeyedRateLimiter:
 
     Commerce7 counts 100 requests per minute per tenant across all callers, so every client of
     a tenant in this process must draw from the same bucket: pass the same limiter to each.
+    It knows nothing of other processes: N replicas each using one would send N times the
+    budget, so a replicated service wires in a shared RateLimiter instead.
     """
 
     def __init__(
@@ -112,3 +133,7 @@ class KeyedRateLimiter:
     def pause_until(self, key: str, monotonic_deadline: float) -> None:
         """Hold every caller for `key` until `monotonic_deadline` (in this limiter's clock)."""
         self.bucket(key).pause_until(monotonic_deadline)
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Hold every caller for `key` for `seconds` from now (RateLimiter)."""
+        self.pause_until(key, self.clock() + seconds)

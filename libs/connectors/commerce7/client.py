@@ -18,7 +18,7 @@ from ..base.http import (
     json_object,
     path_segment,
 )
-from ..base.ratelimit import KeyedRateLimiter
+from ..base.ratelimit import KeyedRateLimiter, RateLimiter
 from .errors import error_from_response
 from .settings import Commerce7Settings
 
@@ -39,9 +39,10 @@ class Commerce7Client(ConnectorClient):
     Args:
         settings: the tenant's credentials and limits.
         transport: httpx transport instead of the network (tests: httpx.MockTransport).
-        rate_limiter: limiter shared by every client of this process, keyed by tenant id.
-            Commerce7 counts requests per tenant across callers, so share one; by default the
-            client makes its own.
+        rate_limiter: limiter keyed by tenant id, shared by every client of the tenant.
+            Commerce7 counts requests per tenant across callers, so a service with replicas
+            passes one whose budget they all share (build it with burst=BURST); by default the
+            client makes its own, which holds within this process only.
         retry: retry policy; default 4 attempts, 0.2 s base, 5 s cap.
         sleep: backoff sleep, injectable for tests.
     """
@@ -51,14 +52,14 @@ class Commerce7Client(ConnectorClient):
         settings: Commerce7Settings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        rate_limiter: KeyedRateLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         # A small burst keeps any one minute under the tenant's limit: with a full-minute burst,
         # a client could send nearly twice the limit across one window boundary.
-        self.rate_limiter = rate_limiter or KeyedRateLimiter(settings.rate_limit_per_minute, burst=BURST)
+        self.rate_limiter: RateLimiter = rate_limiter or KeyedRateLimiter(settings.rate_limit_per_minute, burst=BURST)
         self._http = HttpTransport(
             connector=CONNECTOR,
             base_url=settings.base_url,

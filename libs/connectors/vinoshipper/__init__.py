@@ -1,6 +1,6 @@
 """Vinoshipper connector (compliance and fulfilment provider): orders out, shipments back."""
 
-from .client import VinoshipperClient
+from .client import CreatedOrder, VinoshipperClient
 from .orders import (
     build_create_order_request,
     parse_compliance_response,
@@ -12,6 +12,7 @@ from .shipments import parse_order_detail
 from .webhooks import parse_webhook
 
 __all__ = [
+    "CreatedOrder",
     "VinoshipperClient",
     "VinoshipperSettings",
     "build_create_order_request",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,12 +29,28 @@ ORDERS_PATH = "/api/v3/p/orders"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
+@dataclass(frozen=True, slots=True)
+class CreatedOrder:
+    """Vinoshipper's answer to create_order.
+
+    Attributes:
+        detail: the order's detail as JSON (see orders.parse_create_order_response).
+        created: True when this request created the order; False when the order was already
+            there (an earlier attempt had created it) and this request only repeated it.
+    """
+
+    detail: dict[str, Any]
+    created: bool
+
+
 class VinoshipperClient(ConnectorClient):
     """Async client for one Vinoshipper producer account. Use `async with` or start()/stop().
 
-    Vinoshipper takes no idempotency key; the order number is the guard (a repeat answers
-    409). So create_order is never repeated once it may have been sent: on Timeout or
-    Unavailable, call get_order to learn whether the order exists before sending again.
+    Vinoshipper takes no idempotency key; the order number is the guard. create_order uses
+    the create-or-update `PUT`, keyed by that number, so a request that lands after an earlier
+    one for the same order (a slow create whose client gave up) finds the order instead of
+    being refused as a duplicate. The client still never repeats a create by itself: on
+    Timeout or Unavailable, call get_order before sending again.
 
     Args:
         settings: the account's credentials and limits.
@@ -64,27 +81,41 @@ class VinoshipperClient(ConnectorClient):
             sleep=sleep,
         )
 
-    async def create_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Create an order (`POST /api/v3/p/orders`).
+    async def create_order(self, body: Mapping[str, Any]) -> CreatedOrder:
+        """Create an order, or find it created already (`PUT /api/v3/p/orders`).
 
-        Retried only on 429 and connect failures (the request never left). A read timeout,
-        broken connection or 5xx is raised at once, because Vinoshipper may have created
-        the order.
+        Vinoshipper's PUT creates or updates by `orderNumber`, so sending an order again, or
+        while an earlier request for it is still being handled, leaves one order: the same
+        body changes nothing. A POST would be refused with 409 instead, which a slow
+        Vinoshipper turned into duplicate submissions. The body must carry `orderNumber`.
+
+        Retried here only on 429 and connect failures (the request never left): after a read
+        timeout, broken connection or 5xx the order may exist, and the caller reads it back
+        (get_order) before sending again, as one more recorded attempt.
 
         Args:
-            body: from orders.build_create_order_request.
+            body: from orders.build_create_order_request, with its order number.
 
         Returns:
-            The created order's detail as JSON (see orders.parse_create_order_response).
+            The order's detail, and whether this request created it (201) or found it (200).
 
         Raises:
             ComplianceRejected: not compliant; `details` lists the problems.
             UnknownSku: a product SKU is not set up at Vinoshipper.
-            OrderAlreadyExists: the order number exists (perhaps from an earlier attempt).
+            OrderAlreadyExists: the number is another producer's, or the order has shipped
+                or was cancelled and takes no updates: read back to tell which.
             Timeout, Unavailable: outcome unknown; read back with get_order.
-            InvalidRequest, Unauthorized, RateLimited, InvalidResponse.
+            InvalidRequest: also when the body has no `orderNumber`.
+            Unauthorized, RateLimited, InvalidResponse.
         """
-        return await self._call("POST", ORDERS_PATH, json=dict(body), operation="create_order")
+        if not body.get("orderNumber"):
+            raise InvalidRequest("vinoshipper create_order: the body has no orderNumber to create it by")
+        operation = "create_order"
+        response = await self._http.request("PUT", ORDERS_PATH, json=dict(body), operation=operation, retry_sent=False)
+        if not response.is_success:
+            raise error_from_response(response, operation)
+        detail = json_object(response, label=f"{CONNECTOR} {operation}")
+        return CreatedOrder(detail, created=response.status_code == 201)
 
     async def get_order(self, order_number: str) -> dict[str, Any] | None:
         """Return an order's detail (`GET /api/v3/p/orders/{orderNumber}`), or None on 404.

@@ -40,7 +40,8 @@ class UnknownSku(InvalidRequest):
 
 
 class OrderAlreadyExists(Conflict):
-    """The order number already exists (a previous attempt may have created it): read back."""
+    """create_order was refused for its number: another producer holds it, or the order has
+    shipped or was cancelled and takes no more updates. Read back to tell which."""
 
     reason_code = "ORDER_ALREADY_EXISTS"
 

@@ -12,7 +12,8 @@ from carrier_mapping.config import CarrierMappingSettings
 from carrier_mapping.storage.codes import CodeTableSnapshot
 from carrier_mapping.storage.mappings import MappingStore
 from libs.platform.grpc_server import GrpcServer, bind
-from libs.platform.runtime import PoolComponent, prepare
+from libs.platform.health import HealthMonitor
+from libs.platform.runtime import PoolComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,8 +26,8 @@ class CarrierMappingApp(ComponentGroup):
     find the port the OS assigned when ORDERSYNC_GRPC_PORT is 0.
     """
 
-    def __init__(self, pool: PoolComponent, codes: LazyComponent, grpc_server: LazyComponent):
-        super().__init__([pool, codes, grpc_server])
+    def __init__(self, pool: PoolComponent, health: HealthMonitor, codes: LazyComponent, grpc_server: LazyComponent):
+        super().__init__([pool, health, codes, grpc_server])
         self.codes = codes
         self.grpc_server = grpc_server
 
@@ -56,6 +57,7 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     # Postgres work (writes, reloads) is still traced.
     await prepare(platform, MIGRATIONS, grpc_server_spans=False)
     pool = PoolComponent(platform)
+    health = readiness(pool)
     # Writers NOTIFY on a channel named after the schema, so services (and tests) sharing a
     # database in different schemas never hear each other's changes.
     channel = platform.db_schema
@@ -64,6 +66,6 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     def grpc_server() -> GrpcServer:
         servicer = CarrierMappingServicer(codes.component, MappingStore(pool.pool, channel), settings.callers)
         binding = bind(pb, pb_grpc, "CarrierMappingService", servicer)
-        return GrpcServer([binding], port=platform.grpc_port, tls=platform.grpc_server_tls)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
-    return CarrierMappingApp(pool, codes, LazyComponent(grpc_server))
+    return CarrierMappingApp(pool, health, codes, LazyComponent(grpc_server))

@@ -27,7 +27,7 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -43,6 +43,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
+    health = readiness(pool, producer)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
@@ -95,7 +96,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
 
     def http_server() -> HttpServer:
         handler = VinoshipperWebhookHandler(pool.pool, tenants, providers, recorder())
-        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
+        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
         access = GrpcAccess(settings.callers)
@@ -112,13 +113,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "OrderAdminService",
             OrderAdminServicer(pool.pool, actions, peers, access),
         )
-        return GrpcServer([reads, admin], port=platform.grpc_port, tls=platform.grpc_server_tls)
+        return GrpcServer([reads, admin], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            health,
             Housekeeper(pool),
             watcher,
             providers,

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("order")
     show.set_defaults(run=_show)
 
-    listing = commands.add_parser("list", help="orders by status, newest change first")
+    listing = commands.add_parser("list", help="orders by status, newest order first")
     listing.add_argument("--status", action="append", choices=sorted(STATUS_NAMES), default=[])
     listing.add_argument("--since", help="only orders changed in this window, e.g. 24h, 90m, 7d")
     listing.add_argument("--limit", type=int, default=50)

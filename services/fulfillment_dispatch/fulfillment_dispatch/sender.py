@@ -3,8 +3,10 @@
 Each pass leases a batch, translates its shipping codes in one carrier-mapping call, sends the
 orders concurrently, and records every outcome with its outbox events in one transaction. An
 order whose earlier attempt may have reached the provider (a crash, a timeout) is read back
-from the provider before anything is posted again, so no order is ever created twice. A tenant
-with the compliance pre-check on has each order checked first; problems fail it unsent.
+from the provider before it is sent again, and orders are created with the provider's
+create-or-update by order number, so no order is ever created or submitted twice, even while
+an earlier attempt is still being handled there. A tenant with the compliance pre-check on has
+each order checked first; problems fail it unsent.
 """
 
 from __future__ import annotations
@@ -144,11 +146,18 @@ class Sender:
                 error = ProviderError("COMPLIANCE_PRECHECK_FAILED", message, False, tuple(problems))
                 return self._failed(error, row), "compliance pre-check: " + "; ".join(problems)
         try:
-            await client.create_order(body)
+            # Created by PUT, keyed by the order number: should an earlier attempt still be
+            # under way at the provider (it answered too slowly for us), the two requests
+            # leave one order, where a POST would be refused as a duplicate submission.
+            # Waiting for that attempt instead could never be enough: nothing bounds how long
+            # the provider keeps a request it has received.
+            created = await client.create_order(body)
         except ConnectorError as exc:
             if exc.reason_code == "ORDER_ALREADY_EXISTS" and await _exists_at_provider(client, number):
                 return sent(), f"already at the provider as {number}; not sent again"
             raise
+        if not created.created:
+            return sent(), f"already at the provider as {number} from an earlier attempt; not created again"
         return sent(), f"sent to the provider as {number} (UPS rate code {rate.code})"
 
     def _failed(self, error: ProviderError, row) -> Outcome:

@@ -10,7 +10,7 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
@@ -29,24 +29,26 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     relay = RelayComponent(platform, pool, producer)
+    health = readiness(pool, producer)
     writer = LazyComponent(lambda: RevisionWriter(pool.pool, max_batch=settings.max_commit_batch))
 
     def http_server() -> HttpServer:
         handler = Commerce7WebhookHandler(
             tenants, writer.component, platform.topic(ORDERS_TOPIC), platform.service_name
         )
-        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port)
+        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
         servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers))
         binding = bind(intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", servicer)
-        return GrpcServer([binding], port=platform.grpc_port, tls=platform.grpc_server_tls)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
             pool,
             producer,
             relay,
+            health,
             Housekeeper(pool),
             watcher,
             writer,

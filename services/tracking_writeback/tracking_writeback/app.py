@@ -12,7 +12,7 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare
+from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -33,7 +33,8 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     tenants = TenantDirectory.load(platform.tenants_file)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
-    channels = ChannelClients(tenants)
+    health = readiness(pool, producer)
+    channels = ChannelClients(tenants, lambda: pool.pool)
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )
@@ -66,13 +67,14 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port, tls=platform.grpc_server_tls)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
             pool,
             producer,
             RelayComponent(platform, pool, producer),
+            health,
             Housekeeper(pool),
             watcher,
             channels,

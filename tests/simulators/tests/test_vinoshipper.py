@@ -231,6 +231,48 @@ async def test_upsert_creates_then_updates_and_refuses_shipped_orders(
     assert (await stats(http, vs))["duplicate_submissions"] == 0
 
 
+async def test_overlapping_puts_of_one_order_leave_one_order_and_no_duplicate(
+    vs: SimulatorServer,
+    http: httpx.AsyncClient,
+) -> None:
+    # The first PUT is slow and its client gives up; the repeat arrives while it is still handled.
+    url = f"{vs.base_url}/api/v3/p/orders"
+    await http.post(f"{vs.base_url}/_sim/faults", json={"route": "upsert", "delay_s": 0.3})
+    with pytest.raises(httpx.ReadTimeout):
+        await http.put(url, json=order_body(), auth=AUTH, timeout=0.05)
+    repeat = await http.put(url, json=order_body(), auth=AUTH)
+
+    async def slow_one_handled() -> bool:
+        return (await stats(http, vs))["requests"]["upsert"] == 2 and (await stats(http, vs))["orders_updated"] == 1
+
+    await eventually(slow_one_handled)
+    counters = await stats(http, vs)
+    assert repeat.status_code == 201
+    assert (counters["orders_created"], counters["orders_updated"], counters["duplicate_submissions"]) == (1, 1, 0)
+    assert [o["orderNumber"] for o in (await http.get(f"{vs.base_url}/_sim/orders")).json()["orders"]] == [
+        "C7-cellar-1001"
+    ]
+
+
+async def test_upsert_is_compliance_checked_and_refuses_another_producers_number(
+    vs: SimulatorServer,
+    http: httpx.AsyncClient,
+) -> None:
+    url = f"{vs.base_url}/api/v3/p/orders"
+    not_compliant = await http.put(
+        url, json=order_body(orderNumber="C7-cellar-2001", customer={"firstName": "A", "lastName": "B"}), auth=AUTH
+    )
+    await http.put(f"{vs.base_url}/_sim/producers/neighbour", json=OTHER_PRODUCER)
+    await http.put(
+        url, json=order_body(orderNumber="N-1"), auth=(OTHER_PRODUCER["api_key"], OTHER_PRODUCER["api_secret"])
+    )
+    taken = await http.put(url, json=order_body(orderNumber="N-1"), auth=AUTH)
+    assert not_compliant.status_code == 422 and not_compliant.json()["orderProblems"]
+    assert taken.status_code == 409
+    counters = await stats(http, vs)
+    assert (counters["orders_created"], counters["orders_updated"], counters["duplicate_submissions"]) == (1, 0, 1)
+
+
 async def test_status_fault_answers_without_creating(vs: SimulatorServer, http: httpx.AsyncClient) -> None:
     await http.post(f"{vs.base_url}/_sim/faults", json={"route": "create", "status": 503})
     failed = await create(http, vs)

@@ -246,6 +246,9 @@ class VinoshipperStats:
     """Counters served by `GET /_sim/stats`."""
 
     orders_created: int = 0
+    # PUTs that found their order already there (changed or not): not new orders, and not
+    # duplicate submissions either, since create-or-update by number is idempotent.
+    orders_updated: int = 0
     duplicate_submissions: int = 0
     random_429s: int = 0
     faults_served: int = 0
@@ -669,7 +672,11 @@ async def create_order(request: web.Request) -> web.Response:
 
 @route("upsert")
 async def upsert_order(request: web.Request) -> web.Response:
-    """`PUT /api/v3/p/orders`: create, or replace the submission of an unshipped order, by orderNumber."""
+    """`PUT /api/v3/p/orders`: create, or replace the submission of an unshipped order, by orderNumber.
+
+    Atomic like create: nothing is awaited between looking the number up and storing, so two
+    PUTs of one number, however they overlap, leave one order (one 201, then 200s).
+    """
     state, producer = request.app[STATE_KEY], request[PRODUCER_KEY]
     submitted, order_request = await parse_order_request(request)
     number = order_request.orderNumber
@@ -688,6 +695,7 @@ async def upsert_order(request: web.Request) -> web.Response:
         await run_created_hooks(state, order)
         send_order_webhook(state, request, order, "CREATED")
         return web.json_response(order_detail(order), status=201)
+    state.stats.orders_updated += 1
     if existing.submitted != submitted:
         existing.submitted, existing.request = submitted, order_request
         send_order_webhook(state, request, existing, "UPDATED")

@@ -122,6 +122,24 @@ async def test_put_is_retried_after_a_read_timeout() -> None:
     assert len(recorder.requests) == 2
 
 
+async def test_put_marked_retry_sent_false_is_left_to_the_caller_after_a_timeout_or_5xx() -> None:
+    for failure in (httpx.ReadTimeout, json_response(502)):
+        recorder = RequestRecorder(failure, json_response(200, OK))
+        async with make_transport(recorder, FakeClock()) as http:
+            with pytest.raises((Timeout, Unavailable)):
+                await http.request("PUT", "/things/1", json={}, operation="put_thing", retry_sent=False)
+        assert len(recorder.requests) == 1
+
+
+async def test_put_marked_retry_sent_false_is_still_retried_when_nothing_was_sent() -> None:
+    recorder = RequestRecorder(
+        httpx.ConnectError, json_response(429, headers={"Retry-After": "0"}), json_response(200, OK)
+    )
+    async with make_transport(recorder, FakeClock()) as http:
+        response = await http.request("PUT", "/things/1", json={}, operation="put_thing", retry_sent=False)
+    assert response.status_code == 200 and len(recorder.requests) == 3
+
+
 async def test_exhausted_5xx_retries_raise_unavailable() -> None:
     recorder = RequestRecorder(*(json_response(502) for _ in range(3)))
     clock = FakeClock()

@@ -49,18 +49,35 @@ def detail(sample: str) -> dict[str, object]:
     return load_vendor_json("vinoshipper", f"order_detail_{sample}.json")
 
 
-async def test_create_order_posts_the_built_body_with_basic_auth() -> None:
+async def test_create_order_puts_the_built_body_with_basic_auth() -> None:
+    # PUT /api/v3/p/orders is Vinoshipper's create-or-update keyed by the order number.
     body = build_create_order_request(valid_order(), order_number=ORDER_NUMBER, rate_code="03", source_url=SOURCE_URL)
     recorder = RequestRecorder(json_response(201, detail("pending")))
     async with client(recorder) as vs:
         answer = await vs.create_order(body)
     request = recorder.last
-    assert (request.method, str(request.url)) == ("POST", f"{BASE_URL}/api/v3/p/orders")
+    assert (request.method, str(request.url)) == ("PUT", f"{BASE_URL}/api/v3/p/orders")
     assert request.headers["Authorization"] == AUTHORIZATION
     assert request.headers["Content-Type"] == "application/json"
     assert "tenant" not in request.headers
     assert request_json(request) == CREATE_BODY
-    assert parse_create_order_response(answer) == ORDER_NUMBER
+    assert answer.created and parse_create_order_response(answer.detail) == ORDER_NUMBER
+
+
+async def test_an_order_an_earlier_attempt_created_is_found_not_created_again() -> None:
+    # A slow first attempt created it after we stopped waiting: the PUT answers 200, not 409.
+    recorder = RequestRecorder(json_response(200, detail("pending")))
+    async with client(recorder) as vs:
+        answer = await vs.create_order(CREATE_BODY)
+    assert not answer.created and parse_create_order_response(answer.detail) == ORDER_NUMBER
+
+
+async def test_create_order_needs_the_order_number_it_is_keyed_by() -> None:
+    recorder = RequestRecorder(json_response(201, detail("pending")))
+    async with client(recorder) as vs:
+        with pytest.raises(InvalidRequest):
+            await vs.create_order({key: value for key, value in CREATE_BODY.items() if key != "orderNumber"})
+    assert recorder.requests == []
 
 
 async def test_create_order_sends_money_as_exact_decimal_dollars() -> None:
@@ -74,6 +91,7 @@ async def test_create_order_sends_money_as_exact_decimal_dollars() -> None:
 
 
 async def test_create_order_is_not_repeated_after_a_read_timeout() -> None:
+    # PUT is idempotent, but the caller reads back before any repeat, as a recorded attempt.
     recorder = RequestRecorder(httpx.ReadTimeout)
     async with client(recorder) as vs:
         with pytest.raises(Timeout):
@@ -115,7 +133,7 @@ async def test_an_unknown_sku_on_create_is_unknown_sku() -> None:
             await vs.create_order(CREATE_BODY)
 
 
-async def test_a_repeated_create_is_order_already_exists() -> None:
+async def test_a_number_that_cannot_be_created_or_updated_is_order_already_exists() -> None:
     recorder = RequestRecorder(json_response(409, load_vendor_json("vinoshipper", "error_order_exists.json")))
     async with client(recorder) as vs:
         with pytest.raises(OrderAlreadyExists):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -81,7 +81,7 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
         unknown = [s for s in request.statuses if s not in _STATUS_OF_PROTO]
         if unknown:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"statuses: unknown value(s) {unknown}")
-        after = await _page_position(request.page_token, context)
+        before_seq = await _page_position(request.page_token, request.tenant_id, context)
         size = request.page_size or DEFAULT_PAGE_SIZE
         rows = await list_dispatches(
             self._pool,
@@ -89,10 +89,10 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
             [_STATUS_OF_PROTO[s].value for s in request.statuses],
             request.updated_after.ToDatetime(tzinfo=UTC) if request.HasField("updated_after") else None,
             size + 1,
-            after,
+            before_seq,
         )
         page, more = rows[:size], len(rows) > size
-        token = _page_token(page[-1]) if more else ""
+        token = _page_token(request.tenant_id, page[-1]) if more else ""
         return pb.ListOrdersResponse(orders=[order_sync(row) for row in page], next_page_token=token)
 
     async def RetrySend(self, request, context) -> pb.RetrySendResponse:
@@ -184,16 +184,21 @@ def _activity(entry) -> pb.ActivityEntry:
     return pb.ActivityEntry(time=time, kind=entry["kind"], actor=entry["actor"], message=entry["message"])
 
 
-def _page_token(row) -> str:
-    position = {"updated_at": row["updated_at"].isoformat(), "order_id": row["order_id"]}
+def _page_token(tenant_id: str, row) -> str:
+    # Opaque to callers; it names the tenant so that it cannot page through another's list.
+    position = {"tenant_id": tenant_id, "before_seq": row["list_seq"]}
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-async def _page_position(token: str, context) -> tuple[datetime, str] | None:
+async def _page_position(token: str, tenant_id: str, context) -> int | None:
+    """The listing position a page token stands for (None for the first page)."""
     if not token:
         return None
     try:
         position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(position["updated_at"]), str(position["order_id"])
+        before_seq = position["before_seq"]
+        if position["tenant_id"] == tenant_id and isinstance(before_seq, int) and not isinstance(before_seq, bool):
+            return before_seq
     except (ValueError, KeyError, TypeError):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned")
+        pass
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned for this tenant")

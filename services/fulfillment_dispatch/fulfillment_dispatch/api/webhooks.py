@@ -85,5 +85,4 @@ def build_web_app(handler: VinoshipperWebhookHandler, middlewares) -> web.Applic
     """Return the aiohttp app serving provider webhooks and a liveness probe."""
     app = web.Application(middlewares=middlewares, client_max_size=256 * 1024)
     app.router.add_post("/webhooks/vinoshipper/{tenant_id}/{token}", handler.handle)
-    app.router.add_get("/healthz", lambda _request: web.json_response({"status": "ok"}))
     return app

@@ -273,20 +273,25 @@ async def list_dispatches(
     statuses: Sequence[str],
     updated_after: datetime | None,
     limit: int,
-    after: tuple[datetime, str] | None,
+    before_seq: int | None,
 ) -> list[asyncpg.Record]:
-    """Return a page of the tenant's dispatches, newest change first, after the keyset `after`."""
+    """Return a page of the tenant's dispatches, newest order first, older than `before_seq`.
+
+    Pages follow `list_seq`, which is fixed when an order is first recorded: an order that
+    changes while someone pages through the list keeps its place, so it is listed exactly
+    once (paging on updated_at let changed orders jump over the page boundary, unseen). The
+    filters apply to each order as it is when its page is read.
+    """
     return await pool.fetch(
-        f"SELECT {_RECORD_COLUMNS} FROM dispatches WHERE tenant_id = $1"
+        f"SELECT {_RECORD_COLUMNS}, list_seq FROM dispatches WHERE tenant_id = $1"
         " AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
         " AND ($3::timestamptz IS NULL OR updated_at > $3)"
-        " AND ($4::timestamptz IS NULL OR (updated_at, order_id) < ($4, $5))"
-        " ORDER BY updated_at DESC, order_id DESC LIMIT $6",
+        " AND ($4::bigint IS NULL OR list_seq < $4)"
+        " ORDER BY list_seq DESC LIMIT $5",
         tenant_id,
         list(statuses),
         updated_after,
-        after[0] if after else None,
-        after[1] if after else "",
+        before_seq,
         limit,
     )
 

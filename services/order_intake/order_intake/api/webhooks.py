@@ -140,5 +140,4 @@ def build_web_app(handler: Commerce7WebhookHandler, middlewares) -> web.Applicat
     """Return the aiohttp app serving the webhook route and a liveness probe."""
     app = web.Application(middlewares=middlewares, client_max_size=2 * 1024 * 1024)
     app.router.add_post("/webhooks/commerce7/{tenant_id}", handler.handle)
-    app.router.add_get("/healthz", lambda _request: web.json_response({"status": "ok"}))
     return app
