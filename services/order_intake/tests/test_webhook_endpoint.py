@@ -7,6 +7,7 @@ for the receipt that keeps it.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -282,3 +283,13 @@ async def test_other_paths_and_methods_are_answered_in_json(endpoint):
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "METHOD_NOT_ALLOWED"
     no_route = await endpoint.http.post(endpoint.url.replace("/webhooks/", "/hooks/"), content=b"{}")
     assert no_route.status_code == 404 and no_route.json()["error"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("field", ["id", "updatedAt"])
+async def test_an_order_key_too_long_to_index_is_400_naming_the_field_and_kept(endpoint, field):
+    # Random text does not compress, so only the length decides (PostgreSQL indexes keys up to ~2.7 kB).
+    text = "".join(hashlib.sha512(str(i).encode()).hexdigest() for i in range(30))
+    body = encode(webhook(**{field: text}))
+    response = await endpoint.post(body)
+    answer = await assert_refused_and_kept(endpoint, response, 400, "MALFORMED_WEBHOOK", "malformed", body)
+    assert f"payload.{field} is longer than 200 characters" in answer["message"]

@@ -24,7 +24,7 @@ from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.telemetry import current_trace_id
 from libs.platform.tenants import TenantDirectory
 from libs.platform.webhook_http import RefusedBody, json_error, json_errors_middleware, read_json_body
-from order_intake.domain.intake import Validation, order_id_for
+from order_intake.domain.intake import Validation, key_problem, order_id_for
 from order_intake.storage.orders import Recorded, Revision, RevisionWriter
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,9 @@ class Commerce7WebhookHandler:
         if webhook.action not in ("Create", "Update"):
             return self._base_revision(tenant_id, body, "ignored", f"Order {webhook.action} is not used")
         order, issues = parse_order(webhook.payload, tenant_id=tenant_id)
+        too_long = key_problem(order.external_id, order.revision)
+        if too_long is not None:
+            raise InvalidWebhook(f"commerce7 webhook: {too_long}")
         order.order_id = order_id_for(tenant_id, CHANNEL, order.external_id)
         validation = Validation.from_issues(issues)
         revision = self._base_revision(
