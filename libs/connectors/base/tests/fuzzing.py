@@ -24,10 +24,12 @@ FUZZ = settings(
 
 _DELETE = object()
 
-# Text a sender may put anywhere: every code point including NUL and lone surrogates, plus the
-# values parsers meet at their edges (dates at the calendar's ends, numbers as text, blanks).
+# Text a sender may put anywhere: every code point including NUL and lone surrogates, long text,
+# and the values parsers meet at their edges (dates at the calendar's ends, numbers as text).
 hostile_text = st.one_of(
     st.text(alphabet=st.characters(exclude_categories=()), max_size=12),
+    # Long and incompressible: past what a database index entry holds (about 2.7 kB).
+    st.binary(min_size=1600, max_size=1600).map(bytes.hex),
     st.sampled_from(
         [
             "",
