@@ -37,7 +37,10 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class StorageUnavailable(Exception):
-    """The database could not be reached; the webhook was not handled and may be sent again."""
+    """The database could not be reached or used: answer 503, so Vinoshipper sends the webhook again.
+
+    A redelivery is harmless: a shipment state already applied is `unchanged` the second time.
+    """
 
 
 class VinoshipperWebhookHandler:
@@ -112,7 +115,9 @@ class VinoshipperWebhookHandler:
         try:
             async with self._pool.acquire() as conn:
                 return await record_webhook(conn, tenant_id, PROVIDER, body, outcome, storable_text(detail))
-        except Exception as exc:  # asyncpg raises several families (and OSError) for a lost database
+        except Exception as exc:
+            # asyncpg raises several families (and OSError) for a lost database. What is written
+            # is made storable first, so a hostile body does not make this permanent.
             raise StorageUnavailable() from exc
 
 
