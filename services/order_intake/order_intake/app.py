@@ -13,7 +13,7 @@ from libs.platform.runtime import PoolComponent, ProducerComponent, RelayCompone
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
-from order_intake.api.webhooks import ORDERS_TOPIC, Commerce7WebhookHandler, InputLimits, build_web_app
+from order_intake.api.webhooks import ORDERS_TOPIC, Commerce7WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
 from order_intake.storage.orders import RevisionWriter
 
@@ -37,7 +37,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             writer.component,
             platform.topic(ORDERS_TOPIC),
             platform.service_name,
-            limits=InputLimits(settings.max_body_bytes, settings.max_event_bytes),
+            limits=settings.limits,
         )
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform.config import PlatformSettings, env_int
+from order_intake.domain.intake import InputLimits
 
 
 @dataclass(frozen=True)
@@ -14,14 +15,9 @@ class IntakeSettings:
     platform: PlatformSettings
     http_port: int
     max_commit_batch: int
-    # A webhook body over this is refused (413). Well under Kafka's 1 MiB message limit, so an
-    # accepted order's event fits.
-    max_body_bytes: int = 512 * 1024
-    # An accepted order whose OrderAccepted event (key, envelope, headers) is over this is
-    # refused (413) and kept, never written to the outbox: the broker would refuse it. Under
-    # Kafka's 1 MiB (message.max.bytes, and the producer's max_request_size), with room for the
-    # record batch's own overhead.
-    max_event_bytes: int = 900 * 1024
+    # Webhook bodies over max_body_bytes, and accepted orders whose event would be over
+    # max_event_bytes, are refused (413) and kept.
+    limits: InputLimits = InputLimits()
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -29,6 +25,8 @@ class IntakeSettings:
             platform=PlatformSettings.from_env("order-intake", "order_intake", 50051),
             http_port=env_int("ORDERSYNC_HTTP_PORT", 8080),
             max_commit_batch=env_int("ORDERSYNC_INTAKE_COMMIT_BATCH", 200),
-            max_body_bytes=env_int("ORDERSYNC_INTAKE_MAX_BODY_BYTES", 512 * 1024),
-            max_event_bytes=env_int("ORDERSYNC_INTAKE_MAX_EVENT_BYTES", 900 * 1024),
+            limits=InputLimits(
+                max_body_bytes=env_int("ORDERSYNC_INTAKE_MAX_BODY_BYTES", InputLimits.max_body_bytes),
+                max_event_bytes=env_int("ORDERSYNC_INTAKE_MAX_EVENT_BYTES", InputLimits.max_event_bytes),
+            ),
         )

@@ -16,8 +16,9 @@ from libs.connectors.base.testing import load_vendor_json
 from libs.platform.db import create_pool, migrate
 from libs.platform.http_server import tracing_middleware
 from libs.platform.tenants import Commerce7Channel, Secret, Tenant, TenantDirectory
-from order_intake.api.webhooks import Commerce7WebhookHandler, InputLimits, build_web_app
+from order_intake.api.webhooks import Commerce7WebhookHandler, build_web_app
 from order_intake.app import MIGRATIONS
+from order_intake.domain.intake import InputLimits
 from order_intake.storage.orders import RevisionWriter
 
 TENANT = "acme"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from order_intake.api.webhooks import InputLimits
+from order_intake.domain.intake import InputLimits
 from services.order_intake.tests.endpoint import PASSWORD, SLUG, TENANT, USER, Endpoint, encode, serve, webhook
 from tests.databases import fresh_database, unreachable
 

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.connectors.base.tests.fuzzing import FUZZ, bodies, encode, mutations, typed_mutations
-from order_intake.api.webhooks import InputLimits
+from order_intake.domain.intake import InputLimits
 from services.order_intake.tests.endpoint import Endpoint, serve, webhook
 from tests.databases import fresh_database
 

@@ -10,7 +10,6 @@ body could not be stored, which a redelivery can fix.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from aiohttp import web
 from opentelemetry import context as otel_context
@@ -24,7 +23,7 @@ from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.telemetry import current_trace_id
 from libs.platform.tenants import TenantDirectory
 from libs.platform.webhook_http import RefusedBody, json_error, json_errors_middleware, read_json_body
-from order_intake.domain.intake import Validation, key_problem, order_id_for
+from order_intake.domain.intake import InputLimits, Validation, key_problem, order_id_for
 from order_intake.storage.orders import Recorded, Revision, RevisionWriter
 
 log = logging.getLogger(__name__)
@@ -41,14 +40,6 @@ _STATUS_BY_OUTCOME = {
 }
 
 
-@dataclass(frozen=True)
-class InputLimits:
-    """How large a webhook body and the event of an accepted order may be (IntakeSettings)."""
-
-    max_body_bytes: int = 512 * 1024
-    max_event_bytes: int = 900 * 1024
-
-
 class Commerce7WebhookHandler:
     """Handles POST /webhooks/commerce7/{tenant_id}."""
 
@@ -58,7 +49,7 @@ class Commerce7WebhookHandler:
         writer: RevisionWriter,
         topic: str,
         producer_name: str,
-        limits: InputLimits = InputLimits(),
+        limits: InputLimits,
     ):
         self._tenants = tenants
         self._writer = writer

@@ -20,6 +20,19 @@ def order_id_for(tenant_id: str, channel: str, external_id: str) -> str:
     return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{tenant_id}/{channel}/{external_id}").hex
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    """How large a webhook body, and the event of an accepted order, may be.
+
+    The body limit is well under Kafka's 1 MiB message limit, so an accepted order's event
+    fits; the event limit is under it with room for the record batch's own framing, and is
+    checked as well, so nothing the broker would refuse is written to the outbox.
+    """
+
+    max_body_bytes: int = 512 * 1024
+    max_event_bytes: int = 900 * 1024
+
+
 def key_problem(external_id: str, revision: str) -> str | None:
     """Say which part of an order's deduplication key is too long to store, or None."""
     for field, value in (("payload.id", external_id), ("payload.updatedAt", revision)):
