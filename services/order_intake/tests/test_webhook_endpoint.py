@@ -21,8 +21,6 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.integration,
     pytest.mark.timeout(60),
-    # The app's liveness route is a plain lambda, which aiohttp warns about when it is built.
-    pytest.mark.filterwarnings("ignore:Bare functions are deprecated:DeprecationWarning"),
 ]
 
 BODY_LIMIT = 64 * 1024

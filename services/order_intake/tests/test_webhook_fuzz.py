@@ -25,8 +25,6 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.integration,
     pytest.mark.timeout(120),
-    # The app's liveness route is a plain lambda, which aiohttp warns about when it is built.
-    pytest.mark.filterwarnings("ignore:Bare functions are deprecated:DeprecationWarning"),
 ]
 
 LIMIT = 16 * 1024
