@@ -361,11 +361,11 @@ def json_body(response: httpx.Response, *, label: str) -> Any:
         label: "<connector> <operation>" for the error message.
 
     Raises:
-        InvalidResponse: the body is empty or not JSON.
+        InvalidResponse: the body is empty, not JSON, or nested too deeply to decode.
     """
     try:
         return response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a hostile body nests past the decoder's recursion limit
         raise InvalidResponse(
             f"{label}: HTTP {response.status_code} body is not JSON",
             status_code=response.status_code,

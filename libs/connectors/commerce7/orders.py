@@ -12,10 +12,14 @@ from pydantic import ValidationError
 from ..base import convert
 from ..base.errors import InvalidResponse
 from ..base.issues import Issue
+from ..base.json_text import check_carriable
 from ..base.models import describe_validation_error
 from . import codes, schemas
 
-_Money = Callable[[int], money_pb2.Money]
+_Money = Callable[[int, str], money_pb2.Money | None]
+# The canonical Order's integer fields; JSON numbers have no bound, so a larger one is an issue.
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 def parse_order(payload: Mapping[str, Any] | schemas.Order, *, tenant_id: str) -> tuple[order_pb2.Order, list[Issue]]:
@@ -30,18 +34,22 @@ def parse_order(payload: Mapping[str, Any] | schemas.Order, *, tenant_id: str) -
         (order, issues). The order is always returned, with every field that could be read;
         `issues` lists what makes it unfit to process (missing id, number or revision, a ship
         order without address, state, zip or shipping method, no lines, a line without SKU or
-        with quantity below 1, unreadable dates). `order_id` is left empty: order intake
+        with quantity below 1, unreadable dates, a number too large for the canonical Order). `order_id` is left empty: order intake
         assigns ordersync's id.
 
     Raises:
         InvalidResponse: the payload is not shaped like an order at all (e.g. `items` is not
-            a list). Business-validity problems never raise.
+            a list), or holds text no store can keep (a NUL character or a lone surrogate).
+            Business-validity problems never raise.
     """
     order = validate_order(payload)
     issues: list[Issue] = []
     currency = order.currencyCode or codes.DEFAULT_CURRENCY
 
-    def money(minor_units: int) -> money_pb2.Money:
+    def money(minor_units: int, field_name: str) -> money_pb2.Money | None:
+        if abs(minor_units) > _INT64_MAX:
+            issues.append(Issue(field_name, "amount out of range"))
+            return None
         return convert.money(minor_units, currency)
 
     result = order_pb2.Order(tenant_id=tenant_id, channel=codes.CHANNEL_NAME, currency_code=currency)
@@ -100,7 +108,7 @@ def _goods(result: order_pb2.Order, order: schemas.Order, money: _Money, issues:
     # checked for fulfilment.
     check_lines = result.order_type != order_pb2.ORDER_TYPE_REFUND
     for index, item in enumerate(order.items):
-        result.lines.append(_line(item, index, money, issues if check_lines else None))
+        result.lines.append(_line(item, index, money, issues, check_fulfilment=check_lines))
     if order.shipping:
         result.shipping_method.CopyFrom(_shipping_method(order.shipping[0], money))
     elif result.order_type == order_pb2.ORDER_TYPE_SHIPPING:
@@ -134,24 +142,28 @@ def _notes(result: order_pb2.Order, order: schemas.Order) -> None:
 
 def _amounts(result: order_pb2.Order, order: schemas.Order, money: _Money) -> None:
     discount_total = 0
-    for promotion in order.promotions:
+    for index, promotion in enumerate(order.promotions):
         amount = _promotion_amount(promotion)
-        if amount:
+        discount = money(amount, f"promotions[{index}]") if amount else None
+        if discount is not None:
             discount_total += amount
             code = promotion.title or promotion.promotionId or ""
-            result.discounts.append(order_pb2.Discount(code=code, amount=money(amount)))
+            result.discounts.append(order_pb2.Discount(code=code, amount=discount))
     totals = result.totals
-    for target, value in (
-        (totals.subtotal, order.subTotal),
-        (totals.shipping, order.shipTotal),
-        (totals.tax, order.taxTotal),
-        (totals.tip, order.tipTotal),
-        (totals.total, order.total),
+    for target, value, field_name in (
+        (totals.subtotal, order.subTotal, "subTotal"),
+        (totals.shipping, order.shipTotal, "shipTotal"),
+        (totals.tax, order.taxTotal, "taxTotal"),
+        (totals.tip, order.tipTotal, "tipTotal"),
+        (totals.total, order.total, "total"),
     ):
-        if value is not None:
-            target.CopyFrom(money(value))
+        amount = money(value, field_name) if value is not None else None
+        if amount is not None:
+            target.CopyFrom(amount)
     if order.promotions:
-        totals.discount.CopyFrom(money(discount_total))
+        discount = money(discount_total, "promotions")
+        if discount is not None:
+            totals.discount.CopyFrom(discount)
 
 
 def validate_order(payload: Mapping[str, Any] | schemas.Order) -> schemas.Order:
@@ -162,6 +174,7 @@ def validate_order(payload: Mapping[str, Any] | schemas.Order) -> schemas.Order:
     """
     if isinstance(payload, schemas.Order):
         return payload
+    check_carriable(payload, label="commerce7 payload is not an order", error=InvalidResponse)
     try:
         return schemas.Order.model_validate(payload)
     except ValidationError as exc:
@@ -236,22 +249,25 @@ def _check_ship_to(ship_to: schemas.Address | None, issues: list[Issue]) -> None
         issues.append(Issue("shipTo.zipCode", "missing"))
 
 
-def _line(item: schemas.Item, index: int, money: _Money, issues: list[Issue] | None) -> order_pb2.OrderLine:
+def _line(
+    item: schemas.Item, index: int, money: _Money, issues: list[Issue], *, check_fulfilment: bool
+) -> order_pb2.OrderLine:
     line = order_pb2.OrderLine(
         channel_line_id=item.id or "",
         sku=(item.sku or "").strip(),
         title=(item.purchaseTitle or item.productVariantTitle or "").strip(),
-        quantity=item.quantity or 0,
+        quantity=_int32(item.quantity or 0, f"items[{index}].quantity", issues),
         # A missing flag counts as "ships": dropping a wine line would bypass compliance,
         # while sending a non-shippable line fails loudly at the provider.
         requires_shipping=item.hasShipping if item.hasShipping is not None else True,
     )
-    if item.price is not None:
-        line.unit_price.CopyFrom(money(item.price))
+    price = money(item.price, f"items[{index}].price") if item.price is not None else None
+    if price is not None:
+        line.unit_price.CopyFrom(price)
     if item.volumeInMl:
-        line.volume_ml = round(item.volumeInMl)
+        line.volume_ml = _int32(round(item.volumeInMl), f"items[{index}].volumeInMl", issues)
     # `weight` is not converted: Commerce7 does not document its unit (see README).
-    if issues is not None:
+    if check_fulfilment:
         if not line.sku:
             issues.append(Issue(f"items[{index}].sku", "missing"))
         if item.quantity is None or item.quantity < 1:
@@ -266,9 +282,17 @@ def _shipping_method(shipping: schemas.Shipping, money: _Money) -> order_pb2.Shi
         code=(shipping.code or "").strip(),
         title=(shipping.title or "").strip(),
     )
-    if shipping.price is not None:
-        method.price.CopyFrom(money(shipping.price))
+    price = money(shipping.price, "shipping[0].price") if shipping.price is not None else None
+    if price is not None:
+        method.price.CopyFrom(price)
     return method
+
+
+def _int32(value: int, field_name: str, issues: list[Issue]) -> int:
+    if abs(value) > _INT32_MAX:
+        issues.append(Issue(field_name, "number out of range"))
+        return 0
+    return value
 
 
 def _promotion_amount(promotion: schemas.Promotion) -> int:
@@ -306,7 +330,7 @@ def _unknown(field_name: str, value: str | None) -> Issue:
 def _timestamp(value: str, field_name: str, issues: list[Issue]) -> Timestamp | None:
     try:
         return convert.to_timestamp(convert.parse_datetime(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a date at the calendar's edge, shifted to UTC
         issues.append(Issue(field_name, "not an ISO-8601 date-time"))
         return None
 
@@ -314,7 +338,7 @@ def _timestamp(value: str, field_name: str, issues: list[Issue]) -> Timestamp | 
 def _timestamp_text(value: str, field_name: str, issues: list[Issue]) -> str | None:
     try:
         return convert.format_iso_millis(convert.parse_datetime(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         issues.append(Issue(field_name, "not an ISO-8601 date-time"))
         return None
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 
 from pydantic import ValidationError
 
 from ..base.errors import InvalidWebhook
+from ..base.json_text import load_json
 from ..base.models import describe_validation_error
 from .schemas import Commerce7Webhook
 
@@ -42,17 +42,15 @@ def parse_webhook(body: bytes) -> Commerce7Webhook:
         The validated webhook; `payload` is the full order (same shape as `GET /order/{id}`).
 
     Raises:
-        InvalidWebhook: the body is not JSON, not a JSON object, lacks one of object, action,
-            payload or tenantId, or its payload is not
-            an order (not an object, no id, or a field of the wrong type). The message names
-            the problem, never the body.
+        InvalidWebhook: the body is not JSON, nests deeper than `json_text.MAX_DEPTH`, holds
+            text no store can keep (a NUL character or a lone surrogate, anywhere), is not a
+            JSON object, lacks one of object, action, payload or tenantId, or its payload is
+            not an order (not an object, no id, or a field of the wrong type). The message
+            names the problem and where, never the body.
         UnsupportedWebhook: (an InvalidWebhook) the body is well formed but about another object
             than "Order".
     """
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise InvalidWebhook("commerce7 webhook: body is not JSON") from exc
+    data = load_json(body, label="commerce7 webhook", error=InvalidWebhook)
     if not isinstance(data, dict):
         raise InvalidWebhook("commerce7 webhook: body is not a JSON object")
     for key in _REQUIRED:

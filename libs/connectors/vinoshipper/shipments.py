@@ -10,6 +10,7 @@ from ordersync.common.v1 import shipment_pb2
 
 from ..base import convert
 from ..base.errors import InvalidResponse
+from ..base.json_text import check_carriable
 from . import codes
 from .orders import validate_order_detail
 
@@ -34,8 +35,11 @@ def parse_order_detail(detail: Mapping[str, Any]) -> shipment_pb2.Shipment | Non
         tracking numbers keep Vinoshipper's order without blanks or repeats.
 
     Raises:
-        InvalidResponse: the detail is not an order detail or has an unreadable timestamp.
+        InvalidResponse: the detail is not an order detail, has an unreadable timestamp, or
+            holds text no store can keep (a NUL character or a lone surrogate); the detail
+            is untrusted input too, since a webhook's hrefV3 chose what was read.
     """
+    check_carriable(detail, label="vinoshipper order detail", error=InvalidResponse)
     parsed = validate_order_detail(detail)
     shipping = parsed.shipping
     packages = shipping.packages if shipping else []
@@ -73,5 +77,5 @@ def parse_order_detail(detail: Mapping[str, Any]) -> shipment_pb2.Shipment | Non
 def _timestamp(value: str, field_name: str) -> Timestamp:
     try:
         return convert.to_timestamp(convert.parse_datetime(value))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a date at the calendar's edge
         raise InvalidResponse(f"vinoshipper order detail: {field_name} is not an ISO-8601 date-time") from exc

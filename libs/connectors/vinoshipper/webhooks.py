@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ValidationError
 
 from ..base.errors import InvalidWebhook
+from ..base.json_text import load_json
 from ..base.models import describe_validation_error
 from .schemas import VinoshipperWebhook
 
@@ -28,13 +27,11 @@ def parse_webhook(body: bytes) -> VinoshipperWebhook:
         The validated webhook.
 
     Raises:
-        InvalidWebhook: not JSON, not a JSON object, identifier/subject/event missing, or a
-            field of the wrong type.
+        InvalidWebhook: not JSON, nested deeper than `json_text.MAX_DEPTH`, text no store can
+            keep (a NUL character or a lone surrogate, anywhere), not a JSON object,
+            identifier/subject/event missing, or a field of the wrong type.
     """
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise InvalidWebhook("vinoshipper webhook: body is not JSON") from exc
+    data = load_json(body, label="vinoshipper webhook", error=InvalidWebhook)
     if not isinstance(data, dict):
         raise InvalidWebhook("vinoshipper webhook: body is not a JSON object")
     for key in _REQUIRED:

@@ -34,7 +34,11 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
 
     def http_server() -> HttpServer:
         handler = Commerce7WebhookHandler(
-            tenants, writer.component, platform.topic(ORDERS_TOPIC), platform.service_name
+            tenants,
+            writer.component,
+            platform.topic(ORDERS_TOPIC),
+            platform.service_name,
+            limits=settings.limits,
         )
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 

@@ -3,7 +3,7 @@
 from ordersync.common.v1 import order_pb2
 
 from libs.connectors.base.issues import Issue
-from order_intake.domain.intake import Validation, order_id_for, revision_is_newer, same_order_content
+from order_intake.domain.intake import Validation, key_problem, order_id_for, revision_is_newer, same_order_content
 
 
 def test_order_id_is_the_same_for_every_revision_and_differs_between_tenants():
@@ -46,3 +46,9 @@ def test_a_revision_that_changes_only_the_revision_is_the_same_order():
 
 def test_a_revision_that_changes_the_order_is_not_the_same_order():
     assert not same_order_content(_order(revision="a", gift_message="Happy"), _order(revision="b", gift_message="Hi"))
+
+
+def test_a_deduplication_key_longer_than_an_index_can_hold_is_named():
+    assert key_problem("9f1c" * 50, "2026-11-23T10:00:00.000Z") is None
+    assert key_problem("9f1c" * 51, "2026-11-23T10:00:00.000Z") == "payload.id is longer than 200 characters"
+    assert key_problem("9f1c", "x" * 201) == "payload.updatedAt is longer than 200 characters"

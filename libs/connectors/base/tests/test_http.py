@@ -7,8 +7,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from libs.connectors.base.errors import InvalidRequest, RateLimited, Timeout, Unavailable
-from libs.connectors.base.http import HttpTransport, RetryPolicy
+from libs.connectors.base.errors import InvalidRequest, InvalidResponse, RateLimited, Timeout, Unavailable
+from libs.connectors.base.http import HttpTransport, RetryPolicy, json_body
 from libs.connectors.base.ratelimit import KeyedRateLimiter
 from libs.connectors.base.testing import FakeClock, RequestRecorder, json_response
 
@@ -229,3 +229,9 @@ async def test_operation_and_retry_count_are_recorded_on_the_current_span() -> N
     assert attributes["ordersync.connector.operation"] == "list_things"
     assert attributes["ordersync.connector.name"] == "acme"
     assert attributes["ordersync.connector.retries"] == 1
+
+
+async def test_a_body_nested_past_the_decoder_limit_is_an_invalid_response_not_a_crash() -> None:
+    hostile = httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(InvalidResponse, match="acme get_x: HTTP 200 body is not JSON"):
+        json_body(hostile, label="acme get_x")

@@ -297,3 +297,49 @@ def test_null_lists_in_a_payload_read_as_empty():
 
     order = Order.model_validate({"id": "o1", "promotions": None, "tags": None})
     assert order.promotions == [] and order.tags == []
+
+
+def test_numbers_too_large_for_the_canonical_order_are_issues_naming_the_field() -> None:
+    payload = web_ship_order(total=2**63, subTotal=-(2**63) - 1)
+    payload["items"][0]["quantity"] = 2**31
+    payload["items"][1]["price"] = 10**30
+    payload["items"][1]["volumeInMl"] = 1e300
+    payload["shipping"][0]["price"] = 2**64
+    order, issues = parse_order(payload, tenant_id=TENANT)
+    assert [(i.field, i.message) for i in issues] == [
+        ("items[0].quantity", "number out of range"),
+        ("items[1].price", "amount out of range"),
+        ("items[1].volumeInMl", "number out of range"),
+        ("shipping[0].price", "amount out of range"),
+        ("subTotal", "amount out of range"),
+        ("total", "amount out of range"),
+    ]
+    assert order.lines[0].quantity == 0 and not order.lines[1].HasField("unit_price")
+    order.SerializeToString()  # the order that is returned is a valid message
+
+
+def test_the_largest_numbers_the_canonical_order_holds_are_taken() -> None:
+    payload = web_ship_order(total=2**63 - 1)
+    payload["items"][0]["quantity"] = 2**31 - 1
+    order, issues = parse_order(payload, tenant_id=TENANT)
+    assert issues == []
+    assert (order.totals.total.minor_units, order.lines[0].quantity) == (2**63 - 1, 2**31 - 1)
+
+
+def test_a_date_at_the_edge_of_the_calendar_is_an_issue_not_a_crash() -> None:
+    payload = web_ship_order(orderPaidDate="0001-01-01T00:00:00+05:00", updatedAt="9999-12-31T23:00:00-05:00")
+    _, issues = parse_order(payload, tenant_id=TENANT)
+    assert [(i.field, i.message) for i in issues] == [
+        ("updatedAt", "not an ISO-8601 date-time"),
+        ("orderPaidDate", "not an ISO-8601 date-time"),
+    ]
+
+
+def test_a_payload_holding_text_no_store_can_keep_raises_naming_where() -> None:
+    payload = web_ship_order()
+    payload["shipTo"]["city"] = "Na\ud800pa"
+    with pytest.raises(InvalidResponse) as caught:
+        parse_order(payload, tenant_id=TENANT)
+    assert caught.value.message == (
+        "commerce7 payload is not an order: shipTo.city holds a lone UTF-16 surrogate, which is not valid Unicode"
+    )

@@ -92,3 +92,55 @@ def test_webhook_about_another_object_is_unsupported_not_malformed():
     with pytest.raises(UnsupportedWebhook) as raised:
         parse_webhook(body)
     assert raised.value.reason_code == "UNSUPPORTED_OBJECT"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "body is nested deeper than 32 levels"),
+        (b'{"a": ' * 33 + b"1" + b"}" * 33, "body is nested deeper than 32 levels"),
+        (
+            encode(envelope(tenantId="demo\u0000winery")),
+            "tenantId holds a NUL character (\\u0000), which cannot be stored",
+        ),
+        (
+            encode(envelope()).replace(b'"orderNumber": 1001', b'"orderNumber": "1001\\u0000"'),
+            "payload.orderNumber holds a NUL character (\\u0000), which cannot be stored",
+        ),
+        (
+            encode(envelope()).replace(b'"Jane"', b'"\\udc00Jane"', 1),
+            "payload.shipTo.firstName holds a lone UTF-16 surrogate, which is not valid Unicode",
+        ),
+        (
+            encode(envelope(payload={"id": "x", "items": [{"sku": "a", "tags": ["ok", "b\u0000"]}]})),
+            "payload.items[0].tags[1] holds a NUL character (\\u0000), which cannot be stored",
+        ),
+        (
+            encode(envelope(payload={"id": "x", "metaData": {"e-mail jane@example.com\u0000": 1}})),
+            "a key in payload.metaData holds a NUL character (\\u0000), which cannot be stored",
+        ),
+        (
+            encode(envelope(payload={"id": "x", "metaData": {"e-mail jane@example.com": "\u0000"}})),
+            "payload.metaData.[key] holds a NUL character (\\u0000), which cannot be stored",
+        ),
+    ],
+    ids=[
+        "deep arrays",
+        "33 objects deep",
+        "NUL in tenantId",
+        "NUL in order number",
+        "lone surrogate",
+        "NUL in a list",
+        "NUL in a key",
+        "under a key that is not echoed",
+    ],
+)
+def test_a_body_no_store_can_keep_is_refused_naming_where(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidWebhook) as caught:
+        parse_webhook(body)
+    assert caught.value.message == f"commerce7 webhook: {message}"
+
+
+def test_an_emoji_written_as_a_surrogate_pair_is_fine() -> None:
+    body = encode(envelope()).replace(b'"Jane"', b'"Jane \\ud83c\\udf77"', 1)
+    assert parse_webhook(body).payload.shipTo.firstName == "Jane \U0001f377"

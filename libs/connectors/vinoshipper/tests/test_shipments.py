@@ -111,3 +111,16 @@ def test_an_unreadable_timestamp_is_an_invalid_response() -> None:
 def test_a_detail_of_the_wrong_shape_is_an_invalid_response() -> None:
     with pytest.raises(InvalidResponse):
         parse_order_detail(detail("shipped", shipping=["not", "an", "object"]))
+
+
+def test_a_detail_holding_text_no_store_can_keep_is_refused_naming_where() -> None:
+    with pytest.raises(InvalidResponse) as caught:
+        parse_order_detail(detail("cancelled", cancelReason="out\u0000of stock"))
+    assert caught.value.message == (
+        "vinoshipper order detail: cancelReason holds a NUL character (\\u0000), which cannot be stored"
+    )
+
+
+def test_a_timestamp_at_the_edge_of_the_calendar_is_refused_not_a_crash() -> None:
+    with pytest.raises(InvalidResponse, match="shippedAt is not an ISO-8601 date-time"):
+        parse_order_detail(detail("shipped", shippedAt="0001-01-01T00:00:00+01:00"))

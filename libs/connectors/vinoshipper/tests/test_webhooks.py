@@ -67,3 +67,24 @@ def test_created_and_approved_events_carry_no_shipment_news():
     assert not hook("APPROVED").may_change_shipment
     assert hook("TRACKING_NUMBER_ADDED").may_change_shipment
     assert hook("SOMETHING_NEW").may_change_shipment
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "body is nested deeper than 32 levels"),
+        (
+            notification(identifier="C7-napa-1001\u0000"),
+            "identifier holds a NUL character (\\u0000), which cannot be stored",
+        ),
+        (
+            notification().replace(b'"TRACKING_NUMBER_ADDED"', b'"\\ud800"'),
+            "event holds a lone UTF-16 surrogate, which is not valid Unicode",
+        ),
+    ],
+    ids=["deep", "NUL", "lone surrogate"],
+)
+def test_a_notification_no_store_can_keep_is_refused_naming_where(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidWebhook) as caught:
+        parse_webhook(body)
+    assert caught.value.message == f"vinoshipper webhook: {message}"

@@ -9,11 +9,36 @@ from datetime import UTC, datetime
 from ordersync.common.v1 import order_pb2
 
 _ORDER_NAMESPACE = uuid.UUID("5b0b7f3e-3c8e-4f57-9d0a-6b1c2f1a7e10")
+# An order's id and revision are its deduplication key, kept in a unique index. PostgreSQL
+# refuses index entries over about 2.7 kB, on every retry; Commerce7's ids are UUIDs and its
+# revisions timestamps, so anything this long is not an order.
+MAX_KEY_CHARS = 200
 
 
 def order_id_for(tenant_id: str, channel: str, external_id: str) -> str:
     """Return ordersync's stable id of a channel order: the same for every revision and replica."""
     return "ord_" + uuid.uuid5(_ORDER_NAMESPACE, f"{tenant_id}/{channel}/{external_id}").hex
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How large a webhook body, and the event of an accepted order, may be.
+
+    The body limit is well under Kafka's 1 MiB message limit, so an accepted order's event
+    fits; the event limit is under it with room for the record batch's own framing, and is
+    checked as well, so nothing the broker would refuse is written to the outbox.
+    """
+
+    max_body_bytes: int = 512 * 1024
+    max_event_bytes: int = 900 * 1024
+
+
+def key_problem(external_id: str, revision: str) -> str | None:
+    """Say which part of an order's deduplication key is too long to store, or None."""
+    for field, value in (("payload.id", external_id), ("payload.updatedAt", revision)):
+        if len(value) > MAX_KEY_CHARS:
+            return f"{field} is longer than {MAX_KEY_CHARS} characters"
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from opentelemetry import context as otel_context
 
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
+from libs.platform.webhook_http import storable_text
 from order_intake.domain.intake import revision_is_newer, same_order_content
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class Revision:
     channel: str
     body: bytes
     trace_id: str
-    outcome_if_new: str  # accepted | invalid | ignored | malformed
+    outcome_if_new: str  # accepted | invalid | ignored | malformed | too_large
     detail: str = ""
     order_id: str | None = None
     external_id: str = ""
@@ -45,7 +46,7 @@ class Revision:
 class Recorded:
     """What happened to a revision: its outcome and the receipt that keeps its body."""
 
-    outcome: str  # accepted | unchanged | duplicate | stale | invalid | ignored | malformed
+    outcome: str  # accepted | unchanged | duplicate | stale | invalid | ignored | malformed | too_large
     receipt_id: int
     order_id: str | None
 
@@ -124,6 +125,8 @@ class RevisionWriter:
 
 
 async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
+    # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
+    item.detail = storable_text(item.detail)
     receipt_id = await conn.fetchval(
         "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
