@@ -8,13 +8,15 @@ PY            := $(VENV)/bin/python
 TOOLS         := $(CURDIR)/.tools
 BUF_VERSION   := v1.47.2
 BUF           := $(TOOLS)/bin/buf
+GRPCURL_VERSION := v1.9.3
+GRPCURL       := $(TOOLS)/bin/grpcurl
 SERVICES      := order_intake compliance_routing fulfillment_dispatch tracking_writeback carrier_mapping
 PROTO_FILES    = $(shell find protos -name '*.proto')
 
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e \
-        infra-up infra-down demo bench bench-mapping up down clean
+        infra-up infra-down demo bench bench-mapping up down clean grpcurl
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +42,11 @@ protos: libs/genproto/.generated ## generate Python code from protos/ into libs/
 
 $(BUF):
 	GOBIN=$(TOOLS)/bin go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(GRPCURL):
+	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+grpcurl: $(GRPCURL) ## install grpcurl into .tools/bin (for deploy/local/grpc-auth-check.sh)
 
 lint-protos: $(BUF) ## buf lint (STANDARD + COMMENTS)
 	$(BUF) lint protos

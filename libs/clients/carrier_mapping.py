@@ -24,7 +24,9 @@ import grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
 from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 
-from libs.platform.grpc_server import insecure_channel
+from libs.platform.auth import bearer
+from libs.platform.config import GrpcClientTls
+from libs.platform.grpc_server import client_channel
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ class CarrierMappingUnavailable(Exception):
 class CarrierMappingClient:
     """Translates codes one at a time or in batches, answering repeats from a cache.
 
-    `token` is sent as `authorization: Bearer <token>`. Each attempt has `timeout_s` as its
+    `token` is sent as `authorization: Bearer <token>`; `tls` (CA and optional client certificate
+    files) makes the channel TLS, else it is plaintext. Each attempt has `timeout_s` as its
     deadline; UNAVAILABLE and DEADLINE_EXCEEDED are retried `attempts` times in all, then raise
     CarrierMappingUnavailable. Other failures (UNAUTHENTICATED, PERMISSION_DENIED, ...) raise
     grpc.aio.AioRpcError. With `watch` false, or while the change stream is down, nothing is
@@ -87,9 +90,11 @@ class CarrierMappingClient:
         attempts: int = 3,
         cache_ttl_s: float = 300.0,
         watch: bool = True,
+        tls: GrpcClientTls | None = None,
     ):
         self._address = address
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer(token)
+        self._tls = tls
         self._timeout_s = timeout_s
         self._attempts = attempts
         self._cache_ttl_s = cache_ttl_s
@@ -107,7 +112,7 @@ class CarrierMappingClient:
     async def start(self) -> None:
         if self._channel is not None:
             return
-        self._channel = insecure_channel(self._address)
+        self._channel = client_channel(self._address, self._tls)
         self._stub = pb_grpc.CarrierMappingServiceStub(self._channel)
         if self._watch:
             self._watch_task = asyncio.create_task(self._watch_forever(), name="carrier-mapping-watch")

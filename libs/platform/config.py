@@ -57,6 +57,9 @@ class PlatformSettings:
     otlp_endpoint: str | None
     pg_pool_size: int
     migrate_on_start: bool
+    # Optional TLS for gRPC (off when unset): this service's server side, and its client channels.
+    grpc_server_tls: GrpcServerTls | None = None
+    grpc_client_tls: GrpcClientTls | None = None
 
     def topic(self, name: str) -> str:
         """Return the full topic name; tests isolate themselves with ORDERSYNC_TOPIC_PREFIX."""
@@ -85,6 +88,8 @@ class PlatformSettings:
             # on: apply migrations at start (local runs); off: only check them (Kubernetes, where a
             # Job runs `python -m libs.platform.migrate up` as the migration role first).
             migrate_on_start=env_on_off("ORDERSYNC_MIGRATE", True),
+            grpc_server_tls=grpc_server_tls_from_env(),
+            grpc_client_tls=grpc_client_tls_from_env(),
         )
 
 
@@ -94,3 +99,50 @@ def env_on_off(name: str, default: bool) -> bool:
     if raw not in ("on", "off"):
         raise ConfigError(f"environment variable {name} must be on or off, got {raw!r}")
     return raw == "on"
+
+
+@dataclass(frozen=True)
+class GrpcServerTls:
+    """PEM files of a gRPC server's certificate chain and key; with `client_ca_file`, every
+    client must present a certificate that CA signed (mTLS)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class GrpcClientTls:
+    """PEM files a gRPC client trusts servers by (`ca_file`) and, for mTLS, presents itself with."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def grpc_server_tls_from_env() -> GrpcServerTls | None:
+    """TLS on the gRPC server when ORDERSYNC_GRPC_TLS_CERT_FILE is set; None (plaintext) otherwise."""
+    cert, key = env_optional("ORDERSYNC_GRPC_TLS_CERT_FILE"), env_optional("ORDERSYNC_GRPC_TLS_KEY_FILE")
+    client_ca = env_optional("ORDERSYNC_GRPC_TLS_CLIENT_CA_FILE")
+    if cert is None and key is None and client_ca is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError(
+            "environment variables ORDERSYNC_GRPC_TLS_CERT_FILE and ORDERSYNC_GRPC_TLS_KEY_FILE go together"
+        )
+    return GrpcServerTls(cert, key, client_ca)
+
+
+def grpc_client_tls_from_env() -> GrpcClientTls | None:
+    """TLS on gRPC client channels when ORDERSYNC_GRPC_CA_FILE is set; None (plaintext) otherwise."""
+    ca = env_optional("ORDERSYNC_GRPC_CA_FILE")
+    cert, key = env_optional("ORDERSYNC_GRPC_CLIENT_CERT_FILE"), env_optional("ORDERSYNC_GRPC_CLIENT_KEY_FILE")
+    if (cert is None) != (key is None):
+        raise ConfigError(
+            "environment variables ORDERSYNC_GRPC_CLIENT_CERT_FILE and ORDERSYNC_GRPC_CLIENT_KEY_FILE go together"
+        )
+    if ca is None:
+        if cert is not None:
+            raise ConfigError("ORDERSYNC_GRPC_CLIENT_CERT_FILE needs ORDERSYNC_GRPC_CA_FILE (the servers' CA)")
+        return None
+    return GrpcClientTls(ca, cert, key)

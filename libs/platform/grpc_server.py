@@ -1,4 +1,5 @@
-"""gRPC bootstrap: an aio server with standard health checking and reflection, and client channels.
+"""gRPC bootstrap: an aio server with standard health checking and reflection, and client channels,
+both in plaintext or, configured by files, TLS (mTLS when the server names a client CA).
 
 Health answers SERVING only while the service's HealthMonitor (libs/platform/health.py) finds its
 dependencies reachable, for Check and Watch alike; without a monitor it is SERVING while up.
@@ -15,6 +16,7 @@ from grpc_health.v1 import health as health_servicer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from libs.platform.config import ConfigError, GrpcClientTls, GrpcServerTls
 from libs.platform.health import HealthMonitor
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,10 @@ class GrpcServer:
         host: str = "0.0.0.0",
         port: int = 0,
         health: HealthMonitor | None = None,
+        tls: GrpcServerTls | None = None,
     ):
         self._bindings = bindings
+        self._tls = tls
         self._address = f"{host}:{port}"
         self._server: grpc.aio.Server | None = None
         self._health = health_servicer.aio.HealthServicer()
@@ -65,7 +69,10 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [b.full_name for b in self._bindings]
         reflection.enable_server_reflection([*names, health_servicer.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(self._address)
+        if self._tls is None:
+            self.port = server.add_insecure_port(self._address)
+        else:
+            self.port = server.add_secure_port(self._address, _server_credentials(self._tls))
         await server.start()
         self._server = server
         if self._monitor is None:
@@ -91,8 +98,37 @@ class GrpcServer:
 
 
 def insecure_channel(address: str) -> grpc.aio.Channel:
-    """Return a client channel to `address` with keepalive suited to long-lived services."""
-    return grpc.aio.insecure_channel(
-        address,
-        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
+    """Return a plaintext client channel to `address` (see `client_channel`)."""
+    return client_channel(address)
+
+
+def client_channel(address: str, tls: GrpcClientTls | None = None) -> grpc.aio.Channel:
+    """Return a client channel to `address` with keepalive suited to long-lived services; over
+    TLS when `tls` is given, else plaintext. Raise ConfigError when a TLS file cannot be read."""
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)
+
+
+def channel_credentials(tls: GrpcClientTls) -> grpc.ChannelCredentials:
+    """Credentials of a TLS client channel: the CA to trust and, for mTLS, the client's certificate."""
+    key = _read(tls.key_file) if tls.key_file else None
+    return grpc.ssl_channel_credentials(_read(tls.ca_file), key, _read(tls.cert_file) if tls.cert_file else None)
+
+
+def _server_credentials(tls: GrpcServerTls) -> grpc.ServerCredentials:
+    client_ca = _read(tls.client_ca_file) if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(_read(tls.key_file), _read(tls.cert_file))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
     )
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file {path}: {exc.strerror}") from None

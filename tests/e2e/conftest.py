@@ -11,8 +11,9 @@ import pytest_asyncio
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
+from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import Stack, TenantSpec
+from tests.system.stack import READER, Stack, TenantSpec
 
 
 def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME") -> TenantSpec:
@@ -108,11 +109,12 @@ class Driver:
 
     # ---- the admin API, as an operator's tool calls it ----------------------------------------
 
-    def admin(self) -> admin_grpc.OrderAdminServiceStub:
-        if not hasattr(self, "_admin"):
+    def admin(self, caller: str | None = None) -> admin_grpc.OrderAdminServiceStub:
+        """The admin API as `caller` (the tenant's first operator by default) calls it."""
+        if not hasattr(self, "_admin_channel"):
             self._admin_channel = grpc.aio.insecure_channel(self.stack.grpc_address("fulfillment_dispatch"))
-            self._admin = admin_grpc.OrderAdminServiceStub(self._admin_channel)
-        return self._admin
+        stub = admin_grpc.OrderAdminServiceStub(self._admin_channel)
+        return authorized(stub, self.stack.token(caller or self.stack.operator(self.tenant_id)))
 
     def selector(self, channel_order_number) -> admin_pb.OrderSelector:
         return admin_pb.OrderSelector(tenant_id=self.tenant_id, channel_order_number=str(channel_order_number))
@@ -120,10 +122,11 @@ class Driver:
     async def show(self, channel_order_number) -> admin_pb.GetOrderResponse:
         return await self.admin().GetOrder(admin_pb.GetOrderRequest(order=self.selector(channel_order_number)))
 
-    async def act(self, method: str, channel_order_number, *, operator: str = "jane@winery.example", reason: str):
+    async def act(self, method: str, channel_order_number, *, operator: str | None = None, reason: str):
+        """Call action `method` as the caller named `operator` (the tenant's first operator by default)."""
         request_type = getattr(admin_pb, f"{method}Request")
-        action = admin_pb.OperatorAction(operator=operator, reason=reason)
-        return await getattr(self.admin(), method)(
+        action = admin_pb.OperatorAction(reason=reason)
+        return await getattr(self.admin(operator), method)(
             request_type(order=self.selector(channel_order_number), action=action), timeout=30
         )
 
@@ -154,7 +157,7 @@ async def driver(infra, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("stack")
     async with Stack([spec], run_dir=run_dir, pg_dsn=infra.pg_dsn, kafka_bootstrap=infra.kafka_bootstrap) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
-        async with JourneyReader(addresses) as reader:
+        async with JourneyReader(addresses, stack.token(READER)) as reader:
             driver = Driver(stack, reader, spec.tenant_id)
             yield driver
             await driver.close()

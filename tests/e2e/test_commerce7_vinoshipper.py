@@ -1,8 +1,9 @@
 """Commerce7 → Vinoshipper as a winery runs it: every order kind, every status, every operator action.
 
 One stack (five service processes, real Kafka and Postgres, both simulators) serves three tenants:
-an ordinary winery, one with Vinoshipper's compliance pre-check on, and one whose Vinoshipper
-requests time out after one second. Operators act through the admin gRPC API, as the CLI does.
+an ordinary winery (with two operators), one with Vinoshipper's compliance pre-check on, and one
+whose Vinoshipper requests time out after one second. Operators act through the admin gRPC API,
+as the CLI does, each with their own bearer token.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import grpc
 import pytest
 import pytest_asyncio
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
+from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
+from libs.platform.testing import authorized
 from tests.e2e.conftest import Driver, tenant, web_order
 from tests.system.journey import JourneyReader
-from tests.system.stack import REPO, Stack
+from tests.system.stack import READER, REPO, Stack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -35,7 +39,7 @@ SENT, FAILED, NOT_REQUIRED, VOIDED = (
 async def winery(infra, tmp_path_factory):
     """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout)."""
     specs = {
-        "main": tenant("napa-hills", prefix="NAPA"),
+        "main": replace(tenant("napa-hills", prefix="NAPA"), operators=("jane@winery.example", "sam@winery.example")),
         "precheck": replace(tenant("check-first", prefix="CHECK"), compliance_precheck=True),
         "slow": replace(tenant("slow-link", prefix="SLOW"), provider_timeout_s=1.0),
     }
@@ -44,7 +48,7 @@ async def winery(infra, tmp_path_factory):
         list(specs.values()), run_dir=run_dir, pg_dsn=infra.pg_dsn, kafka_bootstrap=infra.kafka_bootstrap
     ) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
-        async with JourneyReader(addresses) as reader:
+        async with JourneyReader(addresses, stack.token(READER)) as reader:
             drivers = {role: Driver(stack, reader, spec.tenant_id) for role, spec in specs.items()}
             yield drivers
             for driver in drivers.values():
@@ -384,7 +388,7 @@ async def test_list_failed_orders_of_the_last_day_for_one_tenant(winery):
     assert elsewhere["id"] not in {o.channel_ref.external_id for o in listed.orders}
 
 
-async def test_another_tenants_order_is_not_found_and_actions_need_who_and_why(winery):
+async def test_another_tenants_order_is_not_found_and_actions_need_a_reason(winery):
     driver, other = winery["main"], winery["precheck"]
     placed = await _place(driver, web_order(sku="SKU-NOT-THERE"))
     await driver.wait_for_status(placed["orderNumber"], FAILED)
@@ -398,11 +402,92 @@ async def test_another_tenants_order_is_not_found_and_actions_need_who_and_why(w
         )
     assert hidden.value.code() == grpc.StatusCode.NOT_FOUND and other.tenant_id in hidden.value.details()
 
-    for operator, reason, missing in (("", "why", "action.operator"), ("jane", " ", "action.reason")):
-        with pytest.raises(grpc.aio.AioRpcError) as invalid:
-            await driver.act("DontSend", placed["orderNumber"], operator=operator, reason=reason)
-        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT and missing in invalid.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await driver.act("DontSend", placed["orderNumber"], reason=" ")
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "action.reason" in invalid.value.details()
     assert (await driver.show(placed["orderNumber"])).sync.status_title == FAILED
+
+
+# ---- who may call -----------------------------------------------------------------------------
+
+
+async def _refusal(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    return refused.value
+
+
+async def test_the_admin_api_answers_only_its_tenants_callers_and_actions_only_operators(winery):
+    driver, other = winery["main"], winery["precheck"]
+    stack = driver.stack
+    placed = await _place(driver, web_order(sku="SKU-AUTH-MISSING"))
+    await driver.wait_for_status(placed["orderNumber"], FAILED)
+    show = admin_pb.GetOrderRequest(order=driver.selector(placed["orderNumber"]))
+    dont_send = admin_pb.DontSendRequest(
+        order=driver.selector(placed["orderNumber"]), action=admin_pb.OperatorAction(reason="r")
+    )
+    async with grpc.aio.insecure_channel(stack.grpc_address("fulfillment_dispatch")) as channel:
+        unauthenticated = await _refusal(admin_grpc.OrderAdminServiceStub(channel).GetOrder(show, timeout=10))
+    foreign = await _refusal(driver.admin(stack.operator(other.tenant_id)).DontSend(dont_send))
+    listed_foreign = await _refusal(
+        driver.admin(stack.operator(other.tenant_id)).ListOrders(admin_pb.ListOrdersRequest(tenant_id=driver.tenant_id))
+    )
+    viewer = driver.admin(f"viewer@{driver.tenant_id}")
+    read_only = await _refusal(viewer.DontSend(dont_send))
+
+    assert unauthenticated.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert foreign.code() == listed_foreign.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert foreign.details() == f"caller 'ops@{other.tenant_id}' is not granted tenant '{driver.tenant_id}'"
+    assert read_only.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert read_only.details() == (
+        f"caller 'viewer@{driver.tenant_id}' may read but not act on orders of tenant '{driver.tenant_id}'"
+    )
+    assert stack.token(stack.operator(other.tenant_id)) not in foreign.details()
+    assert (await viewer.GetOrder(show)).sync.status_title == FAILED  # reading needs no operator role
+    assert (await driver.show(placed["orderNumber"])).sync.status_title == FAILED  # no refusal changed it
+
+
+async def test_the_activity_log_names_the_caller_not_the_operator_the_request_claims(winery):
+    driver = winery["main"]
+    placed = await _place(driver, web_order(state="NY"))
+    await driver.wait_for_status(placed["orderNumber"], FAILED)
+    request = admin_pb.DontSendRequest(
+        order=driver.selector(placed["orderNumber"]),
+        action=admin_pb.OperatorAction(operator="someone-else@winery.example", reason="customer will pick up"),
+    )
+
+    kept = await driver.admin("sam@winery.example").DontSend(request)
+
+    assert "sam@winery.example" in kept.sync.reason and "someone-else" not in kept.sync.reason
+    shown = await driver.show(placed["orderNumber"])
+    assert [(e.kind, e.actor) for e in shown.activity if e.kind.startswith("operator_")] == [
+        ("operator_dont_send", "sam@winery.example")
+    ]
+
+
+async def test_intakes_read_api_shows_customer_details_only_to_callers_granted_the_tenant(winery):
+    driver, other = winery["main"], winery["precheck"]
+    stack = driver.stack
+    placed = await _place(driver, web_order())
+    order_id = (await driver.wait_for(placed["id"], lambda j: bool(j.order_id))).order_id
+    request = intake_service_pb2.GetOrderRequest(tenant_id=driver.tenant_id, order_id=order_id)
+    async with grpc.aio.insecure_channel(stack.grpc_address("order_intake")) as channel:
+        stub = intake_service_pb2_grpc.OrderIntakeServiceStub(channel)
+        unauthenticated = await _refusal(stub.GetOrder(request, timeout=10))
+        unknown = await _refusal(authorized(stub, "not-a-token").GetOrder(request))
+        foreign = await _refusal(authorized(stub, stack.token(f"viewer@{other.tenant_id}")).GetOrder(request))
+        listed = await _refusal(
+            authorized(stub, stack.token(f"viewer@{other.tenant_id}")).ListOrders(
+                intake_service_pb2.ListOrdersRequest(tenant_id=driver.tenant_id)
+            )
+        )
+        shown = await authorized(stub, stack.token(f"viewer@{driver.tenant_id}")).GetOrder(request)
+
+    assert unauthenticated.code() == unknown.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "not-a-token" not in unknown.details()
+    assert foreign.code() == listed.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert foreign.details() == f"caller 'viewer@{other.tenant_id}' is not granted tenant '{driver.tenant_id}'"
+    assert shown.record.order.order_id == order_id
 
 
 async def test_show_gives_every_services_view_and_the_cli_prints_it(winery):
@@ -427,7 +512,7 @@ async def test_show_gives_every_services_view_and_the_cli_prints_it(winery):
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=REPO,
-        env=os.environ.copy(),
+        env={**os.environ, "ORDERSYNC_ADMIN_TOKEN": driver.stack.token(f"viewer@{driver.tenant_id}")},
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()

@@ -10,7 +10,7 @@ from tests.e2e.conftest import Driver, tenant, web_order
 from tests.simulators.common import SimulatorServer
 from tests.simulators.vinoshipper import STATE_KEY, VinoshipperConfig, create_app
 from tests.system.journey import JourneyReader
-from tests.system.stack import Stack
+from tests.system.stack import READER, Stack
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -38,7 +38,7 @@ async def test_crash_between_sending_and_recording_sends_nothing_twice(infra, tm
         provider_app[STATE_KEY].on_order_created.append(kill_dispatch_once)
         async with stack:
             addresses = {name: stack.grpc_address(name) for name in stack.services}
-            async with JourneyReader(addresses) as reader:
+            async with JourneyReader(addresses, stack.token(READER)) as reader:
                 driver = Driver(stack, reader, spec.tenant_id)
                 placed = (await driver.place(web_order()))["order"]
                 await asyncio.wait_for(killed.wait(), 60)

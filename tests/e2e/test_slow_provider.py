@@ -18,7 +18,7 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 
 from tests.e2e.conftest import Driver, tenant, web_order
 from tests.system.journey import JourneyReader
-from tests.system.stack import Stack
+from tests.system.stack import READER, Stack
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -48,7 +48,10 @@ async def _sent(driver: Driver) -> list[admin_pb.OrderSync]:
 async def test_orders_created_slower_than_the_timeout_are_each_created_once_and_never_resubmitted(infra, tmp_path):
     spec = replace(tenant("slow-winery", prefix="SLOW"), provider_timeout_s=CLIENT_TIMEOUT_S)
     stack = Stack([spec], run_dir=tmp_path, pg_dsn=infra.pg_dsn, kafka_bootstrap=infra.kafka_bootstrap)
-    async with stack, JourneyReader({name: stack.grpc_address(name) for name in stack.services}) as reader:
+    async with (
+        stack,
+        JourneyReader({name: stack.grpc_address(name) for name in stack.services}, stack.token(READER)) as reader,
+    ):
         driver = Driver(stack, reader, spec.tenant_id)
         try:
             # Every way of creating an order is slow: POST (create) and PUT (upsert).

@@ -21,18 +21,20 @@ import grpc
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
+from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import REPO, Stack, TenantSpec
+from tests.system.stack import READER, REPO, Stack, TenantSpec
 
+OPERATOR = "ops@cedar-ridge.example"  # the operator's caller name: the activity log shows it
 TENANT = TenantSpec(
     tenant_id="cedar-ridge",
     chosen_states=["CA", "OR", "NY", "WA"],
     products=["CR-CAB-2021", "CR-CHARD-2022", "CR-PINOT-2021", "CR-ROSE-2023"],
     licensed_states=["CA", "OR", "NY"],  # chosen, but Vinoshipper may not ship to WA for this winery
     order_number_prefix="CEDAR",
+    operators=(OPERATOR,),
 )
 UPS = {"01": "UPS Next Day Air", "02": "UPS 2nd Day Air", "03": "UPS Ground", "12": "UPS 3 Day Select"}
-OPERATOR = "ops@cedar-ridge.example"
 TITLES = {
     "sent": "Sent to Vinoshipper",
     "failed": "Failed to Send",
@@ -273,7 +275,7 @@ class Demo:
 
     async def act(self, scenario: Scenario, method: str, reason: str) -> None:
         request = getattr(admin_pb, f"{method}Request")(
-            order=self.selector(scenario), action=admin_pb.OperatorAction(operator=OPERATOR, reason=reason)
+            order=self.selector(scenario), action=admin_pb.OperatorAction(reason=reason)
         )
         await getattr(self.admin, method)(request, timeout=30)
 
@@ -340,10 +342,11 @@ async def run() -> int:
     async with Stack([TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with (
-            JourneyReader(addresses) as reader,
+            JourneyReader(addresses, stack.token(READER)) as reader,
             grpc.aio.insecure_channel(stack.grpc_address("fulfillment_dispatch")) as admin_channel,
         ):
-            demo = Demo(stack, reader, admin_grpc.OrderAdminServiceStub(admin_channel))
+            admin = authorized(admin_grpc.OrderAdminServiceStub(admin_channel), stack.token(OPERATOR))
+            demo = Demo(stack, reader, admin)
             for scenario in items:
                 await demo.place(scenario, items[0].placed or None)
             print(f"demo: placed {len(items)} orders in the Commerce7 simulator; waiting for routing and dispatch")

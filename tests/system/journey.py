@@ -11,6 +11,8 @@ from ordersync.dispatch.v1 import dispatch_pb2, dispatch_service_pb2, dispatch_s
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
+from libs.platform.testing import authorized
+
 ROUTE_NAMES = {
     routing_pb2.ROUTING_OUTCOME_ROUTE: "route",
     routing_pb2.ROUTING_OUTCOME_NOT_REQUIRED: "not required",
@@ -54,16 +56,22 @@ class Journey:
 
 
 class JourneyReader:
-    """Holds one channel per service; use as an async context manager."""
+    """Holds one channel per service and calls with `token` (a reader of the tenants it reads);
+    use as an async context manager."""
 
-    def __init__(self, addresses: dict[str, str]):
+    def __init__(self, addresses: dict[str, str], token: str):
         self._channels = {name: grpc.aio.insecure_channel(address) for name, address in addresses.items()}
-        self._intake = intake_service_pb2_grpc.OrderIntakeServiceStub(self._channels["order_intake"])
-        self._routing = compliance_service_pb2_grpc.ComplianceRoutingServiceStub(self._channels["compliance_routing"])
-        self._dispatch = dispatch_service_pb2_grpc.FulfillmentDispatchServiceStub(
-            self._channels["fulfillment_dispatch"]
+        channels = self._channels
+        self._intake = authorized(intake_service_pb2_grpc.OrderIntakeServiceStub(channels["order_intake"]), token)
+        self._routing = authorized(
+            compliance_service_pb2_grpc.ComplianceRoutingServiceStub(channels["compliance_routing"]), token
         )
-        self._writeback = tracking_service_pb2_grpc.TrackingWritebackServiceStub(self._channels["tracking_writeback"])
+        self._dispatch = authorized(
+            dispatch_service_pb2_grpc.FulfillmentDispatchServiceStub(channels["fulfillment_dispatch"]), token
+        )
+        self._writeback = authorized(
+            tracking_service_pb2_grpc.TrackingWritebackServiceStub(channels["tracking_writeback"]), token
+        )
 
     async def __aenter__(self) -> JourneyReader:
         return self

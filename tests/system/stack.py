@@ -4,6 +4,12 @@ Each stack gets its own database and topic prefix, so test runs, the demo and th
 see each other's data. As in production, the migration role migrates the database first and each
 service logs in as its own role with migrations off. Services are started in dependency order and are ready when their gRPC
 health check answers SERVING. Every process started here is stopped by stop(), even on failure.
+
+Every service's gRPC API admits the callers of one callers file (see _plan_grpc_callers): the
+services' own identities, a reader of every tenant for journeys, and per tenant its operators
+(TenantSpec.operators, "ops@<tenant>" by default) and a read-only "viewer@<tenant>". Tests and
+the demo call with `stack.token(name)`; libs.platform.testing's `authorized(stub, token)` adds it
+to every call.
 """
 
 from __future__ import annotations
@@ -55,9 +61,29 @@ class TenantSpec:
     webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     compliance_precheck: bool = False
     provider_timeout_s: float = 10.0
+    operators: tuple[str, ...] = ()  # callers with the operator role; ("ops@<tenant>",) when empty
 
     def env_name(self, secret: str) -> str:
         return f"ORDERSYNC_SECRET_{re.sub(r'[^A-Z0-9]', '_', self.tenant_id.upper())}_{secret.upper()}"
+
+
+READER = "journey-reader"  # reads every tenant from every service: the tests' and the demo's eyes
+
+
+@dataclass(frozen=True)
+class CallerSpec:
+    """One entry of the stack's gRPC callers file, with its token (given to the services by env)."""
+
+    name: str
+    tenants: tuple[str, ...]
+    roles: tuple[str, ...] = ("read",)
+    services: tuple[str, ...] = ()  # every service when empty
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    variable: str = ""  # the environment variable holding the token; derived from the name when empty
+
+    @property
+    def env_name(self) -> str:
+        return self.variable or f"ORDERSYNC_CALLER_TOKEN_{re.sub(r'[^A-Z0-9]', '_', self.name.upper())}"
 
 
 def free_port() -> int:
@@ -103,6 +129,7 @@ class Stack:
         self._sims: dict[str, asyncio.subprocess.Process] = {}
         self.sim_urls: dict[str, str] = {}
         self.services: dict[str, ServiceProcess] = {}
+        self.callers: dict[str, CallerSpec] = {}
         self.http = httpx.AsyncClient(timeout=30.0)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -166,18 +193,42 @@ class Stack:
                 env["ORDERSYNC_HTTP_PORT"] = str(http_port)
             self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
         self._plan_admin_api()
-        self._plan_carrier_mapping_callers()
+        self._plan_grpc_callers()
         for service in self.services.values():
             service.env.update(self._service_env)
 
-    def _plan_carrier_mapping_callers(self) -> None:
-        """Carrier mapping admits callers by bearer token: dispatch and writeback read every tenant."""
-        token = secrets.token_urlsafe(24)
-        callers = self.run_dir / "carrier-mapping-callers.toml"
-        callers.write_text('[callers.ordersync]\ntoken = "env:CARRIER_MAPPING_TOKEN"\ntenants = ["*"]\nwrite = false\n')
-        self.services["carrier_mapping"].env["CARRIER_MAPPING_CALLERS_FILE"] = str(callers)
-        for name in ("carrier_mapping", "fulfillment_dispatch", "tracking_writeback"):
-            self.services[name].env["CARRIER_MAPPING_TOKEN"] = token
+    def _plan_grpc_callers(self) -> None:
+        """One callers file for every service's gRPC API, tokens in each service's environment."""
+        peers = ("order-intake", "compliance-routing", "tracking-writeback")
+        callers = [
+            # dispatch and writeback translate codes for every tenant
+            CallerSpec("ordersync", ("*",), services=("carrier-mapping",), variable="CARRIER_MAPPING_TOKEN"),
+            # dispatch's admin API shows what its peers say of an order
+            CallerSpec("fulfillment-dispatch", ("*",), services=peers, variable="ORDERSYNC_PEERS_TOKEN"),
+            CallerSpec(READER, ("*",)),
+        ]
+        for tenant in self.tenants.values():
+            for name in tenant.operators or (f"ops@{tenant.tenant_id}",):
+                callers.append(CallerSpec(name, (tenant.tenant_id,), roles=("operator", "write")))
+            callers.append(CallerSpec(f"viewer@{tenant.tenant_id}", (tenant.tenant_id,)))
+        self.callers = {caller.name: caller for caller in callers}
+        path = self.run_dir / "grpc-callers.toml"
+        path.write_text("\n".join(_caller_entry(caller) for caller in callers))
+        for name, service in self.services.items():
+            admitted = [c for c in callers if not c.services or name.replace("_", "-") in c.services]
+            service.env.update({c.env_name: c.token for c in admitted}, ORDERSYNC_GRPC_CALLERS_FILE=str(path))
+        # The clients' side: what dispatch and writeback present to carrier mapping and the peers.
+        for name in ("fulfillment_dispatch", "tracking_writeback"):
+            self.services[name].env["CARRIER_MAPPING_TOKEN"] = self.callers["ordersync"].token
+        self.services["fulfillment_dispatch"].env["ORDERSYNC_PEERS_TOKEN"] = self.callers["fulfillment-dispatch"].token
+
+    def token(self, caller: str) -> str:
+        """The bearer token of the caller named `caller` (see the module docstring)."""
+        return self.callers[caller].token
+
+    def operator(self, tenant_id: str) -> str:
+        """The name of the tenant's first operator."""
+        return self.tenants[tenant_id].operators[0] if self.tenants[tenant_id].operators else f"ops@{tenant_id}"
 
     def _plan_admin_api(self) -> None:
         """Dispatch serves the admin API: it reads the other services, and checks sent orders often."""
@@ -389,6 +440,18 @@ class Stack:
     async def connect_service_db(self) -> asyncpg.Connection:
         """A connection to this stack's database (for assertions on each service's schema)."""
         return await asyncpg.connect(_with_database(self.admin_dsn, self.database))
+
+
+def _caller_entry(caller: CallerSpec) -> str:
+    lines = [
+        f"[callers.{json.dumps(caller.name)}]",
+        f'token = "env:{caller.env_name}"',
+        f"tenants = {json.dumps(list(caller.tenants))}",
+        f"roles = {json.dumps(list(caller.roles))}",
+    ]
+    if caller.services:
+        lines.append(f"services = {json.dumps(list(caller.services))}")
+    return "\n".join(lines) + "\n"
 
 
 def _required_env(name: str) -> str:

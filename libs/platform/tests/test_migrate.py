@@ -131,13 +131,17 @@ async def test_a_service_role_can_listen_notify_and_take_advisory_locks(infra, d
         await listener.close()
 
 
-async def test_a_service_started_with_migrations_off_refuses_a_schema_behind(infra, database):
+async def test_a_service_started_with_migrations_off_refuses_a_schema_behind(infra, database, tmp_path):
     await _bootstrap(infra, database)
+    callers = tmp_path / "callers.toml"
+    callers.write_text('[callers.test]\ntoken = "env:TEST_CALLER_TOKEN"\ntenants = ["*"]\n')
     env = {
         "ORDERSYNC_PG_DSN": _as(database, "order_intake"),
         "ORDERSYNC_MIGRATE": "off",
         "ORDERSYNC_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # never reached: the check comes first
         "ORDERSYNC_TENANTS_FILE": "unused.toml",
+        "ORDERSYNC_GRPC_CALLERS_FILE": str(callers),
+        "TEST_CALLER_TOKEN": "unused-token",
     }
 
     code, output = await _run("-m", "order_intake", env=env)

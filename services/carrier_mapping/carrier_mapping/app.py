@@ -66,6 +66,6 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
     def grpc_server() -> GrpcServer:
         servicer = CarrierMappingServicer(codes.component, MappingStore(pool.pool, channel), settings.callers)
         binding = bind(pb, pb_grpc, "CarrierMappingService", servicer)
-        return GrpcServer([binding], port=platform.grpc_port, health=health)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return CarrierMappingApp(pool, health, codes, LazyComponent(grpc_server))

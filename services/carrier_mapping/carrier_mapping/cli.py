@@ -7,6 +7,10 @@
     python -m carrier_mapping.cli ... export TENANT [TENANT ...] > FILE.csv
     python -m carrier_mapping.cli ... catalog SYSTEM [--tenant T]
 
+The bearer token is read from the variable --token-env names (CARRIER_MAPPING_TOKEN), or from
+--token-file, never from the command line. With ORDERSYNC_GRPC_CA_FILE set (and
+ORDERSYNC_GRPC_CLIENT_CERT_FILE/KEY_FILE for mTLS) the channel is TLS.
+
 CSV columns: tenant_id, system, code, name, carrier, canonical_carrier, canonical_service,
 aliases (separated by '|'). Export writes what import reads. Exit status: 0 done, 1 refused by
 the service (the message says why), 2 bad usage or unreadable file.
@@ -25,6 +29,10 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
 from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
+
+from libs.platform.auth import bearer, cli_token
+from libs.platform.config import ConfigError, grpc_client_tls_from_env
+from libs.platform.grpc_server import client_channel
 
 COLUMNS = (
     "tenant_id",
@@ -85,7 +93,7 @@ class Cli:
 
     def __init__(self, stub: pb_grpc.CarrierMappingServiceStub, token: str, out):
         self._stub = stub
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = bearer(token)
         self._out = out
 
     async def _call(self, method, request):
@@ -149,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--addr", default="localhost:50055", help="carrier mapping's host:port")
     parser.add_argument("--token-env", default="CARRIER_MAPPING_TOKEN",
                         help="environment variable holding the bearer token (never pass a token itself)")  # fmt: skip
+    parser.add_argument("--token-file", help="file holding the bearer token, instead of --token-env")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="a tenant's own mappings")
     listing.add_argument("tenant_id")
@@ -174,15 +183,12 @@ def _parser() -> argparse.ArgumentParser:
 async def run(argv: Sequence[str], out=sys.stdout, err=sys.stderr) -> int:
     """Run one command; return the exit status."""
     args = _parser().parse_args(argv)
-    token = os.environ.get(args.token_env)
-    if not token:
-        print(f"error: environment variable {args.token_env} (--token-env) holds no token", file=err)
-        return 2
     try:
+        token = cli_token(args.token_env, args.token_file, os.environ)
         rows = parse_csv(_read(args.file)) if args.command == "import" else None
-        async with grpc.aio.insecure_channel(args.addr) as channel:
+        async with client_channel(args.addr, grpc_client_tls_from_env()) as channel:
             await _dispatch(Cli(pb_grpc.CarrierMappingServiceStub(channel), token, out), args, rows)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     except grpc.aio.AioRpcError as exc:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
-from carrier_mapping.domain.access import Caller, CallerDirectory
-from libs.platform.config import ConfigError, PlatformSettings, env_float, env_str
-from libs.platform.tenants import resolve_secret
+from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
+from libs.platform.config import ConfigError, PlatformSettings, env_float, env_optional
 
 REFRESH_VARIABLE = "ORDERSYNC_MAPPING_REFRESH_S"
-CALLERS_VARIABLE = "CARRIER_MAPPING_CALLERS_FILE"
+# Carrier mapping's own callers file, kept from before every service checked its callers; when
+# unset, the file every service reads (ORDERSYNC_GRPC_CALLERS_FILE).
+OWN_CALLERS_VARIABLE = "CARRIER_MAPPING_CALLERS_FILE"
 
 
 @dataclass(frozen=True)
@@ -30,45 +29,10 @@ class CarrierMappingSettings:
         if refresh_s <= 0:
             message = f"environment variable {REFRESH_VARIABLE} must be positive, got {refresh_s}"
             raise ConfigError(message)
-        return cls(
-            platform=PlatformSettings.from_env("carrier-mapping", "carrier_mapping", 50055),
-            refresh_s=refresh_s,
-            callers=load_callers(env_str(CALLERS_VARIABLE)),
-        )
-
-
-def load_callers(path: str | Path) -> CallerDirectory:
-    """Parse the callers file; raise ConfigError naming the caller and key that is wrong.
-
-    Format (TOML); tokens are secret references, `env:NAME` or `file:PATH`, never literals:
-
-        [callers.fulfillment-dispatch]
-        token = "env:CARRIER_MAPPING_TOKEN_DISPATCH"
-        tenants = ["*"]          # or a list of tenant ids
-        write = false            # may create, update, delete and import mappings
-    """
-    try:
-        document = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read callers file {path}: {exc}") from None
-    entries = [_parse_caller(name, section) for name, section in document.get("callers", {}).items()]
-    if not entries:
-        raise ConfigError(f"callers file {path} defines no [callers.<name>] section")
-    try:
-        return CallerDirectory(entries)
-    except ValueError as exc:
-        raise ConfigError(f"callers file {path}: {exc}") from None
-
-
-def _parse_caller(name: str, section: dict) -> tuple[str, Caller]:
-    where = f"caller {name!r}"
-    if "token" not in section:
-        raise ConfigError(f"{where}: missing key 'token'")
-    tenants = section.get("tenants")
-    if not isinstance(tenants, list) or not tenants or not all(isinstance(t, str) and t for t in tenants):
-        raise ConfigError(f"{where}: 'tenants' must be a non-empty list of tenant ids, or [\"*\"]")
-    write = section.get("write", False)
-    if not isinstance(write, bool):
-        raise ConfigError(f"{where}: 'write' must be true or false")
-    token = resolve_secret(section["token"], where).value
-    return token, Caller(name, frozenset(tenants), write)
+        platform = PlatformSettings.from_env("carrier-mapping", "carrier_mapping", 50055)
+        callers_file = env_optional(OWN_CALLERS_VARIABLE) or env_optional(CALLERS_VARIABLE)
+        if callers_file is None:
+            raise ConfigError(
+                f"environment variable {CALLERS_VARIABLE} (or {OWN_CALLERS_VARIABLE}) is required but not set"
+            )
+        return cls(platform=platform, refresh_s=refresh_s, callers=load_callers(callers_file, platform.service_name))

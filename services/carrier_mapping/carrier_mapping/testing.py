@@ -19,7 +19,7 @@ from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 
 from carrier_mapping.app import CarrierMappingApp, build
 from carrier_mapping.config import CarrierMappingSettings
-from carrier_mapping.domain.access import Caller, CallerDirectory
+from libs.platform.auth import WRITE, Caller, CallerDirectory
 from libs.platform.config import PlatformSettings
 
 
@@ -73,8 +73,8 @@ ADMIN = "admin-token"  # every tenant, may write
 ACME_WRITER = "acme-writer-token"  # tenant acme only, may write
 ACME_READER = "acme-reader-token"  # tenant acme only, read only
 CALLERS = {
-    ADMIN: Caller("operator", frozenset({"*"}), can_write=True),
-    ACME_WRITER: Caller("acme-admin", frozenset({"acme"}), can_write=True),
+    ADMIN: Caller("operator", frozenset({"*"}), frozenset({WRITE})),
+    ACME_WRITER: Caller("acme-admin", frozenset({"acme"}), frozenset({WRITE})),
     ACME_READER: Caller("acme-dispatch", frozenset({"acme"})),
 }
 

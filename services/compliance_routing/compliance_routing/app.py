@@ -9,6 +9,7 @@ from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_p
 from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
+from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
@@ -44,9 +45,9 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             compliance_service_pb2,
             compliance_service_pb2_grpc,
             "ComplianceRoutingService",
-            ComplianceRoutingServicer(pool.pool),
+            ComplianceRoutingServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port, health=health)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

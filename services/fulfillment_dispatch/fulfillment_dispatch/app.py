@@ -22,6 +22,7 @@ from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
@@ -44,7 +45,9 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
     providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
-    carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
+    carriers = CarrierMappingClient(
+        settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
+    )
     first_check = timedelta(seconds=settings.status_check_s)
     sender = LazyComponent(
         lambda: PollingWorker(
@@ -64,7 +67,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             idle_s=1.0,
         )
     )
-    peers = PeerViews(settings.peer_addrs)
+    peers = PeerViews(settings.peer_addrs, settings.peers_token, platform.grpc_client_tls)
 
     def recorder() -> ShipmentRecorder:
         topic = platform.topic(SHIPMENTS_TOPIC)
@@ -96,20 +99,21 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
+        access = GrpcAccess(settings.callers)
         reads = bind(
             dispatch_service_pb2,
             dispatch_service_pb2_grpc,
             "FulfillmentDispatchService",
-            FulfillmentDispatchServicer(pool.pool),
+            FulfillmentDispatchServicer(pool.pool, access),
         )
         actions = OperatorActions(pool.pool, providers, recorder(), on_requeued=lambda: sender.component.wake())
         admin = bind(
             order_admin_service_pb2,
             order_admin_service_pb2_grpc,
             "OrderAdminService",
-            OrderAdminServicer(pool.pool, actions, peers),
+            OrderAdminServicer(pool.pool, actions, peers, access),
         )
-        return GrpcServer([reads, admin], port=platform.grpc_port, health=health)
+        return GrpcServer([reads, admin], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

@@ -4,9 +4,12 @@
     python -m fulfillment_dispatch.cli --tenant acme list --status failed --since 24h
     python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added in Vinoshipper"
 
-An ORDER is ordersync's id ("ord_…") or the channel's order number. Actions need --operator
-(or ORDERSYNC_OPERATOR) and --reason; both go into the order's activity log. Exit codes: 0 done,
-1 refused (the message says why), 2 bad usage, 3 unavailable (try again).
+The operator's bearer token is read from ORDERSYNC_ADMIN_TOKEN (another variable with
+--token-env, or a file with --token-file), never from the command line. Its caller, as the
+callers file names it, is who acted in the order's activity log; actions need the operator role
+and a --reason. An ORDER is ordersync's id ("ord_…") or the channel's order number. With
+ORDERSYNC_GRPC_CA_FILE set (and ORDERSYNC_GRPC_CLIENT_CERT_FILE/KEY_FILE for mTLS) the channel
+is TLS. Exit codes: 0 done, 1 refused (the message says why), 2 bad usage, 3 unavailable (try again).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 from ordersync.common.v1 import shipment_pb2
 
+from libs.platform.auth import bearer, cli_token
+from libs.platform.config import ConfigError, grpc_client_tls_from_env
+from libs.platform.grpc_server import channel_credentials
+
 DEFAULT_ADDR = "127.0.0.1:50053"
 STATUS_NAMES = {
     name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): value for name, value in pb.SyncStatus.items() if value
@@ -34,24 +41,43 @@ ACTIONS = {
     "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at Vinoshipper (before refunding it)"),
     "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from Vinoshipper now"),
 }
-_REFUSALS = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+_REFUSALS = {
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with grpc.insecure_channel(args.addr) as channel:
-        stub = pb_grpc.OrderAdminServiceStub(channel)
-        try:
-            return args.run(stub, args)
-        except grpc.RpcError as exc:
-            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1 if exc.code() in _REFUSALS else 3
+    try:
+        args.metadata = bearer(cli_token(args.token_env, args.token_file, os.environ))
+        with _channel(args.addr) as channel:
+            stub = pb_grpc.OrderAdminServiceStub(channel)
+            try:
+                return args.run(stub, args)
+            except grpc.RpcError as exc:
+                print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                return 1 if exc.code() in _REFUSALS else 3
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _channel(address: str) -> grpc.Channel:
+    tls = grpc_client_tls_from_env()
+    return grpc.secure_channel(address, channel_credentials(tls)) if tls else grpc.insecure_channel(address)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fulfillment_dispatch.cli", description=__doc__.split("\n\n")[0])
     parser.add_argument("--addr", default=os.environ.get("ORDERSYNC_ADMIN_ADDR", DEFAULT_ADDR))
     parser.add_argument("--tenant", required=True, help="tenant id")
+    parser.add_argument("--token-env", default="ORDERSYNC_ADMIN_TOKEN",
+                        help="environment variable holding the bearer token (never pass a token itself)")  # fmt: skip
+    parser.add_argument("--token-file", help="file holding the bearer token, instead of --token-env")
     parser.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -68,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
     for command, (_, _, help_text) in ACTIONS.items():
         action = commands.add_parser(command, help=help_text)
         action.add_argument("order")
-        action.add_argument("--operator", default=os.environ.get("ORDERSYNC_OPERATOR"))
         action.add_argument("--reason", required=True)
         action.set_defaults(run=_act)
     return parser
@@ -81,7 +106,7 @@ def _selector(args) -> pb.OrderSelector:
 
 
 def _show(stub, args) -> int:
-    answer = stub.GetOrder(pb.GetOrderRequest(order=_selector(args)), timeout=10)
+    answer = stub.GetOrder(pb.GetOrderRequest(order=_selector(args)), timeout=10, metadata=args.metadata)
     if args.json:
         return _print_json(answer)
     print(_describe(answer.sync))
@@ -101,7 +126,7 @@ def _list(stub, args) -> int:
     )
     if args.since:
         request.updated_after.FromDatetime(datetime.now(UTC) - _window(args.since))
-    answer = stub.ListOrders(request, timeout=10)
+    answer = stub.ListOrders(request, timeout=10, metadata=args.metadata)
     if args.json:
         return _print_json(answer)
     for sync in answer.orders:
@@ -112,12 +137,9 @@ def _list(stub, args) -> int:
 
 
 def _act(stub, args) -> int:
-    if not args.operator:
-        print("error: --operator (or ORDERSYNC_OPERATOR) is required: who is acting", file=sys.stderr)
-        return 2
     method, request_type, _ = ACTIONS[args.command]
-    request = request_type(order=_selector(args), action=pb.OperatorAction(operator=args.operator, reason=args.reason))
-    answer = getattr(stub, method)(request, timeout=30)
+    request = request_type(order=_selector(args), action=pb.OperatorAction(reason=args.reason))
+    answer = getattr(stub, method)(request, timeout=30, metadata=args.metadata)
     if args.json:
         return _print_json(answer)
     print(_describe(answer.sync))

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.platform.config import PlatformSettings, env_float, env_int, env_optional, env_str
+from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
+from libs.platform.config import ConfigError, PlatformSettings, env_float, env_int, env_optional, env_str
 
 PEER_VARIABLES = {
     "order-intake": "ORDER_INTAKE_ADDR",
     "compliance-routing": "COMPLIANCE_ROUTING_ADDR",
     "tracking-writeback": "TRACKING_WRITEBACK_ADDR",
 }
+PEERS_TOKEN_VARIABLE = "ORDERSYNC_PEERS_TOKEN"
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    """Platform settings, the webhook port, the carrier-mapping peer and the sender's tuning."""
+    """Platform settings, the webhook port, the carrier-mapping peer, the sender's tuning, the
+    read APIs of the other services, and who may call dispatch's gRPC APIs."""
 
     platform: PlatformSettings
     http_port: int
@@ -29,11 +32,22 @@ class DispatchSettings:
     status_check_max_s: float  # the longest gap between read-backs of an open order
     # The other services' gRPC read APIs, for the admin API's per-service view of an order.
     peer_addrs: dict[str, str]
+    peers_token: str | None  # the bearer token dispatch presents to those read APIs
+    callers: CallerDirectory
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
+        platform = PlatformSettings.from_env("fulfillment-dispatch", "fulfillment_dispatch", 50053)
+        peer_addrs = {
+            name: address
+            for name, variable in PEER_VARIABLES.items()
+            if (address := env_optional(variable)) is not None
+        }
+        peers_token = env_optional(PEERS_TOKEN_VARIABLE)
+        if peer_addrs and peers_token is None:
+            raise ConfigError(f"environment variable {PEERS_TOKEN_VARIABLE} is required when a peer address is set")
         return cls(
-            platform=PlatformSettings.from_env("fulfillment-dispatch", "fulfillment_dispatch", 50053),
+            platform=platform,
             http_port=env_int("ORDERSYNC_HTTP_PORT", 8081),
             carrier_mapping_addr=env_str("CARRIER_MAPPING_ADDR"),
             carrier_mapping_token=env_str("CARRIER_MAPPING_TOKEN"),
@@ -43,9 +57,7 @@ class DispatchSettings:
             provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 16),
             status_check_s=env_float("ORDERSYNC_STATUS_CHECK_S", 900.0),
             status_check_max_s=env_float("ORDERSYNC_STATUS_CHECK_MAX_S", 21600.0),
-            peer_addrs={
-                name: address
-                for name, variable in PEER_VARIABLES.items()
-                if (address := env_optional(variable)) is not None
-            },
+            peer_addrs=peer_addrs,
+            peers_token=peers_token,
+            callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
         )

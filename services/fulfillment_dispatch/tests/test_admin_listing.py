@@ -12,6 +12,7 @@ from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.storage.dispatches import NewDispatch, claim_due, enqueue
 from libs.platform.db import create_pool, migrate
+from libs.platform.testing import ALL_READER, access_for_tests, authorized
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -40,12 +41,13 @@ async def pool(database):
 @pytest_asyncio.fixture
 async def admin(pool):
     server = grpc.aio.server()
-    pb_grpc.add_OrderAdminServiceServicer_to_server(OrderAdminServicer(pool, actions=None, peers=None), server)
+    servicer = OrderAdminServicer(pool, actions=None, peers=None, access=access_for_tests())
+    pb_grpc.add_OrderAdminServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield pb_grpc.OrderAdminServiceStub(channel)
+        yield authorized(pb_grpc.OrderAdminServiceStub(channel), ALL_READER)
     finally:
         await channel.close()
         await server.stop(None)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
+from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
@@ -42,10 +43,9 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
-        binding = bind(
-            intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", OrderIntakeServicer(pool.pool)
-        )
-        return GrpcServer([binding], port=platform.grpc_port, health=health)
+        servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers))
+        binding = bind(intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", servicer)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

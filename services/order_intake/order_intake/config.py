@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.platform.config import PlatformSettings, env_int
+from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
+from libs.platform.config import PlatformSettings, env_int, env_str
 from order_intake.domain.intake import InputLimits
 
 
 @dataclass(frozen=True)
 class IntakeSettings:
-    """Platform settings plus the webhook listener's port, group-commit size and input limits."""
+    """Platform settings plus the webhook listener's port, group-commit size and input limits, and
+    who may call gRPC."""
 
     platform: PlatformSettings
     http_port: int
     max_commit_batch: int
+    callers: CallerDirectory
     # Webhook bodies over max_body_bytes, and accepted orders whose event would be over
     # max_event_bytes, are refused (413) and kept.
     limits: InputLimits = InputLimits()
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
+        platform = PlatformSettings.from_env("order-intake", "order_intake", 50051)
         return cls(
-            platform=PlatformSettings.from_env("order-intake", "order_intake", 50051),
+            platform=platform,
             http_port=env_int("ORDERSYNC_HTTP_PORT", 8080),
             max_commit_batch=env_int("ORDERSYNC_INTAKE_COMMIT_BATCH", 200),
+            callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
             limits=InputLimits(
                 max_body_bytes=env_int("ORDERSYNC_INTAKE_MAX_BODY_BYTES", InputLimits.max_body_bytes),
                 max_event_bytes=env_int("ORDERSYNC_INTAKE_MAX_EVENT_BYTES", InputLimits.max_event_bytes),

@@ -8,6 +8,7 @@ from pathlib import Path
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
@@ -34,7 +35,9 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
     channels = ChannelClients(tenants, lambda: pool.pool)
-    carriers = CarrierMappingClient(settings.carrier_mapping_addr, token=settings.carrier_mapping_token)
+    carriers = CarrierMappingClient(
+        settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
+    )
     writer = LazyComponent(
         lambda: PollingWorker(
             "writeback-writer",
@@ -62,9 +65,9 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             tracking_service_pb2,
             tracking_service_pb2_grpc,
             "TrackingWritebackService",
-            TrackingWritebackServicer(pool.pool),
+            TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port, health=health)
+        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

@@ -14,7 +14,6 @@ import grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
 from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 
-from carrier_mapping.domain.access import Caller, CallerDirectory, PermissionDenied, Unauthenticated
 from carrier_mapping.domain.mappings import ImportLine, InvalidMapping, MappingConflict, check_import, check_mapping
 from carrier_mapping.domain.translate import CodeTable, NoMapping, ServiceCode, Translation, TranslationError
 from carrier_mapping.storage.codes import CodeTableSnapshot
@@ -26,6 +25,7 @@ from carrier_mapping.storage.mappings import (
     decode_page_token,
     encode_page_token,
 )
+from libs.platform.auth import Caller, CallerDirectory, GrpcAccess, PermissionDenied, Unauthenticated, token_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ _CHUNK = 1_000
 _OK = pb.TRANSLATION_STATUS_OK
 _STATUS = {NoMapping: pb.TRANSLATION_STATUS_NOT_FOUND}
 _INVALID = pb.TRANSLATION_STATUS_INVALID_ARGUMENT
-_BEARER = "bearer "
 
 
 class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
@@ -51,6 +50,7 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
         self._codes = codes
         self._store = store
         self._callers = callers
+        self._access = GrpcAccess(callers)
         self._messages = _MessageCache()
 
     # ---- translation -----------------------------------------------------------------------
@@ -224,21 +224,12 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call was handled"
-        try:
-            caller = self._callers.find(_token_of(context))
-            if not tenant_id:
-                return grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required"
-            caller.require_read(tenant_id)
-        except Unauthenticated as exc:
-            return grpc.StatusCode.UNAUTHENTICATED, str(exc)
-        except PermissionDenied as exc:
-            return grpc.StatusCode.PERMISSION_DENIED, str(exc)
-        return None
+        return self._access.denial(context, tenant_id)
 
     async def _caller_or_abort(self, context) -> Caller:
         await _abort_if_expired(context)
         try:
-            return self._callers.find(_token_of(context))
+            return self._callers.find(token_of(context))
         except Unauthenticated as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
 
@@ -253,15 +244,6 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
         except InvalidMapping as exc:
             await _invalid(context, str(exc))
         return code
-
-
-def _token_of(context) -> str | None:
-    for key, value in context.invocation_metadata():
-        if key == "authorization":
-            if value[:7].lower() == _BEARER:
-                return value[7:].strip()
-            return None
-    return None
 
 
 def _may_write(caller: Caller, line: ImportLine) -> bool:

@@ -1,4 +1,4 @@
-"""ComplianceRoutingService: decisions as protos; errors as gRPC status codes."""
+"""ComplianceRoutingService: decisions as protos, callers checked; errors as gRPC status codes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ordersync.compliance.v1 import compliance_service_pb2_grpc as pb_grpc
 from ordersync.compliance.v1 import routing_pb2
 
 from compliance_routing.storage.decisions import get_decision
+from libs.platform.auth import GrpcAccess
 
 _OUTCOME = {
     "route": routing_pb2.ROUTING_OUTCOME_ROUTE,
@@ -17,14 +18,16 @@ _OUTCOME = {
 
 
 class ComplianceRoutingServicer(pb_grpc.ComplianceRoutingServiceServicer):
-    """Read API over routing decisions; every call is scoped by tenant_id."""
+    """Read API over routing decisions; every call is scoped by tenant_id, which the caller must be granted."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, access: GrpcAccess):
         self._pool = pool
+        self._access = access
 
     async def GetRoutingDecision(self, request, context: grpc.aio.ServicerContext) -> pb.GetRoutingDecisionResponse:
-        if not request.tenant_id or not request.order_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id and order_id are required")
+        await self._access.require(context, request.tenant_id)
+        if not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
         row = await get_decision(self._pool, request.tenant_id, request.order_id)
         if row is None:
             await context.abort(

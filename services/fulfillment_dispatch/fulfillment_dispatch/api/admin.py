@@ -1,8 +1,13 @@
 """OrderAdminService: the operator's view of and hands on each order's sync.
 
 Requests are validated here and answered with status codes a support tool can act on:
-INVALID_ARGUMENT names the missing field, NOT_FOUND names the order and tenant,
-FAILED_PRECONDITION says why an action does not apply, UNAVAILABLE means try again.
+UNAUTHENTICATED without a known bearer token, PERMISSION_DENIED (naming the tenant) when the
+caller is not granted the tenant or, for an action, lacks the operator role, INVALID_ARGUMENT
+names the missing field, NOT_FOUND names the order and tenant, FAILED_PRECONDITION says why an
+action does not apply, UNAVAILABLE means try again.
+
+The actor in an order's activity log is the authenticated caller's name; the request's
+`action.operator` is ignored (see the proto).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from fulfillment_dispatch.operator_actions import (
     ProviderUnavailable,
 )
 from fulfillment_dispatch.storage.dispatches import activity_of, list_dispatches
+from libs.platform.auth import OPERATOR, GrpcAccess
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -48,12 +54,14 @@ _STATUS_OF_PROTO = {value: key for key, value in _STATUS.items()}
 class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
     """Thin: turns requests into OperatorActions calls and their outcomes into responses."""
 
-    def __init__(self, pool, actions: OperatorActions, peers: PeerViews):
+    def __init__(self, pool, actions: OperatorActions, peers: PeerViews, access: GrpcAccess):
         self._pool = pool
+        self._access = access
         self._actions = actions
         self._peers = peers
 
     async def GetOrder(self, request, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
+        await self._access.require(context, request.order.tenant_id, field="order.tenant_id")
         selector = await _selector(request.order, context)
         row = await _answer(context, self._actions.find(selector))
         activity, services = await asyncio.gather(
@@ -67,8 +75,7 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
         )
 
     async def ListOrders(self, request, context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
-        if not request.tenant_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required")
+        await self._access.require(context, request.tenant_id)
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0..{MAX_PAGE_SIZE}")
         unknown = [s for s in request.statuses if s not in _STATUS_OF_PROTO]
@@ -89,24 +96,37 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
         return pb.ListOrdersResponse(orders=[order_sync(row) for row in page], next_page_token=token)
 
     async def RetrySend(self, request, context) -> pb.RetrySendResponse:
-        selector, operator = await _action_request(request, context)
+        selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.retry(selector, operator))
         return pb.RetrySendResponse(sync=order_sync(row))
 
     async def DontSend(self, request, context) -> pb.DontSendResponse:
-        selector, operator = await _action_request(request, context)
+        selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.dont_send(selector, operator))
         return pb.DontSendResponse(sync=order_sync(row))
 
     async def VoidSync(self, request, context) -> pb.VoidSyncResponse:
-        selector, operator = await _action_request(request, context)
+        selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.void(selector, operator))
         return pb.VoidSyncResponse(sync=order_sync(row))
 
     async def CheckFulfillment(self, request, context) -> pb.CheckFulfillmentResponse:
-        selector, operator = await _action_request(request, context)
+        selector, operator = await self._action_request(request, context)
         row, changed = await _answer(context, self._actions.check_fulfillment(selector, operator))
         return pb.CheckFulfillmentResponse(sync=order_sync(row), changed=changed)
+
+    async def _action_request(self, request, context) -> tuple[OrderSelector, Operator]:
+        """The order and the operator of an action request; abort unless the caller is an operator
+        of the order's tenant and the request names the order and a reason."""
+        caller = await self._access.require(context, request.order.tenant_id, OPERATOR, field="order.tenant_id")
+        selector = await _selector(request.order, context)
+        reason = request.action.reason.strip()
+        if not reason:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "action.reason is required: why, for the activity log"
+            )
+        # Who acted is who authenticated: a request cannot write another name into the activity log.
+        return selector, Operator(caller.name, reason)
 
 
 async def _answer(context: grpc.aio.ServicerContext, call):
@@ -131,16 +151,6 @@ async def _selector(message: pb.OrderSelector, context) -> OrderSelector:
             grpc.StatusCode.INVALID_ARGUMENT, "give exactly one of order.order_id and order.channel_order_number"
         )
     return OrderSelector(message.tenant_id, message.order_id, message.channel_order_number)
-
-
-async def _action_request(request, context) -> tuple[OrderSelector, Operator]:
-    selector = await _selector(request.order, context)
-    operator, reason = request.action.operator.strip(), request.action.reason.strip()
-    if not operator:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action.operator is required: who is acting")
-    if not reason:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "action.reason is required: why, for the activity log")
-    return selector, Operator(operator, reason)
 
 
 def order_sync(row) -> pb.OrderSync:

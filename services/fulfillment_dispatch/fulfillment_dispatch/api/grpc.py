@@ -1,4 +1,4 @@
-"""FulfillmentDispatchService: dispatch records as protos; errors as gRPC status codes."""
+"""FulfillmentDispatchService: dispatch records as protos, callers checked; errors as gRPC status codes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ordersync.dispatch.v1 import dispatch_service_pb2 as pb
 from ordersync.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 
 from fulfillment_dispatch.storage.dispatches import get_dispatch
+from libs.platform.auth import GrpcAccess
 
 _STATUS = {
     "sending": dispatch_pb2.DISPATCH_STATUS_SENDING,
@@ -21,14 +22,16 @@ _STATUS = {
 
 
 class FulfillmentDispatchServicer(pb_grpc.FulfillmentDispatchServiceServicer):
-    """Read API over dispatch records; every call is scoped by tenant_id."""
+    """Read API over dispatch records; every call is scoped by tenant_id, which the caller must be granted."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, access: GrpcAccess):
         self._pool = pool
+        self._access = access
 
     async def GetDispatch(self, request, context: grpc.aio.ServicerContext) -> pb.GetDispatchResponse:
-        if not request.tenant_id or not request.order_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id and order_id are required")
+        await self._access.require(context, request.tenant_id)
+        if not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
         row = await get_dispatch(self._pool, request.tenant_id, request.order_id)
         if row is None:
             await context.abort(

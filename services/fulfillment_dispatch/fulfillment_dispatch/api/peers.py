@@ -15,7 +15,9 @@ from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_p
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
-from libs.platform.grpc_server import insecure_channel
+from libs.platform.auth import bearer
+from libs.platform.config import GrpcClientTls
+from libs.platform.grpc_server import client_channel
 
 PEER_TIMEOUT_S = 2.0
 _ROUTES = {
@@ -28,15 +30,17 @@ View = tuple[str, str, str]  # (service, status, reason)
 
 
 class PeerViews:
-    """Holds one channel per configured peer; a component (start/stop)."""
+    """Holds one channel per configured peer and asks with `token`; a component (start/stop)."""
 
-    def __init__(self, addresses: dict[str, str]):
+    def __init__(self, addresses: dict[str, str], token: str | None = None, tls: GrpcClientTls | None = None):
         self._addresses = addresses
+        self._metadata = bearer(token)
+        self._tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def start(self) -> None:
         for name, address in self._addresses.items():
-            self._channels.setdefault(name, insecure_channel(address))
+            self._channels.setdefault(name, client_channel(address, self._tls))
 
     async def stop(self) -> None:
         channels, self._channels = self._channels, {}
@@ -59,7 +63,7 @@ class PeerViews:
         if channel is None:
             return name, "not configured", "set its address to include it"
         try:
-            status, reason = await ask(channel, tenant_id, order_id, deadline_s)
+            status, reason = await ask(channel, tenant_id, order_id, deadline_s, self._metadata)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return name, "nothing recorded", exc.details() or ""
@@ -67,25 +71,25 @@ class PeerViews:
         return name, status, reason
 
     @staticmethod
-    async def _intake(channel, tenant_id: str, order_id: str, deadline_s: float) -> tuple[str, str]:
+    async def _intake(channel, tenant_id: str, order_id: str, deadline_s: float, metadata) -> tuple[str, str]:
         stub = intake_service_pb2_grpc.OrderIntakeServiceStub(channel)
         request = intake_service_pb2.GetOrderRequest(tenant_id=tenant_id, order_id=order_id)
-        record = (await stub.GetOrder(request, timeout=deadline_s)).record
+        record = (await stub.GetOrder(request, timeout=deadline_s, metadata=metadata)).record
         status = intake_service_pb2.IntakeStatus.Name(record.status).removeprefix("INTAKE_STATUS_").lower()
         return f"{status} ({record.revision_count} revision(s))", record.status_reason
 
     @staticmethod
-    async def _routing(channel, tenant_id: str, order_id: str, deadline_s: float) -> tuple[str, str]:
+    async def _routing(channel, tenant_id: str, order_id: str, deadline_s: float, metadata) -> tuple[str, str]:
         stub = compliance_service_pb2_grpc.ComplianceRoutingServiceStub(channel)
         request = compliance_service_pb2.GetRoutingDecisionRequest(tenant_id=tenant_id, order_id=order_id)
-        decision = (await stub.GetRoutingDecision(request, timeout=deadline_s)).decision
+        decision = (await stub.GetRoutingDecision(request, timeout=deadline_s, metadata=metadata)).decision
         return _ROUTES.get(decision.outcome, "?"), f"{decision.reason_code}: {decision.reason}"
 
     @staticmethod
-    async def _writeback(channel, tenant_id: str, order_id: str, deadline_s: float) -> tuple[str, str]:
+    async def _writeback(channel, tenant_id: str, order_id: str, deadline_s: float, metadata) -> tuple[str, str]:
         stub = tracking_service_pb2_grpc.TrackingWritebackServiceStub(channel)
         request = tracking_service_pb2.GetWritebackRequest(tenant_id=tenant_id, order_id=order_id)
-        record = (await stub.GetWriteback(request, timeout=deadline_s)).record
+        record = (await stub.GetWriteback(request, timeout=deadline_s, metadata=metadata)).record
         status = tracking_service_pb2.WritebackStatus.Name(record.status).removeprefix("WRITEBACK_STATUS_").lower()
         shipment = record.shipment_status and _shipment_name(record.shipment_status)
         detail = record.reason

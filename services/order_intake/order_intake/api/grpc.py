@@ -1,4 +1,4 @@
-"""OrderIntakeService: proto <-> storage rows; errors as gRPC status codes."""
+"""OrderIntakeService: proto <-> storage rows, callers checked; errors as gRPC status codes."""
 
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ from ordersync.common.v1 import order_pb2
 from ordersync.intake.v1 import intake_service_pb2 as pb
 from ordersync.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
+from libs.platform.auth import GrpcAccess
 from order_intake.storage import orders as storage
 
 _STATUS = {"accepted": pb.INTAKE_STATUS_ACCEPTED, "invalid": pb.INTAKE_STATUS_INVALID}
 
 
 class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
-    """Read API over intake's records; every call is scoped by tenant_id."""
+    """Read API over intake's records (customer details included); every call is scoped by
+    tenant_id, which the caller must be granted."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, access: GrpcAccess):
         self._pool = pool
+        self._access = access
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
-        if not request.tenant_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required")
+        await self._access.require(context, request.tenant_id)
         if request.order_id:
             row = await storage.get_order(self._pool, request.tenant_id, request.order_id)
         elif request.channel_ref.channel and request.channel_ref.external_id:
@@ -42,8 +44,7 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
-        if not request.tenant_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id is required")
+        await self._access.require(context, request.tenant_id)
         if not 0 <= request.page_size <= 500:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be between 0 and 500")
         limit = request.page_size or 100

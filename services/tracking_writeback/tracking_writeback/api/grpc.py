@@ -1,4 +1,4 @@
-"""TrackingWritebackService: writeback records as protos; errors as gRPC status codes."""
+"""TrackingWritebackService: writeback records as protos, callers checked; errors as gRPC status codes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from ordersync.common.v1 import shipment_pb2
 from ordersync.tracking.v1 import tracking_service_pb2 as pb
 from ordersync.tracking.v1 import tracking_service_pb2_grpc as pb_grpc
 
+from libs.platform.auth import GrpcAccess
 from tracking_writeback.storage.writebacks import get_writeback
 
 _STATUS = {
@@ -23,14 +24,16 @@ _SHIPMENT = {
 
 
 class TrackingWritebackServicer(pb_grpc.TrackingWritebackServiceServicer):
-    """Read API over writebacks; every call is scoped by tenant_id."""
+    """Read API over writebacks; every call is scoped by tenant_id, which the caller must be granted."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, access: GrpcAccess):
         self._pool = pool
+        self._access = access
 
     async def GetWriteback(self, request, context: grpc.aio.ServicerContext) -> pb.GetWritebackResponse:
-        if not request.tenant_id or not request.order_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant_id and order_id are required")
+        await self._access.require(context, request.tenant_id)
+        if not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
         row = await get_writeback(self._pool, request.tenant_id, request.order_id)
         if row is None:
             await context.abort(
