@@ -72,7 +72,7 @@ async def run_one(harness: Harness, label: str, scenario: Callable[[Harness], Aw
     try:
         result = await scenario(harness)
     except Exception as exc:  # a scenario that cannot finish is a failed one; the next still runs
-        result = Result(label, violations=[f"the scenario did not finish: {exc!r}"])
+        result = Result(label, violations=[f"the scenario did not finish: {exc.__class__.__name__}: {exc}"])
         await harness.restore()
     result.scenario = label
     outcomes = ", ".join(f"{n} {title}" for title, n in sorted(result.outcomes.items())) or "none terminal"

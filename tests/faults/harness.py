@@ -34,6 +34,9 @@ TERMINAL = {
     admin_pb.SYNC_STATUS_FAILED,
     admin_pb.SYNC_STATUS_VOIDED,
 }
+NEVER_DISPATCHED = "never reached dispatch"
+NOT_AT_PROVIDER = "sent but unknown to the provider"
+LOST = (NEVER_DISPATCHED, NOT_AT_PROVIDER)
 CHANNEL_RETRY_S = 60.0  # how long the channel keeps redelivering one webhook
 FIRST_ORDER_NUMBER = 100000  # bench.webhook_body numbers its orders from here
 
@@ -70,6 +73,10 @@ class Result:
     @property
     def passed(self) -> bool:
         return not self.violations
+
+
+class AdminUnreachable(Exception):
+    """The admin API did not answer when the backlog should have drained."""
 
 
 class Burst:
@@ -191,7 +198,12 @@ class Harness:
         """Wait for the backlog to drain after the fault ended at `fault_over` (time.time()); judge it."""
         await burst.finished()
         result = Result(name, accepted=len(burst.accepted))
-        syncs, drained_at = await self._drain(burst, fault_over)
+        try:
+            syncs, drained_at = await self._drain(burst, fault_over)
+        except AdminUnreachable as exc:
+            result.stuck = result.accepted
+            result.violations.append(f"{exc}: none of the {result.accepted} accepted orders can be seen")
+            return result
         if drained_at is not None:
             result.recovery_s = max(0.0, drained_at - fault_over)
         await self._provider_quiet()
@@ -205,15 +217,22 @@ class Harness:
         return result
 
     async def _drain(self, burst: Burst, fault_over: float) -> tuple[dict[str, admin_pb.OrderSync], float | None]:
-        """Poll the admin API until every accepted order is terminal; return the last view and when."""
+        """Poll the admin API until every accepted order is terminal; return the last view and when.
+
+        Raises AdminUnreachable when the admin API still fails at the deadline: then nothing can be
+        said of the orders, rather than calling them lost.
+        """
         deadline = max(time.time(), fault_over) + self.profile.drain_timeout_s
-        syncs: dict[str, admin_pb.OrderSync] = {}
         while True:
-            with contextlib.suppress(grpc.aio.AioRpcError):  # dispatch or its database may be coming back
-                syncs = await self._syncs_since(burst.started_at - 5)
-            if all(n in syncs and syncs[n].status in TERMINAL for n in burst.accepted):
+            try:
+                syncs, error = await self._syncs_since(burst.started_at - 5), None
+            except grpc.aio.AioRpcError as exc:  # dispatch or its database may still be coming back
+                syncs, error = {}, exc
+            if not error and all(n in syncs and syncs[n].status in TERMINAL for n in burst.accepted):
                 return syncs, time.time()
             if time.time() > deadline:
+                if error:
+                    raise AdminUnreachable(f"the admin API still fails: {error.code().name} {error.details()}")
                 return syncs, None
             await asyncio.sleep(0.5)
 
@@ -244,39 +263,36 @@ class Harness:
             await asyncio.sleep(0.5)
 
     async def _judge(self, result: Result, burst: Burst, syncs: dict[str, admin_pb.OrderSync]) -> None:
-        lost = []
+        lost: dict[str, list[str]] = {}  # why -> channel order numbers
         for number in sorted(burst.accepted):
             sync = syncs.get(number)
             verdict = await self._verdict(sync)
             if verdict == "terminal":
                 result.terminal += 1
-                title = sync.status_title
-                result.outcomes[title] = result.outcomes.get(title, 0) + 1
-            elif verdict == "lost":
-                lost.append(number)
+                result.outcomes[sync.status_title] = result.outcomes.get(sync.status_title, 0) + 1
+                continue
+            result.stuck += 1
+            if verdict in LOST:
                 result.lost += 1
-                result.stuck += 1
+                lost.setdefault(verdict, []).append(number)
             else:
-                result.stuck += 1
                 result.violations.append(f"order {number}: {verdict}")
-        if result.lost:
-            shown = ", ".join(lost[:10]) + (" ..." if len(lost) > 10 else "")
-            result.violations.append(
-                f"{result.lost} accepted orders lost (unknown to dispatch or the provider): {shown}"
-            )
+        for why, numbers in lost.items():
+            shown = ", ".join(numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+            result.violations.append(f"{len(numbers)} accepted orders lost, {why}: {shown}")
         for number, answer in sorted(burst.refused.items()):
             result.violations.append(f"order {number}: never accepted by intake; last answer {answer[:200]}")
 
     async def _verdict(self, sync: admin_pb.OrderSync | None) -> str:
-        """'terminal', 'lost', or what keeps the order from being terminal."""
+        """'terminal', one of LOST, or what keeps the order from being terminal."""
         if sync is None:
-            return "lost"
+            return NEVER_DISPATCHED
         if sync.status not in TERMINAL:
             return f"stuck in {sync.status_title!r} after {sync.attempts} attempts ({sync.reason or 'no reason'})"
         if sync.status == admin_pb.SYNC_STATUS_SENT:
             try:
                 await self.driver.provider_order(sync.provider_order_number)
             except httpx.HTTPStatusError:
-                return "lost"
+                return NOT_AT_PROVIDER
             return "terminal"
         return "terminal" if sync.reason else f"{sync.status_title!r} without a reason"
