@@ -77,7 +77,10 @@ async def run_one(harness: Harness, label: str, scenario: Callable[[Harness], Aw
     result.scenario = label
     outcomes = ", ".join(f"{n} {title}" for title, n in sorted(result.outcomes.items())) or "none terminal"
     recovery = "never" if result.recovery_s is None else f"{result.recovery_s:.1f} s"
-    say(f"{label}: {result.accepted} accepted; {outcomes}; drained {recovery} after the fault")
+    say(
+        f"{label}: {result.accepted} accepted; {outcomes}; drained {recovery} after the fault; "
+        f"{result.submissions} submissions reached the provider"
+    )
     for violation in result.violations[:20]:
         say(f"{label}: VIOLATION {violation}")
     if len(result.violations) > 20:
@@ -142,4 +145,8 @@ if __name__ == "__main__":
     parser.add_argument("--short", action="store_true", help=f"the CI version: {describe(SHORT)}")
     parser.add_argument("--only", metavar="NAME", help="run only the scenarios whose name contains NAME")
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(SHORT if arguments.short else FULL, arguments.only)))
+    try:
+        sys.exit(asyncio.run(main(SHORT if arguments.short else FULL, arguments.only)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("stopped before the end; the infrastructure it started is stopped")
+        sys.exit(130)

@@ -37,6 +37,10 @@ TERMINAL = {
 NEVER_DISPATCHED = "never reached dispatch"
 NOT_AT_PROVIDER = "sent but unknown to the provider"
 LOST = (NEVER_DISPATCHED, NOT_AT_PROVIDER)
+# Dispatch submits an order with Vinoshipper's create-or-update (PUT /api/v3/p/orders), which the
+# simulator names "upsert": provider faults aimed at order submission match that route.
+SUBMIT_ROUTE = "upsert"
+SUBMIT_ROUTES = ("create", "upsert")
 CHANNEL_RETRY_S = 60.0  # how long the channel keeps redelivering one webhook
 FIRST_ORDER_NUMBER = 100000  # bench.webhook_body numbers its orders from here
 
@@ -66,6 +70,7 @@ class Result:
     stuck: int = 0
     lost: int = 0
     duplicates: int = 0
+    submissions: int = 0  # create and create-or-update requests the provider received for the burst
     recovery_s: float | None = None  # None: the backlog never drained
     outcomes: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
@@ -210,6 +215,9 @@ class Harness:
         await self._judge(result, burst, syncs)
         stats = await self.provider_stats()
         result.duplicates = stats["duplicate_submissions"] - stats_before["duplicate_submissions"]
+        result.submissions = sum(
+            stats["requests"].get(r, 0) - stats_before["requests"].get(r, 0) for r in SUBMIT_ROUTES
+        )
         if result.duplicates:
             result.violations.append(f"{result.duplicates} duplicate submissions at the provider")
         if result.recovery_s is None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from tests.faults.harness import Harness, Result
+from tests.faults.harness import SUBMIT_ROUTE, Harness, Result
 from tests.system.stack import SERVICES
 
 OUTAGE_S = 3.0  # how long Kafka or PostgreSQL stays down before it is started again
@@ -54,8 +54,8 @@ async def provider_5xx(h: Harness) -> Result:
     """The provider answers 503 and then 500 to two thirds of a burst's creates, creating nothing."""
     before = await h.provider_stats()
     failing = h.profile.orders // 3
-    await h.provider_fault(route="create", status=503, count=failing)
-    await h.provider_fault(route="create", status=500, count=failing)
+    await h.provider_fault(route=SUBMIT_ROUTE, status=503, count=failing)
+    await h.provider_fault(route=SUBMIT_ROUTE, status=500, count=failing)
     burst = h.burst().start()
     await h.provider_faults_served()
     return await h.settle("provider 5xx", burst, before, fault_over=time.time())
@@ -64,7 +64,7 @@ async def provider_5xx(h: Harness) -> Result:
 async def provider_429(h: Harness) -> Result:
     """The provider rate-limits (429, Retry-After: 1) as many creates as the burst has orders."""
     before = await h.provider_stats()
-    await h.provider_fault(route="create", status=429, count=h.profile.orders)
+    await h.provider_fault(route=SUBMIT_ROUTE, status=429, count=h.profile.orders)
     burst = h.burst().start()
     await h.provider_faults_served()
     return await h.settle("provider 429", burst, before, fault_over=time.time())
@@ -73,7 +73,7 @@ async def provider_429(h: Harness) -> Result:
 async def provider_slow_creates(h: Harness) -> Result:
     """Some creates take 9 s at the provider, which stores the order although the 3 s client gave up."""
     before = await h.provider_stats()
-    await h.provider_fault(route="create", delay_s=SLOW_CREATE_S, count=max(3, h.profile.orders // 10))
+    await h.provider_fault(route=SUBMIT_ROUTE, delay_s=SLOW_CREATE_S, count=max(3, h.profile.orders // 10))
     burst = h.burst().start()
     await h.provider_faults_served()
     return await h.settle("provider slow creates", burst, before, fault_over=time.time())
