@@ -111,11 +111,6 @@ class Burst:
     async def finished(self) -> None:
         await self._task
 
-    async def cancel(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
     async def _post_all(self) -> None:
         # aiohttp, as in the benchmark: the load generator shares the cores with the system under test.
         async with aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as session:
