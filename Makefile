@@ -15,7 +15,7 @@ PROTO_FILES    = $(shell find protos -name '*.proto')
 
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e \
+.PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e test-faults \
         infra-up infra-down demo bench bench-mapping up down clean grpcurl
 
 help: ## list the targets
@@ -64,8 +64,10 @@ infra-down: ## stop local PostgreSQL and Kafka
 clean: infra-down ## stop infrastructure and remove generated and run files
 	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
 
-test: lint protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka
+test: lint protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka, then the short fault suite
 	bash deploy/local/with-infra.sh $(PY) -m pytest libs services tests
+	@# Outside with-infra.sh: the fault suite restarts Kafka and PostgreSQL, so it runs its own.
+	$(PY) -m tests.faults --short
 
 test-unit: protos ## tests that need no infrastructure
 	$(PY) -m pytest libs services tests -m "not integration and not e2e"
@@ -75,6 +77,9 @@ test-integration: protos ## integration tests on real PostgreSQL and Kafka
 
 test-e2e: protos ## the five services as processes, with the simulators
 	bash deploy/local/with-infra.sh $(PY) -m pytest tests/e2e
+
+test-faults: protos ## orders in bursts while each service is killed, Kafka and Postgres restarted, the provider fails (own infra)
+	$(PY) -m tests.faults
 
 demo: protos ## the whole system with sample orders: what happened to each
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.demo

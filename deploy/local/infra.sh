@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ordersync's Kafka (KRaft, jars from Maven Central) and PostgreSQL 15 on this machine, without Docker.
 #
-#   deploy/local/infra.sh up | down [--wipe] | status | env
+#   deploy/local/infra.sh up | down [--wipe] | status | env | restart-pg [S] | restart-kafka [S]
 #
 # Environment (all optional):
 #   ORDERSYNC_PG_PORT (55432)  ORDERSYNC_KAFKA_PORT (59092)  ORDERSYNC_KAFKA_CONTROLLER_PORT (59093)
@@ -352,6 +352,20 @@ cmd_status() {
     return "$all"
 }
 
+# Stop one component, keep it down S seconds (default 0), start it again, while the other keeps
+# running (the fault suite's outage drill): its clients see their connections drop and must reconnect.
+cmd_restart() {
+    local component="$1" down_s="${2:-0}"
+    [[ "$down_s" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "usage: infra.sh restart-$component [SECONDS_DOWN]"
+    [[ -d "$RUN_DIR" ]] || die "$RUN_DIR does not exist: run 'up' first"
+    lock
+    case "$component" in
+        pg) pg_running || die "postgres is not running"; stop_pg; sleep "$down_s"; start_pg ;;
+        kafka) kafka_pid >/dev/null || die "kafka is not running"; stop_kafka; sleep "$down_s"; start_kafka ;;
+    esac
+    log "$component restarted"
+}
+
 cmd_env() {
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE not found: run 'deploy/local/infra.sh up' first"
     cat "$ENV_FILE"
@@ -362,5 +376,7 @@ case "${1:-}" in
     down) shift; cmd_down "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 up | down [--wipe] | status | env" >&2; exit 2 ;;
+    restart-pg) shift; cmd_restart pg "$@" ;;
+    restart-kafka) shift; cmd_restart kafka "$@" ;;
+    *) echo "usage: $0 up | down [--wipe] | status | env | restart-pg [S] | restart-kafka [S]" >&2; exit 2 ;;
 esac
