@@ -24,7 +24,7 @@ from tests.faults.infra import OwnInfra
 from tests.faults.scenarios import SCENARIOS, Scenario
 from tests.system.bench import TENANT
 from tests.system.journey import JourneyReader
-from tests.system.stack import REPO, Stack
+from tests.system.stack import READER, REPO, Stack
 
 RUN_DIR = REPO / ".run" / "faults"
 # The benchmark's winery and orders (all valid, all to be sent), with the short provider timeout
@@ -51,7 +51,7 @@ async def run(profile: Profile, scenarios: list[Scenario]) -> list[Result]:
         )
         async with stack:
             addresses = {name: stack.grpc_address(name) for name in stack.services}
-            async with JourneyReader(addresses) as reader:
+            async with JourneyReader(addresses, stack.token(READER)) as reader:
                 driver = Driver(stack, reader, FAULT_TENANT.tenant_id)
                 harness = Harness(infra, stack, driver, profile)
                 say(f"system up in {time.monotonic() - started:.0f} s; {profile.name} run: {describe(profile)}")
