@@ -6,9 +6,15 @@ a batch, which consumers absorb because they deduplicate on event_id. One relay 
 publishes at a time (a transaction-scoped advisory lock per batch), which keeps each key's
 events in order; the other replicas' relays stand by and take over at once.
 
-An event Kafka refuses for good (over the message size limit, say) moves to `dead_letters` with
-the reason, keeping what a replay needs, so it cannot hold back the events after it. Everything
-else (the broker unreachable, a leader moving) is retried with the whole batch until it succeeds.
+An event Kafka refuses for good moves to `dead_letters` with the reason, keeping what a replay
+needs, so it cannot hold back the events after it. Everything else (the broker unreachable, a
+leader moving) is retried with the whole batch until it succeeds. "Too large" is the refusal
+that matters, and it has two sources: the producer refuses an event over its max_request_size
+when it is sent; the broker refuses a record batch over the topic's max.message.bytes, but only
+after it was sent, and aiokafka's idempotent producer cannot publish to that partition again
+(OutOfOrderSequenceNumber). So the relay checks the topics' limits first (topic_limits.py): an
+event larger than its topic accepts is dead-lettered without being sent, and events that would
+add up to more than that in one batch are sent in separate batches.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import json
 import logging
 import zlib
+from collections import defaultdict
 from collections.abc import Sequence
 
 import asyncpg
@@ -26,6 +33,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from libs.platform.events import OutgoingEvent
 from libs.platform.outage import OutageLog
+from libs.platform.topic_limits import TopicLimits, record_size
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         schema: str,
         *,
+        bootstrap: str,
         batch_size: int = 1000,
         idle_poll_s: float = 1.0,
     ):
@@ -70,6 +79,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._listen_conn: asyncpg.Connection | None = None
+        self._limits = TopicLimits(bootstrap, fields={"schema": schema})
         self._lock_key = zlib.crc32(f"ordersync-outbox:{schema}".encode())
         self.published = 0
         self.dead_lettered = 0
@@ -129,6 +139,7 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - the relay must outlive Kafka and Postgres outages
                 failures += 1
                 outage.failed(exc)
+                self._limits.expire()  # a topic's limit may have been lowered under the relay
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             if count < self._batch_size:
@@ -147,6 +158,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            await self._limits.refresh({r["topic"] for r in rows})
             refused = await self._publish(rows)
             if refused:
                 await self._keep_dead_letters(conn, refused)
@@ -156,23 +168,35 @@ class OutboxRelay:
         return len(rows)
 
     async def _publish(self, rows: list[asyncpg.Record]) -> list[tuple[asyncpg.Record, str]]:
-        """Publish `rows` in order; return those the producer refused for good, with the reason.
+        """Publish `rows` in order; return those refused for good, with the reason.
 
         Raises the first error of a send Kafka did not acknowledge; nothing is deleted then, and
-        the batch is tried again. A refusal from the broker itself is among those: it refuses a
-        whole request batch, and aiokafka's idempotent producer cannot go on with that partition
-        afterwards (OutOfOrderSequenceNumber), so topics must accept what the producer allows
-        (max.message.bytes of at least the producer's 1 MiB max_request_size).
+        the batch is tried again.
         """
         refused: list[tuple[asyncpg.Record, str]] = []
         pending: list[asyncio.Future] = []
+        # Bytes sent per topic since the last flush: an upper bound of any batch the producer
+        # can have built from them, since it never puts two topics in one batch.
+        unflushed: defaultdict[str, int] = defaultdict(int)
         for row in rows:
+            topic, size, limit = row["topic"], _size(row), self._limits.limit(row["topic"])
+            if limit is not None and size > limit:
+                refused.append((row, f"event of {size} bytes exceeds topic {topic}'s max.message.bytes {limit}"))
+                continue
+            if limit is not None and unflushed[topic] + size > limit:
+                # The producer fills batches up to its own max_batch_size, more than this topic
+                # accepts: let what is queued go out (and be acknowledged) before adding more.
+                await asyncio.gather(*pending)
+                pending.clear()
+                unflushed.clear()
             try:
                 pending.append(await self._send(row))
             except PERMANENT_ERRORS as exc:
                 # Refused before it was queued (the producer's own size check), so the events
                 # after it keep their order.
                 refused.append((row, repr(exc)))
+                continue
+            unflushed[topic] += size
         await asyncio.gather(*pending)
         return refused
 
@@ -181,7 +205,7 @@ class OutboxRelay:
             row["topic"],
             value=row["value"],
             key=row["key"],
-            headers=[(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])],
+            headers=_headers(row),
         )
 
     async def _keep_dead_letters(self, conn: asyncpg.Connection, refused: list[tuple[asyncpg.Record, str]]) -> None:
@@ -202,3 +226,11 @@ class OutboxRelay:
             " VALUES ('outbox', $1, $2, $3, $4, $5, $6)",
             [(r["id"], r["topic"], r["key"], r["value"], r["headers"], error) for r, error in refused],
         )
+
+
+def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    return [(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])]
+
+
+def _size(row: asyncpg.Record) -> int:
+    return record_size(row["key"], row["value"], _headers(row))

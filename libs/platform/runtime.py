@@ -83,7 +83,12 @@ class RelayComponent:
 
     async def start(self) -> None:
         if self.relay is None:
-            self.relay = OutboxRelay(self._pool.pool, self._producer.producer, self._settings.db_schema)
+            self.relay = OutboxRelay(
+                self._pool.pool,
+                self._producer.producer,
+                self._settings.db_schema,
+                bootstrap=self._settings.kafka_bootstrap,
+            )
             await self.relay.start()
 
     async def stop(self) -> None:

@@ -71,7 +71,7 @@ async def test_events_written_in_a_rolled_back_transaction_are_never_published(i
                 conn,
                 [new_event(topic, accepted("committed"), aggregate_id="committed", tenant_id="acme", producer="test")],
             )
-        async with OutboxRelay(pool, producer, SCHEMA):
+        async with OutboxRelay(pool, producer, SCHEMA, bootstrap=infra.kafka_bootstrap):
             records = await read_all(infra.kafka_bootstrap, topic, expected=1)
             await asyncio.sleep(1.0)  # a second, wrongly published event would show up by now
             records += await read_all(infra.kafka_bootstrap, topic, expected=2, timeout_s=1.0)
@@ -95,7 +95,7 @@ async def test_relay_publishes_each_key_in_order_and_carries_trace_headers(infra
     try:
         async with pool.acquire() as conn, conn.transaction():
             await write_events(conn, events)
-        async with OutboxRelay(pool, producer, SCHEMA, batch_size=50):
+        async with OutboxRelay(pool, producer, SCHEMA, bootstrap=infra.kafka_bootstrap, batch_size=50):
             records = await read_all(infra.kafka_bootstrap, topic, expected=300)
     finally:
         await producer.stop()

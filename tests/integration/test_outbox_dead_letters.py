@@ -2,12 +2,17 @@
 
 import asyncio
 import json
+import re
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from deploy.local.create_topics import TopicSpec, create_topics
 from libs.platform.events import new_event
 from libs.platform.kafka import create_producer
 from libs.platform.outbox import OutboxRelay, write_events
+from libs.platform.topic_limits import TopicLimits
 from tests.integration.test_outbox_and_consumer import SCHEMA, accepted, prepared_pool, read_all
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(120)]
@@ -24,8 +29,8 @@ def oversized_event(topic: str, size: int):
     return new_event(topic, payload, aggregate_id="same-key", tenant_id="acme", producer="test")
 
 
-async def relay_until_outbox_is_empty(pool, producer) -> OutboxRelay:
-    async with OutboxRelay(pool, producer, SCHEMA, batch_size=50) as relay:
+async def relay_until_outbox_is_empty(pool, producer, bootstrap: str, batch_size: int = 50) -> OutboxRelay:
+    async with OutboxRelay(pool, producer, SCHEMA, bootstrap=bootstrap, batch_size=batch_size) as relay:
         for _ in range(300):
             if await pool.fetchval("SELECT count(*) FROM outbox") == 0:
                 break
@@ -33,7 +38,21 @@ async def relay_until_outbox_is_empty(pool, producer) -> OutboxRelay:
     return relay
 
 
-async def test_event_over_the_message_size_limit_is_dead_lettered_and_the_others_are_published(infra, database, topics):
+# Where the relay asks for the topics' limits when not the broker: nowhere that answers, so the
+# relay relies on the producer's own size check.
+UNREACHABLE = "127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("limits_from", "reason"),
+    [
+        ("broker", r"event of \d+ bytes exceeds topic \S+'s max.message.bytes \d+"),
+        ("unreachable", r"MessageSizeTooLargeError\(.*\)"),
+    ],
+)
+async def test_event_over_the_message_size_limit_is_dead_lettered_and_the_others_are_published(
+    infra, database, topics, limits_from, reason
+):
     pool = await prepared_pool(database)
     producer = create_producer(infra.kafka_bootstrap, "test")
     await producer.start()
@@ -44,7 +63,8 @@ async def test_event_over_the_message_size_limit_is_dead_lettered_and_the_others
     try:
         async with pool.acquire() as conn, conn.transaction():
             await write_events(conn, [*before, huge, *after])
-        relay = await relay_until_outbox_is_empty(pool, producer)
+        lookup = infra.kafka_bootstrap if limits_from == "broker" else UNREACHABLE
+        relay = await relay_until_outbox_is_empty(pool, producer, lookup)
         records = await read_all(infra.kafka_bootstrap, topic, expected=6)
         dead = await pool.fetch("SELECT * FROM dead_letters")
         left = await pool.fetchval("SELECT count(*) FROM outbox")
@@ -59,4 +79,99 @@ async def test_event_over_the_message_size_limit_is_dead_lettered_and_the_others
     assert row["source"] == "outbox" and row["outbox_id"] is not None
     assert (row["topic"], row["key"], row["value"]) == (topic, huge.key, huge.value)
     assert [tuple(h) for h in json.loads(row["headers"])] == [(k, v.decode("latin-1")) for k, v in huge.headers]
-    assert "MessageSizeTooLargeError" in row["error"]
+    assert re.fullmatch(reason, row["error"])
+
+
+TOPIC_LIMIT = 100_000
+
+
+async def limited_topic(bootstrap: str, prefix: str) -> str:
+    """A topic that accepts record batches of at most TOPIC_LIMIT bytes, below the producer's 1 MiB."""
+    spec = TopicSpec("limited.v1", 8, {"max.message.bytes": str(TOPIC_LIMIT)})
+    await create_topics(bootstrap, [spec], prefix)
+    return prefix + spec.name
+
+
+async def test_event_over_the_topics_limit_is_dead_lettered_with_the_reason_and_the_others_are_published(
+    infra, database, topics
+):
+    # Under the producer's limit, so only the broker would refuse it, refusing the request batch and
+    # leaving the idempotent producer unable to publish to that partition again.
+    pool = await prepared_pool(database)
+    producer = create_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    topic = await limited_topic(infra.kafka_bootstrap, topics)
+    before = [small_event(topic, f"before-{i}") for i in range(3)]
+    huge = oversized_event(topic, 200 * 1024)
+    after = [small_event(topic, f"after-{i}") for i in range(3)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await write_events(conn, [*before, huge, *after])
+        relay = await relay_until_outbox_is_empty(pool, producer, infra.kafka_bootstrap)
+        records = await read_all(infra.kafka_bootstrap, topic, expected=6)
+        dead = await pool.fetch("SELECT * FROM dead_letters")
+        left = await pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await producer.stop()
+        await pool.close()
+    assert left == 0
+    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == [e.value for e in [*before, *after]]
+    assert relay.published == 6 and relay.dead_lettered == 1
+    assert len(dead) == 1
+    assert (dead[0]["source"], dead[0]["topic"], dead[0]["value"]) == ("outbox", topic, huge.value)
+    assert re.fullmatch(
+        rf"event of \d+ bytes exceeds topic {re.escape(topic)}'s max.message.bytes 100000", dead[0]["error"]
+    )
+    assert int(dead[0]["error"].split()[2]) > 200 * 1024
+
+
+async def test_small_events_adding_up_to_more_than_the_topics_limit_are_all_published_in_order(infra, database, topics):
+    # The producer gathers one partition's events into batches of up to 512 KiB; the broker refuses
+    # a batch over the topic's limit even when every event in it is small.
+    pool = await prepared_pool(database)
+    producer = create_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    topic = await limited_topic(infra.kafka_bootstrap, topics)
+    events = [oversized_event(topic, 2000) for _ in range(300)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await write_events(conn, events)
+        relay = await relay_until_outbox_is_empty(pool, producer, infra.kafka_bootstrap, batch_size=1000)
+        records = await read_all(infra.kafka_bootstrap, topic, expected=len(events))
+        left = await pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await producer.stop()
+        await pool.close()
+    assert left == 0
+    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == [e.value for e in events]
+    assert relay.published == len(events) and relay.dead_lettered == 0
+
+
+async def set_topic_limit(bootstrap: str, topic: str, limit: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(limit)})])
+    finally:
+        await admin.close()
+
+
+async def test_topic_limits_are_read_again_when_stale_or_expired(infra, topics):
+    topic = await limited_topic(infra.kafka_bootstrap, topics)
+    now = [0.0]
+    limits = TopicLimits(infra.kafka_bootstrap, refresh_s=60.0, clock=lambda: now[0])
+    await limits.refresh([topic, f"{topics}missing.v1"])
+    assert (limits.limit(topic), limits.limit(f"{topics}missing.v1")) == (TOPIC_LIMIT, None)
+
+    await set_topic_limit(infra.kafka_bootstrap, topic, 50_000)
+    now[0] = 59.0
+    await limits.refresh([topic])
+    assert limits.limit(topic) == TOPIC_LIMIT  # still fresh: not asked again
+    limits.expire()
+    await limits.refresh([topic])
+    assert limits.limit(topic) == 50_000
+
+    await set_topic_limit(infra.kafka_bootstrap, topic, 70_000)
+    now[0] = 59.0 + 60.0
+    await limits.refresh([topic])
+    assert limits.limit(topic) == 70_000
