@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -22,6 +23,13 @@ def small_event(topic: str, order_id: str):
     return new_event(topic, accepted(order_id), aggregate_id="same-key", tenant_id="acme", producer="test")
 
 
+def around(topic: str, size: int) -> list:
+    """Three small events, one of `size` bytes of notes (the fourth), three small ones: one key."""
+    before = [small_event(topic, f"before-{i}") for i in range(3)]
+    after = [small_event(topic, f"after-{i}") for i in range(3)]
+    return [*before, oversized_event(topic, size), *after]
+
+
 def oversized_event(topic: str, size: int):
     """An OrderAccepted whose order carries `size` bytes of notes, under the same key as the others."""
     payload = accepted("huge")
@@ -36,6 +44,40 @@ async def relay_until_outbox_is_empty(pool, producer, bootstrap: str, batch_size
                 break
             await asyncio.sleep(0.1)
     return relay
+
+
+@dataclass
+class Relayed:
+    """What one relay run left behind: the relay, the records on the topic, dead letters, outbox rows."""
+
+    relay: OutboxRelay
+    published_values: list[bytes]  # in offset order
+    dead: list
+    left: int
+
+
+async def relay_events(infra, database, topic_of, events_of, *, lookup=None, batch_size=50, expected: int):
+    """Write the events to a fresh outbox in one transaction, relay until it is empty, and read back.
+
+    `topic_of(bootstrap, prefix)` names (or creates) the topic; `events_of(topic)` builds the events.
+    """
+    pool = await prepared_pool(database)
+    producer = create_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        topic = await topic_of(infra.kafka_bootstrap)
+        events = events_of(topic)
+        async with pool.acquire() as conn, conn.transaction():
+            await write_events(conn, events)
+        relay = await relay_until_outbox_is_empty(pool, producer, lookup or infra.kafka_bootstrap, batch_size)
+        records = await read_all(infra.kafka_bootstrap, topic, expected=expected)
+        dead = await pool.fetch("SELECT * FROM dead_letters")
+        left = await pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await producer.stop()
+        await pool.close()
+    published = [r.value for r in sorted(records, key=lambda r: r.offset)]
+    return topic, events, Relayed(relay, published, dead, left)
 
 
 # Where the relay asks for the topics' limits when not the broker: nowhere that answers, so the
@@ -53,29 +95,19 @@ UNREACHABLE = "127.0.0.1:1"
 async def test_event_over_the_message_size_limit_is_dead_lettered_and_the_others_are_published(
     infra, database, topics, limits_from, reason
 ):
-    pool = await prepared_pool(database)
-    producer = create_producer(infra.kafka_bootstrap, "test")
-    await producer.start()
-    topic = f"{topics}intake.orders.v1"
-    before = [small_event(topic, f"before-{i}") for i in range(3)]
-    huge = oversized_event(topic, 2 * 1024 * 1024)
-    after = [small_event(topic, f"after-{i}") for i in range(3)]
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await write_events(conn, [*before, huge, *after])
-        lookup = infra.kafka_bootstrap if limits_from == "broker" else UNREACHABLE
-        relay = await relay_until_outbox_is_empty(pool, producer, lookup)
-        records = await read_all(infra.kafka_bootstrap, topic, expected=6)
-        dead = await pool.fetch("SELECT * FROM dead_letters")
-        left = await pool.fetchval("SELECT count(*) FROM outbox")
-    finally:
-        await producer.stop()
-        await pool.close()
-    assert left == 0
-    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == [e.value for e in [*before, *after]]
-    assert relay.published == 6 and relay.dead_lettered == 1
-    assert len(dead) == 1
-    row = dead[0]
+    async def intake_topic(_bootstrap):
+        return f"{topics}intake.orders.v1"
+
+    lookup = infra.kafka_bootstrap if limits_from == "broker" else UNREACHABLE
+    topic, events, out = await relay_events(
+        infra, database, intake_topic, lambda topic: around(topic, 2 * 1024 * 1024), lookup=lookup, expected=6
+    )
+    huge = events[3]
+    assert out.left == 0
+    assert out.published_values == [e.value for e in events if e is not huge]
+    assert out.relay.published == 6 and out.relay.dead_lettered == 1
+    assert len(out.dead) == 1
+    row = out.dead[0]
     assert row["source"] == "outbox" and row["outbox_id"] is not None
     assert (row["topic"], row["key"], row["value"]) == (topic, huge.key, huge.value)
     assert [tuple(h) for h in json.loads(row["headers"])] == [(k, v.decode("latin-1")) for k, v in huge.headers]
@@ -97,26 +129,18 @@ async def test_event_over_the_topics_limit_is_dead_lettered_with_the_reason_and_
 ):
     # Under the producer's limit, so only the broker would refuse it, refusing the request batch and
     # leaving the idempotent producer unable to publish to that partition again.
-    pool = await prepared_pool(database)
-    producer = create_producer(infra.kafka_bootstrap, "test")
-    await producer.start()
-    topic = await limited_topic(infra.kafka_bootstrap, topics)
-    before = [small_event(topic, f"before-{i}") for i in range(3)]
-    huge = oversized_event(topic, 200 * 1024)
-    after = [small_event(topic, f"after-{i}") for i in range(3)]
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await write_events(conn, [*before, huge, *after])
-        relay = await relay_until_outbox_is_empty(pool, producer, infra.kafka_bootstrap)
-        records = await read_all(infra.kafka_bootstrap, topic, expected=6)
-        dead = await pool.fetch("SELECT * FROM dead_letters")
-        left = await pool.fetchval("SELECT count(*) FROM outbox")
-    finally:
-        await producer.stop()
-        await pool.close()
-    assert left == 0
-    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == [e.value for e in [*before, *after]]
-    assert relay.published == 6 and relay.dead_lettered == 1
+    topic, events, out = await relay_events(
+        infra,
+        database,
+        lambda bootstrap: limited_topic(bootstrap, topics),
+        lambda topic: around(topic, 200 * 1024),
+        expected=6,
+    )
+    huge = events[3]
+    dead = out.dead
+    assert out.left == 0
+    assert out.published_values == [e.value for e in events if e is not huge]
+    assert out.relay.published == 6 and out.relay.dead_lettered == 1
     assert len(dead) == 1
     assert (dead[0]["source"], dead[0]["topic"], dead[0]["value"]) == ("outbox", topic, huge.value)
     assert re.fullmatch(
@@ -128,23 +152,17 @@ async def test_event_over_the_topics_limit_is_dead_lettered_with_the_reason_and_
 async def test_small_events_adding_up_to_more_than_the_topics_limit_are_all_published_in_order(infra, database, topics):
     # The producer gathers one partition's events into batches of up to 512 KiB; the broker refuses
     # a batch over the topic's limit even when every event in it is small.
-    pool = await prepared_pool(database)
-    producer = create_producer(infra.kafka_bootstrap, "test")
-    await producer.start()
-    topic = await limited_topic(infra.kafka_bootstrap, topics)
-    events = [oversized_event(topic, 2000) for _ in range(300)]
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await write_events(conn, events)
-        relay = await relay_until_outbox_is_empty(pool, producer, infra.kafka_bootstrap, batch_size=1000)
-        records = await read_all(infra.kafka_bootstrap, topic, expected=len(events))
-        left = await pool.fetchval("SELECT count(*) FROM outbox")
-    finally:
-        await producer.stop()
-        await pool.close()
-    assert left == 0
-    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == [e.value for e in events]
-    assert relay.published == len(events) and relay.dead_lettered == 0
+    _, events, out = await relay_events(
+        infra,
+        database,
+        lambda bootstrap: limited_topic(bootstrap, topics),
+        lambda topic: [oversized_event(topic, 2000) for _ in range(300)],
+        batch_size=1000,
+        expected=300,
+    )
+    assert out.left == 0
+    assert out.published_values == [e.value for e in events]
+    assert out.relay.published == len(events) and out.relay.dead_lettered == 0
 
 
 async def set_topic_limit(bootstrap: str, topic: str, limit: int) -> None:
