@@ -61,20 +61,34 @@ class AccountClients:
             raise AccountNotConfigured(f"tenant {tenant_id!r} is not configured")
         return tenant
 
-    def account(self, tenant_id: str, name: str) -> Account:
-        account = self.tenant(tenant_id).account(name)
-        if account is None:
-            raise AccountNotConfigured(f"tenant {tenant_id!r} has no account {name!r}")
-        return account
+    def account(self, tenant_id: str, name: str, connector: str = "") -> Account:
+        """The tenant's account `name`; without a name, its only account of `connector`.
 
-    async def channel(self, tenant_id: str, name: str) -> OpenAccount:
-        """The tenant's channel account `name`, with its client."""
-        account = self.account(tenant_id, name)
+        Records made before accounts had names carry only the connector id; a tenant with a
+        single account of that connector still resolves them.
+        """
+        tenant = self.tenant(tenant_id)
+        if name:
+            account = tenant.account(name)
+            if account is None:
+                raise AccountNotConfigured(f"tenant {tenant_id!r} has no account {name!r}")
+            return account
+        candidates = tenant.accounts_of(connector)
+        if len(candidates) != 1:
+            raise AccountNotConfigured(
+                f"tenant {tenant_id!r} has {len(candidates)} {connector or '(no connector)'} accounts;"
+                " the record names none of them"
+            )
+        return candidates[0]
+
+    async def channel(self, tenant_id: str, name: str, connector: str = "") -> OpenAccount:
+        """The tenant's channel account `name` (see `account`), with its client."""
+        account = self.account(tenant_id, name, connector)
         return await self._open_account(tenant_id, account, self._registry.channel(account.connector))
 
-    async def provider(self, tenant_id: str, name: str) -> OpenAccount:
-        """The tenant's provider account `name`, with its client."""
-        account = self.account(tenant_id, name)
+    async def provider(self, tenant_id: str, name: str, connector: str = "") -> OpenAccount:
+        """The tenant's provider account `name` (see `account`), with its client."""
+        account = self.account(tenant_id, name, connector)
         return await self._open_account(tenant_id, account, self._registry.provider(account.connector))
 
     def channel_connector(self, account: Account) -> ChannelConnector:
