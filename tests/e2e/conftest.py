@@ -16,13 +16,15 @@ from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import READER, Stack, TenantSpec
 
 
-def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME") -> TenantSpec:
-    return TenantSpec(
-        tenant_id=tenant_id,
+def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME", **options) -> TenantSpec:
+    """A Commerce7 store sending to one Vinoshipper account; `options` as TenantSpec.commerce7_vinoshipper."""
+    return TenantSpec.commerce7_vinoshipper(
+        tenant_id,
         chosen_states=["CA", "OR", "NY"],
         products=["SKU-CAB", "SKU-CHARD"],
         licensed_states=["CA", "OR"],
         order_number_prefix=prefix,
+        **options,
     )
 
 

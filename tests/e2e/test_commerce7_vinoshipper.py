@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -23,7 +22,7 @@ from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 from libs.platform.testing import authorized
 from tests.e2e.conftest import Driver, tenant, web_order
 from tests.system.journey import JourneyReader
-from tests.system.stack import READER, REPO, Stack
+from tests.system.stack import READER, REPO, SHIPPING_ROUTE, WINE_SHIPPING, Stack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -39,9 +38,9 @@ SENT, FAILED, NOT_REQUIRED, VOIDED = (
 async def winery(infra, tmp_path_factory):
     """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout)."""
     specs = {
-        "main": replace(tenant("napa-hills", prefix="NAPA"), operators=("jane@winery.example", "sam@winery.example")),
-        "precheck": replace(tenant("check-first", prefix="CHECK"), compliance_precheck=True),
-        "slow": replace(tenant("slow-link", prefix="SLOW"), provider_timeout_s=1.0),
+        "main": tenant("napa-hills", prefix="NAPA", operators=("jane@winery.example", "sam@winery.example")),
+        "precheck": tenant("check-first", prefix="CHECK", compliance_precheck=True),
+        "slow": tenant("slow-link", prefix="SLOW", provider_timeout_s=1.0),
     }
     run_dir = tmp_path_factory.mktemp("c7vs")
     async with Stack(
@@ -132,7 +131,7 @@ async def test_chosen_states_change_without_a_restart(winery):
     before = await _place(driver, web_order(state="OR"))
     await driver.wait_for_status(before["orderNumber"], SENT)
 
-    driver.stack.update_tenant(replace(spec, chosen_states=["CA"]))
+    driver.stack.update_tenant(spec.with_route(SHIPPING_ROUTE, ship_to_states=("CA",)))
     await asyncio.sleep(2.0)  # the services re-read the tenants file every half second
     try:
         after = await _place(driver, web_order(state="OR"))
@@ -164,8 +163,8 @@ async def test_unknown_sku_fails_then_retry_sends_it_once_the_sku_exists(winery)
     failed = await driver.wait_for_status(placed["orderNumber"], FAILED)
     assert failed.sync.reason_code == "UNKNOWN_SKU" and "SKU-ROSE" in failed.sync.reason
 
-    spec = driver.stack.tenants[driver.tenant_id]
-    await driver.stack.update_producer(replace(spec, products=[*spec.products, "SKU-ROSE"]))
+    products = driver.stack.tenants[driver.tenant_id].account(WINE_SHIPPING)["products"]
+    await driver.stack.update_account(driver.tenant_id, WINE_SHIPPING, products=[*products, "SKU-ROSE"])
     retried = await driver.act("RetrySend", placed["orderNumber"], reason="SKU-ROSE added in Vinoshipper")
     assert retried.sync.status_title in ("Sending to Vinoshipper", SENT)
     shown = await driver.wait_for_status(placed["orderNumber"], SENT)

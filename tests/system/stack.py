@@ -235,7 +235,7 @@ class Stack:
         await create_topics(self.kafka_bootstrap, read_topic_file(REPO / "deploy" / "topics.txt"), self.topic_prefix)
         self._plan_services()
         await self._migrate_database()
-        await self._start_simulators()
+        await self.start_simulators()
         self._write_tenants_file()
         for name in SERVICES:
             await self.start_service(name)
@@ -244,9 +244,7 @@ class Stack:
         for name in reversed(SERVICES):
             if name in self.services:
                 await self.stop_service(name)
-        for name, process in list(self._sims.items()):
-            await _terminate(process)
-            self._sims.pop(name)
+        await self.stop_simulators()
         await self.http.aclose()
         if os.environ.get("ORDERSYNC_KEEP_DATABASE") != "1":
             await self._drop_database()
@@ -406,8 +404,11 @@ class Stack:
             notice_url += f"/{account.secrets[token]}"
         return SimulatedAccount(tenant.tenant_id, account, f"{self.http_url('order_intake')}{path}", notice_url)
 
-    async def _start_simulators(self) -> None:
-        """Start one simulator per connector in use, or tell an external one of its accounts."""
+    async def start_simulators(self) -> None:
+        """Start one simulator per connector in use, or tell an external one of its accounts.
+
+        Part of start(); the services' ports must be planned, since simulators post to them.
+        """
         for connector in self.connectors_in_use():
             entry = self.simulators.get(connector)
             accounts = self.simulated_accounts(connector)
@@ -417,6 +418,11 @@ class Stack:
                     await self._put_account(entry, account)
             else:
                 self.sim_urls[connector] = await self._start_simulator(connector, entry.build_config(accounts))
+
+    async def stop_simulators(self) -> None:
+        for connector, process in list(self._sims.items()):
+            await _terminate(process)
+            self._sims.pop(connector)
 
     async def _start_simulator(self, connector: str, config: dict) -> str:
         config_path = self.run_dir / f"{connector}-sim.json"

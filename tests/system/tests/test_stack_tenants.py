@@ -1,6 +1,6 @@
 """The tenants file and simulator configs the stack writes, read back by the services' own parser.
 
-No process is started: the stack plans its services (ports, environment) and writes its files;
+No service is started: the stack plans its services (ports, environment) and writes its files;
 the tenants file is then loaded with the real TenantDirectory and connector registry, the
 secrets taken from the environment the services would get.
 """
@@ -13,7 +13,9 @@ import pytest
 
 from libs.connectors.registry import default_registry
 from libs.platform.tenants import TenantDirectory
+from tests.simulators.common import SimulatorServer
 from tests.simulators.registry import AccountSpec, default_simulators
+from tests.simulators.vinoshipper import STATE_KEY, VinoshipperConfig, create_app
 from tests.system.stack import SHIPPING_ROUTE, STORE, WINE_SHIPPING, RouteSpec, Stack, TenantSpec
 
 SIM_URLS = {"commerce7": "http://127.0.0.1:9001", "vinoshipper": "http://127.0.0.1:9002"}
@@ -144,3 +146,37 @@ def test_a_connector_without_a_simulator_is_named(tmp_path):
     stack = Stack([odd], run_dir=tmp_path, pg_dsn="postgresql://unused/db", kafka_bootstrap="unused:9092")
     with pytest.raises(LookupError, match="no simulator for connector 'nosuchvendor'"):
         stack.tenants_document()
+
+
+@pytest.mark.asyncio
+async def test_simulators_start_for_the_connectors_in_use_and_hear_of_account_changes(tmp_path):
+    """The Commerce7 simulator as a process of its own, Vinoshipper's run outside the stack."""
+    spec = usual()
+    outside = create_app(VinoshipperConfig())
+    async with SimulatorServer(outside) as vinoshipper:
+        stack = Stack(
+            [spec],
+            run_dir=tmp_path,
+            pg_dsn="postgresql://unused/db",
+            kafka_bootstrap="unused:9092",
+            external_simulators={"vinoshipper": vinoshipper.base_url},
+        )
+        (tmp_path / "logs").mkdir()
+        stack._plan_services()
+        try:
+            await stack.start_simulators()
+            assert set(stack.sim_urls) == {"commerce7", "vinoshipper"}
+            assert stack.sim_urls["vinoshipper"] == vinoshipper.base_url
+            assert (await stack.http.get(f"{stack.sim_urls['commerce7']}/_sim/stats")).status_code == 200
+            [producer] = outside[STATE_KEY].producers.values()
+            assert producer.products == ["SKU-CAB"]
+            assert producer.webhook_url.endswith(
+                f"/webhooks/vinoshipper/acme-cellars/{spec.account(WINE_SHIPPING)['webhook_token']}"
+            )
+
+            await stack.update_account("acme-cellars", WINE_SHIPPING, products=["SKU-CAB", "SKU-ROSE"])
+            assert outside[STATE_KEY].producers[producer.producer_id].products == ["SKU-CAB", "SKU-ROSE"]
+            assert stack.tenants["acme-cellars"].account(WINE_SHIPPING)["products"] == ["SKU-CAB", "SKU-ROSE"]
+        finally:
+            await stack.stop_simulators()
+            await stack.http.aclose()
