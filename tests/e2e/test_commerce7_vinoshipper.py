@@ -1,8 +1,9 @@
 """Commerce7 → Vinoshipper as a winery runs it: every order kind, every status, every operator action.
 
-One stack (five service processes, real Kafka and Postgres, both simulators) serves three tenants:
-an ordinary winery (with two operators), one with Vinoshipper's compliance pre-check on, and one
-whose Vinoshipper requests time out after one second. Operators act through the admin gRPC API,
+One stack (five service processes, real Kafka and Postgres, both simulators) serves four tenants:
+an ordinary winery (with two operators), one with Vinoshipper's compliance pre-check on, one
+whose Vinoshipper requests time out after one second, and one with two Vinoshipper accounts, each
+the provider of its own route. Operators act through the admin gRPC API,
 as the CLI does, each with their own bearer token.
 """
 
@@ -20,7 +21,7 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
 from libs.platform.testing import authorized
-from tests.e2e.conftest import Driver, tenant, web_order
+from tests.e2e.conftest import Driver, tenant, two_coasts, web_order
 from tests.system.journey import JourneyReader
 from tests.system.stack import READER, REPO, SHIPPING_ROUTE, WINE_SHIPPING, Stack
 
@@ -36,11 +37,13 @@ SENT, FAILED, NOT_REQUIRED, VOIDED = (
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def winery(infra, tmp_path_factory):
-    """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout)."""
+    """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout),
+    'coasts' (two Vinoshipper accounts, a route to each)."""
     specs = {
         "main": tenant("napa-hills", prefix="NAPA", operators=("jane@winery.example", "sam@winery.example")),
         "precheck": tenant("check-first", prefix="CHECK", compliance_precheck=True),
         "slow": tenant("slow-link", prefix="SLOW", provider_timeout_s=1.0),
+        "coasts": two_coasts(),
     }
     run_dir = tmp_path_factory.mktemp("c7vs")
     async with Stack(
@@ -140,6 +143,18 @@ async def test_chosen_states_change_without_a_restart(winery):
     finally:
         driver.stack.update_tenant(spec)
         await asyncio.sleep(2.0)
+
+
+async def test_two_routes_send_each_order_to_the_account_its_ship_to_state_chooses(winery):
+    driver = winery["coasts"]
+    west = await _place(driver, web_order(state="OR"))
+    east = await _place(driver, web_order(state="NY"))
+    for placed, route, account in ((west, "west-coast", "west"), (east, "new-york", "east")):
+        journey = await driver.wait_for(placed["id"], lambda j: j.dispatch == "sent")
+        assert (journey.route_name, journey.provider, journey.provider_account) == (route, "vinoshipper", account)
+        assert journey.provider_order_number == f"{account.upper()}-{placed['orderNumber']}"
+        detail = await driver.provider_order(journey.provider_order_number)
+        assert detail["producer_id"] == f"{driver.tenant_id}.{account}", "created with that account's credentials"
 
 
 # ---- what reaches Vinoshipper ---------------------------------------------------------------
