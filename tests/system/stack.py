@@ -479,8 +479,10 @@ class Stack:
             entry = self.simulators.get(account.connector)
             section: dict[str, Any] = {"connector": account.connector, **entry.file_options(account)}
             section.update({key: f"env:{tenant.env_name(account.name, key)}" for key in account.secrets})
-            if account.connector in self.sim_urls:
-                section["base_url"] = entry.base_url(self.sim_urls[account.connector])
+            if account.connector not in self.sim_urls:
+                # Never let a test account fall back to the vendor's real address.
+                raise RuntimeError(f"no {account.connector} simulator is running for account {account.name!r}")
+            section["base_url"] = entry.base_url(self.sim_urls[account.connector])
             accounts[account.name] = section
         return {"accounts": accounts, "routes": [_route_section(route) for route in tenant.routes]}
 

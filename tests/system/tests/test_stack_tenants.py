@@ -144,7 +144,15 @@ def test_a_connector_without_a_simulator_is_named(tmp_path):
     spec = usual()
     odd = TenantSpec("odd", (spec.account(STORE), AccountSpec("x", "nosuchvendor")))
     stack = Stack([odd], run_dir=tmp_path, pg_dsn="postgresql://unused/db", kafka_bootstrap="unused:9092")
+    stack.sim_urls.update(SIM_URLS)
     with pytest.raises(LookupError, match="no simulator for connector 'nosuchvendor'"):
+        stack.tenants_document()
+
+
+def test_an_account_is_never_written_without_its_simulators_address(tmp_path):
+    stack = Stack([usual()], run_dir=tmp_path, pg_dsn="postgresql://unused/db", kafka_bootstrap="unused:9092")
+    stack.sim_urls["commerce7"] = SIM_URLS["commerce7"]
+    with pytest.raises(RuntimeError, match="no vinoshipper simulator is running for account 'wine-shipping'"):
         stack.tenants_document()
 
 
