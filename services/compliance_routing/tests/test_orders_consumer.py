@@ -92,6 +92,25 @@ async def test_the_decision_names_the_route_rule_and_provider_account_where_stor
     assert tuple(stored) == ("wine-clubs-and-web", "ship_to_states", "wine-shipping")
 
 
+async def test_a_tenant_with_two_provider_accounts_routes_each_order_by_its_state(pool):
+    accounts = {
+        **ACCOUNTS,
+        "east-shipping": Account("east-shipping", "vinoshipper", None),
+    }
+    east = Route("east-coast", "store", "east-shipping", frozenset({"shipping"}), frozenset({"NY"}))
+    tenants = TenantDirectory({"acme": Tenant("acme", accounts, (ROUTE, east))})
+    consumer = OrderAcceptedConsumer(pool, tenants, group="routing", topic="compliance.decisions.v1", producer="t")
+    await consumer.handle(
+        [
+            consumed("intake.orders.v1", accepted("o1", state="CA"), aggregate_id="o1", tenant_id="acme"),
+            consumed("intake.orders.v1", accepted("o2", state="NY"), aggregate_id="o2", tenant_id="acme"),
+        ]
+    )
+    decisions = await published_decisions(pool)
+    assert (decisions["o1"].route, decisions["o1"].provider_account) == ("wine-clubs-and-web", "wine-shipping")
+    assert (decisions["o2"].route, decisions["o2"].provider_account) == ("east-coast", "east-shipping")
+
+
 async def test_the_read_api_returns_the_route_rule_and_provider_account(pool):
     consumer = OrderAcceptedConsumer(pool, TENANTS, group="routing", topic="compliance.decisions.v1", producer="t")
     await consumer.handle([consumed("intake.orders.v1", accepted("o1"), aggregate_id="o1", tenant_id="acme")])
