@@ -15,7 +15,7 @@ from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.dispatch.v1 import events_pb2
 from ordersync.tracking.v1 import events_pb2 as tracking_events
 
-from carrier_mapping.testing import ADMIN, CALLERS, running_service
+from carrier_mapping.testing import ACME_READER, ADMIN, CALLERS, running_service
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.contract import (
     Capability,
@@ -107,11 +107,16 @@ async def pool(database):
 
 
 @pytest_asyncio.fixture
-async def carriers(infra):
+async def mapping(infra):
     async with running_service(infra.pg_dsn, CALLERS) as service:
-        client = CarrierMappingClient(service.address, token=ADMIN)
-        async with client:
-            yield client
+        yield service
+
+
+@pytest_asyncio.fixture
+async def carriers(mapping):
+    client = CarrierMappingClient(mapping.address, token=ADMIN)
+    async with client:
+        yield client
 
 
 @pytest_asyncio.fixture
@@ -222,3 +227,28 @@ async def test_a_channel_that_is_down_is_retried_later(pool, world):
     assert (row["status"], row["reason"]) == ("retry_wait", "store answered 503")
     activity = await pool.fetchval("SELECT message FROM writeback_activity WHERE kind = 'retry_wait'")
     assert activity == "attempt 1 to write shipped failed: store answered 503"
+
+
+async def test_a_translation_carrier_mapping_refuses_is_kept_as_the_tenants_reason_and_retried(pool, mapping):
+    channel = RecordingChannel()
+    clients = channel_accounts(TenantDirectory(TENANTS), Registry([channel, RecordingChannel(TILL)]), lambda: pool)
+    consumer = ShipmentUpdatedConsumer(pool, group="writeback", on_wanted=lambda: None)
+    updates = [("acme", shipment_updated("o1", "napa-store")), ("solo", shipment_updated("o2", "store"))]
+    await consumer.handle(
+        [
+            consumed("dispatch.shipments.v1", u, aggregate_id=u.order_id, tenant_id=t, offset=n)
+            for n, (t, u) in enumerate(updates)
+        ]
+    )
+    # A token granted tenant acme only: the other tenant's translation is refused.
+    async with CarrierMappingClient(mapping.address, token=ACME_READER) as carriers:
+        writer = Writer(
+            pool, clients, carriers, topic=WRITEBACKS_TOPIC, producer="t", lease_s=30, batch=10, max_attempts=3
+        )
+        assert await writer.run_once() == 2
+    await clients.stop()
+
+    assert (await writeback(pool, "o1"))["status"] == "written"
+    refused = await writeback(pool, "o2")
+    assert refused["status"] == "retry_wait"
+    assert "carrier mapping answered PERMISSION_DENIED" in refused["reason"]

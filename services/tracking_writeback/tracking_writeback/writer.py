@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import grpc
 from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
@@ -153,6 +154,12 @@ class Writer:
                 translated = await self._carriers.translate_many(tenant_id, queries)
             except CarrierMappingUnavailable as exc:
                 translated = dict.fromkeys(queries, exc)
+            except grpc.aio.AioRpcError as exc:
+                # A refusal (a token not granted this tenant, a bad query) is kept as the
+                # tenant's writes' reason and retried like the sender does, not left to abort
+                # the whole pass with nothing recorded.
+                refused = CarrierMappingUnavailable(f"carrier mapping answered {exc.code().name}: {exc.details()}")
+                translated = dict.fromkeys(queries, refused)
             answers.update({(tenant_id, query): answer for query, answer in translated.items()})
         return answers
 
