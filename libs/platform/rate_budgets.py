@@ -99,6 +99,7 @@ class SharedRateLimiter:
                 row = await conn.fetchrow(
                     "SELECT tokens, refreshed_at, now() AS now FROM rate_budgets WHERE key = $1 FOR UPDATE", key
                 )
+                assert row is not None, "_ensure inserted the key's row, and rows are never deleted"
                 tokens, refreshed_at = refill(
                     row["tokens"], row["refreshed_at"], row["now"], self.capacity, self.rate_per_second
                 )
