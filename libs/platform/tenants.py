@@ -1,4 +1,9 @@
-"""Tenant configuration: which channels and providers a merchant uses, with secrets resolved at load.
+"""Tenant configuration: a merchant's connector accounts and its routes, secrets resolved at load.
+
+A tenant names its accounts (`[tenants.acme.accounts.store]`, with `connector = "..."` and the
+connector's own settings, parsed and validated by that connector) and lists its routes in the
+order they are tried (`[[tenants.acme.routes]]`: channel account -> provider account, with
+rules). The format is described in docs/tenants.md.
 
 The file (TOML) holds no secrets itself: every credential is a reference, `env:NAME` or
 `file:PATH`, resolved when the file is loaded, so the repository and the config map carry none.
@@ -13,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from libs.platform.config import ConfigError
 from libs.platform.worker import PollingWorker
@@ -34,42 +40,74 @@ class Secret:
         return "***"
 
 
+ORDER_KINDS = frozenset({"shipping", "pickup", "carry_out", "refund", "exchange", "reservation"})
+
+
+class ConnectorCatalog(Protocol):
+    """What the tenants file needs of the connector registry (libs.connectors.registry.Registry):
+    the connector of an account, to parse its section. Passed in, so the platform layer names
+    no vendor."""
+
+    def get(self, connector_id: str) -> Any: ...
+
+    def __contains__(self, connector_id: object) -> bool: ...
+
+
 @dataclass(frozen=True)
-class Commerce7Channel:
-    """A tenant's Commerce7 store: app credentials for the API and Basic credentials of its webhooks."""
+class Account:
+    """One connector account of a tenant, e.g. its Commerce7 store, named by the tenant.
 
-    tenant_slug: str
-    app_id: str
-    app_secret: Secret
-    webhook_user: str
-    webhook_password: Secret
-    base_url: str = "https://api.commerce7.com/v1"
-    rate_limit_per_minute: int = 100
+    `settings` is the connector's own parsed settings type; `poll_interval_s` and
+    `import_delay_s` apply to pulled channels only (how often to poll; how old an order must
+    be before it is imported, for channels whose orders may still change just after placing).
+    """
+
+    name: str
+    connector: str
+    settings: Any
+    poll_interval_s: float = 60.0
+    import_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
-class VinoshipperProvider:
-    """A tenant's Vinoshipper producer account and the secret path token of its webhooks."""
+class Route:
+    """Where a tenant's orders from one channel account go, when its rules match.
 
-    api_key: str
-    api_secret: Secret
-    order_number_prefix: str
-    webhook_token: Secret
-    base_url: str = "https://vinoshipper.com"
-    # Ask Vinoshipper's check-compliance endpoint before creating; a problem fails the order
-    # with Vinoshipper's reasons and nothing is created there.
-    compliance_precheck: bool = False
-    timeout_s: float = 10.0  # per request; a create that times out is read back before any repeat
+    Rules, all of which must hold: the order's kind is in `order_kinds`; its ship-to state is in
+    `ship_to_states` and its country in `ship_to_countries` (either unset: any). `options` are
+    handed to the provider connector with each order of this route.
+    """
+
+    name: str
+    channel: str
+    provider: str
+    order_kinds: frozenset[str] = frozenset({"shipping"})
+    ship_to_states: frozenset[str] | None = None
+    ship_to_countries: frozenset[str] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Tenant:
-    """One merchant: its channel, its provider and its routing choices."""
+    """One merchant: its named connector accounts and its ordered routes."""
 
     tenant_id: str
-    commerce7: Commerce7Channel | None
-    vinoshipper: VinoshipperProvider | None
-    chosen_states: frozenset[str]
+    accounts: Mapping[str, Account]
+    routes: tuple[Route, ...] = ()
+
+    def account(self, name: str) -> Account | None:
+        return self.accounts.get(name)
+
+    def accounts_of(self, connector: str) -> list[Account]:
+        """The tenant's accounts of one connector, in file order."""
+        return [a for a in self.accounts.values() if a.connector == connector]
+
+    def routes_from(self, channel_account: str) -> list[Route]:
+        """The routes for orders of one channel account, in evaluation order."""
+        return [r for r in self.routes if r.channel == channel_account]
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
 
 
 class TenantDirectory:
@@ -79,10 +117,18 @@ class TenantDirectory:
     at once, so each lookup sees either the old settings or the new ones, never a mix.
     """
 
-    def __init__(self, tenants: dict[str, Tenant], *, path: str | Path | None = None, digest: str = ""):
+    def __init__(
+        self,
+        tenants: dict[str, Tenant],
+        *,
+        path: str | Path | None = None,
+        digest: str = "",
+        connectors: ConnectorCatalog | None = None,
+    ):
         self._tenants = tenants
         self._path = path
         self._digest = digest
+        self._connectors = connectors
 
     def get(self, tenant_id: str) -> Tenant | None:
         """Return the tenant, or None when it is not configured."""
@@ -95,23 +141,23 @@ class TenantDirectory:
         return len(self._tenants)
 
     @classmethod
-    def load(cls, path: str | Path) -> TenantDirectory:
-        """Parse the tenants file; raise ConfigError naming the tenant and key that is wrong."""
+    def load(cls, path: str | Path, connectors: ConnectorCatalog) -> TenantDirectory:
+        """Parse the tenants file; raise ConfigError naming the tenant, section and key that is wrong."""
         text = _read(path)
-        return cls(_parse_document(text, path), path=path, digest=_digest(text))
+        return cls(_parse_document(text, path, connectors), path=path, digest=_digest(text), connectors=connectors)
 
     def reload(self) -> bool:
         """Re-read the file if its content changed; return True when new settings took effect.
 
         Raises ConfigError (keeping the current settings) when the changed file is invalid.
         """
-        if self._path is None:
+        if self._path is None or self._connectors is None:
             return False
         text = _read(self._path)
         digest = _digest(text)
         if digest == self._digest:
             return False
-        tenants = _parse_document(text, self._path)
+        tenants = _parse_document(text, self._path, self._connectors)
         self._tenants, self._digest = tenants, digest
         return True
 
@@ -153,15 +199,15 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _parse_document(text: str, path: str | Path) -> dict[str, Tenant]:
+def _parse_document(text: str, path: str | Path, connectors: ConnectorCatalog) -> dict[str, Tenant]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot read tenants file {path}: {exc}") from None
     tenants = {}
     for tenant_id, section in document.get("tenants", {}).items():
-        tenants[tenant_id] = _parse_tenant(tenant_id, section)
-    _check_prefixes_unique(tenants.values())
+        tenants[tenant_id] = _parse_tenant(tenant_id, section, connectors)
+    _check_unique_keys(tenants.values(), connectors)
     return tenants
 
 
@@ -181,68 +227,200 @@ def resolve_secret(reference: str, where: str) -> Secret:
     raise ConfigError(f"{where}: secret must be 'env:NAME' or 'file:PATH', not a literal value")
 
 
-def _require(section: dict, key: str, where: str):
-    if key not in section:
-        raise ConfigError(f"{where}: missing key {key!r}")
-    return section[key]
+def resolve_secret_value(reference: str, where: str) -> str:
+    """resolve_secret for connectors, which keep plain values in settings that hide them."""
+    return resolve_secret(reference, where).value
 
 
-def _parse_tenant(tenant_id: str, section: dict) -> Tenant:
+_ROUTE_KEYS = {"name", "channel", "provider", "order_kinds", "ship_to_states", "ship_to_countries", "options"}
+_TENANT_KEYS = {"accounts", "routes"}
+
+
+def _parse_tenant(tenant_id: str, section: dict, connectors: ConnectorCatalog) -> Tenant:
     where = f"tenant {tenant_id!r}"
-    c7 = section.get("commerce7")
-    vs = section.get("vinoshipper")
-    return Tenant(
-        tenant_id=tenant_id,
-        commerce7=_parse_commerce7(c7, f"{where} [commerce7]") if c7 else None,
-        vinoshipper=_parse_vinoshipper(vs, f"{where} [vinoshipper]") if vs else None,
-        chosen_states=frozenset(s.upper() for s in section.get("chosen_states", [])),
-    )
-
-
-def _parse_commerce7(section: dict, where: str) -> Commerce7Channel:
-    optional = {k: section[k] for k in ("base_url", "rate_limit_per_minute") if k in section}
-    return Commerce7Channel(
-        tenant_slug=_require(section, "tenant_slug", where),
-        app_id=_require(section, "app_id", where),
-        app_secret=resolve_secret(_require(section, "app_secret", where), f"{where} app_secret"),
-        webhook_user=_require(section, "webhook_user", where),
-        webhook_password=resolve_secret(_require(section, "webhook_password", where), f"{where} webhook_password"),
-        **optional,
-    )
-
-
-_PREFIX = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,22}[A-Za-z0-9])?$")
-
-
-def _check_prefixes_unique(tenants) -> None:
-    # Vinoshipper order numbers are global: two tenants with one prefix would collide there.
-    seen: dict[str, str] = {}
-    for tenant in tenants:
-        if tenant.vinoshipper is None:
-            continue
-        prefix = tenant.vinoshipper.order_number_prefix
-        if prefix in seen:
-            raise ConfigError(f"tenants {seen[prefix]!r} and {tenant.tenant_id!r} share order_number_prefix {prefix!r}")
-        seen[prefix] = tenant.tenant_id
-
-
-def _parse_vinoshipper(section: dict, where: str) -> VinoshipperProvider:
-    prefix = _require(section, "order_number_prefix", where)
-    if not _PREFIX.match(prefix):
+    _refuse_old_format(tenant_id, section, connectors)
+    unknown = sorted(set(section) - _TENANT_KEYS)
+    if unknown:
         raise ConfigError(
-            f"{where}: order_number_prefix {prefix!r} must be 1-24 letters, digits, '-' or '_', starting and ending with a letter or digit"
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected [accounts.*] and [[routes]]"
         )
-    optional = {k: section[k] for k in ("base_url", "timeout_s") if k in section}
-    if "timeout_s" in optional and not (isinstance(optional["timeout_s"], int | float) and optional["timeout_s"] > 0):
-        raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
-    precheck = section.get("compliance_precheck", False)
-    if not isinstance(precheck, bool):
-        raise ConfigError(f"{where}: compliance_precheck must be true or false, not {precheck!r}")
-    return VinoshipperProvider(
-        api_key=_require(section, "api_key", where),
-        api_secret=resolve_secret(_require(section, "api_secret", where), f"{where} api_secret"),
-        order_number_prefix=_require(section, "order_number_prefix", where),
-        webhook_token=resolve_secret(_require(section, "webhook_token", where), f"{where} webhook_token"),
-        compliance_precheck=precheck,
-        **optional,
+    accounts = {
+        name: _parse_account(name, body, f"{where} [accounts.{name}]", connectors)
+        for name, body in _table(section, "accounts", where).items()
+    }
+    routes = tuple(
+        _parse_route(index, body, f"{where} [[routes]] #{index + 1}", accounts, connectors)
+        for index, body in enumerate(section.get("routes", []))
     )
+    names = [route.name for route in routes]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ConfigError(f"{where}: two routes are named {duplicate!r}")
+    return Tenant(tenant_id, accounts, routes)
+
+
+def _table(section: dict, key: str, where: str) -> dict:
+    value = section.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"{where}: [{key}] must be tables, one per name")
+    return value
+
+
+def _parse_account(name: str, section: dict, where: str, connectors: ConnectorCatalog) -> Account:
+    connector_id = section.get("connector")
+    if not isinstance(connector_id, str) or connector_id not in connectors:
+        raise ConfigError(f"{where} connector: {connector_id!r} is not a registered connector")
+    try:
+        settings = connectors.get(connector_id).parse_settings(section, resolve_secret_value, where)
+    except ValueError as exc:  # the connector's SettingsError, naming where and the field
+        raise ConfigError(str(exc)) from None
+    return Account(
+        name,
+        connector_id,
+        settings,
+        poll_interval_s=_positive(section, "poll_interval_s", 60.0, where),
+        import_delay_s=_positive(section, "import_delay_s", 0.0, where, allow_zero=True),
+    )
+
+
+def _positive(section: dict, key: str, default: float, where: str, *, allow_zero: bool = False) -> float:
+    value = section.get(key, default)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
+    if not ok:
+        raise ConfigError(f"{where} {key}: must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _parse_route(
+    index: int, section: dict, where: str, accounts: Mapping[str, Account], connectors: ConnectorCatalog
+) -> Route:
+    unknown = sorted(set(section) - _ROUTE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+    name = section.get("name", f"route-{index + 1}")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} name: must be a non-empty string")
+    where = f"{where.rsplit(' #', 1)[0]} {name!r}"
+    channel = _account_ref(section, "channel", where, accounts, connectors, "channel")
+    provider = _account_ref(section, "provider", where, accounts, connectors, "provider")
+    kinds = _names(section, "order_kinds", where, upper=False) or frozenset({"shipping"})
+    if not kinds <= ORDER_KINDS:
+        raise ConfigError(f"{where} order_kinds: {sorted(kinds - ORDER_KINDS)} unknown; use {sorted(ORDER_KINDS)}")
+    options = section.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where} options: must be a table")
+    return Route(
+        name=name,
+        channel=channel,
+        provider=provider,
+        order_kinds=kinds,
+        ship_to_states=_names(section, "ship_to_states", where, upper=True),
+        ship_to_countries=_names(section, "ship_to_countries", where, upper=True),
+        options=options,
+    )
+
+
+def _account_ref(
+    section: dict, key: str, where: str, accounts: Mapping[str, Account], connectors: ConnectorCatalog, role: str
+) -> str:
+    name = section.get(key)
+    if name not in accounts:
+        known = ", ".join(sorted(accounts)) or "none"
+        raise ConfigError(f"{where} {key}: {name!r} is not one of the tenant's accounts ({known})")
+    roles = {r.value for r in connectors.get(accounts[name].connector).info.roles}
+    if role not in roles:
+        raise ConfigError(f"{where} {key}: account {name!r} ({accounts[name].connector}) is not a {role}")
+    return name
+
+
+def _names(section: dict, key: str, where: str, *, upper: bool) -> frozenset[str] | None:
+    if key not in section:
+        return None
+    value = section[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where} {key}: must be a list of names")
+    return frozenset(v.upper() if upper else v for v in value)
+
+
+def _check_unique_keys(tenants: Iterable[Tenant], connectors: ConnectorCatalog) -> None:
+    # Some vendors hold one namespace for all their customers (e.g. global order numbers):
+    # their connector names the values that must then differ between tenants.
+    seen: dict[tuple[str, str], str] = {}
+    for tenant in tenants:
+        for account in tenant.accounts.values():
+            for key in connectors.get(account.connector).unique_keys(account.settings):
+                owner = seen.setdefault((account.connector, key), tenant.tenant_id)
+                if owner != tenant.tenant_id:
+                    raise ConfigError(f"tenants {owner!r} and {tenant.tenant_id!r} share {account.connector} {key}")
+
+
+def _refuse_old_format(tenant_id: str, section: dict, connectors: ConnectorCatalog) -> None:
+    old = sorted(k for k in section if k in connectors or k == "chosen_states")
+    if old:
+        raise ConfigError(
+            f"tenant {tenant_id!r}: {', '.join(old)} belong to the old format without accounts and routes;"
+            " convert the file with `python -m libs.platform.tenants convert OLD.toml > NEW.toml`"
+            " (see docs/tenants.md)"
+        )
+
+
+def convert_old_document(document: dict, connectors: ConnectorCatalog) -> dict:
+    """The old format (one [tenants.X.<connector>] table per vendor, `chosen_states`) in the new one.
+
+    Each vendor table becomes an account named after its connector; one route takes the
+    channel's shipping orders to the provider for the chosen states, as before.
+    """
+    converted: dict = {"tenants": {}}
+    for tenant_id, section in document.get("tenants", {}).items():
+        accounts, channels, providers = {}, [], []
+        for key, body in section.items():
+            if key in connectors and isinstance(body, dict):
+                accounts[key] = {"connector": key, **body}
+                roles = {r.value for r in connectors.get(key).info.roles}
+                (channels if "channel" in roles else providers).append(key)
+        tenant: dict = {"accounts": accounts}
+        if channels and providers:
+            tenant["routes"] = [
+                {
+                    "name": f"{channels[0]}-to-{providers[0]}",
+                    "channel": channels[0],
+                    "provider": providers[0],
+                    "order_kinds": ["shipping"],
+                    "ship_to_states": [s.upper() for s in section.get("chosen_states", [])],
+                }
+            ]
+        converted["tenants"][tenant_id] = tenant
+    return converted
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m libs.platform.tenants convert OLD.toml` prints the file in today's format;
+    `check FILE` parses it as the services would (secrets resolved) and says what is wrong."""
+    import argparse
+    import sys
+
+    import tomli_w
+
+    from libs.connectors.registry import default_registry
+
+    parser = argparse.ArgumentParser(prog="python -m libs.platform.tenants")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("convert", help="print an old-format tenants file in today's format").add_argument("path")
+    commands.add_parser("check", help="parse a tenants file as the services do").add_argument("path")
+    args = parser.parse_args(argv)
+    registry = default_registry()
+    if args.command == "convert":
+        document = tomllib.loads(_read(args.path))
+        sys.stdout.write(tomli_w.dumps(convert_old_document(document, registry)))
+        return 0
+    try:
+        directory = TenantDirectory.load(args.path, registry)
+    except ConfigError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(directory)} tenant(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

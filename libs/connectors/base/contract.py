@@ -1,0 +1,399 @@
+"""The connector contract: what a channel or provider connector offers the services.
+
+A connector is one vendor's adapter, declared in one place (its `connector.py`) and listed in
+`libs.connectors.registry`. The services never import a vendor package: they look the connector
+up by the `channel` or `provider` named on the order and call the methods below. Everything a
+service must know of a vendor is declared here as data (`ConnectorInfo`: capabilities, limits,
+the status words an operator sees) or behind a method.
+
+Shapes the contract serves:
+- channels that push orders (webhooks) or are polled page by page from a cursor, that want to
+  hear which orders were committed (acknowledge), and that take shipments and statuses back;
+- providers that take orders in batches (a one-at-a-time provider declares a batch size of 1)
+  with per-item results, are read back, cancel, and send notices (webhooks) that may only point
+  at the order to re-read; a provider that pulls from us renders what it pulls and takes what it
+  posts;
+- optional capabilities (rate quotes, a customer directory, a product catalog) a connector
+  declares and implements as the matching Protocol.
+
+Methods are pure where they can be (build, parse, authenticate) and take the account's settings
+(the connector's own frozen dataclass, parsed from the tenant's account section) explicitly.
+Methods doing I/O take the client `open_client` returned. Errors are `ConnectorError`s, each
+with `retryable` and `reason_code`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+from ordersync.common.v1 import order_pb2, shipment_pb2
+
+from .errors import ConnectorError
+from .http import ConnectorClient
+from .issues import Issue
+from .ratelimit import RateLimiter
+
+
+class Role(Enum):
+    """Which side of the hub a connector serves; a vendor may serve both."""
+
+    CHANNEL = "channel"
+    PROVIDER = "provider"
+
+
+class Capability(Enum):
+    """What a connector can do. The services check these; the contract tests hold them true."""
+
+    # channel side
+    PUSH_ORDERS = "push_orders"  # posts orders to /webhooks/{channel}/{tenant}
+    PULL_ORDERS = "pull_orders"  # polled page by page from a cursor
+    ACKNOWLEDGE = "acknowledge"  # wants to be told which pulled orders were committed
+    WRITE_BACK = "write_back"  # takes shipments and statuses back
+    # provider side
+    SUBMIT = "submit"  # takes orders, in batches of Limits.batch_size
+    READ_BACK = "read_back"  # returns an order's shipment state on request
+    CANCEL = "cancel"  # cancels a sent order (Void Sync)
+    PUSH_NOTICES = "push_notices"  # posts notices to /webhooks/{provider}/{tenant}/...
+    PULLED_BY_PROVIDER = "pulled_by_provider"  # fetches an export from us and posts shipments back
+    COMPLIANCE_CHECK = "compliance_check"  # can check an order before it is created
+    # optional services
+    RATE_QUOTES = "rate_quotes"
+    CUSTOMER_DIRECTORY = "customer_directory"
+    PRODUCT_CATALOG = "product_catalog"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the vendor allows: items per submit call, requests a minute, calls in flight.
+
+    `requests_per_minute` is None when the vendor publishes no limit (we still cap concurrency).
+    """
+
+    batch_size: int = 1
+    requests_per_minute: int | None = None
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    """A connector's metadata, declared once in its `connector.py`.
+
+    Attributes:
+        id: the registry key, also the `channel`/`provider` value on orders and the name
+            carrier mapping knows the vendor's codes by, e.g. "commerce7".
+        label: the vendor's name as operators read it, e.g. "Commerce7".
+        roles: the sides of the hub it serves.
+        capabilities: what it can do (see Capability).
+        limits: the vendor's limits.
+        status_titles: sync status -> the words an operator sees; providers only. Filled from
+            the label by `provider_titles` unless the vendor's own words differ.
+        needs_service_code: a provider that needs the order's shipping code translated to its
+            own (carrier mapping); an order whose code maps to nothing fails as UNMAPPED_CARRIER.
+    """
+
+    id: str
+    label: str
+    roles: frozenset[Role]
+    capabilities: frozenset[Capability]
+    limits: Limits = Limits()
+    status_titles: Mapping[str, str] = field(default_factory=dict)
+    needs_service_code: bool = False
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+
+def provider_titles(label: str) -> dict[str, str]:
+    """The default words for an order's sync status with a provider called `label`."""
+    return {
+        "sending": f"Sending to {label}",
+        "retry_wait": f"Sending to {label} (retrying)",
+        "sent": f"Sent to {label}",
+        "failed": "Failed to Send",
+        "not_required": "Not Required to Send",
+        "voided": f"Voided in {label}",
+    }
+
+
+# ---- what connectors receive and return -------------------------------------------------------
+
+SecretResolver = Callable[[str, str], str]
+"""resolve(reference, where) -> the secret's value; `reference` is `env:NAME` or `file:PATH`.
+Raises ConfigError naming `where`; literal secrets are refused."""
+
+
+@dataclass(frozen=True)
+class ClientResources:
+    """What a service lends the clients it opens.
+
+    Attributes:
+        max_concurrency: requests in flight per client, at most.
+        rate_limiter: makes the limiter pacing one account's requests, given (scope,
+            requests per minute, burst); a service shares the budget across its replicas with
+            libs.platform.rate_budgets. None: the client paces itself alone.
+    """
+
+    max_concurrency: int = 8
+    rate_limiter: Callable[[str, int, int], RateLimiter] | None = None
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """An incoming webhook as a connector needs it to authenticate: headers and path parts."""
+
+    headers: Mapping[str, str]
+    path_tail: str = ""  # what follows /webhooks/{connector}/{tenant}/, e.g. a secret token
+
+
+@dataclass
+class ParsedOrder:
+    """A channel order normalised to the canonical Order, with what is wrong with it.
+
+    `issues` make the order invalid (kept, visible, never routed). `ack_token` is what the
+    channel needs back to acknowledge it (pull channels), empty otherwise.
+    """
+
+    order: order_pb2.Order
+    issues: list[Issue] = field(default_factory=list)
+    ack_token: str = ""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A push or record that is not an order ordersync acts on, and why (it is kept, unused)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page pulled from a channel: its orders and the cursor to resume from after commit.
+
+    `more` is True when the channel has further pages now (poll again at once).
+    """
+
+    orders: Sequence[ParsedOrder | Ignored]
+    next_cursor: str
+    more: bool = False
+
+
+class WritebackStep(Enum):
+    """One update to a channel's record of an order."""
+
+    SHIP = "ship"  # shipment with tracking; the channel tells the customer
+    DELIVER = "deliver"  # the order was delivered
+    VOID = "void"  # the provider voided the order
+
+
+@dataclass(frozen=True)
+class ChannelUpdate:
+    """What a channel must learn of one order: the steps from what was written to what is wanted.
+
+    `carrier` is the channel's spelling of the shipment's carrier from carrier mapping, or None
+    (the connector spells the canonical carrier itself).
+    """
+
+    external_id: str
+    external_number: str
+    steps: Sequence[WritebackStep]
+    shipment: shipment_pb2.Shipment
+    carrier: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One order to hand a provider.
+
+    Attributes:
+        order: the canonical order.
+        order_number: the order's number at the provider (from `order_number`), stable.
+        idempotency_key: stable across attempts; sent where the vendor takes one.
+        service_code: the provider's shipping code from carrier mapping ("" when not needed).
+        may_exist: an earlier attempt may have reached the provider (a crash, a timeout):
+            read back before creating, so nothing is created twice.
+        options: the route's per-route options for this provider (e.g. a warehouse id).
+    """
+
+    order: order_pb2.Order
+    order_number: str
+    idempotency_key: str
+    service_code: str = ""
+    may_exist: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A provider took the order; `activity` says how, for the order's log."""
+
+    activity: str
+
+
+SubmitResult = Submitted | ConnectorError
+"""Per item: Submitted, or the ConnectorError that refused it (retryable or not)."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A provider's news about one order: its number there and its shipment state (None: no
+    shipment yet). `event` is the vendor's word for what happened, for the receipt."""
+
+    order_number: str
+    shipment: shipment_pb2.Shipment | None
+    event: str = ""
+
+
+@dataclass(frozen=True)
+class NoticeHead:
+    """A parsed notice before any read-back: `keep` False for notices not worth a receipt."""
+
+    order_number: str
+    event: str
+    reference: str = ""  # what to re-read, for thin notices
+    ignored_reason: str = ""  # non-empty: not an order event ordersync uses
+    keep: bool = True
+
+
+# ---- the connector kinds -------------------------------------------------------------------
+
+
+class Connector(ABC):
+    """What every connector has: metadata, its account settings type, and its client."""
+
+    info: ConnectorInfo
+
+    @abstractmethod
+    def parse_settings(self, section: Mapping[str, Any], resolve: SecretResolver, where: str) -> Hashable:
+        """Parse and validate one account section of the tenants file into the connector's
+        settings (a frozen, hashable value); raise ConfigError naming `where` and the field."""
+
+    @abstractmethod
+    def open_client(self, settings: Any, resources: ClientResources) -> ConnectorClient:
+        """A client for one account (an async context manager keeping its connection pool)."""
+
+    def unique_keys(self, settings: Any) -> Sequence[str]:
+        """Values that must differ between every tenant's accounts of this connector (e.g. a
+        prefix making order numbers unique at the vendor). None by default."""
+        return ()
+
+
+class ChannelConnector(Connector):
+    """A sales channel: orders in (pushed or pulled), shipments and statuses back."""
+
+    # -- push
+    def authenticate_push(self, settings: Any, request: PushRequest) -> bool:
+        """True when the webhook carries this account's credentials (compare in constant time)."""
+        raise NotImplementedError(f"{self.info.id} does not push orders")
+
+    def parse_push(self, settings: Any, body: bytes, tenant_id: str) -> ParsedOrder | Ignored:
+        """Normalise one pushed body; raise InvalidWebhook for a malformed one. Pure."""
+        raise NotImplementedError(f"{self.info.id} does not push orders")
+
+    # -- pull
+    async def fetch_page(self, client: Any, settings: Any, cursor: str, tenant_id: str) -> OrderPage:
+        """Fetch the next page of orders after `cursor` ("" = from the account's start)."""
+        raise NotImplementedError(f"{self.info.id} is not polled")
+
+    async def acknowledge(self, client: Any, settings: Any, orders: Sequence[ParsedOrder]) -> None:
+        """Tell the channel these orders are committed here (only after the commit)."""
+        raise NotImplementedError(f"{self.info.id} takes no acknowledgements")
+
+    # -- write back
+    async def write_back(self, client: Any, settings: Any, update: ChannelUpdate) -> bool:
+        """Apply the update; return True when the channel told the customer (an e-mail).
+
+        Must be safe to repeat: a retry after a lost answer must not write twice.
+        """
+        raise NotImplementedError(f"{self.info.id} takes no writebacks")
+
+
+class ProviderConnector(Connector):
+    """A fulfilment provider: orders out in batches, shipments back."""
+
+    @abstractmethod
+    def order_number(self, settings: Any, order: order_pb2.Order) -> str:
+        """The order's number at the provider: stable, unique per tenant. Pure."""
+
+    @abstractmethod
+    async def submit(self, client: Any, settings: Any, batch: Sequence[Submission]) -> list[SubmitResult]:
+        """Hand over up to `info.limits.batch_size` orders; one result per item, in order.
+
+        An error affecting the whole call may be raised instead; it then applies to every item.
+        """
+
+    async def read_back(self, client: Any, settings: Any, order_number: str) -> Notice | None:
+        """The order's state at the provider now, or None when the provider has no such order."""
+        raise NotImplementedError(f"{self.info.id} cannot be read back")
+
+    async def cancel(self, client: Any, settings: Any, order_number: str, reason: str) -> None:
+        """Cancel a sent order at the provider."""
+        raise NotImplementedError(f"{self.info.id} cannot cancel")
+
+    # -- notices (provider webhooks)
+    def authenticate_notice(self, settings: Any, request: PushRequest) -> bool:
+        """True when the notice reached this account's endpoint (compare in constant time)."""
+        raise NotImplementedError(f"{self.info.id} sends no notices")
+
+    def parse_notice(self, body: bytes) -> NoticeHead:
+        """Parse a notice body; raise InvalidWebhook for a malformed one. Pure."""
+        raise NotImplementedError(f"{self.info.id} sends no notices")
+
+    async def resolve_notice(self, client: Any, settings: Any, head: NoticeHead) -> Notice:
+        """The notice's full news: re-read the order for thin notices, else parse what came."""
+        raise NotImplementedError(f"{self.info.id} sends no notices")
+
+
+# ---- optional capabilities -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateQuote:
+    carrier: str
+    service: str
+    amount_minor: int
+    currency_code: str
+
+
+@runtime_checkable
+class RateQuotes(Protocol):
+    """Capability.RATE_QUOTES: shipping rates for an order (before any markup)."""
+
+    async def quote_rates(self, client: Any, settings: Any, order: order_pb2.Order) -> list[RateQuote]: ...
+
+
+@runtime_checkable
+class CustomerDirectory(Protocol):
+    """Capability.CUSTOMER_DIRECTORY: synchronous customer and club look-ups, and upsert."""
+
+    async def find_customer(self, client: Any, settings: Any, email: str) -> Mapping[str, Any] | None: ...
+
+    async def upsert_customer(self, client: Any, settings: Any, customer: order_pb2.Customer) -> str: ...
+
+
+@runtime_checkable
+class ProductCatalog(Protocol):
+    """Capability.PRODUCT_CATALOG: the provider's products, for SKU checks and product sync."""
+
+    async def list_products(self, client: Any, settings: Any) -> list[Mapping[str, Any]]: ...
+
+
+@runtime_checkable
+class PulledByProvider(Protocol):
+    """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments."""
+
+    def render_export(self, settings: Any, orders: Sequence[order_pb2.Order], numbers: Sequence[str]) -> bytes: ...
+
+    def parse_posted_shipment(self, settings: Any, body: bytes) -> Notice: ...
+
+
+OPTIONAL_PROTOCOLS: Mapping[Capability, type] = {
+    Capability.RATE_QUOTES: RateQuotes,
+    Capability.CUSTOMER_DIRECTORY: CustomerDirectory,
+    Capability.PRODUCT_CATALOG: ProductCatalog,
+    Capability.PULLED_BY_PROVIDER: PulledByProvider,
+}
+"""A connector declaring one of these capabilities must implement its Protocol."""
