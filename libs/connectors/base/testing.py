@@ -42,16 +42,18 @@ class RequestRecorder:
         assert self.requests, "no request was sent"
         return self.requests[-1]
 
-    def _handle(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        # Async, as MockTransport's handler type wants one kind; connectors' clients are async.
         self.requests.append(request)
         if not self._replies:
             raise AssertionError(f"unexpected request {request.method} {request.url.path}")
         reply = self._replies.popleft()
         if isinstance(reply, httpx.Response):
             return reply
-        if isinstance(reply, type) and issubclass(reply, httpx.TransportError):
+        if isinstance(reply, type):  # an httpx.TransportError class
             raise reply("simulated network failure", request=request)
-        return reply(request)
+        answer = reply(request)
+        return answer if isinstance(answer, httpx.Response) else await answer
 
 
 def json_response(status_code: int, body: Any = None, *, headers: dict[str, str] | None = None) -> httpx.Response:

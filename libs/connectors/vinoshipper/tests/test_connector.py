@@ -85,6 +85,7 @@ async def test_read_back_returns_the_shipment_or_none_when_the_order_is_gone():
     async with VinoshipperClient(settings(), transport=recorder.transport) as client:
         found = await CONNECTOR.read_back(client, account(), ORDER_NUMBER)
         gone = await CONNECTOR.read_back(client, account(), ORDER_NUMBER)
+    assert found is not None and found.shipment is not None
     assert found.order_number == ORDER_NUMBER and found.shipment.tracking_numbers
     assert gone is None
 
