@@ -63,8 +63,8 @@ def secret(monkeypatch):
 
 
 def test_accounts_are_parsed_by_their_connector_and_secrets_never_show(tmp_path):
-    tenant = load(tmp_path, store("acme") + shipping("acme", "ACME") + route("acme", "west")).get("acme")
-    account = tenant.account("shipping")
+    tenant = load(tmp_path, store("acme") + shipping("acme", "ACME") + route("acme", "west"))["acme"]
+    account = tenant.accounts["shipping"]
     assert account.connector == "vinoshipper"
     assert account.settings.api.api_secret == "s3cret-value"
     assert account.settings.api.order_number_prefix == "ACME"
@@ -80,7 +80,7 @@ def test_routes_keep_their_order_and_rules(tmp_path):
         + route("acme", "west", states='["ca", "or"]')
         + route("acme", "east", provider="east", states='["NY"]', extra='order_kinds = ["shipping", "pickup"]')
     )
-    tenant = load(tmp_path, body).get("acme")
+    tenant = load(tmp_path, body)["acme"]
     assert [r.name for r in tenant.routes_from("store")] == ["west", "east"]
     west, east = tenant.routes
     assert west.ship_to_states == frozenset({"CA", "OR"})
@@ -161,7 +161,7 @@ def test_the_old_format_converts_to_accounts_and_one_route(tmp_path):
     import tomli_w
 
     converted = convert_old_document(tomllib.loads(OLD), REGISTRY)
-    tenant = load(tmp_path, tomli_w.dumps(converted)).get("acme")
+    tenant = load(tmp_path, tomli_w.dumps(converted))["acme"]
     assert {a.connector for a in tenant.accounts.values()} == {"commerce7", "vinoshipper"}
     (only,) = tenant.routes
     assert (only.channel, only.provider) == ("commerce7", "vinoshipper")
@@ -174,4 +174,4 @@ def test_a_changed_invalid_file_keeps_the_last_good_settings(tmp_path):
     path.write_text(OLD)
     with pytest.raises(ConfigError):
         directory.reload()
-    assert directory.get("acme").route("west") is not None
+    assert directory["acme"].route("west") is not None
