@@ -252,7 +252,7 @@ start_kafka() {
     # 9>&- so that it does not hold our lock file for its whole life.
     setsid nohup java "${java_opts[@]}" -cp "$JARS/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1 </dev/null 9>&- &
     echo $! >"$KAFKA_PIDFILE"
-    run_py "$HERE/wait_kafka.py" --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout 60 --pid "$!" \
+    run_py "$HERE/wait_kafka.py" --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout 120 --pid "$!" \
         || { tail -n 30 "$KAFKA_LOG" >&2; die "kafka did not become ready; log: $KAFKA_LOG"; }
 }
 

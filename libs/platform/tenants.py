@@ -134,6 +134,10 @@ class TenantDirectory:
         """Return the tenant, or None when it is not configured."""
         return self._tenants.get(tenant_id)
 
+    def __getitem__(self, tenant_id: str) -> Tenant:
+        """Return the tenant; raise KeyError when it is not configured."""
+        return self._tenants[tenant_id]
+
     def __iter__(self):
         return iter(self._tenants.values())
 
@@ -324,7 +328,7 @@ def _account_ref(
     section: dict, key: str, where: str, accounts: Mapping[str, Account], connectors: ConnectorCatalog, role: str
 ) -> str:
     name = section.get(key)
-    if name not in accounts:
+    if not isinstance(name, str) or name not in accounts:
         known = ", ".join(sorted(accounts)) or "none"
         raise ConfigError(f"{where} {key}: {name!r} is not one of the tenant's accounts ({known})")
     roles = {r.value for r in connectors.get(accounts[name].connector).info.roles}
@@ -372,7 +376,9 @@ def convert_old_document(document: dict, connectors: ConnectorCatalog) -> dict:
     """
     converted: dict = {"tenants": {}}
     for tenant_id, section in document.get("tenants", {}).items():
-        accounts, channels, providers = {}, [], []
+        accounts: dict[str, dict] = {}
+        channels: list[str] = []
+        providers: list[str] = []
         for key, body in section.items():
             if key in connectors and isinstance(body, dict):
                 accounts[key] = {"connector": key, **body}
