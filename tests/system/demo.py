@@ -410,8 +410,7 @@ def _print_order(scenario: Scenario, shown, journey: Journey, channel_order: dic
     if shown is not None:
         reason = f" ({shown.sync.reason_code}: {shown.sync.reason})" if shown.sync.reason else ""
         print(f"    status: {shown.sync.status_title}{reason}")
-    decided_by = f" by route {journey.route_name}" if journey.route_name else ""
-    print(f"    route: {journey.route or '-'}{decided_by} ({journey.route_reason or '-'})")
+    print(f"    route: {journey.route or '-'} ({journey.route_reason or '-'})")
     if journey.provider_order_number:
         print(f"    vinoshipper: order {journey.provider_order_number}")
     if journey.shipment:
