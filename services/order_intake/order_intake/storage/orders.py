@@ -3,12 +3,16 @@
 A webhook is acknowledged only after its revision is durable. Rather than one transaction per
 request (the first wall of a naive receiver), concurrent requests queue here and one writer task
 commits them together; each request awaits the outcome of its own item.
+
+A pulled page is written by the same statements (`commit_page`), in a transaction of its own
+that also moves the account's cursor, so a page's revisions and its cursor commit together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -24,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Revision:
-    """One received webhook to record; `order_proto` and `event` are None when it is not an order."""
+    """One received webhook or pulled record to record; `order_proto` and `event` are None when it
+    is not an order. `channel` is the connector id, `account` the tenant's account name."""
 
     tenant_id: str
     channel: str
@@ -39,6 +44,8 @@ class Revision:
     order_proto: bytes | None = None
     build_event: object = None  # Callable[[bool], OutgoingEvent]: called with first_revision
     trace_context: otel_context.Context | None = None
+    account: str = ""
+    source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -108,28 +115,52 @@ class RevisionWriter:
 
     async def _write(self, batch: list[Revision]) -> list[Recorded]:
         async with self._pool.acquire() as conn, conn.transaction():
-            results, events = [], []
-            for item in batch:
-                # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
-                token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
-                try:
-                    recorded, event = await _write_one(conn, item)
-                finally:
-                    if token is not None:
-                        otel_context.detach(token)
-                results.append(recorded)
-                if event is not None:
-                    events.append(event)
-            await write_events(conn, events)
+            return await _write_all(conn, batch)
+
+    async def commit_page(
+        self,
+        items: Sequence[Revision],
+        *,
+        before: Callable[[asyncpg.Connection], Awaitable[None]],
+        after: Callable[[asyncpg.Connection, list[Recorded]], Awaitable[None]],
+    ) -> list[Recorded]:
+        """Commit `items` in one transaction of their own, between `before(conn)` and
+        `after(conn, results)`; an exception from either rolls everything back.
+
+        The pull poller fences the page by its lease in `before` and moves the cursor in
+        `after`, so revisions and cursor are durable together or not at all. The page is not
+        queued with webhooks: its transaction must hold nothing but the page.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await before(conn)
+            results = await _write_all(conn, list(items))
+            await after(conn, results)
         return results
+
+
+async def _write_all(conn: asyncpg.Connection, batch: list[Revision]) -> list[Recorded]:
+    results, events = [], []
+    for item in batch:
+        # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
+        token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
+        try:
+            recorded, event = await _write_one(conn, item)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        results.append(recorded)
+        if event is not None:
+            events.append(event)
+    await write_events(conn, events)
+    return results
 
 
 async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
     # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
     item.detail = storable_text(item.detail)
     receipt_id = await conn.fetchval(
-        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         item.tenant_id,
         item.channel,
         item.body,
@@ -137,6 +168,8 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
         item.detail,
         item.order_id,
         item.trace_id,
+        item.account,
+        item.source,
     )
     if item.order_proto is None:
         return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
@@ -160,7 +193,7 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
         await _count_revision(conn, item)
         return await _mark(conn, receipt_id, "stale", item), None
     elif _changes_nothing(item, latest):
-        # Typically the Update Commerce7 sends after our own fulfilment: recorded, not re-announced.
+        # Typically the update a channel sends after our own fulfilment: recorded, not re-announced.
         await _update_order(conn, item)
         return await _mark(conn, receipt_id, "unchanged", item), None
     else:
