@@ -49,7 +49,7 @@ class RevisionBuilder:
         if too_long is not None:
             raise InvalidWebhook(f"{channel} webhook: {too_long}")
         order.order_id = order_id_for(tenant_id, channel, order.external_id)
-        order.channel_account = account
+        order.channel, order.channel_account = channel, account
         validation = Validation.from_issues(parsed.issues)
         outcome = "accepted" if validation.valid else "invalid"
         revision = self.receipt(tenant_id, channel, account, body, outcome, validation.reason, source=source)

@@ -3,10 +3,10 @@
 One route shape serves every channel that pushes orders: `POST /webhooks/{channel}/{tenant_id}`,
 where `channel` is a connector id of the registry. A tenant with several accounts of one
 connector names the account: `/webhooks/{channel}/{tenant_id}/{account}`; without it, each of
-the tenant's accounts of that connector is tried. Whatever follows the account (or the tenant,
-when the next segment names no account) is the `path_tail` the connector authenticates with,
-e.g. a secret token. The connector checks the credentials and parses the body; the revision is
-built in `order_intake.revisions`, as for pulled orders.
+the tenant's accounts of that connector is tried. Whatever follows the account is the
+`path_tail` the connector authenticates with, e.g. a secret token. The connector checks the
+credentials and parses the body; the revision is built in `order_intake.revisions`, as for
+pulled orders.
 
 Every authenticated body is kept before the answer is sent (refused ones too, for inspection and
 replay), so an acknowledged webhook is never lost and a refused one can be found. An unknown
@@ -28,10 +28,8 @@ from libs.connectors.base.errors import ConnectorError, InvalidWebhook
 from libs.connectors.registry import Registry, UnknownConnector
 from libs.platform.tenants import Account, TenantDirectory
 from libs.platform.webhook_http import RefusedBody, json_error, json_errors_middleware, read_json_body
-from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
+from order_intake.revisions import RevisionBuilder
 from order_intake.storage.orders import Recorded, RevisionWriter
-
-__all__ = ["ORDERS_TOPIC", "WebhookHandler", "build_web_app"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,11 @@ class WebhookHandler:
     async def handle(self, request: web.Request) -> web.Response:
         tenant_id = request.match_info["tenant_id"]
         sender = self._authenticate(
-            request.match_info["channel"], tenant_id, request.match_info.get("tail", ""), request
+            request.match_info["channel"],
+            tenant_id,
+            request.match_info.get("account"),
+            request.match_info.get("tail", ""),
+            request,
         )
         if sender is None:
             log.warning("webhook refused: bad credentials", extra={"fields": {"tenant_id": tenant_id}})
@@ -101,7 +103,9 @@ class WebhookHandler:
             return _unavailable()
         return _answer(recorded, revision.detail)
 
-    def _authenticate(self, channel: str, tenant_id: str, tail: str, request: web.Request) -> _Sender | None:
+    def _authenticate(
+        self, channel: str, tenant_id: str, account: str | None, tail: str, request: web.Request
+    ) -> _Sender | None:
         """The account whose credentials the webhook carries, or None (unknown or wrong alike)."""
         try:
             connector = self._registry.channel(channel)
@@ -111,10 +115,8 @@ class WebhookHandler:
         if tenant is None or not connector.info.can(Capability.PUSH_ORDERS):
             return None
         candidates = tenant.accounts_of(channel)
-        first, _, rest = tail.partition("/")
-        named = next((a for a in candidates if a.name == first), None) if first else None
-        if named is not None:
-            candidates, tail = [named], rest
+        if account is not None:
+            candidates = [a for a in candidates if a.name == account]
         push = PushRequest(headers=request.headers, path_tail=tail)
         # Every candidate is checked (each in constant time), so timing tells nothing either.
         matches = [a for a in candidates if connector.authenticate_push(a.settings, push)]
@@ -154,5 +156,6 @@ def build_web_app(handler: WebhookHandler, middlewares) -> web.Application:
         middlewares=[*middlewares, json_errors_middleware], client_max_size=handler.limits.max_body_bytes
     )
     app.router.add_post("/webhooks/{channel}/{tenant_id}", handler.handle)
-    app.router.add_post("/webhooks/{channel}/{tenant_id}/{tail:.+}", handler.handle)
+    app.router.add_post("/webhooks/{channel}/{tenant_id}/{account}", handler.handle)
+    app.router.add_post("/webhooks/{channel}/{tenant_id}/{account}/{tail:.+}", handler.handle)
     return app

@@ -212,10 +212,9 @@ class PullScheduler:
             span.set_attribute("ordersync.tenant_id", key.tenant_id)
             try:
                 opened = await self._accounts.channel(key.tenant_id, key.account)
+                next_in, ack_error = await self._poll_pages(lease, opened)
             except AccountNotConfigured:
                 return  # removed by a reload since the claim; its lease expires, nobody claims it
-            try:
-                next_in, ack_error = await self._poll_pages(lease, opened)
             except LeaseLost:
                 log.warning("pull lease lost before commit", extra={"fields": _fields(key)})
                 return
