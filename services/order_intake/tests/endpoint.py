@@ -88,9 +88,11 @@ class Endpoint:
         return await self.http.post(self.url, content=body, headers=headers, auth=auth, **kw)
 
     async def receipt(self, receipt_id: int) -> asyncpg.Record:
-        return await self.pool.fetchrow(
+        row = await self.pool.fetchrow(
             "SELECT outcome, detail, body, order_id FROM webhook_receipts WHERE id = $1", receipt_id
         )
+        assert row is not None, f"no receipt {receipt_id}"
+        return row
 
     async def count(self, table: str) -> int:
         return await self.pool.fetchval(f"SELECT count(*) FROM {table}")

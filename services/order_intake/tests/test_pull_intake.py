@@ -110,7 +110,9 @@ async def setup(database: str, vendor: Vendor) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def cursor_row(pool: asyncpg.Pool) -> asyncpg.Record:
-    return await pool.fetchrow("SELECT * FROM pull_cursors WHERE tenant_id = $1 AND account = $2", TENANT, ACCOUNT)
+    row = await pool.fetchrow("SELECT * FROM pull_cursors WHERE tenant_id = $1 AND account = $2", TENANT, ACCOUNT)
+    assert row is not None, "the account has no pull cursor"
+    return row
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30.0) -> None:
@@ -126,9 +128,10 @@ def cursor_at(pool: asyncpg.Pool, cursor: str) -> Callable[[], Awaitable[bool]]:
     """At `cursor`, everything acknowledged, and the poll that got there finished."""
 
     async def check() -> bool:
-        row = await cursor_row(pool)
-        done = row is not None and row["lease_owner"] is None
-        return done and row["cursor"] == cursor and row["unacknowledged"] == "[]"
+        row = await pool.fetchrow("SELECT * FROM pull_cursors WHERE tenant_id = $1", TENANT)
+        if row is None:
+            return False
+        return row["lease_owner"] is None and row["cursor"] == cursor and row["unacknowledged"] == "[]"
 
     return check
 
@@ -163,14 +166,14 @@ async def test_two_replicas_poll_one_account_one_at_a_time_and_record_every_orde
         assert sorted(vendor.acked_tokens()) == sorted(tokens(20))
         row = await cursor_row(pool)
         assert (row["orders_pulled"], row["failures"], row["last_error"]) == (20, 0, "")
-        stored = await pool.fetchrow("SELECT order_proto FROM orders WHERE external_id = 'o-7'")
-        order = order_pb2.Order.FromString(stored["order_proto"])
+        stored = await pool.fetchval("SELECT order_proto FROM orders WHERE external_id = 'o-7'")
+        order = order_pb2.Order.FromString(stored)
         assert order.order_id == order_id_for(TENANT, CONNECTOR_ID, "o-7")  # the same id a webhook gets
         assert (order.channel, order.channel_account) == (CONNECTOR_ID, ACCOUNT)
         receipt = await pool.fetchrow(
             "SELECT source, account, body FROM webhook_receipts WHERE order_id = $1", order.order_id
         )
-        assert (receipt["source"], receipt["account"]) == ("pull", ACCOUNT)
+        assert receipt is not None and (receipt["source"], receipt["account"]) == ("pull", ACCOUNT)
         assert json.loads(receipt["body"])["externalId"] == "o-7"
 
 
@@ -263,7 +266,7 @@ async def test_a_failed_acknowledgement_is_shown_without_stopping_the_pull(datab
         async with replicas(database, tenants_file(vendor), "replica-a"):
 
             async def shown() -> bool:
-                row = await cursor_row(pool)
+                row = await pool.fetchrow("SELECT last_error FROM pull_cursors")
                 return row is not None and row["last_error"].startswith("acknowledge:")
 
             await eventually(shown, "the acknowledgement error is shown")
@@ -284,7 +287,7 @@ async def test_fetch_errors_back_off_exponentially_and_are_recorded(database):
         async with replicas(database, tenants_file(vendor), "replica-a"):
 
             async def failed_thrice() -> bool:
-                row = await cursor_row(pool)
+                row = await pool.fetchrow("SELECT failures FROM pull_cursors")
                 return row is not None and row["failures"] >= 3
 
             await eventually(failed_thrice, "three failed polls are counted")
@@ -316,7 +319,8 @@ async def test_orders_younger_than_the_import_delay_wait_and_the_cursor_stays_be
             assert row["cursor"] == ""  # not past the held order
             assert await pool.fetchval("SELECT count(*) FROM orders WHERE external_id = 'o-3'") == 0
             await eventually(cursor_at(pool, "3"), "the held order is taken once old enough")
-        outcomes = dict(await pool.fetch("SELECT outcome, count(*) FROM webhook_receipts GROUP BY outcome"))
+        rows = await pool.fetch("SELECT outcome, count(*) FROM webhook_receipts GROUP BY outcome")
+        outcomes = {r["outcome"]: r["count"] for r in rows}
         # The old orders were fetched again with the held one: duplicates of the same revisions.
         assert outcomes["accepted"] == 3 and outcomes["duplicate"] >= 2 and set(outcomes) == {"accepted", "duplicate"}
         assert set(vendor.acked_tokens()) == set(tokens(3))

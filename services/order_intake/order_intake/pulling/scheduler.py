@@ -272,8 +272,9 @@ class PullScheduler:
 
         async def move_cursor(conn: asyncpg.Connection, recorded: list[Recorded]) -> None:
             for index, parsed in ackable.items():
-                if recorded[index].outcome in _COMMITTED and recorded[index].order_id:
-                    result.to_acknowledge.append((PendingAck(recorded[index].order_id, parsed.ack_token), parsed))
+                order_id, outcome = recorded[index].order_id, recorded[index].outcome
+                if order_id and outcome in _COMMITTED:
+                    result.to_acknowledge.append((PendingAck(order_id, parsed.ack_token), parsed))
             taken = sum(1 for r in recorded if r.order_id and r.outcome in _NEW)
             pending = [ack for ack, _ in result.to_acknowledge] if connector.info.can(Capability.ACKNOWLEDGE) else []
             await pulls.advance(conn, key, self._owner, self._settings.lease_s, result.cursor, taken, pending)

@@ -42,7 +42,7 @@ class Revision:
     external_number: str = ""
     revision: str = ""
     order_proto: bytes | None = None
-    build_event: object = None  # Callable[[bool], OutgoingEvent]: called with first_revision
+    build_event: Callable[[bool], OutgoingEvent] | None = None  # called with first_revision
     trace_context: otel_context.Context | None = None
     account: str = ""
     source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
@@ -206,12 +206,16 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
 
 def _changes_nothing(item: Revision, latest: asyncpg.Record) -> bool:
     both_accepted = item.outcome_if_new == "accepted" and latest["status"] == "accepted"
-    return both_accepted and same_order_content(latest["order_proto"], item.order_proto)
+    return (
+        both_accepted and item.order_proto is not None and same_order_content(latest["order_proto"], item.order_proto)
+    )
 
 
 def _event_in_request_context(item: Revision, *, first_revision: bool) -> OutgoingEvent:
     # The event carries the trace of the webhook request that brought the revision, not the
     # writer task's, so one trace follows the order from webhook to writeback.
+    if item.build_event is None:
+        raise ValueError("an accepted revision must say how to build its event")
     token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
     try:
         return item.build_event(first_revision)
