@@ -22,6 +22,7 @@ class WantedState:
     shipment_proto: bytes
     traceparent: str
     provider: str
+    channel_account: str = ""  # the tenant's name for the channel account; '' on older events
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,11 @@ async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
         return
     await conn.execute(
         "INSERT INTO writebacks (order_id, tenant_id, channel, external_id, external_number, target_status,"
-        " shipment_proto, traceparent, provider, status)"
+        " shipment_proto, traceparent, provider, channel_account, status)"
         " SELECT *, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::bytea[], $8::text[], $9::text[])"
+        " $7::bytea[], $8::text[], $9::text[], $10::text[])"
         " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status, provider = EXCLUDED.provider,"
+        " channel_account = coalesce(nullif(EXCLUDED.channel_account, ''), writebacks.channel_account),"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
         " next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
@@ -80,7 +82,7 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
         "       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
         " WHERE w.order_id = due.order_id"
         " RETURNING w.order_id, w.tenant_id, w.channel, w.provider, w.external_id, w.external_number, w.target_status,"
-        " w.written_status, w.shipment_proto, w.attempts, w.customer_notified, w.traceparent",
+        " w.written_status, w.shipment_proto, w.attempts, w.customer_notified, w.traceparent, w.channel_account",
         limit,
         lease_s,
     )
