@@ -57,6 +57,7 @@ from ordersync.common.v1 import order_pb2
 from libs.connectors.base.contract import Capability, ChannelConnector, Ignored, OrderPage, ParsedOrder
 from libs.connectors.base.errors import ConnectorError, redact
 from libs.platform.accounts import AccountClients, AccountNotConfigured, OpenAccount
+from libs.platform.db import PgConnection
 from libs.platform.tenants import Account, TenantDirectory
 from libs.platform.worker import PollingWorker
 from order_intake.revisions import RevisionBuilder
@@ -267,10 +268,10 @@ class PullScheduler:
         # A held order keeps the cursor where it was, so the page is fetched again.
         result = _PageResult(cursor if held_for is not None else page.next_cursor, held_for)
 
-        async def fence(conn: asyncpg.Connection) -> None:
+        async def fence(conn: PgConnection) -> None:
             await pulls.hold(conn, key, self._owner)
 
-        async def move_cursor(conn: asyncpg.Connection, recorded: list[Recorded]) -> None:
+        async def move_cursor(conn: PgConnection, recorded: list[Recorded]) -> None:
             for index, parsed in ackable.items():
                 order_id, outcome = recorded[index].order_id, recorded[index].outcome
                 if order_id and outcome in _COMMITTED:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from opentelemetry import context as otel_context
 
+from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
 from libs.platform.webhook_http import storable_text
@@ -121,8 +122,8 @@ class RevisionWriter:
         self,
         items: Sequence[Revision],
         *,
-        before: Callable[[asyncpg.Connection], Awaitable[None]],
-        after: Callable[[asyncpg.Connection, list[Recorded]], Awaitable[None]],
+        before: Callable[[PgConnection], Awaitable[None]],
+        after: Callable[[PgConnection, list[Recorded]], Awaitable[None]],
     ) -> list[Recorded]:
         """Commit `items` in one transaction of their own, between `before(conn)` and
         `after(conn, results)`; an exception from either rolls everything back.
@@ -138,7 +139,7 @@ class RevisionWriter:
         return results
 
 
-async def _write_all(conn: asyncpg.Connection, batch: list[Revision]) -> list[Recorded]:
+async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded]:
     results, events = [], []
     for item in batch:
         # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
@@ -155,7 +156,7 @@ async def _write_all(conn: asyncpg.Connection, batch: list[Revision]) -> list[Re
     return results
 
 
-async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
+async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
     # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
     item.detail = storable_text(item.detail)
     receipt_id = await conn.fetchval(
@@ -224,12 +225,12 @@ def _event_in_request_context(item: Revision, *, first_revision: bool) -> Outgoi
             otel_context.detach(token)
 
 
-async def _mark(conn: asyncpg.Connection, receipt_id: int, outcome: str, item: Revision) -> Recorded:
+async def _mark(conn: PgConnection, receipt_id: int, outcome: str, item: Revision) -> Recorded:
     await conn.execute("UPDATE webhook_receipts SET outcome = $2 WHERE id = $1", receipt_id, outcome)
     return Recorded(outcome, receipt_id, item.order_id)
 
 
-async def _insert_order(conn: asyncpg.Connection, item: Revision) -> None:
+async def _insert_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "INSERT INTO orders (order_id, tenant_id, channel, external_id, external_number, latest_revision,"
         " status, status_reason, order_proto, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -246,7 +247,7 @@ async def _insert_order(conn: asyncpg.Connection, item: Revision) -> None:
     )
 
 
-async def _update_order(conn: asyncpg.Connection, item: Revision) -> None:
+async def _update_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "UPDATE orders SET latest_revision = $2, status = $3, status_reason = $4, order_proto = $5,"
         " external_number = $6, revision_count = revision_count + 1, updated_at = now()"
@@ -260,7 +261,7 @@ async def _update_order(conn: asyncpg.Connection, item: Revision) -> None:
     )
 
 
-async def _count_revision(conn: asyncpg.Connection, item: Revision) -> None:
+async def _count_revision(conn: PgConnection, item: Revision) -> None:
     await conn.execute("UPDATE orders SET revision_count = revision_count + 1 WHERE order_id = $1", item.order_id)
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from libs.platform.db import PgConnection
+
 
 class LeaseLost(Exception):
     """This replica no longer holds the account's lease; another one polls it now."""
@@ -111,7 +113,7 @@ async def renew(pool: asyncpg.Pool, key: AccountKey, owner: str, lease_s: float)
     return bool(renewed)
 
 
-async def hold(conn: asyncpg.Connection, key: AccountKey, owner: str) -> str:
+async def hold(conn: PgConnection, key: AccountKey, owner: str) -> str:
     """Inside a page's transaction: lock the row if this replica still holds the lease, and
     return the committed cursor; raise LeaseLost otherwise (the transaction then rolls back)."""
     cursor = await conn.fetchval(
@@ -127,7 +129,7 @@ async def hold(conn: asyncpg.Connection, key: AccountKey, owner: str) -> str:
 
 
 async def advance(
-    conn: asyncpg.Connection,
+    conn: PgConnection,
     key: AccountKey,
     owner: str,
     lease_s: float,
