@@ -55,9 +55,9 @@ ship_to_states = ["CA"]
 """
 
 
-def tenants(registry: Registry, extra_toml: str = "") -> TenantDirectory:
-    """Tenant `acme` with its Commerce7 store (and `extra_toml` appended), loaded from a file."""
-    folder = Path(tempfile.mkdtemp(prefix="intake-tenants-"))
+def tenants(registry: Registry, folder: Path, extra_toml: str = "") -> TenantDirectory:
+    """Tenant `acme` with its Commerce7 store (and `extra_toml` appended), loaded from a file
+    written, with its secrets, into `folder`."""
     (folder / "app-secret").write_text("app-secret")
     (folder / "webhook-password").write_text(PASSWORD)
     text = TENANTS_TOML.format(tenant=TENANT, slug=SLUG, user=USER, secrets=folder) + extra_toml
@@ -109,7 +109,8 @@ async def serve(
     writer = RevisionWriter(pool, max_batch=50)
     await writer.start()
     builder = RevisionBuilder(ORDERS_TOPIC, "order-intake", limits)
-    handler = WebhookHandler(tenants(registry, extra_toml), registry, writer, builder)
+    folder = tempfile.TemporaryDirectory(prefix="intake-tenants-")
+    handler = WebhookHandler(tenants(registry, Path(folder.name), extra_toml), registry, writer, builder)
     server = TestServer(build_web_app(handler, [tracing_middleware]), host="127.0.0.1")
     await server.start_server()
     try:
@@ -119,3 +120,4 @@ async def serve(
         await server.close()
         await writer.stop()
         await pool.close()
+        folder.cleanup()

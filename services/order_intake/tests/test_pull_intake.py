@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,8 +39,7 @@ KEY = AccountKey(TENANT, ACCOUNT)
 SETTINGS = PullSettings(lease_s=1.0, scan_s=0.05, max_pollers=4, backoff_base_s=0.2, backoff_max_s=1.0)
 
 
-def tenants_file(vendor: Vendor, *, poll_interval_s: float = 0.2, import_delay_s: float = 0.0) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="intake-pull-"))
+def tenants_file(folder: Path, vendor: Vendor, *, poll_interval_s: float = 0.2, import_delay_s: float = 0.0) -> Path:
     path = folder / "tenants.toml"
     path.write_text(
         f'[tenants.{TENANT}.accounts.{ACCOUNT}]\nconnector = "{CONNECTOR_ID}"\nbase_url = "{vendor.url}"\n'
@@ -151,11 +149,11 @@ def tokens(count: int) -> list[str]:
 # ---- replicas ------------------------------------------------------------------------------------
 
 
-async def test_two_replicas_poll_one_account_one_at_a_time_and_record_every_order_once(database):
+async def test_two_replicas_poll_one_account_one_at_a_time_and_record_every_order_once(database, tmp_path):
     vendor = Vendor(page_size=3)
     vendor.add_orders(20)
     async with setup(database, vendor) as pool:
-        async with replicas(database, tenants_file(vendor), "replica-a", "replica-b"):
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a", "replica-b"):
             await eventually(cursor_at(pool, "20"), "the cursor reaches the last record")
             polls_so_far = len(vendor.fetches)
             await eventually(lambda: _true(len(vendor.fetches) > polls_so_far + 4), "healthy polls go on")
@@ -205,11 +203,11 @@ async def test_a_replica_whose_lease_was_taken_over_cannot_commit_or_move_the_cu
         assert not await pulls.renew(pool, KEY, "replica-a", 30)
 
 
-async def test_a_replica_killed_mid_page_leaves_the_cursor_and_another_takes_over_after_the_lease(database):
+async def test_a_replica_killed_mid_page_leaves_the_cursor_and_another_takes_over_after_the_lease(database, tmp_path):
     vendor = Vendor(page_size=3)
     vendor.add_orders(9)
     async with setup(database, vendor) as pool:
-        tenants = tenants_file(vendor)
+        tenants = tenants_file(tmp_path, vendor)
         first = Replica("replica-a", database, tenants)
         first.connector.hang_after_fetch = True
         await first.start()
@@ -234,7 +232,7 @@ async def test_a_replica_killed_mid_page_leaves_the_cursor_and_another_takes_ove
 # ---- acknowledgements ----------------------------------------------------------------------------
 
 
-async def test_orders_are_acknowledged_only_after_their_commit_and_a_failed_ack_is_repeated(database):
+async def test_orders_are_acknowledged_only_after_their_commit_and_a_failed_ack_is_repeated(database, tmp_path):
     vendor = Vendor(page_size=3, fail_acks=1)
     vendor.add_orders(6)
     async with setup(database, vendor) as pool:
@@ -247,7 +245,7 @@ async def test_orders_are_acknowledged_only_after_their_commit_and_a_failed_ack_
             seen.append((acked, committed, json.loads((await cursor_row(pool))["unacknowledged"])))
 
         vendor.on_ack = look_at_the_database
-        async with replicas(database, tenants_file(vendor), "replica-a"):
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a"):
             await eventually(cursor_at(pool, "6"), "every order committed and acknowledged")
         assert all(committed == len(acked) for acked, committed, _ in seen)
         # The first page's acknowledgement failed; it was kept with the cursor and sent again.
@@ -259,11 +257,11 @@ async def test_orders_are_acknowledged_only_after_their_commit_and_a_failed_ack_
         assert (row["last_error"], row["failures"], row["unacknowledged"]) == ("", 0, "[]")
 
 
-async def test_a_failed_acknowledgement_is_shown_without_stopping_the_pull(database):
+async def test_a_failed_acknowledgement_is_shown_without_stopping_the_pull(database, tmp_path):
     vendor = Vendor(page_size=10, fail_acks=10**6)
     vendor.add_orders(4)
     async with setup(database, vendor) as pool:
-        async with replicas(database, tenants_file(vendor), "replica-a"):
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a"):
 
             async def shown() -> bool:
                 row = await pool.fetchrow("SELECT last_error FROM pull_cursors")
@@ -280,11 +278,11 @@ async def test_a_failed_acknowledgement_is_shown_without_stopping_the_pull(datab
 # ---- errors, import delay, dedupe -----------------------------------------------------------------
 
 
-async def test_fetch_errors_back_off_exponentially_and_are_recorded(database):
+async def test_fetch_errors_back_off_exponentially_and_are_recorded(database, tmp_path):
     vendor = Vendor(page_size=5, fail_fetches=10**6)
     vendor.add_orders(5)
     async with setup(database, vendor) as pool:
-        async with replicas(database, tenants_file(vendor), "replica-a"):
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a"):
 
             async def failed_thrice() -> bool:
                 row = await pool.fetchrow("SELECT failures FROM pull_cursors")
@@ -304,12 +302,14 @@ async def test_fetch_errors_back_off_exponentially_and_are_recorded(database):
         assert (row["failures"], row["last_error"], row["orders_pulled"]) == (0, "", 5)
 
 
-async def test_orders_younger_than_the_import_delay_wait_and_the_cursor_stays_before_them(database):
+async def test_orders_younger_than_the_import_delay_wait_and_the_cursor_stays_before_them(database, tmp_path):
     vendor = Vendor(page_size=10)
     vendor.add_orders(2, placed_at=time.time() - 3600)
     vendor.add_orders(1, placed_at=time.time() + 1.0, start=3)  # old enough in a second or two
     async with setup(database, vendor) as pool:
-        async with replicas(database, tenants_file(vendor, import_delay_s=1.0, poll_interval_s=30), "replica-a"):
+        async with replicas(
+            database, tenants_file(tmp_path, vendor, import_delay_s=1.0, poll_interval_s=30), "replica-a"
+        ):
 
             async def old_ones_in() -> bool:
                 return await pool.fetchval("SELECT count(*) FROM orders") == 2
@@ -326,13 +326,13 @@ async def test_orders_younger_than_the_import_delay_wait_and_the_cursor_stays_be
         assert set(vendor.acked_tokens()) == set(tokens(3))
 
 
-async def test_a_pulled_page_records_ignored_records_and_dedupes_like_webhooks(database):
+async def test_a_pulled_page_records_ignored_records_and_dedupes_like_webhooks(database, tmp_path):
     vendor = Vendor(page_size=10)
     vendor.add_orders(2)
     vendor.records.append({"id": "n-1", "kind": "note", "updated": "x"})
     vendor.records.append(dict(vendor.records[0]))  # the channel serves a revision again
     async with setup(database, vendor) as pool:
-        async with replicas(database, tenants_file(vendor), "replica-a"):
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a"):
             await eventually(cursor_at(pool, "4"), "the page is committed")
         outcomes = await pool.fetch("SELECT outcome FROM webhook_receipts ORDER BY id")
         assert [r["outcome"] for r in outcomes] == ["accepted", "accepted", "ignored", "duplicate"]

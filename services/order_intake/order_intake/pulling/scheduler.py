@@ -73,6 +73,7 @@ _tracer = trace.get_tracer(__name__)
 _COMMITTED = frozenset({"accepted", "invalid", "unchanged", "duplicate", "stale"})
 # Outcomes of a revision taken for the first time, counted in orders_pulled.
 _NEW = frozenset({"accepted", "invalid", "unchanged", "stale"})
+_ENSURE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class PullScheduler:
         self._worker = PollingWorker("intake-pull-scheduler", self._scan, idle_s=self._settings.scan_s)
         self._polls: dict[AccountKey, asyncio.Task] = {}
         self._known: frozenset[tuple[str, str, str]] = frozenset()
+        self._ensured_at = 0.0
 
     async def start(self) -> None:
         await self._worker.start()
@@ -157,9 +159,10 @@ class PullScheduler:
             if task.done():
                 del self._polls[key]
         configured = list(self._pulled_accounts())
-        if frozenset(configured) != self._known:
+        # Rows are made when the accounts change, and again now and then, for a deleted one.
+        if frozenset(configured) != self._known or time.monotonic() - self._ensured_at > _ENSURE_EVERY_S:
             await pulls.ensure_rows(self._pool, configured)
-            self._known = frozenset(configured)
+            self._known, self._ensured_at = frozenset(configured), time.monotonic()
         free = self._settings.max_pollers - len(self._polls)
         leases = await pulls.claim_due(self._pool, self._owner, self._settings.lease_s, free, configured)
         for lease in leases:
