@@ -189,3 +189,13 @@ async def orders_to_acknowledge(pool: asyncpg.Pool, order_ids: Sequence[str]) ->
     """The stored orders of pending acknowledgements, by id (to hand the connector again)."""
     rows = await pool.fetch("SELECT order_id, order_proto FROM orders WHERE order_id = ANY($1::text[])", order_ids)
     return {r["order_id"]: r["order_proto"] for r in rows}
+
+
+async def list_cursors(pool: asyncpg.Pool, tenant_id: str) -> list[asyncpg.Record]:
+    """A tenant's pull cursors, by account, for operators (the gRPC ListPullCursors)."""
+    return await pool.fetch(
+        "SELECT account, connector, cursor, lease_owner, lease_until, next_poll_at, failures, last_error,"
+        " last_polled_at, orders_pulled, jsonb_array_length(unacknowledged) AS unacknowledged_count"
+        " FROM pull_cursors WHERE tenant_id = $1 ORDER BY account",
+        tenant_id,
+    )
