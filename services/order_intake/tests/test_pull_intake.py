@@ -86,8 +86,10 @@ class Replica:
 
 
 @asynccontextmanager
-async def replicas(dsn: str, tenants: Path, *names: str) -> AsyncIterator[list[Replica]]:
-    started = [Replica(name, dsn, tenants) for name in names]
+async def replicas(
+    dsn: str, tenants: Path, *names: str, settings: PullSettings = SETTINGS
+) -> AsyncIterator[list[Replica]]:
+    started = [Replica(name, dsn, tenants, settings) for name in names]
     try:
         await asyncio.gather(*(r.start() for r in started))
         yield started
@@ -173,6 +175,18 @@ async def test_two_replicas_poll_one_account_one_at_a_time_and_record_every_orde
         )
         assert receipt is not None and (receipt["source"], receipt["account"]) == ("pull", ACCOUNT)
         assert json.loads(receipt["body"])["externalId"] == "o-7"
+
+
+async def test_a_lease_is_renewed_while_a_slow_page_is_fetched_so_nobody_takes_it_over(database, tmp_path):
+    vendor = Vendor(page_size=2, answer_delay_s=1.5)  # each fetch outlasts the lease twice over
+    vendor.add_orders(4)
+    short_lease = PullSettings(lease_s=0.6, scan_s=0.05, backoff_base_s=0.2, backoff_max_s=1.0)
+    async with setup(database, vendor) as pool:
+        async with replicas(database, tenants_file(tmp_path, vendor), "replica-a", "replica-b", settings=short_lease):
+            await eventually(cursor_at(pool, "4"), "both pages committed")
+        assert vendor.most_in_flight == 1
+        assert [f.after for f in vendor.fetches if f.after < 4] == [0, 2]
+        assert await recorded(pool) == {"webhook_receipts": 4, "order_revisions": 4, "orders": 4, "outbox": 4}
 
 
 async def test_a_replica_whose_lease_was_taken_over_cannot_commit_or_move_the_cursor(database):

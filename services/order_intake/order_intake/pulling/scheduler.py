@@ -164,7 +164,9 @@ class PullScheduler:
             await pulls.ensure_rows(self._pool, configured)
             self._known, self._ensured_at = frozenset(configured), time.monotonic()
         free = self._settings.max_pollers - len(self._polls)
-        leases = await pulls.claim_due(self._pool, self._owner, self._settings.lease_s, free, configured)
+        # Never a second poll of an account this replica still polls (its lease may have run out).
+        idle = [c for c in configured if AccountKey(c[0], c[1]) not in self._polls]
+        leases = await pulls.claim_due(self._pool, self._owner, self._settings.lease_s, free, idle)
         for lease in leases:
             self._polls[lease.key] = asyncio.create_task(
                 self._run_lease(lease), name=f"intake-pull {lease.key.tenant_id}/{lease.key.account}"
