@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -21,7 +22,7 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
-from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery
+from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.contract import Capability, ChannelUpdate, WritebackStep
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
@@ -150,6 +151,7 @@ class Writer:
                 wanted[row["tenant_id"]].add(query)
         answers: dict = {}
         for tenant_id, queries in wanted.items():
+            translated: Mapping[CodeQuery, Translation | CarrierMappingUnavailable]
             try:
                 translated = await self._carriers.translate_many(tenant_id, queries)
             except CarrierMappingUnavailable as exc:
