@@ -2,7 +2,7 @@
 
     python -m fulfillment_dispatch.cli --addr HOST:PORT --tenant acme show 1042
     python -m fulfillment_dispatch.cli --tenant acme list --status failed --since 24h
-    python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added in Vinoshipper"
+    python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added at the provider"
 
 The operator's bearer token is read from ORDERSYNC_ADMIN_TOKEN (another variable with
 --token-env, or a file with --token-file), never from the command line. Its caller, as the
@@ -38,8 +38,8 @@ STATUS_NAMES = {
 ACTIONS = {
     "retry": ("RetrySend", pb.RetrySendRequest, "send a Failed to Send order again"),
     "dont-send": ("DontSend", pb.DontSendRequest, "keep a Failed to Send order in the channel for good"),
-    "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at Vinoshipper (before refunding it)"),
-    "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from Vinoshipper now"),
+    "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at the provider (before refunding it)"),
+    "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from the provider now"),
 }
 _REFUSALS = {
     grpc.StatusCode.FAILED_PRECONDITION,
