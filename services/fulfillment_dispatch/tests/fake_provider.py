@@ -155,6 +155,11 @@ class World:
     vendor: FakeVendor
     registry: Registry
     accounts: AccountClients
+    tenant_accounts: dict[str, Account]
+
+    def add_account(self, name: str, connector: str, prefix: str) -> None:
+        """The tenant's file gains an account (as a reload would make it)."""
+        self.tenant_accounts[name] = Account(name, connector, FakeAccount(prefix))
 
 
 def world() -> World:
@@ -175,7 +180,7 @@ def world() -> World:
     }
     routes = (Route("west", channel="store", provider="batch", options={"warehouse": "W1"}),)
     directory = TenantDirectory({TENANT: Tenant(TENANT, accounts, routes)})
-    return World(vendor, registry, AccountClients(directory, registry, ClientResources(max_concurrency=4)))
+    return World(vendor, registry, AccountClients(directory, registry, ClientResources(max_concurrency=4)), accounts)
 
 
 def order(number: str, *, code: str = "03") -> order_pb2.Order:
