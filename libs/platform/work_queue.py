@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from libs.platform.activity import append_activity
 
@@ -100,7 +101,7 @@ class WorkQueue:
         """
         return await pool.fetch(self._claim_sql, limit, lease_s)
 
-    async def record(self, conn: asyncpg.Connection, results: Sequence[Any]) -> set[str]:
+    async def record(self, conn: asyncpg.Connection | PoolConnectionProxy, results: Sequence[Any]) -> set[str]:
         """Store results whose attempt still holds its row; return the keys stored.
 
         Each result has attributes named after the key, `tenant_id`, `attempt`, `status`,

@@ -188,7 +188,8 @@ class Sender:
         per_connector = self._per_connector.setdefault(
             connector.info.id, asyncio.Semaphore(connector.info.limits.concurrency)
         )
-        async with self._limit, per_connector:
+        # The connector's own slot first: a chunk waiting for it holds none of the shared ones.
+        async with per_connector, self._limit:
             with _span("dispatch order", [_trace_of(item.row) for item in chunk]) as span:
                 span.set_attribute("ordersync.order_id", chunk[0].order.order_id)
                 span.set_attribute("ordersync.dispatch.attempt", chunk[0].row["attempts"])

@@ -59,7 +59,7 @@ class ShipmentRecorder:
             if row is None:
                 return "unknown_order"
             status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
-            if not shipment_advanced(row["shipment_status"], status):
+            if shipment is None or not shipment_advanced(row["shipment_status"], status):
                 return "unchanged"
             description = _describe(shipment, label(self._registry, provider))
             await update_shipment(

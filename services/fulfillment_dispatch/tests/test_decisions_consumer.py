@@ -16,6 +16,7 @@ from fulfillment_dispatch.operator_actions import Operator, OperatorActions, Ord
 from fulfillment_dispatch.provider_words import status_title
 from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope
+from libs.platform.kafka import ConsumedEvent
 from libs.platform.testing import consumed
 from services.fulfillment_dispatch.tests.fake_provider import TENANT, order, recorder, world
 
@@ -49,7 +50,7 @@ def consumer(pool, hub, woken: list) -> RoutingDecidedConsumer:
     )
 
 
-def decided(number: str, offset: int, **decision) -> object:
+def decided(number: str, offset: int, **decision) -> ConsumedEvent:
     message = events_pb2.RoutingDecided(order=order(number), decision=routing_pb2.RoutingDecision(**decision))
     return consumed(TOPIC, message, aggregate_id=f"ord-{number}", tenant_id=TENANT, offset=offset)
 
