@@ -51,9 +51,11 @@ grpcurl: $(GRPCURL) ## install grpcurl into .tools/bin (for deploy/local/grpc-au
 lint-protos: $(BUF) ## buf lint (STANDARD + COMMENTS)
 	$(BUF) lint protos
 
-lint: venv lint-protos ## ruff and buf lint
+lint: venv protos lint-protos ## ruff, mypy and buf lint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	@# What mypy checks (libs and services, tests included) and how: [tool.mypy] in pyproject.toml.
+	$(PY) -m mypy
 
 infra-up: venv ## start local PostgreSQL and Kafka (KRaft) and create topics
 	bash deploy/local/infra.sh up

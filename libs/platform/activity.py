@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import asyncpg
-
-from libs.platform.db import check_schema_name
+from libs.platform.db import PgConnection, check_schema_name
 
 
-async def append_activity(conn: asyncpg.Connection, table: str, entries: Sequence[tuple[str, str, str, str]]) -> None:
+async def append_activity(conn: PgConnection, table: str, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) rows to `table` in one round trip."""
     if entries:
         await conn.execute(

@@ -28,6 +28,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import grpc
 
@@ -168,7 +169,7 @@ def _parse_caller(name: str, section: dict, service: str) -> tuple[str, Caller] 
     return token, Caller(name, frozenset(tenants), frozenset([READ, *roles, *([WRITE] if write else [])]))
 
 
-def _strings(value) -> bool:
+def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
 
 

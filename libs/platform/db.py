@@ -16,10 +16,17 @@ import logging
 import re
 import zlib
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
+
+# What a function that runs SQL on a caller's connection accepts: a pool's connection (a proxy,
+# what `pool.acquire()` yields) or one from `asyncpg.connect()`. asyncpg's type stubs give the two
+# no common base, so functions name both.
+PgConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

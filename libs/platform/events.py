@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from ordersync.common.v1 import event_pb2
 
 from libs.platform.telemetry import inject_headers
+
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def parse_envelope(value: bytes) -> event_pb2.EventEnvelope:
     return envelope
 
 
-def unpack(envelope: event_pb2.EventEnvelope, message_type: type[Message]) -> Message:
+def unpack(envelope: event_pb2.EventEnvelope, message_type: type[M]) -> M:
     """Return the envelope's payload as `message_type`; raise EnvelopeError on a mismatch."""
     payload = message_type()
     if not envelope.payload.Unpack(payload):

@@ -71,7 +71,7 @@ class HttpServer:
         await runner.setup()
         site = web.TCPSite(runner, self._host, self.port, backlog=1024)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the OS-assigned port when 0
+        self.port = runner.addresses[0][1]  # the OS-assigned port when 0
         self._runner = runner
         log.info("HTTP serving", extra={"fields": {"port": self.port}})
 

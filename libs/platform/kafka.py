@@ -19,6 +19,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import context as otel_context
 from ordersync.common.v1 import event_pb2
 
+from libs.platform.db import PgConnection
 from libs.platform.events import EnvelopeError, parse_envelope
 from libs.platform.outage import OutageLog
 from libs.platform.telemetry import extract_context
@@ -57,7 +58,7 @@ class ConsumedEvent:
 BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[None]]
 
 
-async def claim_new_events(conn: asyncpg.Connection, consumer_group: str, event_ids: Sequence[str]) -> set[str]:
+async def claim_new_events(conn: PgConnection, consumer_group: str, event_ids: Sequence[str]) -> set[str]:
     """Record `event_ids` as processed in the caller's transaction; return those not seen before.
 
     Call inside the transaction that applies the events, so "processed" and the effects commit
@@ -72,9 +73,7 @@ async def claim_new_events(conn: asyncpg.Connection, consumer_group: str, event_
     return {r["event_id"] for r in rows}
 
 
-async def claim_fresh(
-    conn: asyncpg.Connection, consumer_group: str, events: Sequence[ConsumedEvent]
-) -> list[ConsumedEvent]:
+async def claim_fresh(conn: PgConnection, consumer_group: str, events: Sequence[ConsumedEvent]) -> list[ConsumedEvent]:
     """Claim `events` (see claim_new_events) and return each one not processed before, once.
 
     A batch can hold the same event twice (a relay republished it), so duplicates inside the
@@ -230,7 +229,7 @@ def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
     return offsets
 
 
-async def keep_dead_letter(conn: asyncpg.Connection, consumer_group: str, event: ConsumedEvent, error: str) -> None:
+async def keep_dead_letter(conn: PgConnection, consumer_group: str, event: ConsumedEvent, error: str) -> None:
     """Keep an event the handler cannot use (wrong payload type) for inspection and replay."""
     log.error("event kept in dead_letters", extra={"fields": {"event_id": event.event_id, "error": error}})
     await conn.execute(

@@ -62,7 +62,7 @@ class OutageLog:
             self._last_logged = now
             self._log.error(
                 f"{self._what} still failing",
-                extra={"fields": {**self._fields, **self._duration(now), "error": repr(exc)}},
+                extra={"fields": {**self._fields, **self._duration(self._since, now), "error": repr(exc)}},
             )
 
     def recovered(self) -> None:
@@ -70,12 +70,13 @@ class OutageLog:
         if self._since is None:
             return
         self._log.warning(
-            f"{self._what} recovered", extra={"fields": {**self._fields, **self._duration(self._clock())}}
+            f"{self._what} recovered",
+            extra={"fields": {**self._fields, **self._duration(self._since, self._clock())}},
         )
         self._since, self._failures = None, 0
 
-    def _duration(self, now: float) -> dict:
-        return {"failures": self._failures, "failing_for_s": round(now - self._since, 1)}
+    def _duration(self, since: float, now: float) -> dict:
+        return {"failures": self._failures, "failing_for_s": round(now - since, 1)}
 
 
 class RepeatedRecordFilter(logging.Filter):
@@ -103,6 +104,6 @@ class RepeatedRecordFilter(logging.Filter):
             self._kinds[kind] = (last, held + 1)
             return False
         self._kinds[kind] = (now, 0)
-        if held:
+        if held and last is not None:  # held only counts lines after one let through at `last`
             record.msg = f"{record.msg} [{held} more like this in the last {now - last:.0f} s]"
         return True

@@ -30,7 +30,9 @@ from collections.abc import Sequence
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
+from asyncpg.pool import PoolConnectionProxy
 
+from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outage import OutageLog
 from libs.platform.topic_limits import TopicLimits, record_size
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 PERMANENT_ERRORS = (MessageSizeTooLargeError,)
 
 
-async def write_events(conn: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None:
+async def write_events(conn: PgConnection, events: Sequence[OutgoingEvent]) -> None:
     """Insert `events` into the outbox inside the caller's open transaction (one round trip)."""
     if not events:
         return
@@ -78,7 +80,7 @@ class OutboxRelay:
         self._idle_poll_s = idle_poll_s
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_conn: PoolConnectionProxy | None = None
         self._limits = TopicLimits(bootstrap, fields={"schema": schema})
         self._lock_key = zlib.crc32(f"ordersync-outbox:{schema}".encode())
         self.published = 0
@@ -208,7 +210,7 @@ class OutboxRelay:
             headers=_headers(row),
         )
 
-    async def _keep_dead_letters(self, conn: asyncpg.Connection, refused: list[tuple[asyncpg.Record, str]]) -> None:
+    async def _keep_dead_letters(self, conn: PgConnection, refused: list[tuple[asyncpg.Record, str]]) -> None:
         for row, error in refused:
             log.error(
                 "event refused by Kafka for good; kept in dead_letters",

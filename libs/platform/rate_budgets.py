@@ -21,6 +21,8 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.platform.db import PgConnection
+
 PoolSource = Callable[[], asyncpg.Pool]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -97,6 +99,7 @@ class SharedRateLimiter:
                 row = await conn.fetchrow(
                     "SELECT tokens, refreshed_at, now() AS now FROM rate_budgets WHERE key = $1 FOR UPDATE", key
                 )
+                assert row is not None, "_ensure inserted the key's row, and rows are never deleted"
                 tokens, refreshed_at = refill(
                     row["tokens"], row["refreshed_at"], row["now"], self.capacity, self.rate_per_second
                 )
@@ -111,7 +114,7 @@ class SharedRateLimiter:
         paused_s = max(0.0, (refreshed_at - row["now"]).total_seconds())
         return paused_s + (1.0 - tokens) / self.rate_per_second
 
-    async def _ensure(self, conn: asyncpg.Connection, key: str) -> None:
+    async def _ensure(self, conn: PgConnection, key: str) -> None:
         # A new key starts with a full bucket; the row then lives as long as the schema.
         if key not in self._known:
             await conn.execute(

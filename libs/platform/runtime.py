@@ -23,15 +23,22 @@ class PoolComponent:
 
     def __init__(self, settings: PlatformSettings):
         self._settings = settings
-        self.pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool; only while started (components built after this one use it)."""
+        if self._pool is None:
+            raise RuntimeError("the Postgres pool is not started")
+        return self._pool
 
     async def start(self) -> None:
-        if self.pool is None:
+        if self._pool is None:
             s = self._settings
-            self.pool = await create_pool(s.pg_dsn, s.db_schema, s.pg_pool_size)
+            self._pool = await create_pool(s.pg_dsn, s.db_schema, s.pg_pool_size)
 
     async def stop(self) -> None:
-        pool, self.pool = self.pool, None
+        pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,34 @@ async def run_until_signalled(group: ComponentGroup) -> None:
         log.info("service stopping")
 
 
-class LazyComponent:
+C = TypeVar("C", bound=Component)
+
+
+class LazyComponent(Generic[C]):
     """Builds its component on start(), once the components before it (a pool, say) are up."""
 
-    def __init__(self, factory):
+    def __init__(self, factory: Callable[[], C]):
         self._factory = factory
-        self.component = None
+        self._component: C | None = None
+
+    @property
+    def started(self) -> bool:
+        """True from start() until stop()."""
+        return self._component is not None
+
+    @property
+    def component(self) -> C:
+        """The built component; only while started."""
+        if self._component is None:
+            raise RuntimeError("component not started")
+        return self._component
 
     async def start(self) -> None:
-        if self.component is None:
-            self.component = self._factory()
-            await self.component.start()
+        if self._component is None:
+            self._component = self._factory()
+            await self._component.start()
 
     async def stop(self) -> None:
-        component, self.component = self.component, None
+        component, self._component = self._component, None
         if component is not None:
             await component.stop()

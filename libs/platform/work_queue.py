@@ -26,9 +26,9 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from libs.platform.activity import append_activity
+from libs.platform.db import PgConnection
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SQL_TYPE = re.compile(r"^[a-z][a-z ]*$")
@@ -101,7 +101,7 @@ class WorkQueue:
         """
         return await pool.fetch(self._claim_sql, limit, lease_s)
 
-    async def record(self, conn: asyncpg.Connection | PoolConnectionProxy, results: Sequence[Any]) -> set[str]:
+    async def record(self, conn: PgConnection, results: Sequence[Any]) -> set[str]:
         """Store results whose attempt still holds its row; return the keys stored.
 
         Each result has attributes named after the key, `tenant_id`, `attempt`, `status`,

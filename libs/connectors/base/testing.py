@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,18 @@ class RequestRecorder:
         assert self.requests, "no request was sent"
         return self.requests[-1]
 
-    def _handle(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        # Async, as MockTransport's handler type wants one kind; connectors' clients are async.
         self.requests.append(request)
         if not self._replies:
             raise AssertionError(f"unexpected request {request.method} {request.url.path}")
         reply = self._replies.popleft()
         if isinstance(reply, httpx.Response):
             return reply
-        if isinstance(reply, type) and issubclass(reply, httpx.TransportError):
+        if isinstance(reply, type):  # an httpx.TransportError class
             raise reply("simulated network failure", request=request)
-        return reply(request)
+        answer = reply(request)
+        return answer if isinstance(answer, httpx.Response) else await answer
 
 
 def json_response(status_code: int, body: Any = None, *, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -97,3 +100,35 @@ class FakeClock:
         self.now += max(0.0, seconds)
         # Yield like a real sleep so other tasks get to run.
         await asyncio.sleep(0)
+
+
+@dataclass(frozen=True)
+class ContractSamples:
+    """What the contract suite (libs/connectors/tests/test_contract.py) needs of one connector.
+
+    Every connector's `tests/contract_samples.py` defines `SAMPLES = ContractSamples(...)`.
+
+    Attributes:
+        account: an account section as in the tenants file; secrets as `env:NAME` references.
+        secrets: the values of those variables.
+        push_bodies: valid pushed orders (channels with PUSH_ORDERS), each for `account`.
+        push_headers / push_path_tail: what authenticates a push for `account`.
+        notice_bodies: valid notices (providers with PUSH_NOTICES).
+        notice_headers / notice_path_tail: what authenticates a notice for `account`.
+        order: a canonical order to number and submit (providers).
+    """
+
+    account: dict[str, Any]
+    secrets: dict[str, str] = field(default_factory=dict)
+    push_bodies: tuple[bytes, ...] = ()
+    push_headers: dict[str, str] = field(default_factory=dict)
+    push_path_tail: str = ""
+    notice_bodies: tuple[bytes, ...] = ()
+    notice_headers: dict[str, str] = field(default_factory=dict)
+    notice_path_tail: str = ""
+    order: Any = None  # order_pb2.Order
+
+
+def vendor_bytes(connector: str, name: str) -> bytes:
+    """The raw bytes of a vendor sample, for parsers that take a request body."""
+    return (_CONNECTORS_DIR / connector / "vendor" / name).read_bytes()

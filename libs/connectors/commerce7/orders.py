@@ -157,9 +157,9 @@ def _amounts(result: order_pb2.Order, order: schemas.Order, money: _Money) -> No
         (totals.tip, order.tipTotal, "tipTotal"),
         (totals.total, order.total, "total"),
     ):
-        amount = money(value, field_name) if value is not None else None
-        if amount is not None:
-            target.CopyFrom(amount)
+        converted = money(value, field_name) if value is not None else None
+        if converted is not None:
+            target.CopyFrom(converted)
     if order.promotions:
         discount = money(discount_total, "promotions")
         if discount is not None:
@@ -181,7 +181,7 @@ def validate_order(payload: Mapping[str, Any] | schemas.Order) -> schemas.Order:
         raise InvalidResponse(f"commerce7 payload is not an order: {describe_validation_error(exc)}") from exc
 
 
-def _order_type(order: schemas.Order, delivery: int) -> int:
+def _order_type(order: schemas.Order, delivery: order_pb2.DeliveryMethod) -> order_pb2.OrderType:
     # See README "Order type": refunds and exchanges are separate orders linked to the
     # original; a refund marker wins over an exchange marker.
     by_purchase = codes.PURCHASE_TYPE_ORDER_TYPES.get((order.purchaseType or "").strip().lower())
@@ -192,7 +192,7 @@ def _order_type(order: schemas.Order, delivery: int) -> int:
     return codes.SALE_ORDER_TYPES.get(delivery, order_pb2.ORDER_TYPE_UNSPECIFIED)
 
 
-def _linked_order_id(order: schemas.Order, order_type: int) -> str:
+def _linked_order_id(order: schemas.Order, order_type: order_pb2.OrderType) -> str:
     if order_type == order_pb2.ORDER_TYPE_REFUND:
         return order.refundOrderId or order.previousOrderId or ""
     if order_type == order_pb2.ORDER_TYPE_EXCHANGE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ UPS_RATES: tuple[UpsRate, ...] = (
 RATES_BY_CODE = MappingProxyType({rate.code: rate for rate in UPS_RATES})
 RATES_BY_SERVICE = MappingProxyType({rate.service: rate for rate in UPS_RATES})
 
-PRODUCT_ID_TYPE_SKU = "SKU"
+PRODUCT_ID_TYPE_SKU: Final = "SKU"  # Final: typed as the Literal the request model requires
 # `status` once a label exists; shipped/delivered/cancelled are read from timestamps.
 STATUS_FULFILLED = "FULFILLED"
 

@@ -58,6 +58,7 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None  # communicate() returns once the process has exited
     return process.returncode, output.decode()
 
 

@@ -46,7 +46,8 @@ def most_in_any_window(grants: list[float], window_s: float) -> int:
 
 async def test_two_replicas_together_keep_to_one_budget_and_both_make_progress(pools):
     first, second = limiter(pools[0]), limiter(pools[1])
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     until = time.monotonic() + RUN_S
     await asyncio.gather(send_for(first, "tenant", until, a), send_for(second, "tenant", until, b))
 

@@ -26,7 +26,13 @@ class CarrierMappingApp(ComponentGroup):
     find the port the OS assigned when ORDERSYNC_GRPC_PORT is 0.
     """
 
-    def __init__(self, pool: PoolComponent, health: HealthMonitor, codes: LazyComponent, grpc_server: LazyComponent):
+    def __init__(
+        self,
+        pool: PoolComponent,
+        health: HealthMonitor,
+        codes: LazyComponent[CodeTableSnapshot],
+        grpc_server: LazyComponent[GrpcServer],
+    ):
         super().__init__([pool, health, codes, grpc_server])
         self.codes = codes
         self.grpc_server = grpc_server
@@ -44,7 +50,7 @@ class CarrierMappingApp(ComponentGroup):
     async def stop(self) -> None:
         # End WatchChanges streams first: the server's graceful stop would otherwise wait its
         # whole grace period for streams that never end by themselves.
-        if self.codes.component is not None:
+        if self.codes.started:
             self.codes.component.feed.close()
         await super().stop()
 

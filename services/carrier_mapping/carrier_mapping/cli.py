@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import csv
 import io
 import os
@@ -131,7 +132,7 @@ class Cli:
         response = await self._call(self._stub.DeleteMapping, request)
         print(f"removed {system} code {code!r} of tenant {tenant_id!r} (version {response.version})", file=self._out)
 
-    async def import_rows(self, rows: list[pb.ImportRow]) -> None:
+    async def import_rows(self, rows: builtins.list[pb.ImportRow]) -> None:  # `list` is a method here
         response = await self._call(self._stub.ImportMappings, pb.ImportMappingsRequest(rows=rows))
         print(f"imported {len(rows)} row(s): {response.created} created, {response.updated} updated "
               f"(version {response.version})", file=self._out)  # fmt: skip

@@ -9,6 +9,7 @@ from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_p
 from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
+from libs.connectors.registry import default_registry
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -25,7 +26,8 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
     """Migrate the schema and return the service's components, in start order."""
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
-    tenants = TenantDirectory.load(platform.tenants_file)
+    registry = default_registry()
+    tenants = TenantDirectory.load(platform.tenants_file, registry)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)

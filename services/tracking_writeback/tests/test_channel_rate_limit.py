@@ -9,12 +9,14 @@ import pytest
 import pytest_asyncio
 
 from libs.connectors.base.errors import NotFound
+from libs.connectors.registry import default_registry
+from libs.platform.accounts import AccountClients
 from libs.platform.db import create_pool, migrate
 from libs.platform.tenants import TenantDirectory
 from tests.simulators import commerce7
 from tests.simulators.common import SimulatorServer
 from tracking_writeback.app import MIGRATIONS
-from tracking_writeback.channels import ChannelClients
+from tracking_writeback.channels import channel_accounts
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -36,7 +38,8 @@ async def tenants(channel, tmp_path: Path, monkeypatch) -> TenantDirectory:
     path = tmp_path / "tenants.toml"
     path.write_text(
         f"""
-[tenants.napa.commerce7]
+[tenants.napa.accounts.store]
+connector = "commerce7"
 tenant_slug = "napa"
 app_id = "app"
 app_secret = "env:C7_SECRET"
@@ -46,23 +49,23 @@ base_url = "{channel.base_url}/v1"
 rate_limit_per_minute = {LIMIT_PER_MINUTE}
 """
     )
-    return TenantDirectory.load(path)
+    return TenantDirectory.load(path, default_registry())
 
 
 @pytest_asyncio.fixture
 async def replicas(database, tenants):
-    """Two ChannelClients, each with its own pool, on one writeback schema: two replicas."""
+    """Two writebacks' channel accounts, each with its own pool, on one writeback schema: two replicas."""
     await migrate(database, "tracking_writeback", MIGRATIONS)
     pools = [await create_pool(database, "tracking_writeback", 2) for _ in range(2)]
-    clients = [ChannelClients(tenants, lambda pool=pool: pool) for pool in pools]
+    clients = [channel_accounts(tenants, default_registry(), lambda pool=pool: pool) for pool in pools]
     yield clients
     for clients_of_replica, pool in zip(clients, pools, strict=True):
         await clients_of_replica.stop()
         await pool.close()
 
 
-async def read_orders(replica: ChannelClients, answered: list[str]) -> None:
-    client = await replica.for_tenant("napa")
+async def read_orders(replica: AccountClients, answered: list[str]) -> None:
+    client = (await replica.channel("napa", "store")).client
     for number in range(CALLS_PER_REPLICA):
         with contextlib.suppress(NotFound):
             await client.get_order(f"missing-{number}")

@@ -13,17 +13,21 @@ from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-def update(status: int) -> events_pb2.ShipmentUpdated:
+def update(status: int, account: str = "store") -> events_pb2.ShipmentUpdated:
     return events_pb2.ShipmentUpdated(
         order_id="o1",
-        channel_ref=order_pb2.ChannelOrderRef(channel="commerce7", external_id="c7-1", external_number="1001"),
+        channel_ref=order_pb2.ChannelOrderRef(
+            channel="commerce7", external_id="c7-1", external_number="1001", account=account
+        ),
         provider="vinoshipper",
         shipment=shipment_pb2.Shipment(status=status, tracking_numbers=["1Z1"]),
     )
 
 
-def event(status: int, offset: int):
-    return consumed("dispatch.shipments.v1", update(status), aggregate_id="o1", tenant_id="acme", offset=offset)
+def event(status: int, offset: int, account: str = "store"):
+    return consumed(
+        "dispatch.shipments.v1", update(status, account), aggregate_id="o1", tenant_id="acme", offset=offset
+    )
 
 
 @pytest_asyncio.fixture
@@ -48,3 +52,11 @@ async def test_a_label_alone_is_not_written_to_the_channel(pool):
     consumer = ShipmentUpdatedConsumer(pool, group="writeback", on_wanted=lambda: None)
     await consumer.handle([event(shipment_pb2.SHIPMENT_STATUS_FULFILLED, 0)])
     assert await pool.fetchval("SELECT count(*) FROM writebacks") == 0
+
+
+async def test_the_channel_account_is_kept_and_not_forgotten_by_a_report_naming_none(pool):
+    consumer = ShipmentUpdatedConsumer(pool, group="writeback", on_wanted=lambda: None)
+    await consumer.handle([event(shipment_pb2.SHIPMENT_STATUS_SHIPPED, 0)])
+    await consumer.handle([event(shipment_pb2.SHIPMENT_STATUS_DELIVERED, 1, account="")])
+    row = await pool.fetchrow("SELECT target_status, channel_account FROM writebacks WHERE order_id = 'o1'")
+    assert (row["target_status"], row["channel_account"]) == ("delivered", "store")

@@ -1,18 +1,19 @@
 """Writeback's pure plan: which channel updates bring the order to the provider's state."""
 
-from tracking_writeback.domain.writeback import Step, plan, supersedes, wanted
+from libs.connectors.base.contract import WritebackStep
+from tracking_writeback.domain.writeback import plan, supersedes, wanted
 
 
 def test_shipped_writes_one_fulfilment():
-    assert plan("", "shipped") == [Step.SHIP]
+    assert plan("", "shipped") == [WritebackStep.SHIP]
 
 
 def test_delivery_after_shipment_only_marks_delivered():
-    assert plan("shipped", "delivered") == [Step.DELIVER]
+    assert plan("shipped", "delivered") == [WritebackStep.DELIVER]
 
 
 def test_delivery_reported_before_shipment_was_written_still_writes_the_shipment_first():
-    assert plan("", "delivered") == [Step.SHIP, Step.DELIVER]
+    assert plan("", "delivered") == [WritebackStep.SHIP, WritebackStep.DELIVER]
 
 
 def test_nothing_to_do_when_already_written():
@@ -20,7 +21,7 @@ def test_nothing_to_do_when_already_written():
 
 
 def test_void_is_written_once():
-    assert plan("", "cancelled") == [Step.VOID]
+    assert plan("", "cancelled") == [WritebackStep.VOID]
     assert plan("cancelled", "cancelled") == []
 
 

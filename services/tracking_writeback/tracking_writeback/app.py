@@ -1,5 +1,5 @@
-"""Tracking writeback wiring: schema, pool, producer and relay, channel clients, the shipments
-consumer, the writer worker and gRPC."""
+"""Tracking writeback wiring: schema, pool, producer and relay, channel account clients, the
+shipments consumer, the writer worker and gRPC."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.connectors.registry import default_registry
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -17,7 +18,7 @@ from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
 from tracking_writeback.api.grpc import TrackingWritebackServicer
-from tracking_writeback.channels import ChannelClients
+from tracking_writeback.channels import channel_accounts
 from tracking_writeback.config import WritebackSettings
 from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
 from tracking_writeback.writer import WRITEBACKS_TOPIC, Writer
@@ -30,11 +31,12 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     """Migrate the schema and return the service's components, in start order."""
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
-    tenants = TenantDirectory.load(platform.tenants_file)
+    registry = default_registry()
+    tenants = TenantDirectory.load(platform.tenants_file, registry)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
-    channels = ChannelClients(tenants, lambda: pool.pool)
+    channels = channel_accounts(tenants, registry, lambda: pool.pool)
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )

@@ -1,9 +1,11 @@
 """The writer: brings each order's channel record to the state the provider reported.
 
-Commerce7 takes no idempotency key, so before posting a shipped fulfilment the writer reads the
-order and skips the post when a fulfilment with the same tracking numbers is already there (a
-retry after a lost response, or a crash before recording). Commerce7 allows 100 requests a
-minute per tenant; the tenant's client paces itself and backs off on 429.
+Each leased row is written through the order's channel account: the plan (domain/writeback.py)
+gives the steps from what was written to what is wanted, carrier mapping spells the shipment's
+carrier as the channel does, and the account's channel connector applies the steps
+(`write_back`), which it must make safe to repeat (a retry after a lost response, or a crash
+before recording, writes nothing twice). The account's client paces itself by the channel's
+limit, a budget shared by every replica (channels.py).
 """
 
 from __future__ import annotations
@@ -14,22 +16,18 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import grpc
 from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery
+from libs.connectors.base.contract import Capability, ChannelUpdate, WritebackStep
 from libs.connectors.base.errors import ConnectorError
-from libs.connectors.commerce7.fulfillments import (
-    build_delivered_update,
-    build_shipped_fulfillment,
-    build_voided_update,
-    order_has_fulfillment_with_tracking,
-)
+from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
-from tracking_writeback.channels import ChannelClients
-from tracking_writeback.domain.writeback import Step, plan
+from tracking_writeback.domain.writeback import plan
 from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
 
 log = logging.getLogger(__name__)
@@ -43,13 +41,17 @@ _PROTO_STATUS = {
 }
 
 
+class TakesNoWriteback(LookupError):
+    """The order's channel connector does not declare Capability.WRITE_BACK: nothing to retry."""
+
+
 class Writer:
     """One pass = lease due orders, write each to its channel, record outcomes with their events."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        channels: ChannelClients,
+        channels: AccountClients,
         carriers: CarrierMappingClient,
         *,
         topic: str,
@@ -108,26 +110,32 @@ class Writer:
         )
 
     async def _apply(self, row, carriers: dict) -> bool:
+        """Write the row's plan through its channel account; True when the customer was told.
+
+        Raises LookupError (AccountNotConfigured, UnknownConnector, TakesNoWriteback) when there
+        is no account to write through, ConnectorError from the channel, CarrierMappingUnavailable.
+        """
+        # Rows from before accounts had names carry '' and resolve to the tenant's only
+        # account of the row's channel connector.
+        account = await self._channels.channel(row["tenant_id"], row["channel_account"], row["channel"])
+        info = account.connector.info
+        if info.id != row["channel"]:  # the account was re-pointed: its ids mean nothing there
+            raise AccountNotConfigured(
+                f"channel account {account.account.name!r} is now a {info.label} account;"
+                f" the order came from {row['channel']}"
+            )
+        if not info.can(Capability.WRITE_BACK):
+            raise TakesNoWriteback(
+                f"{info.label} (channel account {account.account.name!r}) takes no writebacks;"
+                " the shipment state stays at the provider"
+            )
+        steps = plan(row["written_status"], row["target_status"])
+        if not steps:
+            return False
         shipment = _shipment_of(row)
-        client = await self._channels.for_tenant(row["tenant_id"])
-        # Read the order first: Commerce7 takes no idempotency key, so what is already there
-        # decides what to write, and metaData updates must keep the keys other apps wrote.
-        order = await client.get_order(row["external_id"])
-        meta_data = order.get("metaData") or {}
-        notified = False
-        for step in plan(row["written_status"], row["target_status"]):
-            if step is Step.SHIP:
-                carrier = _carrier_for(carriers, row, shipment)
-                notified = await _write_shipped(client, order, row["external_id"], shipment, carrier)
-            elif step is Step.DELIVER:
-                await client.update_order(
-                    row["external_id"], build_delivered_update(shipment, existing_meta_data=meta_data)
-                )
-            else:
-                await client.update_order(
-                    row["external_id"], build_voided_update(shipment, existing_meta_data=meta_data)
-                )
-        return notified
+        carrier = _carrier_for(carriers, row, shipment) if WritebackStep.SHIP in steps else None
+        update = ChannelUpdate(row["external_id"], row["external_number"], steps, shipment, carrier)
+        return await account.connector.write_back(account.client, account.settings, update)
 
     async def _channel_carriers(self, rows) -> dict:
         """The channel's spelling of each shipment's carrier, one carrier-mapping call per tenant.
@@ -146,6 +154,12 @@ class Writer:
                 translated = await self._carriers.translate_many(tenant_id, queries)
             except CarrierMappingUnavailable as exc:
                 translated = dict.fromkeys(queries, exc)
+            except grpc.aio.AioRpcError as exc:
+                # A refusal (a token not granted this tenant, a bad query) is kept as the
+                # tenant's writes' reason and retried like the sender does, not left to abort
+                # the whole pass with nothing recorded.
+                refused = CarrierMappingUnavailable(f"carrier mapping answered {exc.code().name}: {exc.details()}")
+                translated = dict.fromkeys(queries, refused)
             answers.update({(tenant_id, query): answer for query, answer in translated.items()})
         return answers
 
@@ -175,7 +189,10 @@ class Writer:
         message = events_pb2.ChannelUpdated(
             order_id=row["order_id"],
             channel_ref=order_pb2.ChannelOrderRef(
-                channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+                channel=row["channel"],
+                external_id=row["external_id"],
+                external_number=row["external_number"],
+                account=row["channel_account"],
             ),
             status=_PROTO_STATUS[row["target_status"]],
             tracking_numbers=list(shipment.tracking_numbers),
@@ -205,14 +222,3 @@ def _carrier_for(carriers: dict, row, shipment: shipment_pb2.Shipment) -> str | 
     if isinstance(answer, CarrierMappingUnavailable):
         raise answer
     return answer.carrier if answer is not None and answer.found else None
-
-
-async def _write_shipped(
-    client, order: dict, external_id: str, shipment: shipment_pb2.Shipment, carrier: str | None
-) -> bool:
-    """Post the shipped fulfilment unless the order already has it; return True if the customer is e-mailed."""
-    if order_has_fulfillment_with_tracking(order, list(shipment.tracking_numbers)):
-        return False
-    body = build_shipped_fulfillment(shipment, notify_customer=True, carrier=carrier)
-    await client.create_fulfillment_all(external_id, body)
-    return True

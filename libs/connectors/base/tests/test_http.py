@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from libs.connectors.base.errors import InvalidRequest, InvalidResponse, RateLimited, Timeout, Unavailable
 from libs.connectors.base.http import HttpTransport, RetryPolicy, json_body
@@ -225,6 +225,7 @@ async def test_operation_and_retry_count_are_recorded_on_the_current_span() -> N
         with tracer.start_as_current_span("caller") as span:
             await http.request("GET", "/things", operation="list_things")
             assert trace.get_current_span() is span
+    assert isinstance(span, ReadableSpan)  # the SDK's spans keep their attributes
     attributes = dict(span.attributes or {})
     assert attributes["ordersync.connector.operation"] == "list_things"
     assert attributes["ordersync.connector.name"] == "acme"

@@ -263,6 +263,7 @@ async def test_by_default_a_tenant_bursts_ten_calls_then_is_paced_at_its_rate() 
     from libs.connectors.commerce7.settings import Commerce7Settings
 
     c7 = Commerce7Client(Commerce7Settings(tenant_id="t", app_id="a", app_secret="s", rate_limit_per_minute=100))
+    assert isinstance(c7.rate_limiter, KeyedRateLimiter)
     bucket = c7.rate_limiter.bucket("t")
     assert bucket.capacity == 10
     assert bucket.rate_per_second == pytest.approx(100 / 60)

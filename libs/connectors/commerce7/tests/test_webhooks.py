@@ -143,4 +143,6 @@ def test_a_body_no_store_can_keep_is_refused_naming_where(body: bytes, message: 
 
 def test_an_emoji_written_as_a_surrogate_pair_is_fine() -> None:
     body = encode(envelope()).replace(b'"Jane"', b'"Jane \\ud83c\\udf77"', 1)
-    assert parse_webhook(body).payload.shipTo.firstName == "Jane \U0001f377"
+    ship_to = parse_webhook(body).payload.shipTo
+    assert ship_to is not None
+    assert ship_to.firstName == "Jane \U0001f377"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import NoReturn
 
 import grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
@@ -26,6 +27,7 @@ from carrier_mapping.storage.mappings import (
     encode_page_token,
 )
 from libs.platform.auth import Caller, CallerDirectory, GrpcAccess, PermissionDenied, Unauthenticated, token_of
+from libs.platform.grpc_server import abort
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ MAX_PAGE = 1_000
 # at the next chunk instead of finishing work nobody will read.
 _CHUNK = 1_000
 _OK = pb.TRANSLATION_STATUS_OK
-_STATUS = {NoMapping: pb.TRANSLATION_STATUS_NOT_FOUND}
+_STATUS: dict[type[TranslationError], pb.TranslationStatus] = {NoMapping: pb.TRANSLATION_STATUS_NOT_FOUND}
 _INVALID = pb.TRANSLATION_STATUS_INVALID_ARGUMENT
 
 
@@ -231,7 +233,7 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
         try:
             return self._callers.find(token_of(context))
         except Unauthenticated as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
 
     async def _writable_code(self, context, tenant_id: str, mapping: pb.Mapping) -> ServiceCode:
         caller = await self._caller_or_abort(context)
@@ -267,8 +269,8 @@ async def _abort_if_expired(context) -> None:
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed; the rest of the work was dropped")
 
 
-async def _invalid(context, message: str) -> None:
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+async def _invalid(context, message: str) -> NoReturn:
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 async def _page_size(context, requested: int) -> int:

@@ -105,11 +105,11 @@ def _first_clash(item: ImportLine, seen_code: dict, seen_spelling: dict, seen_ca
         if key in seen_spelling and seen_spelling[key] != line:
             return f"spelling {spelling!r} is also on line {seen_spelling[key]}"
         seen_spelling[key] = line
-    key = (*owner, code.canonical_carrier, code.canonical_service)
-    if key in seen_canonical:
+    canonical = (*owner, code.canonical_carrier, code.canonical_service)
+    if canonical in seen_canonical:
         target = code.canonical_service or f"carrier {code.canonical_carrier}"
-        return f"{target} is also mapped on line {seen_canonical[key]}"
-    seen_canonical[key] = line
+        return f"{target} is also mapped on line {seen_canonical[canonical]}"
+    seen_canonical[canonical] = line
     return ""
 
 

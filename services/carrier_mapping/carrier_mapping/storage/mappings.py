@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from collections.abc import Sequence
 
@@ -142,7 +143,7 @@ class MappingStore:
         more = len(rows) > page_size
         return codes, encode_page_token(codes[-1].system, codes[-1].code) if more else ""
 
-    async def _systems(self, conn) -> list[str]:
+    async def _systems(self, conn) -> builtins.list[str]:  # `list` is a method here
         return [row["system"] for row in await conn.fetch(_SYSTEMS)]
 
     async def _announce(self, conn, tenants: Sequence[str]) -> int:

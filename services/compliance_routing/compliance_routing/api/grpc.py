@@ -39,6 +39,9 @@ class ComplianceRoutingServicer(pb_grpc.ComplianceRoutingServiceServicer):
             provider=row["provider"],
             reason_code=row["reason_code"],
             reason=row["reason"],
+            route=row["route"],
+            rule=row["rule"],
+            provider_account=row["provider_account"],
         )
         decision.decided_time.FromDatetime(row["decided_at"])
         return pb.GetRoutingDecisionResponse(decision=decision)

@@ -11,12 +11,12 @@ from ordersync.common.v1 import order_pb2
 from ordersync.compliance.v1 import events_pb2, routing_pb2
 from ordersync.intake.v1 import events_pb2 as intake_events
 
-from compliance_routing.domain.routing import Decision, Kind, Outcome, RoutingInput, decide
+from compliance_routing.domain.routing import Decision, Kind, Outcome, RouteRules, RoutingInput, decide
 from compliance_routing.storage.decisions import DecisionRow, decided_order_ids, insert_decisions
 from libs.platform.events import EnvelopeError, OutgoingEvent, new_event, unpack
 from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from libs.platform.outbox import write_events
-from libs.platform.tenants import TenantDirectory
+from libs.platform.tenants import Tenant, TenantDirectory
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -85,6 +85,8 @@ class OrderAcceptedConsumer:
             span.set_attribute("ordersync.order_id", order.order_id)
             span.set_attribute("ordersync.routing.outcome", decision.outcome.value)
             span.set_attribute("ordersync.routing.reason_code", decision.reason_code)
+            span.set_attribute("ordersync.routing.route", decision.route)
+            span.set_attribute("ordersync.routing.rule", decision.rule)
             message = events_pb2.RoutingDecided(order=order, decision=_decision_proto(decision))
             outgoing = new_event(
                 self._topic, message, aggregate_id=order.order_id, tenant_id=order.tenant_id, producer=self._producer
@@ -97,18 +99,55 @@ class OrderAcceptedConsumer:
             decision.reason_code,
             decision.reason,
             order.revision,
+            decision.route,
+            decision.rule,
+            decision.provider_account,
         )
         return row, outgoing
 
     def _facts(self, order: order_pb2.Order) -> RoutingInput:
         tenant = self._tenants.get(order.tenant_id)
         kind = _KIND_BY_TYPE.get(order.order_type) or _KIND_BY_DELIVERY.get(order.delivery_method, Kind.SHIPPING)
+        channel_account = _channel_account(tenant, order)
         return RoutingInput(
             kind=kind,
             ship_to_state=order.ship_to.administrative_area,
-            chosen_states=tenant.chosen_states if tenant else frozenset(),
-            provider="vinoshipper" if tenant and tenant.vinoshipper else None,
+            ship_to_country=order.ship_to.region_code,
+            channel_account=channel_account,
+            routes=_route_rules(tenant, channel_account),
         )
+
+
+def _channel_account(tenant: Tenant | None, order: order_pb2.Order) -> str:
+    """The order's channel account; orders accepted before accounts had names carry only the
+    channel's connector id, which names the account when the tenant has just one of it (the
+    rule libs.platform.accounts applies to stored records)."""
+    if order.channel_account or tenant is None:
+        return order.channel_account
+    candidates = tenant.accounts_of(order.channel)
+    return candidates[0].name if len(candidates) == 1 else ""
+
+
+def _route_rules(tenant: Tenant | None, channel_account: str) -> list[RouteRules]:
+    """The tenant's routes from `channel_account`, in order, with each provider's connector id."""
+    if tenant is None or not channel_account:
+        return []
+    rules = []
+    for route in tenant.routes_from(channel_account):
+        provider = tenant.account(route.provider)
+        if provider is None:  # the tenants file refuses such routes; never route to nowhere
+            continue
+        rules.append(
+            RouteRules(
+                name=route.name,
+                provider=provider.connector,
+                provider_account=provider.name,
+                order_kinds=route.order_kinds,
+                ship_to_states=route.ship_to_states,
+                ship_to_countries=route.ship_to_countries,
+            )
+        )
+    return rules
 
 
 def _decision_proto(decision: Decision) -> routing_pb2.RoutingDecision:
@@ -117,6 +156,9 @@ def _decision_proto(decision: Decision) -> routing_pb2.RoutingDecision:
         provider=decision.provider,
         reason_code=decision.reason_code,
         reason=decision.reason,
+        route=decision.route,
+        rule=decision.rule,
+        provider_account=decision.provider_account,
     )
     proto.decided_time.GetCurrentTime()
     return proto

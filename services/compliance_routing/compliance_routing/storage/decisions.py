@@ -17,6 +17,9 @@ class DecisionRow:
     reason_code: str
     reason: str
     revision: str
+    route: str = ""  # the route that decided, '' when none did
+    rule: str = ""  # the rule that decided, e.g. "ship_to_states"
+    provider_account: str = ""
 
 
 async def decided_order_ids(conn: asyncpg.Connection, order_ids: Sequence[str]) -> set[str]:
@@ -30,8 +33,10 @@ async def insert_decisions(conn: asyncpg.Connection, rows: Sequence[DecisionRow]
     if not rows:
         return set()
     inserted = await conn.fetch(
-        "INSERT INTO decisions (order_id, tenant_id, outcome, provider, reason_code, reason, revision)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
+        "INSERT INTO decisions (order_id, tenant_id, outcome, provider, reason_code, reason, revision, route, rule,"
+        " provider_account)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+        " $8::text[], $9::text[], $10::text[])"
         " ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
         *[[getattr(r, column) for r in rows] for column in DecisionRow.__dataclass_fields__],
     )
@@ -41,7 +46,7 @@ async def insert_decisions(conn: asyncpg.Connection, rows: Sequence[DecisionRow]
 async def get_decision(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
     """Return the decision for one order of `tenant_id`, or None."""
     return await pool.fetchrow(
-        "SELECT outcome, provider, reason_code, reason, decided_at FROM decisions"
+        "SELECT outcome, provider, reason_code, reason, route, rule, provider_account, decided_at FROM decisions"
         " WHERE tenant_id = $1 AND order_id = $2",
         tenant_id,
         order_id,

@@ -64,4 +64,5 @@ def _wanted_state(event: ConsumedEvent, update: events_pb2.ShipmentUpdated, repo
         shipment_proto=update.shipment.SerializeToString(),
         traceparent=carrier.get("traceparent", ""),
         provider=update.provider,
+        channel_account=update.channel_ref.account,
     )

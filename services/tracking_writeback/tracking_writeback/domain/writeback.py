@@ -1,18 +1,14 @@
-"""Writeback plan: which channel updates bring it from what was written to what is wanted. Pure."""
+"""Writeback plan: which channel updates bring it from what was written to what is wanted. Pure.
+
+The steps are the connector contract's WritebackStep: the channel connector turns each into its
+vendor's requests.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from libs.connectors.base.contract import WritebackStep
 
 _RANK = {"": 0, "shipped": 1, "delivered": 2, "cancelled": 3}
-
-
-class Step(Enum):
-    """One update to the channel."""
-
-    SHIP = "ship"  # a shipped fulfilment with tracking; the channel e-mails the customer
-    DELIVER = "deliver"  # mark the order delivered
-    VOID = "void"  # show that the provider voided the order
 
 
 def wanted(reported: str) -> bool:
@@ -25,17 +21,17 @@ def supersedes(reported: str, target: str) -> bool:
     return _RANK.get(reported, 0) > _RANK.get(target, 0)
 
 
-def plan(written: str, target: str) -> list[Step]:
+def plan(written: str, target: str) -> list[WritebackStep]:
     """Return the steps from `written` to `target`, in order.
 
     A delivery reported before its shipment was written (a lost update) still writes the
     shipment first, so the customer gets their tracking e-mail.
     """
     if target == "cancelled":
-        return [] if written == "cancelled" else [Step.VOID]
+        return [] if written == "cancelled" else [WritebackStep.VOID]
     steps = []
     if _RANK.get(written, 0) < _RANK["shipped"] <= _RANK.get(target, 0):
-        steps.append(Step.SHIP)
+        steps.append(WritebackStep.SHIP)
     if _RANK.get(written, 0) < _RANK["delivered"] <= _RANK.get(target, 0):
-        steps.append(Step.DELIVER)
+        steps.append(WritebackStep.DELIVER)
     return steps

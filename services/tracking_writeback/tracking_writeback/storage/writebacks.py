@@ -23,6 +23,7 @@ class WantedState:
     shipment_proto: bytes
     traceparent: str
     provider: str
+    channel_account: str = ""  # the tenant's name for the channel account; '' on older events
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
         return
     await conn.execute(
         "INSERT INTO writebacks (order_id, tenant_id, channel, external_id, external_number, target_status,"
-        " shipment_proto, traceparent, provider, status)"
+        " shipment_proto, traceparent, provider, channel_account, status)"
         " SELECT *, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::bytea[], $8::text[], $9::text[])"
+        " $7::bytea[], $8::text[], $9::text[], $10::text[])"
         " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status, provider = EXCLUDED.provider,"
+        " channel_account = coalesce(nullif(EXCLUDED.channel_account, ''), writebacks.channel_account),"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
         " next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
@@ -87,6 +89,7 @@ WRITE_QUEUE = WorkQueue(
             "shipment_proto",
             "customer_notified",
             "traceparent",
+            "channel_account",
         ),
         results={"written_status": "text", "reason": "text", "customer_notified": "bool"},
         stored=("written_status", "reason"),
