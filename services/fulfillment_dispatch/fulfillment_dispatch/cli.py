@@ -32,8 +32,9 @@ from libs.platform.config import ConfigError, grpc_client_tls_from_env
 from libs.platform.grpc_server import channel_credentials
 
 DEFAULT_ADDR = "127.0.0.1:50053"
+# "--status retry-wait" -> "SYNC_STATUS_RETRY_WAIT"; the request takes the enum by its name.
 STATUS_NAMES = {
-    name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): value for name, value in pb.SyncStatus.items() if value
+    name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): name for name, value in pb.SyncStatus.items() if value
 }
 ACTIONS = {
     "retry": ("RetrySend", pb.RetrySendRequest, "send a Failed to Send order again"),

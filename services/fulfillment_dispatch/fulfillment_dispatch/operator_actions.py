@@ -29,6 +29,7 @@ from libs.connectors.base.contract import Capability
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.registry import Registry
 from libs.platform.accounts import AccountClients
+from libs.platform.db import PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class OperatorActions:
         self._recorder = recorder
         self._on_requeued = on_requeued
 
-    async def find(self, selector: OrderSelector, conn: asyncpg.Connection | None = None) -> asyncpg.Record:
+    async def find(self, selector: OrderSelector, conn: PgConnection | None = None) -> asyncpg.Record:
         """Return the tenant's order (locked when read on `conn`); raise OrderNotFound."""
         row = await find_dispatch(
             conn or self._pool,
@@ -104,7 +105,7 @@ class OperatorActions:
         raises LookupError when its provider account is still not configured.
         """
 
-        async def requeue(conn: asyncpg.Connection, row) -> None:
+        async def requeue(conn: PgConnection, row) -> None:
             number = "" if row["provider_order_number"] else await self._number(conn, row)
             await mark_for_retry(conn, row["order_id"], number)
 
@@ -163,7 +164,7 @@ class OperatorActions:
         assert self._accounts is not None, "provider actions need the accounts"
         return await self._accounts.provider(row["tenant_id"], row["provider_account"], row["provider"])
 
-    async def _number(self, conn: asyncpg.Connection, row) -> str:
+    async def _number(self, conn: PgConnection, row) -> str:
         """The provider order number of an order that never had one; raises LookupError or
         ActionRefused when it still cannot be numbered."""
         assert self._accounts is not None, "provider actions need the accounts"

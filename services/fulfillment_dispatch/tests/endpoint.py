@@ -94,13 +94,13 @@ async def place_at_vinoshipper(sim_url: str, *numbers: str) -> None:
 
 @contextlib.asynccontextmanager
 async def serve(admin_dsn: str) -> AsyncIterator[Endpoint]:
-    producer = {
-        "producer_id": TENANT,
-        "api_key": KEY,
-        "api_secret": SECRET,
-        "products": ["CAB-2019-750", "CHARD-2021-750"],
-        "licensed_states": ["CA"],
-    }
+    producer = vinoshipper.VinoshipperProducer(
+        producer_id=TENANT,
+        api_key=KEY,
+        api_secret=SECRET,
+        products=["CAB-2019-750", "CHARD-2021-750"],
+        licensed_states=["CA"],
+    )
     config = vinoshipper.VinoshipperConfig(producers=[producer])
     async with fresh_database(admin_dsn) as dsn, SimulatorServer(vinoshipper.create_app(config)) as sim:
         await migrate(dsn, "fulfillment_dispatch", MIGRATIONS)

@@ -38,6 +38,7 @@ from fulfillment_dispatch.provider_words import status_title
 from fulfillment_dispatch.storage.dispatches import activity_of, list_dispatches
 from libs.connectors.registry import Registry
 from libs.platform.auth import OPERATOR, GrpcAccess
+from libs.platform.grpc_server import abort
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -204,4 +205,4 @@ async def _page_position(token: str, tenant_id: str, context) -> int | None:
             return before_seq
     except (ValueError, KeyError, TypeError):
         pass
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned for this tenant")
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned for this tenant")

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from libs.platform.activity import append_activity
+from libs.platform.db import PgConnection
 from libs.platform.work_queue import QueueTable, WorkQueue
 
 
@@ -63,7 +64,7 @@ class AttemptResult:
     check_after: timedelta | None = None  # a sent order's first read-back, set by record_results
 
 
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list[str]:
+async def enqueue(conn: PgConnection, rows: Sequence[NewDispatch]) -> list[str]:
     """Queue orders for sending (status 'sending'); return the ids that were not queued before."""
     if not rows:
         return []
@@ -81,12 +82,12 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list
     return [r["order_id"] for r in inserted]
 
 
-async def record_not_required(conn: asyncpg.Connection, rows: Sequence[NotRequired]) -> list[str]:
+async def record_not_required(conn: PgConnection, rows: Sequence[NotRequired]) -> list[str]:
     """Record orders that are not sent (status 'not_required', with routing's reason), once each."""
     return await _record_unsent(conn, rows, "not_required", "not_required")
 
 
-async def record_unsendable(conn: asyncpg.Connection, rows: Sequence[NotRequired]) -> list[str]:
+async def record_unsendable(conn: PgConnection, rows: Sequence[NotRequired]) -> list[str]:
     """Record routed orders that cannot be queued (status 'failed', with why), once each.
 
     An operator's Retry queues one again once its provider account is configured.
@@ -94,7 +95,7 @@ async def record_unsendable(conn: asyncpg.Connection, rows: Sequence[NotRequired
     return await _record_unsent(conn, rows, "failed", "not_queued")
 
 
-async def _record_unsent(conn: asyncpg.Connection, rows: Sequence[NotRequired], status: str, kind: str) -> list[str]:
+async def _record_unsent(conn: PgConnection, rows: Sequence[NotRequired], status: str, kind: str) -> list[str]:
     if not rows:
         return []
     inserted = await conn.fetch(
@@ -155,7 +156,7 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
 
 
 async def record_results(
-    conn: asyncpg.Connection, results: Sequence[AttemptResult], *, first_check_after: timedelta | None
+    conn: PgConnection, results: Sequence[AttemptResult], *, first_check_after: timedelta | None
 ) -> set[str]:
     """Store attempt outcomes, release their leases and log them; return the order ids stored.
 
@@ -169,13 +170,13 @@ async def record_results(
     return await SEND_QUEUE.record(conn, [replace(r, check_after=first_check_after) for r in results])
 
 
-async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
+async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) entries to the activity log."""
     await append_activity(conn, "dispatch_activity", entries)
 
 
 async def add_operator_activity(
-    conn: asyncpg.Connection, order_id: str, tenant_id: str, kind: str, actor: str, message: str
+    conn: PgConnection, order_id: str, tenant_id: str, kind: str, actor: str, message: str
 ) -> None:
     """Append an operator's action (who, what, why) to the activity log."""
     await conn.execute(
@@ -189,7 +190,7 @@ async def add_operator_activity(
 
 
 async def lock_by_provider_number(
-    conn: asyncpg.Connection, tenant_id: str, provider: str, provider_order_number: str
+    conn: PgConnection, tenant_id: str, provider: str, provider_order_number: str
 ) -> asyncpg.Record | None:
     """Return and lock the tenant's dispatch with this provider order number, or None."""
     return await conn.fetchrow(
@@ -203,7 +204,7 @@ async def lock_by_provider_number(
 
 
 async def update_shipment(
-    conn: asyncpg.Connection,
+    conn: PgConnection,
     order_id: str,
     status: str,
     shipment_proto: bytes,
@@ -283,7 +284,7 @@ async def get_dispatch(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asy
 
 
 async def find_dispatch(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, order_id: str, external_number: str, *, lock: bool = False
+    conn: PgConnection | asyncpg.Pool, tenant_id: str, order_id: str, external_number: str, *, lock: bool = False
 ) -> asyncpg.Record | None:
     """Return the tenant's dispatch by order id or else by channel order number; lock it if asked."""
     column, value = ("order_id", order_id) if order_id else ("external_number", external_number)
@@ -335,7 +336,7 @@ async def activity_of(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> list
     )
 
 
-async def mark_for_retry(conn: asyncpg.Connection, order_id: str, provider_order_number: str = "") -> None:
+async def mark_for_retry(conn: PgConnection, order_id: str, provider_order_number: str = "") -> None:
     """Queue a failed order again with a fresh retry budget (attempts keep counting, for fencing).
 
     `provider_order_number` is set for an order that never had one (it could not be queued).
@@ -349,12 +350,12 @@ async def mark_for_retry(conn: asyncpg.Connection, order_id: str, provider_order
     )
 
 
-async def order_proto_of(conn: asyncpg.Connection, order_id: str) -> bytes:
+async def order_proto_of(conn: PgConnection, order_id: str) -> bytes:
     """The order as it was routed."""
     return await conn.fetchval("SELECT order_proto FROM dispatches WHERE order_id = $1", order_id)
 
 
-async def mark_dont_send(conn: asyncpg.Connection, order_id: str, reason: str) -> None:
+async def mark_dont_send(conn: PgConnection, order_id: str, reason: str) -> None:
     """Keep a failed order in the channel for good."""
     await conn.execute(
         "UPDATE dispatches SET status = 'not_required', reason_code = 'DONT_SEND', reason = $2, updated_at = now()"

@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from libs.platform.activity import append_activity
+from libs.platform.db import PgConnection
 from libs.platform.work_queue import QueueTable, WorkQueue
 
 
@@ -108,7 +109,7 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     return await WRITE_QUEUE.claim(pool, limit, lease_s)
 
 
-async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult]) -> set[str]:
+async def record_results(conn: PgConnection, results: Sequence[WriteResult]) -> set[str]:
     """Store write outcomes and release leases; return the order ids stored.
 
     A result counts only while its attempt still holds the lease (a late one is dropped). A newer
