@@ -9,6 +9,8 @@ channel number: see `FakeVendor.answer`.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +26,9 @@ from libs.connectors.base.contract import (
     ConnectorInfo,
     Limits,
     Notice,
+    NoticeHead,
     ProviderConnector,
+    PushRequest,
     Role,
     SecretResolver,
     Submission,
@@ -32,7 +36,7 @@ from libs.connectors.base.contract import (
     Submitted,
     provider_titles,
 )
-from libs.connectors.base.errors import Rejected, Unavailable
+from libs.connectors.base.errors import InvalidWebhook, Rejected, Unavailable
 from libs.connectors.registry import Registry
 from libs.platform.accounts import AccountClients
 from libs.platform.tenants import Account, Route, Tenant, TenantDirectory
@@ -41,6 +45,7 @@ TENANT = "acme"
 REFUSED = "refuse"  # an order number the vendor refuses for good
 BUSY = "busy"  # ... answers "try again later" for
 DOWN = "down"  # ... fails the whole call for
+NOTICE_TOKEN = "notice-s3cret"  # the 'notices' account's header token
 
 
 class UnknownProduct(Rejected):
@@ -50,6 +55,7 @@ class UnknownProduct(Rejected):
 @dataclass(frozen=True)
 class FakeAccount:
     prefix: str
+    notice_token: str = ""  # what the vendor's notices carry in X-Notice-Token
 
 
 @dataclass
@@ -101,9 +107,12 @@ class FakeProvider(ProviderConnector):
         batch_size: int = 3,
         can_cancel: bool = True,
         needs_service_code: bool = False,
+        push_notices: bool = False,
     ):
         label = connector_id.capitalize()
-        capabilities = {Capability.SUBMIT, Capability.READ_BACK} | ({Capability.CANCEL} if can_cancel else set())
+        capabilities = {Capability.SUBMIT, Capability.READ_BACK}
+        capabilities |= {Capability.CANCEL} if can_cancel else set()
+        capabilities |= {Capability.PUSH_NOTICES} if push_notices else set()
         self.info = ConnectorInfo(
             id=connector_id,
             label=label,
@@ -141,6 +150,25 @@ class FakeProvider(ProviderConnector):
         shipment = client.vendor.orders.get(order_number)
         return None if shipment is None else Notice(order_number, shipment, "read back")
 
+    # Notices authenticated by a header, with the news in the body: {"order": ..., "tracking": ...}.
+    def authenticate_notice(self, settings: FakeAccount, request: PushRequest) -> bool:
+        token = request.headers.get("X-Notice-Token", "")
+        return bool(settings.notice_token) and hmac.compare_digest(token.encode(), settings.notice_token.encode())
+
+    def parse_notice(self, body: bytes) -> NoticeHead:
+        try:
+            news = json.loads(body)
+            number = news["order"]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidWebhook("not a notice") from None
+        if "tracking" not in news:
+            return NoticeHead(number, "PING", ignored_reason="no news", keep=False)
+        return NoticeHead(number, "SHIPPED", reference=str(news["tracking"]))
+
+    async def resolve_notice(self, client: FakeClient, settings: FakeAccount, head: NoticeHead) -> Notice:
+        shipment = shipment_pb2.Shipment(status=shipment_pb2.SHIPMENT_STATUS_SHIPPED, tracking_numbers=[head.reference])
+        return Notice(head.order_number, shipment, head.event)
+
     async def cancel(self, client: FakeClient, settings: FakeAccount, order_number: str, reason: str) -> None:
         client.vendor.cancelled.append(order_number)
         client.vendor.orders[order_number] = shipment_pb2.Shipment(
@@ -164,19 +192,22 @@ class World:
 
 def world() -> World:
     """Tenant acme: account 'batch' (batchship, 3 a call), 'codes' (codeship, needs service codes),
-    'nocancel' (stuckship, cannot cancel), and a route to 'batch' with options."""
+    'nocancel' (stuckship, cannot cancel), 'notices' (noticeship, pushes notices authenticated
+    by a header), and a route to 'batch' with options."""
     vendor = FakeVendor()
     registry = Registry(
         [
             FakeProvider("batchship", vendor),
             FakeProvider("codeship", vendor, needs_service_code=True),
             FakeProvider("stuckship", vendor, batch_size=1, can_cancel=False),
+            FakeProvider("noticeship", vendor, push_notices=True),
         ]
     )
     accounts = {
         "batch": Account("batch", "batchship", FakeAccount("B")),
         "codes": Account("codes", "codeship", FakeAccount("C")),
         "nocancel": Account("nocancel", "stuckship", FakeAccount("S")),
+        "notices": Account("notices", "noticeship", FakeAccount("N", notice_token=NOTICE_TOKEN)),
     }
     routes = (Route("west", channel="store", provider="batch", options={"warehouse": "W1"}),)
     directory = TenantDirectory({TENANT: Tenant(TENANT, accounts, routes)})
@@ -198,7 +229,7 @@ def order(number: str, *, code: str = "03") -> order_pb2.Order:
 
 async def queue(pool, *numbers: str, account: str = "batch", provider: str = "batchship", route: str = "") -> None:
     """Queue orders as the decisions consumer does, numbered by the account's prefix."""
-    prefix = {"batch": "B", "codes": "C", "nocancel": "S"}.get(account, "X")
+    prefix = {"batch": "B", "codes": "C", "nocancel": "S", "notices": "N"}.get(account, "X")
     rows = [
         NewDispatch(
             order_id=f"ord-{n}",
