@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import grpc
@@ -28,6 +28,7 @@ from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
+from libs.platform.work_queue import retry_delay
 from tracking_writeback.domain.writeback import plan
 from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
 
@@ -170,8 +171,7 @@ class Writer:
         retryable = retryable or (isinstance(exc, ConnectorError) and exc.retryable)
         attempts = row["attempts"]
         if retryable and attempts < self._max_attempts:
-            delay = timedelta(seconds=min(300.0, 2.0 * 2 ** (attempts - 1)))
-            status, when = "retry_wait", datetime.now(UTC) + delay
+            status, when = "retry_wait", datetime.now(UTC) + retry_delay(attempts)
         else:
             status, when = "failed", None
         return WriteResult(

@@ -40,7 +40,7 @@ class WriteResult:
     attempt: int  # the attempt this result belongs to (fences out stale lease holders)
 
 
-async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, str]:
+async def load_targets(conn: PgConnection, order_ids: Sequence[str]) -> dict[str, str]:
     """Return the wanted state of each known order, locked for this transaction."""
     rows = await conn.fetch(
         "SELECT order_id, target_status FROM writebacks WHERE order_id = ANY($1::text[])"
@@ -50,7 +50,7 @@ async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> di
     return {r["order_id"]: r["target_status"] for r in rows}
 
 
-async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
+async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
     """Insert or advance the wanted state of orders and queue them for writing.
 
     `attempts` is left alone: it fences the result of a write that may be in flight, which then
@@ -119,7 +119,7 @@ async def record_results(conn: PgConnection, results: Sequence[WriteResult]) -> 
     return await WRITE_QUEUE.record(conn, results)
 
 
-async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
+async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) entries to the activity log."""
     await append_activity(conn, "writeback_activity", entries)
 
