@@ -146,7 +146,9 @@ class PushRequest:
     """An incoming webhook as a connector needs it to authenticate: headers and path parts."""
 
     headers: Mapping[str, str]
-    path_tail: str = ""  # what follows /webhooks/{connector}/{tenant}/, e.g. a secret token
+    # What follows /webhooks/{connector}/{tenant}/ (and the account, where the URL names one),
+    # e.g. a secret token.
+    path_tail: str = ""
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""Fulfillment dispatch wiring: schema, pool, producer and relay, provider clients, carrier
-mapping, the decisions consumer, the sender and status-check workers, the provider webhook
-listener, and gRPC (the dispatch read API and the operators' admin API)."""
+"""Fulfillment dispatch wiring: schema, pool, producer and relay, the connector registry and the
+tenants' provider accounts, carrier mapping, the decisions consumer, the sender and status-check
+workers, the provider webhook listener, and gRPC (the dispatch read API and the operators' admin
+API)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grp
 from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
-from fulfillment_dispatch.api.webhooks import VinoshipperWebhookHandler, build_web_app
+from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.operator_actions import OperatorActions
-from fulfillment_dispatch.providers import ProviderClients
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.connectors.base.contract import ClientResources
+from libs.connectors.registry import default_registry
+from libs.platform.accounts import AccountClients
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -40,11 +43,12 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     """Migrate the schema and return the service's components, in start order."""
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
-    tenants = TenantDirectory.load(platform.tenants_file)
+    registry = default_registry()
+    tenants = TenantDirectory.load(platform.tenants_file, registry)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
-    providers = ProviderClients(tenants, max_concurrency=settings.provider_concurrency)
+    accounts = AccountClients(tenants, registry, ClientResources(max_concurrency=settings.provider_concurrency))
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )
@@ -54,7 +58,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "dispatch-sender",
             Sender(
                 pool.pool,
-                providers,
+                accounts,
                 carriers,
                 topic=platform.topic(ORDERS_TOPIC),
                 producer=platform.service_name,
@@ -71,14 +75,16 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
 
     def recorder() -> ShipmentRecorder:
         topic = platform.topic(SHIPMENTS_TOPIC)
-        return ShipmentRecorder(pool.pool, topic=topic, producer=platform.service_name, check_after=first_check)
+        return ShipmentRecorder(
+            pool.pool, registry, topic=topic, producer=platform.service_name, check_after=first_check
+        )
 
     status_checker = LazyComponent(
         lambda: PollingWorker(
             "dispatch-status-checks",
             StatusChecker(
                 pool.pool,
-                providers,
+                accounts,
                 recorder(),
                 batch=settings.claim_batch,
                 base_s=settings.status_check_s,
@@ -90,12 +96,17 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
 
     def consumer() -> BatchConsumer:
         handler = RoutingDecidedConsumer(
-            pool.pool, tenants, group=platform.consumer_group, on_queued=lambda: sender.component.wake()
+            pool.pool,
+            accounts,
+            group=platform.consumer_group,
+            on_queued=lambda: sender.component.wake(),
+            topic=platform.topic(ORDERS_TOPIC),
+            producer=platform.service_name,
         )
         return service_consumer(platform, DECISIONS_TOPIC, handler.handle, pool.pool)
 
     def http_server() -> HttpServer:
-        handler = VinoshipperWebhookHandler(pool.pool, tenants, providers, recorder())
+        handler = ProviderWebhookHandler(pool.pool, accounts, recorder())
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
@@ -106,12 +117,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "FulfillmentDispatchService",
             FulfillmentDispatchServicer(pool.pool, access),
         )
-        actions = OperatorActions(pool.pool, providers, recorder(), on_requeued=lambda: sender.component.wake())
+        actions = OperatorActions(
+            pool.pool, accounts, recorder(), registry=registry, on_requeued=lambda: sender.component.wake()
+        )
         admin = bind(
             order_admin_service_pb2,
             order_admin_service_pb2_grpc,
             "OrderAdminService",
-            OrderAdminServicer(pool.pool, actions, peers, access),
+            OrderAdminServicer(pool.pool, actions, peers, access, registry=registry),
         )
         return GrpcServer([reads, admin], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
@@ -123,7 +136,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             health,
             Housekeeper(pool),
             watcher,
-            providers,
+            accounts,
             carriers,
             peers,
             sender,

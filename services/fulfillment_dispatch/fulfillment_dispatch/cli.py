@@ -2,7 +2,7 @@
 
     python -m fulfillment_dispatch.cli --addr HOST:PORT --tenant acme show 1042
     python -m fulfillment_dispatch.cli --tenant acme list --status failed --since 24h
-    python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added in Vinoshipper"
+    python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added at the provider"
 
 The operator's bearer token is read from ORDERSYNC_ADMIN_TOKEN (another variable with
 --token-env, or a file with --token-file), never from the command line. Its caller, as the
@@ -32,14 +32,15 @@ from libs.platform.config import ConfigError, grpc_client_tls_from_env
 from libs.platform.grpc_server import channel_credentials
 
 DEFAULT_ADDR = "127.0.0.1:50053"
+# "--status retry-wait" -> "SYNC_STATUS_RETRY_WAIT"; the request takes the enum by its name.
 STATUS_NAMES = {
-    name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): value for name, value in pb.SyncStatus.items() if value
+    name.removeprefix("SYNC_STATUS_").lower().replace("_", "-"): name for name, value in pb.SyncStatus.items() if value
 }
 ACTIONS = {
     "retry": ("RetrySend", pb.RetrySendRequest, "send a Failed to Send order again"),
     "dont-send": ("DontSend", pb.DontSendRequest, "keep a Failed to Send order in the channel for good"),
-    "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at Vinoshipper (before refunding it)"),
-    "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from Vinoshipper now"),
+    "void": ("VoidSync", pb.VoidSyncRequest, "cancel a sent order at the provider (before refunding it)"),
+    "check": ("CheckFulfillment", pb.CheckFulfillmentRequest, "read the order's fulfilment from the provider now"),
 }
 _REFUSALS = {
     grpc.StatusCode.FAILED_PRECONDITION,

@@ -12,19 +12,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+from ordersync.common.v1 import order_pb2
 
-from fulfillment_dispatch.domain.actions import Action, OrderState, check_allowed
-from fulfillment_dispatch.domain.dispatch import Status
-from fulfillment_dispatch.providers import ProviderClients
+from fulfillment_dispatch.domain.actions import Action, ActionRefused, OrderState, check_allowed
+from fulfillment_dispatch.provider_words import label, order_state
 from fulfillment_dispatch.shipments import ShipmentRecorder
-from fulfillment_dispatch.status_checks import check_at_provider
+from fulfillment_dispatch.status_checks import CannotReadBack, check_at_provider
 from fulfillment_dispatch.storage.dispatches import (
     add_operator_activity,
     find_dispatch,
     mark_dont_send,
     mark_for_retry,
+    order_proto_of,
 )
+from libs.connectors.base.contract import Capability
 from libs.connectors.base.errors import ConnectorError
+from libs.connectors.registry import Registry
+from libs.platform.accounts import AccountClients
+from libs.platform.db import PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +73,19 @@ class OperatorActions:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        providers: ProviderClients,
-        recorder: ShipmentRecorder,
+        accounts: AccountClients | None,
+        recorder: ShipmentRecorder | None,
         *,
+        registry: Registry,
         on_requeued: Callable[[], None],
     ):
         self._pool = pool
-        self._providers = providers
+        self._accounts = accounts
+        self._registry = registry
         self._recorder = recorder
         self._on_requeued = on_requeued
 
-    async def find(self, selector: OrderSelector, conn: asyncpg.Connection | None = None) -> asyncpg.Record:
+    async def find(self, selector: OrderSelector, conn: PgConnection | None = None) -> asyncpg.Record:
         """Return the tenant's order (locked when read on `conn`); raise OrderNotFound."""
         row = await find_dispatch(
             conn or self._pool,
@@ -92,8 +99,17 @@ class OperatorActions:
         return row
 
     async def retry(self, selector: OrderSelector, operator: Operator) -> asyncpg.Record:
-        """Queue a Failed to Send order again; it is read back from Vinoshipper before any new post."""
-        row = await self._transition(selector, Action.RETRY, operator, mark_for_retry)
+        """Queue a Failed to Send order again; it is read back from the provider before any new post.
+
+        An order that could not be queued (no provider order number yet) is numbered now;
+        raises LookupError when its provider account is still not configured.
+        """
+
+        async def requeue(conn: PgConnection, row) -> None:
+            number = "" if row["provider_order_number"] else await self._number(conn, row)
+            await mark_for_retry(conn, row["order_id"], number)
+
+        row = await self._transition(selector, Action.RETRY, operator, requeue)
         self._on_requeued()
         return row
 
@@ -101,51 +117,83 @@ class OperatorActions:
         """Keep a Failed to Send order in the channel for good, as Not Required to Send."""
         reason = f"Don't Send by {operator.name}: {operator.reason}"
         return await self._transition(
-            selector, Action.DONT_SEND, operator, lambda conn, order_id: mark_dont_send(conn, order_id, reason)
+            selector, Action.DONT_SEND, operator, lambda conn, row: mark_dont_send(conn, row["order_id"], reason)
         )
 
     async def void(self, selector: OrderSelector, operator: Operator) -> asyncpg.Record:
-        """Cancel a sent order at Vinoshipper; it becomes Voided in Vinoshipper and the channel is told."""
+        """Cancel a sent order at its provider; it becomes Voided and the channel is told.
+
+        Refused (ActionRefused) for a provider that cannot cancel (no Capability.CANCEL).
+        """
         row = await self.find(selector)
-        check_allowed(Action.VOID, _state(row))
-        await self._log(row, Action.VOID, operator, f"Void Sync requested: {operator.reason}")
-        client = await self._providers.for_tenant(row["tenant_id"])
-        try:
-            await client.cancel_order(row["provider_order_number"], f"{operator.reason} (by {operator.name})")
-        except ConnectorError as exc:
-            await self._log(
-                row, Action.VOID, operator, f"Vinoshipper did not cancel: {exc.message}", kind="void_failed"
+        state = self._state(row)
+        check_allowed(Action.VOID, state)
+        opened = await self._opened(row)
+        if not opened.connector.info.can(Capability.CANCEL):
+            raise ActionRefused(
+                f"{state.provider_label} orders cannot be cancelled from here; cancel it at {state.provider_label}"
+                " and Check Fulfillment"
             )
-            raise _provider_error("cancel", exc) from None
+        await self._log(row, Action.VOID, operator, f"Void Sync requested: {operator.reason}")
+        try:
+            await opened.connector.cancel(
+                opened.client, opened.settings, row["provider_order_number"], f"{operator.reason} (by {operator.name})"
+            )
+        except ConnectorError as exc:
+            message = f"{state.provider_label} did not cancel: {exc.message}"
+            await self._log(row, Action.VOID, operator, message, kind="void_failed")
+            raise _provider_error(state.provider_label, "cancel", exc) from None
         await self._read_back(row)
         return await self.find(selector)
 
     async def check_fulfillment(self, selector: OrderSelector, operator: Operator) -> tuple[asyncpg.Record, bool]:
-        """Read the order back from Vinoshipper now; return it and whether anything changed."""
+        """Read the order back from its provider now; return it and whether anything changed."""
         row = await self.find(selector)
-        check_allowed(Action.CHECK_FULFILLMENT, _state(row))
+        check_allowed(Action.CHECK_FULFILLMENT, self._state(row))
         outcome = await self._read_back(row)
         found = "found an update" if outcome == "applied" else "no change"
         if outcome == "missing":
-            found = "Vinoshipper has no such order"
+            found = f"{label(self._registry, row['provider'])} has no such order"
         await self._log(row, Action.CHECK_FULFILLMENT, operator, f"Check Fulfillment ({operator.reason}): {found}")
         return await self.find(selector), outcome == "applied"
+
+    def _state(self, row) -> OrderState:
+        return order_state(self._registry, row)
+
+    async def _opened(self, row):
+        assert self._accounts is not None, "provider actions need the accounts"
+        return await self._accounts.provider(row["tenant_id"], row["provider_account"], row["provider"])
+
+    async def _number(self, conn: PgConnection, row) -> str:
+        """The provider order number of an order that never had one; raises LookupError or
+        ActionRefused when it still cannot be numbered."""
+        assert self._accounts is not None, "provider actions need the accounts"
+        account = self._accounts.account(row["tenant_id"], row["provider_account"], row["provider"])
+        order = order_pb2.Order()
+        order.ParseFromString(await order_proto_of(conn, row["order_id"]))
+        try:
+            return self._accounts.provider_connector(account).order_number(account.settings, order)
+        except (ConnectorError, ValueError) as exc:
+            raise ActionRefused(f"the order cannot be numbered for {account.connector}: {exc}") from None
 
     async def _transition(self, selector: OrderSelector, action: Action, operator: Operator, apply) -> asyncpg.Record:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await self.find(selector, conn)
-            check_allowed(action, _state(row))
-            await apply(conn, row["order_id"])
+            check_allowed(action, self._state(row))
+            await apply(conn, row)
             await add_operator_activity(
                 conn, row["order_id"], row["tenant_id"], f"operator_{action.value}", operator.name, operator.reason
             )
         return await self.find(selector)
 
     async def _read_back(self, row) -> str:
+        assert self._accounts is not None and self._recorder is not None, "provider actions need the accounts"
         try:
-            return await check_at_provider(self._providers, self._recorder, row)
+            return await check_at_provider(self._accounts, self._recorder, row)
+        except CannotReadBack as exc:
+            raise ActionRefused(f"{exc}; check the order at the provider") from None
         except ConnectorError as exc:
-            raise _provider_error("read", exc) from None
+            raise _provider_error(label(self._registry, row["provider"]), "read", exc) from None
 
     async def _log(self, row, action: Action, operator: Operator, message: str, *, kind: str = "") -> None:
         async with self._pool.acquire() as conn:
@@ -154,11 +202,7 @@ class OperatorActions:
             )
 
 
-def _state(row) -> OrderState:
-    return OrderState(Status(row["status"]), row["shipment_status"], row["provider_order_number"])
-
-
-def _provider_error(what: str, exc: ConnectorError) -> Exception:
+def _provider_error(provider_label: str, what: str, exc: ConnectorError) -> Exception:
     if exc.retryable:
-        return ProviderUnavailable(f"Vinoshipper could not {what} the order now ({exc.message}); try again")
-    return ProviderRefused(f"Vinoshipper refused to {what} the order: {exc.message}")
+        return ProviderUnavailable(f"{provider_label} could not {what} the order now ({exc.message}); try again")
+    return ProviderRefused(f"{provider_label} refused to {what} the order: {exc.message}")

@@ -1,12 +1,16 @@
-"""The sender: drains due orders from the queue to the provider, in leased batches.
+"""The sender: drains due orders from the queue to their providers, in leased batches.
 
-Each pass leases a batch, translates its shipping codes in one carrier-mapping call, sends the
-orders concurrently, and records every outcome with its outbox events in one transaction. An
-order whose earlier attempt may have reached the provider (a crash, a timeout) is read back
-from the provider before it is sent again, and orders are created with the provider's
-create-or-update by order number, so no order is ever created or submitted twice, even while
-an earlier attempt is still being handled there. A tenant with the compliance pre-check on has
-each order checked first; problems fail it unsent.
+Each pass leases a batch (libs.platform.work_queue), translates the shipping codes of the
+orders whose provider needs its own service code in one carrier-mapping call per tenant, and
+hands the orders to their provider connectors (found in the registry by the order's provider)
+in chunks of the connector's batch size: one chunk per call, chunks of all accounts in flight
+at once, bounded by the connector's concurrency limit and the service's. Every item's result is
+recorded with its outbox event in one transaction.
+
+An order whose earlier attempt may have reached the provider (a crash, a timeout) goes with
+`may_exist`, so the connector reads it back before creating it; each carries an idempotency
+key stable across attempts. Nothing is created twice, even while an earlier attempt is still
+being handled at the provider.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import grpc
@@ -22,14 +29,23 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2
 from ordersync.dispatch.v1 import events_pb2
 
-from fulfillment_dispatch.domain.dispatch import Outcome, ProviderError, Status, outcome_of_error, sent
-from fulfillment_dispatch.providers import ProviderClients
+from fulfillment_dispatch.domain.dispatch import (
+    Outcome,
+    ProviderError,
+    Status,
+    activity_of_error,
+    outcome_of_error,
+    sent,
+)
 from fulfillment_dispatch.storage.dispatches import AttemptResult, claim_due, record_results
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
-from libs.connectors.base.errors import ConnectorError, NotFound
-from libs.connectors.vinoshipper.orders import build_create_order_request, parse_compliance_response
+from libs.connectors.base.contract import ProviderConnector, Submission, Submitted
+from libs.connectors.base.errors import ConnectorError
+from libs.connectors.base.idempotency import idempotency_key
+from libs.platform.accounts import AccountClients
 from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.outbox import write_events
+from libs.platform.tenants import Account
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -37,13 +53,27 @@ _tracer = trace.get_tracer(__name__)
 ORDERS_TOPIC = "dispatch.orders.v1"
 
 
+@dataclass
+class _Due:
+    """One leased order on its way: its row, order, provider account and connector."""
+
+    row: asyncpg.Record
+    order: order_pb2.Order
+    account: Account
+    connector: ProviderConnector
+    service_code: str = ""
+
+
+_Result = tuple[Outcome, str]  # the attempt's outcome and its activity line
+
+
 class Sender:
-    """One pass = lease, translate, send, record. Used by a PollingWorker."""
+    """One pass = lease, translate, submit in batches, record. Used by a PollingWorker."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        providers: ProviderClients,
+        accounts: AccountClients,
         carriers: CarrierMappingClient,
         *,
         topic: str,
@@ -55,14 +85,15 @@ class Sender:
         first_check_after: timedelta,
     ):
         self._pool = pool
-        self._providers = providers
+        self._accounts = accounts
         self._carriers = carriers
         self._topic = topic
         self._producer = producer
         self._lease_s = lease_s
         self._batch = batch
         self._max_attempts = max_attempts
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = asyncio.Semaphore(concurrency)  # calls in flight, all providers together
+        self._per_connector: dict[str, asyncio.Semaphore] = {}  # each connector's limits.concurrency
         self._first_check_after = first_check_after
 
     async def run_once(self) -> int:
@@ -70,38 +101,78 @@ class Sender:
         rows = await claim_due(self._pool, self._batch, self._lease_s)
         if not rows:
             return 0
-        orders = [_order_of(row) for row in rows]
-        rate_codes = await self._rate_codes(rows, orders)
-        outcomes = await asyncio.gather(
-            *(self._attempt(row, order, rate_codes) for row, order in zip(rows, orders, strict=True))
-        )
-        await self._record(rows, orders, outcomes)
+        results: dict[str, _Result] = {}
+        due: list[_Due] = []
+        for row in rows:
+            resolved = self._resolve(row)
+            if isinstance(resolved, _Due):
+                due.append(resolved)
+            else:
+                results[row["order_id"]] = self._failure(resolved, row)
+        ready = await self._translate_service_codes(due, results)
+        chunks = [chunk for group in _by_account(ready) for chunk in _chunks(group)]
+        for chunk_results in await asyncio.gather(*(self._submit(chunk) for chunk in chunks)):
+            results.update(chunk_results)
+        await self._record(rows, results)
         return len(rows)
 
-    async def _rate_codes(
-        self, rows, orders: list[order_pb2.Order]
-    ) -> dict[tuple[str, CodeQuery], Translation | ProviderError]:
-        """Translate every order's shipping code, one batched call per tenant (answers are cached)."""
+    def _resolve(self, row) -> _Due | ProviderError:
+        """The row's provider account and connector, or why there is none."""
+        order = _order_of(row)
+        try:
+            account = self._accounts.account(row["tenant_id"], row["provider_account"], row["provider"])
+            connector = self._accounts.provider_connector(account)
+        except LookupError as exc:  # AccountNotConfigured, UnknownConnector
+            # Retryable: a tenants file fixed and reloaded lets the next attempt through.
+            return ProviderError("PROVIDER_NOT_CONFIGURED", str(exc), retryable=True)
+        return _Due(row, order, account, connector)
+
+    # ---- shipping codes ------------------------------------------------------------------
+
+    async def _translate_service_codes(self, due: list[_Due], results: dict[str, _Result]) -> list[_Due]:
+        """Set each order's service code where its provider needs one; fail those with none.
+
+        Returns the orders ready to submit; the others' results go into `results`.
+        """
+        needing = [item for item in due if item.connector.info.needs_service_code]
+        answers = await self._service_codes(needing)
+        ready = []
+        for item in due:
+            if not item.connector.info.needs_service_code:
+                ready.append(item)
+                continue
+            answer = answers[(item.order.tenant_id, _code_query(item))]
+            if isinstance(answer, ProviderError):
+                results[item.order.order_id] = (self._failed(answer, item.row), answer.message)
+            elif not answer.found:
+                error = ProviderError("UNMAPPED_CARRIER", answer.error, retryable=False)
+                results[item.order.order_id] = (self._failed(error, item.row), answer.error)
+            else:
+                item.service_code = answer.code
+                ready.append(item)
+        return ready
+
+    async def _service_codes(self, due: list[_Due]) -> dict[tuple[str, CodeQuery], Translation | ProviderError]:
+        """Translate the orders' shipping codes, one batched call per tenant (answers are cached)."""
         wanted: dict[str, set[CodeQuery]] = defaultdict(set)
         traces: dict[str, list] = defaultdict(list)
-        for row, order in zip(rows, orders, strict=True):
-            wanted[order.tenant_id].add(_rate_query(order))
-            traces[order.tenant_id].append(propagate.extract({"traceparent": row["traceparent"]}))
+        for item in due:
+            wanted[item.order.tenant_id].add(_code_query(item))
+            traces[item.order.tenant_id].append(_trace_of(item.row))
         answers: dict[tuple[str, CodeQuery], Translation | ProviderError] = {}
         for tenant_id, queries in wanted.items():
             # The batch call joins the first order's trace and links the others, so an SRE
             # following any order sees the carrier-mapping call its dispatch depended on.
-            contexts = traces[tenant_id]
-            links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
-            with _tracer.start_as_current_span("translate shipping codes", context=contexts[0], links=links):
+            with _span("translate shipping codes", traces[tenant_id]):
                 answers.update(await self._translate(tenant_id, queries))
         return answers
 
     async def _translate(
         self, tenant_id: str, queries: set[CodeQuery]
     ) -> dict[tuple[str, CodeQuery], Translation | ProviderError]:
+        translated: dict[CodeQuery, Translation | ProviderError]
         try:
-            translated = await self._carriers.translate_many(tenant_id, queries)
+            translated = dict(await self._carriers.translate_many(tenant_id, queries))
         except CarrierMappingUnavailable as exc:
             translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_UNAVAILABLE", str(exc), True))
         except grpc.aio.AioRpcError as exc:
@@ -109,69 +180,81 @@ class Sender:
             translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_ERROR", message, True))
         return {(tenant_id, query): answer for query, answer in translated.items()}
 
-    async def _attempt(self, row, order: order_pb2.Order, rate_codes) -> tuple[Outcome, str]:
-        async with self._limit:
-            parent = propagate.extract({"traceparent": row["traceparent"]})
-            with _tracer.start_as_current_span("dispatch order", context=parent) as span:
-                span.set_attribute("ordersync.order_id", order.order_id)
-                span.set_attribute("ordersync.dispatch.attempt", row["attempts"])
+    # ---- submitting ----------------------------------------------------------------------
+
+    async def _submit(self, chunk: list[_Due]) -> dict[str, _Result]:
+        """Hand one chunk to its provider in one call; one result per order."""
+        connector = chunk[0].connector
+        per_connector = self._per_connector.setdefault(
+            connector.info.id, asyncio.Semaphore(connector.info.limits.concurrency)
+        )
+        # The connector's own slot first: a chunk waiting for it holds none of the shared ones.
+        async with per_connector, self._limit:
+            with _span("dispatch order", [_trace_of(item.row) for item in chunk]) as span:
+                span.set_attribute("ordersync.order_id", chunk[0].order.order_id)
+                span.set_attribute("ordersync.dispatch.attempt", chunk[0].row["attempts"])
+                span.set_attribute("ordersync.dispatch.batch_size", len(chunk))
                 try:
-                    return await self._send(row, order, rate_codes)
-                except ConnectorError as exc:
-                    error = ProviderError(exc.reason_code, exc.message, exc.retryable, tuple(exc.details))
-                    return self._failed(error, row), f"attempt {row['attempts']}: {exc.message}"
+                    answers = await self._call(chunk)
+                except ConnectorError as exc:  # the whole call failed: every order of the chunk did
+                    answers = [exc] * len(chunk)
                 except Exception as exc:  # never leave an order without a recorded outcome and reason
                     log.exception(
-                        "dispatch attempt failed unexpectedly", extra={"fields": {"order_id": order.order_id}}
+                        "dispatch call failed unexpectedly",
+                        extra={"fields": {"order_ids": [item.order.order_id for item in chunk]}},
                     )
-                    error = ProviderError("INTERNAL", f"unexpected error: {exc!r}", retryable=True)
-                    return self._failed(error, row), f"attempt {row['attempts']}: {error.message}"
+                    answers = [ProviderError("INTERNAL", f"unexpected error: {exc!r}", retryable=True)] * len(chunk)
+        return {item.order.order_id: self._result_of(item, answer) for item, answer in zip(chunk, answers, strict=True)}
 
-    async def _send(self, row, order: order_pb2.Order, rate_codes) -> tuple[Outcome, str]:
-        number = row["provider_order_number"]
-        client = await self._providers.for_tenant(order.tenant_id)
-        if row["attempts"] > 1 and await _exists_at_provider(client, number):
-            return sent(), f"found at the provider as {number} after an interrupted attempt; not sent again"
-        rate = rate_codes[(order.tenant_id, _rate_query(order))]
-        if isinstance(rate, ProviderError):
-            return self._failed(rate, row), rate.message
-        if not rate.found:
-            error = ProviderError("UNMAPPED_CARRIER", rate.error, retryable=False)
-            return self._failed(error, row), rate.error
-        body = build_create_order_request(order, order_number=number, rate_code=rate.code)
-        if self._providers.compliance_precheck(order.tenant_id):
-            problems = parse_compliance_response(await client.check_compliance(body))
-            if problems:
-                message = "Vinoshipper's compliance check found problems; nothing was created there"
-                error = ProviderError("COMPLIANCE_PRECHECK_FAILED", message, False, tuple(problems))
-                return self._failed(error, row), "compliance pre-check: " + "; ".join(problems)
-        try:
-            # Created by PUT, keyed by the order number: should an earlier attempt still be
-            # under way at the provider (it answered too slowly for us), the two requests
-            # leave one order, where a POST would be refused as a duplicate submission.
-            # Waiting for that attempt instead could never be enough: nothing bounds how long
-            # the provider keeps a request it has received.
-            created = await client.create_order(body)
-        except ConnectorError as exc:
-            if exc.reason_code == "ORDER_ALREADY_EXISTS" and await _exists_at_provider(client, number):
-                return sent(), f"already at the provider as {number}; not sent again"
-            raise
-        if not created.created:
-            return sent(), f"already at the provider as {number} from an earlier attempt; not created again"
-        return sent(), f"sent to the provider as {number} (UPS rate code {rate.code})"
+    async def _call(self, chunk: list[_Due]) -> Sequence[Any]:
+        first = chunk[0]
+        opened = await self._accounts.provider(first.order.tenant_id, first.account.name, first.account.connector)
+        batch = [self._submission(item) for item in chunk]
+        answers = await first.connector.submit(opened.client, opened.settings, batch)
+        if len(answers) != len(chunk):
+            message = f"the {first.connector.info.id} connector answered {len(answers)} results for {len(chunk)} orders"
+            return [ProviderError("INTERNAL", message, retryable=True)] * len(chunk)
+        return answers
+
+    def _submission(self, item: _Due) -> Submission:
+        route = self._accounts.tenant(item.order.tenant_id).route(item.row["route"]) if item.row["route"] else None
+        return Submission(
+            order=item.order,
+            order_number=item.row["provider_order_number"],
+            idempotency_key=idempotency_key("dispatch", item.order.tenant_id, item.order.order_id),
+            service_code=item.service_code,
+            # An earlier attempt may have reached the provider (a crash, a timeout): read back first.
+            may_exist=item.row["attempts"] > 1,
+            options=route.options if route is not None else {},
+        )
+
+    def _result_of(self, item: _Due, answer: Any) -> _Result:
+        if isinstance(answer, Submitted):
+            return sent(), answer.activity
+        if isinstance(answer, ConnectorError):
+            answer = ProviderError(answer.reason_code, answer.message, answer.retryable, tuple(answer.details))
+        if not isinstance(answer, ProviderError):
+            answer = ProviderError("INTERNAL", f"unexpected result: {answer!r}", retryable=True)
+        return self._failure(answer, item.row)
+
+    # ---- outcomes and recording ----------------------------------------------------------
+
+    def _failure(self, error: ProviderError, row) -> _Result:
+        return self._failed(error, row), activity_of_error(error, row["attempts"])
 
     def _failed(self, error: ProviderError, row) -> Outcome:
         # An operator's Retry gives a fresh budget: count only the attempts made since.
         attempts = row["attempts"] - row["attempts_before_retry"]
         return outcome_of_error(error, attempts=attempts, max_attempts=self._max_attempts, now=datetime.now(UTC))
 
-    async def _record(self, rows, orders, outcomes: list[tuple[Outcome, str]]) -> None:
-        results, events = [], []
-        for row, order, (outcome, activity) in zip(rows, orders, outcomes, strict=True):
-            results.append(
+    async def _record(self, rows, results: dict[str, _Result]) -> None:
+        attempts, events = [], []
+        for row in rows:
+            outcome, activity = results[row["order_id"]]
+            attempts.append(
                 AttemptResult(
-                    order.order_id,
-                    order.tenant_id,
+                    row["order_id"],
+                    row["tenant_id"],
                     outcome.status.value,
                     outcome.reason_code,
                     outcome.reason,
@@ -180,45 +263,67 @@ class Sender:
                     row["attempts"],
                 )
             )
-            event = self._event_for(row, order, outcome)
+            event = self._event_for(row, outcome)
             if event is not None:
-                events.append((order.order_id, event))
+                events.append((row["order_id"], event))
         async with self._pool.acquire() as conn, conn.transaction():
-            recorded = await record_results(conn, results, first_check_after=self._first_check_after)
+            recorded = await record_results(conn, attempts, first_check_after=self._first_check_after)
             # A result whose lease was taken over by another attempt is dropped with its event.
             await write_events(conn, [event for order_id, event in events if order_id in recorded])
 
-    def _event_for(self, row, order: order_pb2.Order, outcome: Outcome) -> OutgoingEvent | None:
+    def _event_for(self, row, outcome: Outcome) -> OutgoingEvent | None:
         ref = order_pb2.ChannelOrderRef(
-            channel=order.channel, external_id=order.external_id, external_number=order.external_number
+            channel=row["channel"],
+            external_id=row["external_id"],
+            external_number=row["external_number"],
+            account=row["channel_account"],
         )
+        message: events_pb2.OrderDispatched | events_pb2.OrderDispatchFailed
         if outcome.status is Status.SENT:
             message = events_pb2.OrderDispatched(
-                order_id=order.order_id,
+                order_id=row["order_id"],
                 channel_ref=ref,
                 provider=row["provider"],
                 provider_order_number=row["provider_order_number"],
+                provider_account=row["provider_account"],
             )
         elif outcome.status is Status.FAILED:
             message = events_pb2.OrderDispatchFailed(
-                order_id=order.order_id,
+                order_id=row["order_id"],
                 channel_ref=ref,
                 provider=row["provider"],
                 reason_code=outcome.reason_code,
                 reason=outcome.reason,
+                provider_account=row["provider_account"],
             )
         else:
             return None
         return new_event(
-            self._topic, message, aggregate_id=order.order_id, tenant_id=order.tenant_id, producer=self._producer
+            self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
         )
 
 
-async def _exists_at_provider(client, order_number: str) -> bool:
-    try:
-        return await client.get_order(order_number) is not None
-    except NotFound:
-        return False
+def _by_account(due: list[_Due]) -> list[list[_Due]]:
+    """Orders grouped by (tenant, provider account): one account's orders share a call."""
+    groups: dict[tuple[str, str], list[_Due]] = defaultdict(list)
+    for item in due:
+        groups[(item.order.tenant_id, item.account.name)].append(item)
+    return list(groups.values())
+
+
+def _chunks(group: list[_Due]) -> list[list[_Due]]:
+    size = max(1, group[0].connector.info.limits.batch_size)
+    return [group[i : i + size] for i in range(0, len(group), size)]
+
+
+def _span(name: str, contexts: list):
+    """A span joining the first order's trace and linking the others'."""
+    links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
+    return _tracer.start_as_current_span(name, context=contexts[0], links=links)
+
+
+def _trace_of(row):
+    return propagate.extract({"traceparent": row["traceparent"]})
 
 
 def _order_of(row) -> order_pb2.Order:
@@ -227,5 +332,7 @@ def _order_of(row) -> order_pb2.Order:
     return order
 
 
-def _rate_query(order: order_pb2.Order) -> CodeQuery:
-    return CodeQuery(from_system=order.channel, code=order.shipping_method.code, to_system="vinoshipper")
+def _code_query(item: _Due) -> CodeQuery:
+    return CodeQuery(
+        from_system=item.order.channel, code=item.order.shipping_method.code, to_system=item.row["provider"]
+    )

@@ -1,10 +1,10 @@
-"""Shipment updates from the provider: apply a re-fetched order state and announce real changes.
+"""Shipment updates from the provider: apply an order's state there and announce real changes.
 
-Vinoshipper's webhooks are thin and unsigned, so they only tell us which order to look at; the
-state always comes from reading the order back with the tenant's API key. Webhooks repeat and
-arrive out of order, so only a change that moves the shipment forward is stored and published.
-The same path serves webhooks, the poller of overdue orders and an operator's Check Fulfillment
-or Void Sync. A cancellation makes the order Voided in Vinoshipper.
+The state comes from the provider connector: a notice it resolved (thin notices are re-read
+with the account's credentials) or a read-back. Notices repeat and arrive out of order, so only
+a change that moves the shipment forward is stored and published. The same path serves provider
+webhooks, the poller of overdue orders and an operator's Check Fulfillment or Void Sync. A
+cancellation makes the order Voided (in the provider's words, e.g. "Voided in <label>").
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.dispatch.v1 import events_pb2
 
 from fulfillment_dispatch.domain.dispatch import shipment_advanced
+from fulfillment_dispatch.provider_words import label
 from fulfillment_dispatch.storage.dispatches import add_activity, lock_by_provider_number, update_shipment
+from libs.connectors.registry import Registry
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
 
@@ -37,8 +39,9 @@ _STATUS_NAME = {
 class ShipmentRecorder:
     """Stores a provider's shipment state for an order and publishes ShipmentUpdated on progress."""
 
-    def __init__(self, pool: asyncpg.Pool, *, topic: str, producer: str, check_after: timedelta):
+    def __init__(self, pool: asyncpg.Pool, registry: Registry, *, topic: str, producer: str, check_after: timedelta):
         self._pool = pool
+        self._registry = registry
         self._topic = topic
         self._producer = producer
         self._check_after = check_after
@@ -56,9 +59,9 @@ class ShipmentRecorder:
             if row is None:
                 return "unknown_order"
             status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
-            if not shipment_advanced(row["shipment_status"], status):
+            if shipment is None or not shipment_advanced(row["shipment_status"], status):
                 return "unchanged"
-            description = _describe(shipment)
+            description = _describe(shipment, label(self._registry, provider))
             await update_shipment(
                 conn,
                 row["order_id"],
@@ -73,7 +76,10 @@ class ShipmentRecorder:
 
     def _event(self, row, provider: str, shipment: shipment_pb2.Shipment):
         ref = order_pb2.ChannelOrderRef(
-            channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+            channel=row["channel"],
+            external_id=row["external_id"],
+            external_number=row["external_number"],
+            account=row["channel_account"],
         )
         message = events_pb2.ShipmentUpdated(
             order_id=row["order_id"],
@@ -81,6 +87,7 @@ class ShipmentRecorder:
             provider=provider,
             provider_order_number=row["provider_order_number"],
             shipment=shipment,
+            provider_account=row["provider_account"],
         )
         with _tracer.start_as_current_span("shipment updated", context=self._order_context(row)) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
@@ -94,10 +101,10 @@ class ShipmentRecorder:
         return propagate.extract({"traceparent": row["traceparent"]}) if row["traceparent"] else None
 
 
-def _describe(shipment: shipment_pb2.Shipment) -> str:
+def _describe(shipment: shipment_pb2.Shipment, provider_label: str) -> str:
     status = _STATUS_NAME[shipment.status]
     if shipment.status == shipment_pb2.SHIPMENT_STATUS_CANCELLED:
-        return f"cancelled at Vinoshipper: {shipment.cancel_reason or 'no reason given'}"
+        return f"cancelled at {provider_label}: {shipment.cancel_reason or 'no reason given'}"
     if shipment.tracking_numbers:
         return f"{status}; tracking {', '.join(shipment.tracking_numbers)}"
     return status

@@ -14,17 +14,20 @@ import asyncpg
 import httpx
 from aiohttp.test_utils import TestServer
 
-from fulfillment_dispatch.api.webhooks import VinoshipperWebhookHandler, build_web_app
+from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.app import MIGRATIONS
-from fulfillment_dispatch.providers import ProviderClients
 from fulfillment_dispatch.shipments import ShipmentRecorder
+from libs.connectors.base.contract import ClientResources
+from libs.connectors.registry import load
 from libs.connectors.vinoshipper.client import VinoshipperClient
+from libs.connectors.vinoshipper.connector import VinoshipperAccount
 from libs.connectors.vinoshipper.orders import build_create_order_request
 from libs.connectors.vinoshipper.settings import VinoshipperSettings
 from libs.connectors.vinoshipper.tests.builders import valid_order
+from libs.platform.accounts import AccountClients
 from libs.platform.db import create_pool, migrate
 from libs.platform.http_server import tracing_middleware
-from libs.platform.tenants import Secret, Tenant, TenantDirectory, VinoshipperProvider
+from libs.platform.tenants import Account, Tenant, TenantDirectory
 from tests.databases import fresh_database
 from tests.simulators import vinoshipper
 from tests.simulators.common import SimulatorServer
@@ -69,18 +72,15 @@ class Endpoint:
 
 
 def tenants(sim_url: str) -> TenantDirectory:
-    account = VinoshipperProvider(
-        api_key=KEY,
-        api_secret=Secret(SECRET),
-        order_number_prefix="ACME",
-        webhook_token=Secret(TOKEN),
-        base_url=sim_url,
-        timeout_s=5.0,
+    """Tenant acme with a Vinoshipper account on the simulator; a tenant with no provider account."""
+    api = VinoshipperSettings(
+        api_key=KEY, api_secret=SECRET, base_url=sim_url, order_number_prefix="ACME", timeout_s=5.0
     )
+    account = Account("wine-shipping", "vinoshipper", VinoshipperAccount(api, webhook_token=TOKEN))
     return TenantDirectory(
         {
-            TENANT: Tenant(TENANT, None, account, frozenset({"CA"})),
-            "channel-only": Tenant("channel-only", None, None, frozenset()),
+            TENANT: Tenant(TENANT, {account.name: account}),
+            "channel-only": Tenant("channel-only", {}),
         }
     )
 
@@ -94,21 +94,23 @@ async def place_at_vinoshipper(sim_url: str, *numbers: str) -> None:
 
 @contextlib.asynccontextmanager
 async def serve(admin_dsn: str) -> AsyncIterator[Endpoint]:
-    producer = {
-        "producer_id": TENANT,
-        "api_key": KEY,
-        "api_secret": SECRET,
-        "products": ["CAB-2019-750", "CHARD-2021-750"],
-        "licensed_states": ["CA"],
-    }
+    producer = vinoshipper.VinoshipperProducer(
+        producer_id=TENANT,
+        api_key=KEY,
+        api_secret=SECRET,
+        products=["CAB-2019-750", "CHARD-2021-750"],
+        licensed_states=["CA"],
+    )
     config = vinoshipper.VinoshipperConfig(producers=[producer])
     async with fresh_database(admin_dsn) as dsn, SimulatorServer(vinoshipper.create_app(config)) as sim:
         await migrate(dsn, "fulfillment_dispatch", MIGRATIONS)
         pool = await create_pool(dsn, "fulfillment_dispatch", 4)
-        directory = tenants(sim.base_url)
-        providers = ProviderClients(directory, max_concurrency=4)
-        recorder = ShipmentRecorder(pool, topic="dispatch.shipments.v1", producer="t", check_after=timedelta(hours=1))
-        handler = VinoshipperWebhookHandler(pool, directory, providers, recorder)
+        registry = load()
+        providers = AccountClients(tenants(sim.base_url), registry, ClientResources(max_concurrency=4))
+        recorder = ShipmentRecorder(
+            pool, registry, topic="dispatch.shipments.v1", producer="t", check_after=timedelta(hours=1)
+        )
+        handler = ProviderWebhookHandler(pool, providers, recorder)
         server = TestServer(build_web_app(handler, [tracing_middleware]), host="127.0.0.1")
         await server.start_server()
         try:

@@ -9,8 +9,11 @@ from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 
 from fulfillment_dispatch.api.admin import OrderAdminServicer
+from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.app import MIGRATIONS
+from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.storage.dispatches import NewDispatch, claim_due, enqueue
+from libs.connectors.registry import load
 from libs.platform.db import create_pool, migrate
 from libs.platform.testing import ALL_READER, access_for_tests, authorized
 
@@ -41,7 +44,9 @@ async def pool(database):
 @pytest_asyncio.fixture
 async def admin(pool):
     server = grpc.aio.server()
-    servicer = OrderAdminServicer(pool, actions=None, peers=None, access=access_for_tests())
+    registry = load()
+    actions = OperatorActions(pool, None, None, registry=registry, on_requeued=lambda: None)  # no actions here
+    servicer = OrderAdminServicer(pool, actions, PeerViews({}), access_for_tests(), registry=registry)
     pb_grpc.add_OrderAdminServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -18,6 +18,7 @@ def test_provider_outage_waits_and_retries():
     error = ProviderError("PROVIDER_UNAVAILABLE", "Vinoshipper answered 503", True)
     outcome = outcome_of_error(error, attempts=1, max_attempts=8, now=NOW)
     assert outcome.status is Status.RETRY_WAIT
+    assert outcome.next_attempt_at is not None
     assert NOW < outcome.next_attempt_at <= NOW + timedelta(seconds=2)
 
 

@@ -15,6 +15,7 @@ from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.storage.dispatches import AttemptResult, NewDispatch, claim_due, enqueue, record_results
+from libs.connectors.registry import load
 from libs.platform.auth import bearer
 from libs.platform.db import create_pool, migrate
 from libs.platform.grpc_server import bind
@@ -38,9 +39,11 @@ async def stubs(pool):
     await failed_order(pool, "ord_1")
     access = access_for_tests()
     # Don't Send and reads touch neither the provider nor the peers.
-    actions = OperatorActions(pool, None, None, on_requeued=lambda: None)
+    registry = load()
+    actions = OperatorActions(pool, None, None, registry=registry, on_requeued=lambda: None)
     reads = bind(pb, pb_grpc, "FulfillmentDispatchService", FulfillmentDispatchServicer(pool, access))
-    admin = bind(admin_pb, admin_grpc, "OrderAdminService", OrderAdminServicer(pool, actions, PeerViews({}), access))
+    servicer = OrderAdminServicer(pool, actions, PeerViews({}), access, registry=registry)
+    admin = bind(admin_pb, admin_grpc, "OrderAdminService", servicer)
     async with serving(reads, admin) as channel:
         yield pb_grpc.FulfillmentDispatchServiceStub(channel), admin_grpc.OrderAdminServiceStub(channel)
 

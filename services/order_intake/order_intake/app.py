@@ -1,21 +1,30 @@
-"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP and gRPC."""
+"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC and pulls."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from pathlib import Path
 
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
+from libs.connectors.base.contract import ClientResources
+from libs.connectors.registry import default_registry
+from libs.platform.accounts import AccountClients
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
+from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
-from order_intake.api.webhooks import ORDERS_TOPIC, Commerce7WebhookHandler, build_web_app
+from order_intake.api.webhooks import WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
+from order_intake.pulling import PullScheduler
+from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
 from order_intake.storage.orders import RevisionWriter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,27 +34,39 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
     """Migrate the schema and return the service's components, in start order."""
     platform = settings.platform
     await prepare(platform, MIGRATIONS)
-    tenants = TenantDirectory.load(platform.tenants_file)
+    registry = default_registry()
+    tenants = TenantDirectory.load(platform.tenants_file, registry)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     relay = RelayComponent(platform, pool, producer)
     health = readiness(pool, producer)
     writer = LazyComponent(lambda: RevisionWriter(pool.pool, max_batch=settings.max_commit_batch))
+    builder = RevisionBuilder(platform.topic(ORDERS_TOPIC), platform.service_name, settings.limits)
+    # Pulled channels' clients, paced by a budget every replica shares.
+    accounts = AccountClients(
+        tenants,
+        registry,
+        ClientResources(
+            rate_limiter=lambda scope, per_minute, burst: SharedRateLimiter(
+                lambda: pool.pool, scope=scope, rate_per_minute=per_minute, burst=burst
+            )
+        ),
+    )
 
     def http_server() -> HttpServer:
-        handler = Commerce7WebhookHandler(
-            tenants,
-            writer.component,
-            platform.topic(ORDERS_TOPIC),
-            platform.service_name,
-            limits=settings.limits,
-        )
+        handler = WebhookHandler(tenants, registry, writer.component, builder)
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
         servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers))
         binding = bind(intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", servicer)
         return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+
+    def pull_scheduler() -> PullScheduler:
+        owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        return PullScheduler(
+            pool.pool, tenants, accounts, writer.component, builder, owner=owner, settings=settings.pull
+        )
 
     return ComponentGroup(
         [
@@ -56,6 +77,8 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             Housekeeper(pool),
             watcher,
             writer,
+            accounts,
+            LazyComponent(pull_scheduler),
             LazyComponent(grpc_server),
             LazyComponent(http_server),
         ]

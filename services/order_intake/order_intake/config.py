@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
-from libs.platform.config import PlatformSettings, env_int, env_str
+from libs.platform.config import PlatformSettings, env_float, env_int, env_str
 from order_intake.domain.intake import InputLimits
+from order_intake.pulling import PullSettings
 
 
 @dataclass(frozen=True)
 class IntakeSettings:
-    """Platform settings plus the webhook listener's port, group-commit size and input limits, and
-    who may call gRPC."""
+    """Platform settings plus the webhook listener's port, group-commit size and input limits, who
+    may call gRPC, and how pulled channels are polled."""
 
     platform: PlatformSettings
     http_port: int
@@ -21,6 +22,7 @@ class IntakeSettings:
     # Webhook bodies over max_body_bytes, and accepted orders whose event would be over
     # max_event_bytes, are refused (413) and kept.
     limits: InputLimits = InputLimits()
+    pull: PullSettings = PullSettings()
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -33,5 +35,12 @@ class IntakeSettings:
             limits=InputLimits(
                 max_body_bytes=env_int("ORDERSYNC_INTAKE_MAX_BODY_BYTES", InputLimits.max_body_bytes),
                 max_event_bytes=env_int("ORDERSYNC_INTAKE_MAX_EVENT_BYTES", InputLimits.max_event_bytes),
+            ),
+            pull=PullSettings(
+                lease_s=env_float("ORDERSYNC_INTAKE_PULL_LEASE_S", PullSettings.lease_s),
+                scan_s=env_float("ORDERSYNC_INTAKE_PULL_SCAN_S", PullSettings.scan_s),
+                max_pollers=env_int("ORDERSYNC_INTAKE_PULL_MAX_POLLERS", PullSettings.max_pollers),
+                backoff_base_s=env_float("ORDERSYNC_INTAKE_PULL_BACKOFF_BASE_S", PullSettings.backoff_base_s),
+                backoff_max_s=env_float("ORDERSYNC_INTAKE_PULL_BACKOFF_MAX_S", PullSettings.backoff_max_s),
             ),
         )

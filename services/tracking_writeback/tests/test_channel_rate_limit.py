@@ -3,12 +3,15 @@
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import cast
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 
 from libs.connectors.base.errors import NotFound
+from libs.connectors.commerce7.client import Commerce7Client
 from libs.connectors.registry import default_registry
 from libs.platform.accounts import AccountClients
 from libs.platform.db import create_pool, migrate
@@ -26,7 +29,7 @@ CALLS_PER_REPLICA = 8
 
 @pytest_asyncio.fixture
 async def channel():
-    tenant = {"tenant_id": "napa", "app_id": "app", "app_secret": "app-secret"}
+    tenant = commerce7.Commerce7Tenant(tenant_id="napa", app_id="app", app_secret="app-secret")
     config = commerce7.Commerce7Config(tenants=[tenant], rate_limit_per_minute=LIMIT_PER_MINUTE)
     async with SimulatorServer(commerce7.create_app(config)) as server:
         yield server
@@ -57,15 +60,19 @@ async def replicas(database, tenants):
     """Two writebacks' channel accounts, each with its own pool, on one writeback schema: two replicas."""
     await migrate(database, "tracking_writeback", MIGRATIONS)
     pools = [await create_pool(database, "tracking_writeback", 2) for _ in range(2)]
-    clients = [channel_accounts(tenants, default_registry(), lambda pool=pool: pool) for pool in pools]
+    clients = [channel_accounts(tenants, default_registry(), _source(pool)) for pool in pools]
     yield clients
     for clients_of_replica, pool in zip(clients, pools, strict=True):
         await clients_of_replica.stop()
         await pool.close()
 
 
+def _source(pool: asyncpg.Pool):
+    return lambda: pool
+
+
 async def read_orders(replica: AccountClients, answered: list[str]) -> None:
-    client = (await replica.channel("napa", "store")).client
+    client = cast(Commerce7Client, (await replica.channel("napa", "store")).client)
     for number in range(CALLS_PER_REPLICA):
         with contextlib.suppress(NotFound):
             await client.get_order(f"missing-{number}")

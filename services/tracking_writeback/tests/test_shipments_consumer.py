@@ -13,7 +13,7 @@ from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-def update(status: int, account: str = "store") -> events_pb2.ShipmentUpdated:
+def update(status: shipment_pb2.ShipmentStatus, account: str = "store") -> events_pb2.ShipmentUpdated:
     return events_pb2.ShipmentUpdated(
         order_id="o1",
         channel_ref=order_pb2.ChannelOrderRef(
@@ -24,7 +24,7 @@ def update(status: int, account: str = "store") -> events_pb2.ShipmentUpdated:
     )
 
 
-def event(status: int, offset: int, account: str = "store"):
+def event(status: shipment_pb2.ShipmentStatus, offset: int, account: str = "store"):
     return consumed(
         "dispatch.shipments.v1", update(status, account), aggregate_id="o1", tenant_id="acme", offset=offset
     )

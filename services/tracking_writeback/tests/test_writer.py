@@ -144,7 +144,7 @@ async def world(pool, carriers):
 def shipment_updated(
     order_id: str,
     account: str,
-    status: int = shipment_pb2.SHIPMENT_STATUS_SHIPPED,
+    status: shipment_pb2.ShipmentStatus = shipment_pb2.SHIPMENT_STATUS_SHIPPED,
     *,
     channel: str = CHANNEL,
     service_code: str = "03",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import asyncpg
 import grpc
@@ -21,12 +22,13 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
-from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery
+from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.contract import Capability, ChannelUpdate, WritebackStep
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
+from libs.platform.work_queue import retry_delay
 from tracking_writeback.domain.writeback import plan
 from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
 
@@ -150,6 +152,7 @@ class Writer:
                 wanted[row["tenant_id"]].add(query)
         answers: dict = {}
         for tenant_id, queries in wanted.items():
+            translated: Mapping[CodeQuery, Translation | CarrierMappingUnavailable]
             try:
                 translated = await self._carriers.translate_many(tenant_id, queries)
             except CarrierMappingUnavailable as exc:
@@ -168,8 +171,7 @@ class Writer:
         retryable = retryable or (isinstance(exc, ConnectorError) and exc.retryable)
         attempts = row["attempts"]
         if retryable and attempts < self._max_attempts:
-            delay = timedelta(seconds=min(300.0, 2.0 * 2 ** (attempts - 1)))
-            status, when = "retry_wait", datetime.now(UTC) + delay
+            status, when = "retry_wait", datetime.now(UTC) + retry_delay(attempts)
         else:
             status, when = "failed", None
         return WriteResult(

@@ -9,6 +9,7 @@ from ordersync.compliance.v1 import routing_pb2
 
 from compliance_routing.storage.decisions import get_decision
 from libs.platform.auth import GrpcAccess
+from libs.platform.grpc_server import abort
 
 _OUTCOME = {
     "route": routing_pb2.ROUTING_OUTCOME_ROUTE,
@@ -27,10 +28,11 @@ class ComplianceRoutingServicer(pb_grpc.ComplianceRoutingServiceServicer):
     async def GetRoutingDecision(self, request, context: grpc.aio.ServicerContext) -> pb.GetRoutingDecisionResponse:
         await self._access.require(context, request.tenant_id)
         if not request.order_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
         row = await get_decision(self._pool, request.tenant_id, request.order_id)
         if row is None:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.NOT_FOUND,
                 f"no routing decision for order {request.order_id!r} of tenant {request.tenant_id!r} yet",
             )

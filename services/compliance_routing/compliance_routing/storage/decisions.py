@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from libs.platform.db import PgConnection
+
 
 @dataclass(frozen=True)
 class DecisionRow:
@@ -22,13 +24,13 @@ class DecisionRow:
     provider_account: str = ""
 
 
-async def decided_order_ids(conn: asyncpg.Connection, order_ids: Sequence[str]) -> set[str]:
+async def decided_order_ids(conn: PgConnection, order_ids: Sequence[str]) -> set[str]:
     """Return which of `order_ids` already have a decision (a decision is made once per order)."""
     rows = await conn.fetch("SELECT order_id FROM decisions WHERE order_id = ANY($1::text[])", list(order_ids))
     return {r["order_id"] for r in rows}
 
 
-async def insert_decisions(conn: asyncpg.Connection, rows: Sequence[DecisionRow]) -> set[str]:
+async def insert_decisions(conn: PgConnection, rows: Sequence[DecisionRow]) -> set[str]:
     """Insert decisions in one round trip, inside the caller's transaction; return the ids inserted."""
     if not rows:
         return set()

@@ -34,8 +34,11 @@ from fulfillment_dispatch.operator_actions import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from fulfillment_dispatch.provider_words import status_title
 from fulfillment_dispatch.storage.dispatches import activity_of, list_dispatches
+from libs.connectors.registry import Registry
 from libs.platform.auth import OPERATOR, GrpcAccess
+from libs.platform.grpc_server import abort
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -54,8 +57,9 @@ _STATUS_OF_PROTO = {value: key for key, value in _STATUS.items()}
 class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
     """Thin: turns requests into OperatorActions calls and their outcomes into responses."""
 
-    def __init__(self, pool, actions: OperatorActions, peers: PeerViews, access: GrpcAccess):
+    def __init__(self, pool, actions: OperatorActions, peers: PeerViews, access: GrpcAccess, *, registry: Registry):
         self._pool = pool
+        self._registry = registry  # the providers' status words
         self._access = access
         self._actions = actions
         self._peers = peers
@@ -69,7 +73,7 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
             self._peers.views(row["tenant_id"], row["order_id"], context.time_remaining()),
         )
         return pb.GetOrderResponse(
-            sync=order_sync(row),
+            sync=order_sync(row, self._registry),
             services=[pb.ServiceView(service=name, status=status, reason=reason) for name, status, reason in services],
             activity=[_activity(entry) for entry in activity],
         )
@@ -93,27 +97,27 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
         )
         page, more = rows[:size], len(rows) > size
         token = _page_token(request.tenant_id, page[-1]) if more else ""
-        return pb.ListOrdersResponse(orders=[order_sync(row) for row in page], next_page_token=token)
+        return pb.ListOrdersResponse(orders=[order_sync(row, self._registry) for row in page], next_page_token=token)
 
     async def RetrySend(self, request, context) -> pb.RetrySendResponse:
         selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.retry(selector, operator))
-        return pb.RetrySendResponse(sync=order_sync(row))
+        return pb.RetrySendResponse(sync=order_sync(row, self._registry))
 
     async def DontSend(self, request, context) -> pb.DontSendResponse:
         selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.dont_send(selector, operator))
-        return pb.DontSendResponse(sync=order_sync(row))
+        return pb.DontSendResponse(sync=order_sync(row, self._registry))
 
     async def VoidSync(self, request, context) -> pb.VoidSyncResponse:
         selector, operator = await self._action_request(request, context)
         row = await _answer(context, self._actions.void(selector, operator))
-        return pb.VoidSyncResponse(sync=order_sync(row))
+        return pb.VoidSyncResponse(sync=order_sync(row, self._registry))
 
     async def CheckFulfillment(self, request, context) -> pb.CheckFulfillmentResponse:
         selector, operator = await self._action_request(request, context)
         row, changed = await _answer(context, self._actions.check_fulfillment(selector, operator))
-        return pb.CheckFulfillmentResponse(sync=order_sync(row), changed=changed)
+        return pb.CheckFulfillmentResponse(sync=order_sync(row, self._registry), changed=changed)
 
     async def _action_request(self, request, context) -> tuple[OrderSelector, Operator]:
         """The order and the operator of an action request; abort unless the caller is an operator
@@ -153,8 +157,8 @@ async def _selector(message: pb.OrderSelector, context) -> OrderSelector:
     return OrderSelector(message.tenant_id, message.order_id, message.channel_order_number)
 
 
-def order_sync(row) -> pb.OrderSync:
-    """The admin API's view of one dispatch row."""
+def order_sync(row, registry: Registry) -> pb.OrderSync:
+    """The admin API's view of one dispatch row; its status title in its provider's words."""
     status = Status(row["status"])
     sync = pb.OrderSync(
         order_id=row["order_id"],
@@ -164,7 +168,7 @@ def order_sync(row) -> pb.OrderSync:
         ),
         provider=row["provider"],
         status=_STATUS[status],
-        status_title=status.title,
+        status_title=status_title(registry, row),
         reason_code=row["reason_code"],
         reason=row["reason"],
         provider_order_number=row["provider_order_number"],
@@ -201,4 +205,4 @@ async def _page_position(token: str, tenant_id: str, context) -> int | None:
             return before_seq
     except (ValueError, KeyError, TypeError):
         pass
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned for this tenant")
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API returned for this tenant")

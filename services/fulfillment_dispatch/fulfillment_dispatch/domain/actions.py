@@ -6,7 +6,8 @@ sent order, voiding a delivered one), naming the state and what to do instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 from fulfillment_dispatch.domain.dispatch import Status
@@ -21,11 +22,17 @@ class Action(Enum):
 
 @dataclass(frozen=True)
 class OrderState:
-    """What the rules look at: the sync status and the provider's shipment state."""
+    """What the rules look at: the sync status and the provider's shipment state, with the
+    provider's name and status words (its connector's label and status_titles) for messages."""
 
     status: Status
     shipment: str  # '' | fulfilled | shipped | delivered | cancelled
     provider_order_number: str = ""
+    provider_label: str = "the provider"
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def title(self, status: Status | None = None) -> str:
+        return (status or self.status).title(self.titles)
 
 
 class ActionRefused(Exception):
@@ -42,23 +49,23 @@ def check_allowed(action: Action, state: OrderState) -> None:
 def _retry(state: OrderState) -> str:
     if state.status is Status.FAILED:
         return ""
-    return f"only a Failed to Send order can be retried; this one is {state.status.title}" + _hint(state)
+    return f"only a {state.title(Status.FAILED)} order can be retried; this one is {state.title()}" + _hint(state)
 
 
 def _dont_send(state: OrderState) -> str:
     if state.status is Status.FAILED:
         return ""
-    return f"Don't Send applies to a Failed to Send order; this one is {state.status.title}" + _hint(state)
+    return f"Don't Send applies to a {state.title(Status.FAILED)} order; this one is {state.title()}" + _hint(state)
 
 
 def _void(state: OrderState) -> str:
     if state.status is Status.VOIDED or state.shipment == "cancelled":
-        return "the order is already Voided in Vinoshipper"
+        return f"the order is already {state.title(Status.VOIDED)}"
     if state.status is not Status.SENT:
-        return f"only an order Sent to Vinoshipper can be voided; this one is {state.status.title}" + _hint(state)
+        return f"only an order {state.title(Status.SENT)} can be voided; this one is {state.title()}" + _hint(state)
     if state.shipment in ("shipped", "delivered"):
         return (
-            f"the order has already {state.shipment} from Vinoshipper and can no longer be voided;"
+            f"the order has already {state.shipment} from {state.provider_label} and can no longer be voided;"
             " handle the return in the channel"
         )
     return ""
@@ -67,12 +74,12 @@ def _void(state: OrderState) -> str:
 def _check_fulfillment(state: OrderState) -> str:
     if state.status in (Status.SENT, Status.VOIDED):
         return ""
-    return f"the order never reached Vinoshipper (it is {state.status.title}); there is nothing to check"
+    return f"the order never reached {state.provider_label} (it is {state.title()}); there is nothing to check"
 
 
 def _hint(state: OrderState) -> str:
     hints = {
-        Status.SENT: "; use Check Fulfillment to refresh it, or Void Sync to cancel it at Vinoshipper",
+        Status.SENT: f"; use Check Fulfillment to refresh it, or Void Sync to cancel it at {state.provider_label}",
         Status.SENDING: "; it is being sent now",
         Status.RETRY_WAIT: "; it is retrying on its own",
         Status.NOT_REQUIRED: "; it stays in the channel",

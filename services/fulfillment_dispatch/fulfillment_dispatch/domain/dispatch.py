@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from libs.platform.work_queue import retry_delay
+
 
 class Status(Enum):
-    """An order's sync status. The titles are what an operator of the integration sees."""
+    """An order's sync status. Its title, what an operator reads, is its provider's word for it."""
 
     SENDING = "sending"
     RETRY_WAIT = "retry_wait"
@@ -18,18 +20,19 @@ class Status(Enum):
     NOT_REQUIRED = "not_required"
     VOIDED = "voided"
 
-    @property
-    def title(self) -> str:
-        return _TITLES[self]
+    def title(self, titles: Mapping[str, str] | None = None) -> str:
+        """The status in the words of `titles` (the provider connector's `info.status_titles`);
+        plain words for an order with no provider, e.g. one never routed to any."""
+        return (titles or {}).get(self.value) or _PLAIN_TITLES[self]
 
 
-_TITLES = {
-    Status.SENDING: "Sending to Vinoshipper",
-    Status.RETRY_WAIT: "Sending to Vinoshipper (retrying)",
-    Status.SENT: "Sent to Vinoshipper",
+_PLAIN_TITLES = {
+    Status.SENDING: "Sending",
+    Status.RETRY_WAIT: "Sending (retrying)",
+    Status.SENT: "Sent",
     Status.FAILED: "Failed to Send",
     Status.NOT_REQUIRED: "Not Required to Send",
-    Status.VOIDED: "Voided in Vinoshipper",
+    Status.VOIDED: "Voided",
 }
 
 
@@ -69,10 +72,11 @@ def outcome_of_error(error: ProviderError, *, attempts: int, max_attempts: int, 
     return Outcome(Status.RETRY_WAIT, error.reason_code, reason, now + retry_delay(attempts))
 
 
-def retry_delay(attempts: int, *, base_s: float = 2.0, cap_s: float = 300.0) -> timedelta:
-    """Exponential backoff with jitter: about 2 s, 4 s, 8 s ... at most five minutes."""
-    delay = min(cap_s, base_s * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=delay * random.uniform(0.75, 1.0))
+def activity_of_error(error: ProviderError, attempt: int) -> str:
+    """The activity line of a failed attempt; a compliance pre-check lists the problems it found."""
+    if error.reason_code == "COMPLIANCE_PRECHECK_FAILED" and error.details:
+        return "compliance pre-check: " + "; ".join(error.details)
+    return f"attempt {attempt}: {error.message}"
 
 
 _SHIPMENT_RANK = {"": 0, "fulfilled": 1, "shipped": 2, "delivered": 3, "cancelled": 4}

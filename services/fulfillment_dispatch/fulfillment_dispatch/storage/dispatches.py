@@ -4,12 +4,14 @@ operator actions and the activity log. Every read an API serves is scoped by ten
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from libs.platform.activity import append_activity
+from libs.platform.db import PgConnection
+from libs.platform.work_queue import QueueTable, WorkQueue
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,16 @@ class NewDispatch:
     external_id: str
     external_number: str
     traceparent: str
+    provider_account: str = ""  # the tenant's name for the provider account
+    route: str = ""  # the route that sent it there, for the route's options
+    channel_account: str = ""  # the tenant's name for the channel account that sold it
 
 
 @dataclass(frozen=True)
 class NotRequired:
-    """An order routed nowhere: recorded so that every order has a visible sync status."""
+    """An order that is not sent: routed nowhere ('not_required', with routing's reason), or
+    routed to a provider it cannot be queued for ('failed', with the reason). Recorded so that
+    every order has a visible sync status."""
 
     order_id: str
     tenant_id: str
@@ -39,6 +46,9 @@ class NotRequired:
     traceparent: str
     reason_code: str
     reason: str
+    channel_account: str = ""
+    provider_account: str = ""
+    route: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,17 +61,18 @@ class AttemptResult:
     next_attempt_at: datetime | None
     activity: str
     attempt: int  # the attempt number this result belongs to (fences out stale lease holders)
+    check_after: timedelta | None = None  # a sent order's first read-back, set by record_results
 
 
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list[str]:
+async def enqueue(conn: PgConnection, rows: Sequence[NewDispatch]) -> list[str]:
     """Queue orders for sending (status 'sending'); return the ids that were not queued before."""
     if not rows:
         return []
     inserted = await conn.fetch(
         "INSERT INTO dispatches (order_id, tenant_id, provider, provider_order_number, order_proto,"
-        " channel, external_id, external_number, traceparent, status)"
+        " channel, external_id, external_number, traceparent, provider_account, route, channel_account, status)"
         " SELECT *, 'sending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],"
-        " $6::text[], $7::text[], $8::text[], $9::text[])"
+        " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"
         " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, tenant_id",
         *[[getattr(r, column) for r in rows] for column in NewDispatch.__dataclass_fields__],
     )
@@ -71,20 +82,68 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDispatch]) -> list
     return [r["order_id"] for r in inserted]
 
 
-async def record_not_required(conn: asyncpg.Connection, rows: Sequence[NotRequired]) -> list[str]:
+async def record_not_required(conn: PgConnection, rows: Sequence[NotRequired]) -> list[str]:
     """Record orders that are not sent (status 'not_required', with routing's reason), once each."""
+    return await _record_unsent(conn, rows, "not_required", "not_required")
+
+
+async def record_unsendable(conn: PgConnection, rows: Sequence[NotRequired]) -> list[str]:
+    """Record routed orders that cannot be queued (status 'failed', with why), once each.
+
+    An operator's Retry queues one again once its provider account is configured.
+    """
+    return await _record_unsent(conn, rows, "failed", "not_queued")
+
+
+async def _record_unsent(conn: PgConnection, rows: Sequence[NotRequired], status: str, kind: str) -> list[str]:
     if not rows:
         return []
     inserted = await conn.fetch(
         "INSERT INTO dispatches (order_id, tenant_id, provider, order_proto, channel, external_id,"
-        " external_number, traceparent, reason_code, reason, provider_order_number, status)"
-        " SELECT *, '', 'not_required' FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
-        " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+        " external_number, traceparent, reason_code, reason, channel_account, provider_account, route,"
+        " provider_order_number, status)"
+        " SELECT *, '', $14 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])"
         " ON CONFLICT (order_id) DO NOTHING RETURNING order_id, tenant_id, reason",
         *[[getattr(r, column) for r in rows] for column in NotRequired.__dataclass_fields__],
+        status,
     )
-    await add_activity(conn, [(r["order_id"], r["tenant_id"], "not_required", r["reason"]) for r in inserted])
+    await add_activity(conn, [(r["order_id"], r["tenant_id"], kind, r["reason"]) for r in inserted])
     return [r["order_id"] for r in inserted]
+
+
+SEND_QUEUE = WorkQueue(
+    QueueTable(
+        table="dispatches",
+        key="order_id",
+        due_statuses=("sending", "retry_wait"),
+        returned=(
+            "tenant_id",
+            "provider",
+            "provider_account",
+            "route",
+            "provider_order_number",
+            "attempts_before_retry",
+            "order_proto",
+            "channel",
+            "channel_account",
+            "external_id",
+            "external_number",
+            "traceparent",
+        ),
+        results={"reason_code": "text", "reason": "text", "check_after": "interval"},
+        stored=("reason_code", "reason"),
+        set_clauses=(
+            "updated_at = now()",
+            # A sent order is read back after a while, in case the provider's notices never come.
+            "next_check_at = CASE WHEN r.status = 'sent' THEN now() + r.check_after ELSE NULL END",
+            "status_checks = 0",
+        ),
+        claim_set_clauses=("updated_at = now()",),
+        activity_table="dispatch_activity",
+    )
+)
+"""The send queue: orders 'sending' or 'retry_wait', leased by the sender (libs.platform.work_queue)."""
 
 
 async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyncpg.Record]:
@@ -93,23 +152,11 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     The lease keeps other replicas off them while this one calls the provider; if this process
     dies, the lease runs out and another pass resumes them (reading back from the provider first).
     """
-    return await pool.fetch(
-        "UPDATE dispatches d SET lease_until = now() + make_interval(secs => $2),"
-        " attempts = d.attempts + 1, updated_at = now()"
-        " FROM (SELECT order_id FROM dispatches"
-        "       WHERE status IN ('sending', 'retry_wait') AND next_attempt_at <= now()"
-        "         AND (lease_until IS NULL OR lease_until < now())"
-        "       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
-        " WHERE d.order_id = due.order_id"
-        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_order_number, d.attempts,"
-        " d.attempts_before_retry, d.order_proto, d.channel, d.external_id, d.external_number, d.traceparent",
-        limit,
-        lease_s,
-    )
+    return await SEND_QUEUE.claim(pool, limit, lease_s)
 
 
 async def record_results(
-    conn: asyncpg.Connection, results: Sequence[AttemptResult], *, first_check_after: timedelta
+    conn: PgConnection, results: Sequence[AttemptResult], *, first_check_after: timedelta | None
 ) -> set[str]:
     """Store attempt outcomes, release their leases and log them; return the order ids stored.
 
@@ -120,38 +167,16 @@ async def record_results(
     attempt outlived its lease and another took over, the late result is dropped, so it can
     neither overwrite a newer outcome nor announce a second one.
     """
-    if not results:
-        return set()
-    stored = await conn.fetch(
-        "UPDATE dispatches d SET status = r.status, reason_code = r.reason_code, reason = r.reason,"
-        " next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at), lease_until = NULL, updated_at = now(),"
-        " next_check_at = CASE WHEN r.status = 'sent' THEN now() + $7::interval ELSE NULL END, status_checks = 0"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])"
-        "   AS r(order_id, status, reason_code, reason, next_attempt_at, attempt)"
-        " WHERE d.order_id = r.order_id AND d.attempts = r.attempt AND d.lease_until IS NOT NULL"
-        " RETURNING d.order_id",
-        [r.order_id for r in results],
-        [r.status for r in results],
-        [r.reason_code for r in results],
-        [r.reason for r in results],
-        [r.next_attempt_at for r in results],
-        [r.attempt for r in results],
-        first_check_after,
-    )
-    recorded = {r["order_id"] for r in stored}
-    await add_activity(
-        conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results if r.order_id in recorded]
-    )
-    return recorded
+    return await SEND_QUEUE.record(conn, [replace(r, check_after=first_check_after) for r in results])
 
 
-async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
+async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) entries to the activity log."""
     await append_activity(conn, "dispatch_activity", entries)
 
 
 async def add_operator_activity(
-    conn: asyncpg.Connection, order_id: str, tenant_id: str, kind: str, actor: str, message: str
+    conn: PgConnection, order_id: str, tenant_id: str, kind: str, actor: str, message: str
 ) -> None:
     """Append an operator's action (who, what, why) to the activity log."""
     await conn.execute(
@@ -165,12 +190,12 @@ async def add_operator_activity(
 
 
 async def lock_by_provider_number(
-    conn: asyncpg.Connection, tenant_id: str, provider: str, provider_order_number: str
+    conn: PgConnection, tenant_id: str, provider: str, provider_order_number: str
 ) -> asyncpg.Record | None:
     """Return and lock the tenant's dispatch with this provider order number, or None."""
     return await conn.fetchrow(
-        "SELECT order_id, tenant_id, status, provider_order_number, channel, external_id, external_number,"
-        " traceparent, shipment_status FROM dispatches"
+        "SELECT order_id, tenant_id, status, provider_account, provider_order_number, channel, channel_account,"
+        " external_id, external_number, traceparent, shipment_status FROM dispatches"
         " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = $3 FOR UPDATE",
         tenant_id,
         provider,
@@ -179,7 +204,7 @@ async def lock_by_provider_number(
 
 
 async def update_shipment(
-    conn: asyncpg.Connection,
+    conn: PgConnection,
     order_id: str,
     status: str,
     shipment_proto: bytes,
@@ -206,8 +231,11 @@ async def update_shipment(
     )
 
 
-async def claim_status_checks(pool: asyncpg.Pool, limit: int, base_s: float, max_s: float) -> list[asyncpg.Record]:
-    """Take up to `limit` sent orders whose read-back is due, and schedule each one's next check.
+async def claim_status_checks(
+    pool: asyncpg.Pool, limit: int, base_s: float, max_s: float, providers: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Take up to `limit` sent orders of `providers` whose read-back is due, and schedule each
+    one's next check. `providers` are those that can be read back.
 
     Scheduling first doubles as a lease: a replica that dies mid-check leaves the order due again
     at its next check, and two replicas never check the same order in one round.
@@ -217,12 +245,14 @@ async def claim_status_checks(pool: asyncpg.Pool, limit: int, base_s: float, max
         " next_check_at = now() + make_interval(secs => least($3, $2 * power(2, least(d.status_checks, 16))))"
         " FROM (SELECT order_id FROM dispatches"
         "       WHERE status = 'sent' AND shipment_status NOT IN ('delivered', 'cancelled') AND next_check_at <= now()"
+        "         AND provider = ANY($4::text[])"
         "       ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
         " WHERE d.order_id = due.order_id"
-        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_order_number",
+        " RETURNING d.order_id, d.tenant_id, d.provider, d.provider_account, d.provider_order_number",
         limit,
         base_s,
         max_s,
+        list(providers),
     )
 
 
@@ -240,8 +270,9 @@ async def record_webhook(conn, tenant_id: str, provider: str, body: bytes, outco
 
 
 _RECORD_COLUMNS = (
-    "order_id, tenant_id, provider, status, reason_code, reason, provider_order_number, attempts,"
-    " next_attempt_at, updated_at, channel, external_id, external_number, shipment_status, shipment_proto"
+    "order_id, tenant_id, provider, provider_account, route, status, reason_code, reason, provider_order_number,"
+    " attempts, next_attempt_at, updated_at, channel, channel_account, external_id, external_number,"
+    " shipment_status, shipment_proto"
 )
 
 
@@ -253,7 +284,7 @@ async def get_dispatch(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asy
 
 
 async def find_dispatch(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, order_id: str, external_number: str, *, lock: bool = False
+    conn: PgConnection | asyncpg.Pool, tenant_id: str, order_id: str, external_number: str, *, lock: bool = False
 ) -> asyncpg.Record | None:
     """Return the tenant's dispatch by order id or else by channel order number; lock it if asked."""
     column, value = ("order_id", order_id) if order_id else ("external_number", external_number)
@@ -305,16 +336,26 @@ async def activity_of(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> list
     )
 
 
-async def mark_for_retry(conn: asyncpg.Connection, order_id: str) -> None:
-    """Queue a failed order again with a fresh retry budget (attempts keep counting, for fencing)."""
+async def mark_for_retry(conn: PgConnection, order_id: str, provider_order_number: str = "") -> None:
+    """Queue a failed order again with a fresh retry budget (attempts keep counting, for fencing).
+
+    `provider_order_number` is set for an order that never had one (it could not be queued).
+    """
     await conn.execute(
         "UPDATE dispatches SET status = 'sending', reason_code = '', reason = '', next_attempt_at = now(),"
-        " attempts_before_retry = attempts, updated_at = now() WHERE order_id = $1",
+        " attempts_before_retry = attempts, updated_at = now(),"
+        " provider_order_number = CASE WHEN $2 = '' THEN provider_order_number ELSE $2 END WHERE order_id = $1",
         order_id,
+        provider_order_number,
     )
 
 
-async def mark_dont_send(conn: asyncpg.Connection, order_id: str, reason: str) -> None:
+async def order_proto_of(conn: PgConnection, order_id: str) -> bytes:
+    """The order as it was routed."""
+    return await conn.fetchval("SELECT order_proto FROM dispatches WHERE order_id = $1", order_id)
+
+
+async def mark_dont_send(conn: PgConnection, order_id: str, reason: str) -> None:
     """Keep a failed order in the channel for good."""
     await conn.execute(
         "UPDATE dispatches SET status = 'not_required', reason_code = 'DONT_SEND', reason = $2, updated_at = now()"

@@ -14,6 +14,7 @@ from ordersync.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from libs.platform.auth import GrpcAccess
 from order_intake.storage import orders as storage
+from order_intake.storage import pulls
 
 _STATUS = {"accepted": pb.INTAKE_STATUS_ACCEPTED, "invalid": pb.INTAKE_STATUS_INVALID}
 
@@ -55,6 +56,34 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
         rows = await storage.list_orders(self._pool, request.tenant_id, limit, after)
         token = _encode_token(rows[-1]) if len(rows) == limit else ""
         return pb.ListOrdersResponse(records=[_record(r) for r in rows], next_page_token=token)
+
+    async def ListPullCursors(
+        self, request: pb.ListPullCursorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPullCursorsResponse:
+        await self._access.require(context, request.tenant_id)
+        rows = await pulls.list_cursors(self._pool, request.tenant_id)
+        return pb.ListPullCursorsResponse(cursors=[_cursor(r) for r in rows])
+
+
+def _cursor(row) -> pb.PullCursor:
+    cursor = pb.PullCursor(
+        account=row["account"],
+        connector=row["connector"],
+        cursor=row["cursor"],
+        lease_owner=row["lease_owner"] or "",
+        failures=row["failures"],
+        last_error=row["last_error"],
+        orders_pulled=row["orders_pulled"],
+        unacknowledged_count=row["unacknowledged_count"],
+    )
+    for field, column in (
+        ("lease_expire_time", "lease_until"),
+        ("next_poll_time", "next_poll_at"),
+        ("last_poll_time", "last_polled_at"),
+    ):
+        if row[column] is not None:
+            getattr(cursor, field).FromDatetime(row[column])
+    return cursor
 
 
 def _record(row) -> pb.IntakeRecord:

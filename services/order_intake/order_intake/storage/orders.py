@@ -3,17 +3,22 @@
 A webhook is acknowledged only after its revision is durable. Rather than one transaction per
 request (the first wall of a naive receiver), concurrent requests queue here and one writer task
 commits them together; each request awaits the outcome of its own item.
+
+A pulled page is written by the same statements (`commit_page`), in a transaction of its own
+that also moves the account's cursor, so a page's revisions and its cursor commit together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from opentelemetry import context as otel_context
 
+from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
 from libs.platform.webhook_http import storable_text
@@ -24,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Revision:
-    """One received webhook to record; `order_proto` and `event` are None when it is not an order."""
+    """One received webhook or pulled record to record; `order_proto` and `event` are None when it
+    is not an order. `channel` is the connector id, `account` the tenant's account name."""
 
     tenant_id: str
     channel: str
@@ -37,8 +43,10 @@ class Revision:
     external_number: str = ""
     revision: str = ""
     order_proto: bytes | None = None
-    build_event: object = None  # Callable[[bool], OutgoingEvent]: called with first_revision
+    build_event: Callable[[bool], OutgoingEvent] | None = None  # called with first_revision
     trace_context: otel_context.Context | None = None
+    account: str = ""
+    source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -108,28 +116,52 @@ class RevisionWriter:
 
     async def _write(self, batch: list[Revision]) -> list[Recorded]:
         async with self._pool.acquire() as conn, conn.transaction():
-            results, events = [], []
-            for item in batch:
-                # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
-                token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
-                try:
-                    recorded, event = await _write_one(conn, item)
-                finally:
-                    if token is not None:
-                        otel_context.detach(token)
-                results.append(recorded)
-                if event is not None:
-                    events.append(event)
-            await write_events(conn, events)
+            return await _write_all(conn, batch)
+
+    async def commit_page(
+        self,
+        items: Sequence[Revision],
+        *,
+        before: Callable[[PgConnection], Awaitable[None]],
+        after: Callable[[PgConnection, list[Recorded]], Awaitable[None]],
+    ) -> list[Recorded]:
+        """Commit `items` in one transaction of their own, between `before(conn)` and
+        `after(conn, results)`; an exception from either rolls everything back.
+
+        The pull poller fences the page by its lease in `before` and moves the cursor in
+        `after`, so revisions and cursor are durable together or not at all. The page is not
+        queued with webhooks: its transaction must hold nothing but the page.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await before(conn)
+            results = await _write_all(conn, list(items))
+            await after(conn, results)
         return results
 
 
-async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
+async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded]:
+    results, events = [], []
+    for item in batch:
+        # Each item's statements run in its webhook's trace, so SQL shows in the order's journey.
+        token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
+        try:
+            recorded, event = await _write_one(conn, item)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        results.append(recorded)
+        if event is not None:
+            events.append(event)
+    await write_events(conn, events)
+    return results
+
+
+async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
     # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
     item.detail = storable_text(item.detail)
     receipt_id = await conn.fetchval(
-        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         item.tenant_id,
         item.channel,
         item.body,
@@ -137,6 +169,8 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
         item.detail,
         item.order_id,
         item.trace_id,
+        item.account,
+        item.source,
     )
     if item.order_proto is None:
         return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
@@ -160,7 +194,7 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
         await _count_revision(conn, item)
         return await _mark(conn, receipt_id, "stale", item), None
     elif _changes_nothing(item, latest):
-        # Typically the Update Commerce7 sends after our own fulfilment: recorded, not re-announced.
+        # Typically the update a channel sends after our own fulfilment: recorded, not re-announced.
         await _update_order(conn, item)
         return await _mark(conn, receipt_id, "unchanged", item), None
     else:
@@ -173,12 +207,16 @@ async def _write_one(conn: asyncpg.Connection, item: Revision) -> tuple[Recorded
 
 def _changes_nothing(item: Revision, latest: asyncpg.Record) -> bool:
     both_accepted = item.outcome_if_new == "accepted" and latest["status"] == "accepted"
-    return both_accepted and same_order_content(latest["order_proto"], item.order_proto)
+    return (
+        both_accepted and item.order_proto is not None and same_order_content(latest["order_proto"], item.order_proto)
+    )
 
 
 def _event_in_request_context(item: Revision, *, first_revision: bool) -> OutgoingEvent:
     # The event carries the trace of the webhook request that brought the revision, not the
     # writer task's, so one trace follows the order from webhook to writeback.
+    if item.build_event is None:
+        raise ValueError("an accepted revision must say how to build its event")
     token = otel_context.attach(item.trace_context) if item.trace_context is not None else None
     try:
         return item.build_event(first_revision)
@@ -187,12 +225,12 @@ def _event_in_request_context(item: Revision, *, first_revision: bool) -> Outgoi
             otel_context.detach(token)
 
 
-async def _mark(conn: asyncpg.Connection, receipt_id: int, outcome: str, item: Revision) -> Recorded:
+async def _mark(conn: PgConnection, receipt_id: int, outcome: str, item: Revision) -> Recorded:
     await conn.execute("UPDATE webhook_receipts SET outcome = $2 WHERE id = $1", receipt_id, outcome)
     return Recorded(outcome, receipt_id, item.order_id)
 
 
-async def _insert_order(conn: asyncpg.Connection, item: Revision) -> None:
+async def _insert_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "INSERT INTO orders (order_id, tenant_id, channel, external_id, external_number, latest_revision,"
         " status, status_reason, order_proto, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -209,7 +247,7 @@ async def _insert_order(conn: asyncpg.Connection, item: Revision) -> None:
     )
 
 
-async def _update_order(conn: asyncpg.Connection, item: Revision) -> None:
+async def _update_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "UPDATE orders SET latest_revision = $2, status = $3, status_reason = $4, order_proto = $5,"
         " external_number = $6, revision_count = revision_count + 1, updated_at = now()"
@@ -223,7 +261,7 @@ async def _update_order(conn: asyncpg.Connection, item: Revision) -> None:
     )
 
 
-async def _count_revision(conn: asyncpg.Connection, item: Revision) -> None:
+async def _count_revision(conn: PgConnection, item: Revision) -> None:
     await conn.execute("UPDATE orders SET revision_count = revision_count + 1 WHERE order_id = $1", item.order_id)
 
 

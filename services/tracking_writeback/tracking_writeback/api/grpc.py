@@ -8,6 +8,7 @@ from ordersync.tracking.v1 import tracking_service_pb2 as pb
 from ordersync.tracking.v1 import tracking_service_pb2_grpc as pb_grpc
 
 from libs.platform.auth import GrpcAccess
+from libs.platform.grpc_server import abort
 from tracking_writeback.storage.writebacks import get_writeback
 
 _STATUS = {
@@ -33,10 +34,11 @@ class TrackingWritebackServicer(pb_grpc.TrackingWritebackServiceServicer):
     async def GetWriteback(self, request, context: grpc.aio.ServicerContext) -> pb.GetWritebackResponse:
         await self._access.require(context, request.tenant_id)
         if not request.order_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
         row = await get_writeback(self._pool, request.tenant_id, request.order_id)
         if row is None:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.NOT_FOUND,
                 f"nothing written back yet for order {request.order_id!r} of tenant {request.tenant_id!r}",
             )

@@ -9,6 +9,8 @@ from datetime import datetime
 import asyncpg
 
 from libs.platform.activity import append_activity
+from libs.platform.db import PgConnection
+from libs.platform.work_queue import QueueTable, WorkQueue
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class WriteResult:
     attempt: int  # the attempt this result belongs to (fences out stale lease holders)
 
 
-async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, str]:
+async def load_targets(conn: PgConnection, order_ids: Sequence[str]) -> dict[str, str]:
     """Return the wanted state of each known order, locked for this transaction."""
     rows = await conn.fetch(
         "SELECT order_id, target_status FROM writebacks WHERE order_id = ANY($1::text[])"
@@ -48,7 +50,7 @@ async def load_targets(conn: asyncpg.Connection, order_ids: Sequence[str]) -> di
     return {r["order_id"]: r["target_status"] for r in rows}
 
 
-async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
+async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
     """Insert or advance the wanted state of orders and queue them for writing.
 
     `attempts` is left alone: it fences the result of a write that may be in flight, which then
@@ -72,57 +74,52 @@ async def want(conn: asyncpg.Connection, states: Sequence[WantedState]) -> None:
     )
 
 
+WRITE_QUEUE = WorkQueue(
+    QueueTable(
+        table="writebacks",
+        key="order_id",
+        due_statuses=("pending", "retry_wait"),
+        returned=(
+            "tenant_id",
+            "channel",
+            "provider",
+            "external_id",
+            "external_number",
+            "target_status",
+            "written_status",
+            "shipment_proto",
+            "customer_notified",
+            "traceparent",
+            "channel_account",
+        ),
+        results={"written_status": "text", "reason": "text", "customer_notified": "bool"},
+        stored=("written_status", "reason"),
+        set_clauses=("customer_notified = q.customer_notified OR r.customer_notified", "updated_at = now()"),
+        # A newer wanted state that arrived while this write was under way stays pending.
+        status_sql="CASE WHEN r.status = 'written' AND q.target_status <> r.written_status THEN 'pending'"
+        " ELSE r.status END",
+        activity_table="writeback_activity",
+    )
+)
+"""The write queue: orders whose channel update is 'pending' or 'retry_wait' (libs.platform.work_queue)."""
+
+
 async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyncpg.Record]:
     """Lease up to `limit` orders whose channel update is due, counting the attempt."""
-    return await pool.fetch(
-        "UPDATE writebacks w SET lease_until = now() + make_interval(secs => $2), attempts = w.attempts + 1"
-        " FROM (SELECT order_id FROM writebacks"
-        "       WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= now()"
-        "         AND (lease_until IS NULL OR lease_until < now())"
-        "       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due"
-        " WHERE w.order_id = due.order_id"
-        " RETURNING w.order_id, w.tenant_id, w.channel, w.provider, w.external_id, w.external_number, w.target_status,"
-        " w.written_status, w.shipment_proto, w.attempts, w.customer_notified, w.traceparent, w.channel_account",
-        limit,
-        lease_s,
-    )
+    return await WRITE_QUEUE.claim(pool, limit, lease_s)
 
 
-async def record_results(conn: asyncpg.Connection, results: Sequence[WriteResult]) -> set[str]:
+async def record_results(conn: PgConnection, results: Sequence[WriteResult]) -> set[str]:
     """Store write outcomes and release leases; return the order ids stored.
 
     A result counts only while its attempt still holds the lease (a late one is dropped). A newer
-    wanted state that arrived meanwhile stays pending.
+    wanted state that arrived meanwhile stays pending. Results are stored in order-id order,
+    the lock order of load_targets.
     """
-    if not results:
-        return set()
-    results = sorted(results, key=lambda r: r.order_id)  # the same lock order as load_targets
-    stored = await conn.fetch(
-        "UPDATE writebacks w SET written_status = r.written_status, reason = r.reason,"
-        " customer_notified = w.customer_notified OR r.customer_notified, lease_until = NULL, updated_at = now(),"
-        " status = CASE WHEN r.status = 'written' AND w.target_status <> r.written_status THEN 'pending'"
-        "               ELSE r.status END,"
-        " next_attempt_at = coalesce(r.next_attempt_at, w.next_attempt_at)"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::int[])"
-        "   AS r(order_id, status, written_status, reason, customer_notified, next_attempt_at, attempt)"
-        " WHERE w.order_id = r.order_id AND w.attempts = r.attempt AND w.lease_until IS NOT NULL"
-        " RETURNING w.order_id",
-        [r.order_id for r in results],
-        [r.status for r in results],
-        [r.written_status for r in results],
-        [r.reason for r in results],
-        [r.customer_notified for r in results],
-        [r.next_attempt_at for r in results],
-        [r.attempt for r in results],
-    )
-    recorded = {r["order_id"] for r in stored}
-    await add_activity(
-        conn, [(r.order_id, r.tenant_id, r.status, r.activity) for r in results if r.order_id in recorded]
-    )
-    return recorded
+    return await WRITE_QUEUE.record(conn, results)
 
 
-async def add_activity(conn: asyncpg.Connection, entries: Sequence[tuple[str, str, str, str]]) -> None:
+async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str, str]]) -> None:
     """Append (order_id, tenant_id, kind, message) entries to the activity log."""
     await append_activity(conn, "writeback_activity", entries)
 

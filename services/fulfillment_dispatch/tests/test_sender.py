@@ -1,0 +1,211 @@
+"""The sender on real Postgres and the real carrier-mapping service, with a fake batch provider:
+chunks of the provider's batch size per account, per-item results, whole-call errors, re-attempts
+that may exist, fenced late results, and service codes only for providers that need them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from ordersync.dispatch.v1 import events_pb2
+
+from carrier_mapping.testing import ACME_READER, CALLERS, running_service
+from fulfillment_dispatch.app import MIGRATIONS
+from fulfillment_dispatch.sender import Sender
+from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.connectors.base.idempotency import idempotency_key
+from libs.platform.db import create_pool, migrate
+from libs.platform.events import parse_envelope
+from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, REFUSED, TENANT, queue, world
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+@pytest_asyncio.fixture
+async def pool(database):
+    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
+    pool = await create_pool(database, "fulfillment_dispatch", 4)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def carriers(infra):
+    async with (
+        running_service(infra.pg_dsn, CALLERS) as service,
+        CarrierMappingClient(service.address, token=ACME_READER) as client,
+    ):
+        await asyncio.wait_for(client.synced.wait(), 5)
+        yield client
+
+
+@pytest_asyncio.fixture
+async def hub():
+    built = world()
+    yield built
+    await built.accounts.stop()
+
+
+def sender(pool, hub, carriers, *, lease_s: float = 30) -> Sender:
+    return Sender(
+        pool,
+        hub.accounts,
+        carriers,
+        topic="dispatch.orders.v1",
+        producer="test",
+        lease_s=lease_s,
+        batch=50,
+        max_attempts=5,
+        concurrency=8,
+        first_check_after=timedelta(minutes=15),
+    )
+
+
+async def statuses(pool) -> dict[str, tuple[str, str]]:
+    rows = await pool.fetch("SELECT external_number, status, reason_code FROM dispatches")
+    return {r["external_number"]: (r["status"], r["reason_code"]) for r in rows}
+
+
+async def events(pool) -> list:
+    """The outbox's events, as their messages."""
+    found = []
+    for row in await pool.fetch("SELECT value FROM outbox ORDER BY id"):
+        envelope = parse_envelope(row["value"])
+        for kind in (events_pb2.OrderDispatched, events_pb2.OrderDispatchFailed):
+            message = kind()
+            if envelope.payload.Unpack(message):
+                found.append(message)
+    return found
+
+
+async def due_now(pool) -> None:
+    await pool.execute("UPDATE dispatches SET next_attempt_at = now() WHERE status = 'retry_wait'")
+
+
+async def test_seven_due_orders_of_one_account_go_in_calls_of_three_three_and_one(pool, hub, carriers):
+    numbers = [f"100{n}" for n in range(7)]
+    await queue(pool, *numbers, route="west")
+
+    assert await sender(pool, hub, carriers).run_once() == 7
+
+    calls = hub.vendor.calls
+    assert sorted(len(call) for call in calls) == [1, 3, 3]
+    submitted = [item for call in calls for item in call]
+    assert sorted(item.order.external_number for item in submitted) == numbers
+    assert {item.order_number for item in submitted} == {f"B-{n}" for n in numbers}
+    assert all(item.options == {"warehouse": "W1"} and item.service_code == "" for item in submitted)
+    assert not any(item.may_exist for item in submitted)
+    assert await statuses(pool) == dict.fromkeys(numbers, ("sent", ""))
+    dispatched = await events(pool)
+    assert len(dispatched) == 7 and all(isinstance(e, events_pb2.OrderDispatched) for e in dispatched)
+    assert {(e.provider, e.provider_account, e.channel_ref.account) for e in dispatched} == {
+        ("batchship", "batch", "store")
+    }
+    activity = await pool.fetchval(
+        "SELECT message FROM dispatch_activity WHERE order_id = 'ord-1000' AND kind = 'sent'"
+    )
+    assert activity == "taken as B-1000"
+
+
+async def test_orders_of_two_accounts_never_share_a_call(pool, hub, carriers):
+    await queue(pool, "2001", "2002")
+    await queue(pool, "2003", account="nocancel", provider="stuckship")
+
+    await sender(pool, hub, carriers).run_once()
+
+    accounts_per_call = sorted("".join(sorted({i.order_number[0] for i in call})) for call in hub.vendor.calls)
+    assert accounts_per_call == ["B", "S"]
+
+
+async def test_each_item_of_a_call_gets_its_own_result(pool, hub, carriers):
+    await queue(pool, f"{REFUSED}-1", f"{BUSY}-1", "3001")
+
+    await sender(pool, hub, carriers).run_once()
+
+    assert [len(call) for call in hub.vendor.calls] == [3]
+    assert await statuses(pool) == {
+        f"{REFUSED}-1": ("failed", "UNKNOWN_SKU"),
+        f"{BUSY}-1": ("retry_wait", "PROVIDER_UNAVAILABLE"),
+        "3001": ("sent", ""),
+    }
+    reason = await pool.fetchval("SELECT reason FROM dispatches WHERE external_number = $1", f"{REFUSED}-1")
+    assert reason == "SKU CAB-1999 is not a product of this producer: CAB-1999"
+    announced = {type(e).__name__: e for e in await events(pool)}
+    assert set(announced) == {"OrderDispatched", "OrderDispatchFailed"}
+    assert announced["OrderDispatchFailed"].reason_code == "UNKNOWN_SKU"
+    assert announced["OrderDispatchFailed"].provider_account == "batch"
+
+
+async def test_an_error_of_the_whole_call_applies_to_its_chunk_only(pool, hub, carriers):
+    await queue(pool, f"{DOWN}-1", "4001", "4002", "4003", "4004", "4005")
+
+    await sender(pool, hub, carriers).run_once()
+
+    failed_call = next(call for call in hub.vendor.calls if any(i.order.external_number == f"{DOWN}-1" for i in call))
+    in_failed_call = {item.order.external_number for item in failed_call}
+    assert len(in_failed_call) == 3
+    expected = {
+        number: ("retry_wait", "PROVIDER_UNAVAILABLE") if number in in_failed_call else ("sent", "")
+        for number in [f"{DOWN}-1", "4001", "4002", "4003", "4004", "4005"]
+    }
+    assert await statuses(pool) == expected
+    activity = await pool.fetchval("SELECT message FROM dispatch_activity WHERE order_id = $1", f"ord-{DOWN}-1")
+    assert activity == "routed to provider; queued for sending"
+    retry = await pool.fetchval("SELECT message FROM dispatch_activity WHERE kind = 'retry_wait' LIMIT 1")
+    assert retry == "attempt 1: the provider is down for maintenance"
+
+
+async def test_a_re_attempt_may_exist_at_the_provider_and_keeps_its_idempotency_key(pool, hub, carriers):
+    await queue(pool, f"{BUSY}-2")
+    send = sender(pool, hub, carriers)
+    await send.run_once()
+    await due_now(pool)
+
+    await send.run_once()
+
+    first, second = (call[0] for call in hub.vendor.calls)
+    assert (first.may_exist, second.may_exist) == (False, True)
+    assert first.idempotency_key == second.idempotency_key == idempotency_key("dispatch", TENANT, f"ord-{BUSY}-2")
+    assert await pool.fetchval("SELECT attempts FROM dispatches") == 2
+
+
+async def test_a_late_result_whose_lease_was_taken_over_is_dropped_with_its_event(pool, hub, carriers):
+    await queue(pool, "5001")
+    hold = hub.vendor.hold = asyncio.Event()
+    slow = asyncio.create_task(sender(pool, hub, carriers, lease_s=0.2).run_once())
+    await asyncio.wait_for(hub.vendor.entered.wait(), 10)
+    await asyncio.sleep(0.3)  # the slow attempt's lease runs out while the provider holds it
+
+    assert await sender(pool, hub, carriers).run_once() == 1  # attempt 2 takes over and is recorded
+    hold.set()
+    assert await slow == 1
+
+    assert len(hub.vendor.calls) == 2
+    assert await statuses(pool) == {"5001": ("sent", "")}
+    assert len(await events(pool)) == 1
+    sent = await pool.fetch("SELECT message FROM dispatch_activity WHERE kind = 'sent'")
+    assert len(sent) == 1
+
+
+async def test_a_provider_needing_service_codes_is_asked_in_its_own_codes_and_unmapped_orders_fail(pool, hub, carriers):
+    await queue(pool, "6001", account="codes", provider="codeship")
+    await queue(pool, "6002")
+
+    await sender(pool, hub, carriers).run_once()
+
+    assert [[item.order.external_number for item in call] for call in hub.vendor.calls] == [["6002"]]
+    assert await statuses(pool) == {"6001": ("failed", "UNMAPPED_CARRIER"), "6002": ("sent", "")}
+    reason = await pool.fetchval("SELECT reason FROM dispatches WHERE external_number = '6001'")
+    assert "codeship" in reason
+
+
+async def test_an_order_whose_provider_account_is_not_configured_waits_and_says_why(pool, hub, carriers):
+    await queue(pool, "7001", account="gone")
+
+    await sender(pool, hub, carriers).run_once()
+
+    assert await statuses(pool) == {"7001": ("retry_wait", "PROVIDER_NOT_CONFIGURED")}
+    assert hub.vendor.calls == []
+    assert "has no account 'gone'" in await pool.fetchval("SELECT reason FROM dispatches")
