@@ -12,18 +12,39 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
+from tests.simulators.registry import default_simulators
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import READER, Stack, TenantSpec
+from tests.system.stack import READER, STORE, RouteSpec, Stack, TenantSpec
 
 
-def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME") -> TenantSpec:
-    return TenantSpec(
-        tenant_id=tenant_id,
+def tenant(tenant_id: str = "acme-cellars", prefix: str = "ACME", **options) -> TenantSpec:
+    """A Commerce7 store sending to one Vinoshipper account; `options` as TenantSpec.commerce7_vinoshipper."""
+    return TenantSpec.commerce7_vinoshipper(
+        tenant_id,
         chosen_states=["CA", "OR", "NY"],
         products=["SKU-CAB", "SKU-CHARD"],
         licensed_states=["CA", "OR"],
         order_number_prefix=prefix,
+        **options,
     )
+
+
+def two_coasts(tenant_id: str = "two-coasts") -> TenantSpec:
+    """One Commerce7 store and two Vinoshipper accounts: the west coast's orders go to "west",
+    New York's to "east", by two routes chosen by ship-to state."""
+    simulators = default_simulators()
+    store = simulators.get("commerce7").new_account(STORE, tenant_id)
+    west, east = (
+        simulators.get("vinoshipper").new_account(
+            name, tenant_id, order_number_prefix=name.upper(), products=["SKU-CAB"], licensed_states=states
+        )
+        for name, states in (("west", ["CA", "OR"]), ("east", ["NY"]))
+    )
+    routes = (
+        RouteSpec("west-coast", STORE, "west", ship_to_states=("CA", "OR")),
+        RouteSpec("new-york", STORE, "east", ship_to_states=("NY",)),
+    )
+    return TenantSpec(tenant_id, (store, west, east), routes)
 
 
 def web_order(state: str = "CA", sku: str = "SKU-CAB", code: str = "03", **extra) -> dict:

@@ -1,8 +1,9 @@
 """Commerce7 → Vinoshipper as a winery runs it: every order kind, every status, every operator action.
 
-One stack (five service processes, real Kafka and Postgres, both simulators) serves three tenants:
-an ordinary winery (with two operators), one with Vinoshipper's compliance pre-check on, and one
-whose Vinoshipper requests time out after one second. Operators act through the admin gRPC API,
+One stack (five service processes, real Kafka and Postgres, both simulators) serves four tenants:
+an ordinary winery (with two operators), one with Vinoshipper's compliance pre-check on, one
+whose Vinoshipper requests time out after one second, and one with two Vinoshipper accounts, each
+the provider of its own route. Operators act through the admin gRPC API,
 as the CLI does, each with their own bearer token.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -21,9 +21,9 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
 from libs.platform.testing import authorized
-from tests.e2e.conftest import Driver, tenant, web_order
+from tests.e2e.conftest import Driver, tenant, two_coasts, web_order
 from tests.system.journey import JourneyReader
-from tests.system.stack import READER, REPO, Stack
+from tests.system.stack import READER, REPO, SHIPPING_ROUTE, WINE_SHIPPING, Stack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -37,11 +37,13 @@ SENT, FAILED, NOT_REQUIRED, VOIDED = (
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def winery(infra, tmp_path_factory):
-    """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout)."""
+    """Drivers by role: 'main', 'precheck' (compliance pre-check on), 'slow' (1 s provider timeout),
+    'coasts' (two Vinoshipper accounts, a route to each)."""
     specs = {
-        "main": replace(tenant("napa-hills", prefix="NAPA"), operators=("jane@winery.example", "sam@winery.example")),
-        "precheck": replace(tenant("check-first", prefix="CHECK"), compliance_precheck=True),
-        "slow": replace(tenant("slow-link", prefix="SLOW"), provider_timeout_s=1.0),
+        "main": tenant("napa-hills", prefix="NAPA", operators=("jane@winery.example", "sam@winery.example")),
+        "precheck": tenant("check-first", prefix="CHECK", compliance_precheck=True),
+        "slow": tenant("slow-link", prefix="SLOW", provider_timeout_s=1.0),
+        "coasts": two_coasts(),
     }
     run_dir = tmp_path_factory.mktemp("c7vs")
     async with Stack(
@@ -132,7 +134,7 @@ async def test_chosen_states_change_without_a_restart(winery):
     before = await _place(driver, web_order(state="OR"))
     await driver.wait_for_status(before["orderNumber"], SENT)
 
-    driver.stack.update_tenant(replace(spec, chosen_states=["CA"]))
+    driver.stack.update_tenant(spec.with_route(SHIPPING_ROUTE, ship_to_states=("CA",)))
     await asyncio.sleep(2.0)  # the services re-read the tenants file every half second
     try:
         after = await _place(driver, web_order(state="OR"))
@@ -141,6 +143,18 @@ async def test_chosen_states_change_without_a_restart(winery):
     finally:
         driver.stack.update_tenant(spec)
         await asyncio.sleep(2.0)
+
+
+async def test_two_routes_send_each_order_to_the_account_its_ship_to_state_chooses(winery):
+    driver = winery["coasts"]
+    west = await _place(driver, web_order(state="OR"))
+    east = await _place(driver, web_order(state="NY"))
+    for placed, route, account in ((west, "west-coast", "west"), (east, "new-york", "east")):
+        journey = await driver.wait_for(placed["id"], lambda j: j.dispatch == "sent")
+        assert (journey.route_name, journey.provider, journey.provider_account) == (route, "vinoshipper", account)
+        assert journey.provider_order_number == f"{account.upper()}-{placed['orderNumber']}"
+        detail = await driver.provider_order(journey.provider_order_number)
+        assert detail["producer_id"] == f"{driver.tenant_id}.{account}", "created with that account's credentials"
 
 
 # ---- what reaches Vinoshipper ---------------------------------------------------------------
@@ -164,8 +178,8 @@ async def test_unknown_sku_fails_then_retry_sends_it_once_the_sku_exists(winery)
     failed = await driver.wait_for_status(placed["orderNumber"], FAILED)
     assert failed.sync.reason_code == "UNKNOWN_SKU" and "SKU-ROSE" in failed.sync.reason
 
-    spec = driver.stack.tenants[driver.tenant_id]
-    await driver.stack.update_producer(replace(spec, products=[*spec.products, "SKU-ROSE"]))
+    products = driver.stack.tenants[driver.tenant_id].account(WINE_SHIPPING)["products"]
+    await driver.stack.update_account(driver.tenant_id, WINE_SHIPPING, products=[*products, "SKU-ROSE"])
     retried = await driver.act("RetrySend", placed["orderNumber"], reason="SKU-ROSE added in Vinoshipper")
     assert retried.sync.status_title in ("Sending to Vinoshipper", SENT)
     shown = await driver.wait_for_status(placed["orderNumber"], SENT)

@@ -25,7 +25,7 @@ async def test_crash_between_sending_and_recording_sends_nothing_twice(infra, tm
             run_dir=tmp_path,
             pg_dsn=infra.pg_dsn,
             kafka_bootstrap=infra.kafka_bootstrap,
-            vinoshipper_url=provider.base_url,
+            external_simulators={"vinoshipper": provider.base_url},
             service_env={"ORDERSYNC_DISPATCH_LEASE_S": "2"},
         )
 

@@ -5,6 +5,7 @@ import base64
 import pytest
 
 from tests.e2e.conftest import web_order
+from tests.system.stack import STORE, WINE_SHIPPING
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -102,7 +103,7 @@ async def test_malformed_payload_gets_400_with_a_clear_message_and_is_kept(drive
         f"{driver.stack.http_url('order_intake')}/webhooks/commerce7/{driver.tenant_id}",
         content=b'{"object": "Order", "action": "Create", "payload": ',
         headers={"Content-Type": "application/json"},
-        auth=(spec.webhook_user, spec.webhook_password),
+        auth=(spec.account(STORE)["webhook_user"], spec.account(STORE)["webhook_password"]),
     )
     assert response.status_code == 400
     answer = response.json()
@@ -167,7 +168,7 @@ async def test_provider_webhook_whose_href_reads_another_order_changes_nothing(d
     one = await driver.wait_for(first["id"], lambda j: j.dispatch == "sent")
     two = await driver.wait_for(second["id"], lambda j: j.dispatch == "sent")
     await driver.provider(two.provider_order_number, "ship", webhook=False)
-    token = driver.stack.tenants[driver.tenant_id].webhook_token
+    token = driver.stack.tenants[driver.tenant_id].account(WINE_SHIPPING)["webhook_token"]
     url = f"{driver.stack.http_url('fulfillment_dispatch')}/webhooks/vinoshipper/{driver.tenant_id}/{token}"
     forged = _vinoshipper_hook(driver, one.provider_order_number, two.provider_order_number)
     response = await driver.stack.http.post(url, json=forged)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
@@ -46,7 +45,7 @@ async def _sent(driver: Driver) -> list[admin_pb.OrderSync]:
 
 
 async def test_orders_created_slower_than_the_timeout_are_each_created_once_and_never_resubmitted(infra, tmp_path):
-    spec = replace(tenant("slow-winery", prefix="SLOW"), provider_timeout_s=CLIENT_TIMEOUT_S)
+    spec = tenant("slow-winery", prefix="SLOW", provider_timeout_s=CLIENT_TIMEOUT_S)
     stack = Stack([spec], run_dir=tmp_path, pg_dsn=infra.pg_dsn, kafka_bootstrap=infra.kafka_bootstrap)
     async with (
         stack,

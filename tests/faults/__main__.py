@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import shutil
 import signal
 import sys
@@ -24,12 +23,12 @@ from tests.faults.infra import OwnInfra
 from tests.faults.scenarios import SCENARIOS, Scenario
 from tests.system.bench import TENANT
 from tests.system.journey import JourneyReader
-from tests.system.stack import READER, REPO, Stack
+from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack
 
 RUN_DIR = REPO / ".run" / "faults"
 # The benchmark's winery and orders (all valid, all to be sent), with the short provider timeout
 # the slow-create scenario plays against.
-FAULT_TENANT = dataclasses.replace(TENANT, provider_timeout_s=3.0)
+FAULT_TENANT = TENANT.with_account(WINE_SHIPPING, timeout_s=3.0)
 SERVICE_ENV = {
     # Orders leased by a dispatch that was killed are taken up again after 10 s rather than the
     # default 30 s; still more than three provider timeouts, so a live send is never taken over.

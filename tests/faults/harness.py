@@ -26,7 +26,7 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from tests.e2e.conftest import Driver
 from tests.faults.infra import OwnInfra
 from tests.system.bench import webhook_body
-from tests.system.stack import Stack
+from tests.system.stack import STORE, Stack
 
 TERMINAL = {
     admin_pb.SYNC_STATUS_SENT,
@@ -157,10 +157,11 @@ class Harness:
     def burst(self) -> Burst:
         """A new burst of orders never sent before; call start() on it."""
         tenant = self.stack.tenants[self.driver.tenant_id]
+        store = tenant.account(STORE)
         url = f"{self.stack.http_url('order_intake')}/webhooks/commerce7/{tenant.tenant_id}"
         headers = {
             "Content-Type": "application/json",
-            "Authorization": aiohttp.encode_basic_auth(tenant.webhook_user, tenant.webhook_password),
+            "Authorization": aiohttp.encode_basic_auth(store["webhook_user"], store["webhook_password"]),
         }
         burst = Burst(url, headers, self._next_index, self.profile)
         self._next_index += self.profile.orders

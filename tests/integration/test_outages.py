@@ -109,7 +109,7 @@ def own_infra(tmp_path_factory) -> Iterator[OwnInfra]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(own_infra, tmp_path_factory):
-    spec = TenantSpec(tenant_id="acme", chosen_states=["CA"], products=["SKU-CAB"], licensed_states=["CA"])
+    spec = TenantSpec.commerce7_vinoshipper("acme", chosen_states=["CA"], products=["SKU-CAB"], licensed_states=["CA"])
     run_dir = tmp_path_factory.mktemp("outage-stack")
     async with Stack(
         [spec], run_dir=run_dir, pg_dsn=own_infra.pg_dsn, kafka_bootstrap=own_infra.kafka_bootstrap

@@ -21,15 +21,16 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.system.stack import REPO, Stack, TenantSpec
+from tests.system.stack import REPO, STORE, Stack, TenantSpec
 
-TENANT = TenantSpec(
-    tenant_id="bench-winery",
+TENANT = TenantSpec.commerce7_vinoshipper(
+    "bench-winery",
     chosen_states=["CA"],
     products=[f"BENCH-{i}" for i in range(5)],
     licensed_states=["CA"],
     order_number_prefix="BENCH",
 )
+STORE_ACCOUNT = TENANT.account(STORE)
 KAFKA_HOPS = 2
 
 
@@ -106,7 +107,7 @@ async def run_e2e(
         queue.put_nowait(i)
     headers = {
         "Content-Type": "application/json",
-        "Authorization": aiohttp.encode_basic_auth(TENANT.webhook_user, TENANT.webhook_password),
+        "Authorization": aiohttp.encode_basic_auth(STORE_ACCOUNT["webhook_user"], STORE_ACCOUNT["webhook_password"]),
     }
     # aiohttp rather than httpx here: the load generator shares the two cores with the system
     # under test, and aiohttp's client costs a fraction of the CPU per request.

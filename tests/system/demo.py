@@ -14,7 +14,7 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -23,11 +23,11 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import READER, REPO, Stack, TenantSpec
+from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
 OPERATOR = "ops@cedar-ridge.example"  # the operator's caller name: the activity log shows it
-TENANT = TenantSpec(
-    tenant_id="cedar-ridge",
+TENANT = TenantSpec.commerce7_vinoshipper(
+    "cedar-ridge",
     chosen_states=["CA", "OR", "NY", "WA"],
     products=["CR-CAB-2021", "CR-CHARD-2022", "CR-PINOT-2021", "CR-ROSE-2023"],
     licensed_states=["CA", "OR", "NY"],  # chosen, but Vinoshipper may not ship to WA for this winery
@@ -265,8 +265,8 @@ class Demo:
         """Do what an operator would for this order, through the admin API."""
         action = scenario.operator_action
         if action == "retry":
-            spec = self.stack.tenants[TENANT.tenant_id]
-            await self.stack.update_producer(replace(spec, products=[*spec.products, RETRIED_SKU]))
+            products = self.stack.tenants[TENANT.tenant_id].account(WINE_SHIPPING)["products"]
+            await self.stack.update_account(TENANT.tenant_id, WINE_SHIPPING, products=[*products, RETRIED_SKU])
             await self.act(scenario, "RetrySend", f"{RETRIED_SKU} added to the Vinoshipper catalog")
         elif action == "dont_send":
             await self.act(scenario, "DontSend", "customer will collect at the winery instead")

@@ -39,12 +39,17 @@ class Journey:
     """What each service says of one order; empty strings where a service has nothing yet."""
 
     order_id: str = ""
+    channel_account: str = ""  # the tenant's channel account that sold it, e.g. "store"
     intake: str = ""
     intake_reason: str = ""
     trace_id: str = ""
     route: str = ""
     route_reason: str = ""
     route_code: str = ""
+    route_name: str = ""  # the tenant's route that decided, e.g. "wine-clubs-and-web"
+    route_rule: str = ""  # which of its rules decided
+    provider: str = ""  # the provider connector chosen, e.g. "vinoshipper"
+    provider_account: str = ""  # the tenant's account at that provider, e.g. "wine-shipping"
     dispatch: str = ""
     dispatch_reason: str = ""
     dispatch_code: str = ""
@@ -80,9 +85,11 @@ class JourneyReader:
         for channel in self._channels.values():
             await channel.close()
 
-    async def read(self, tenant_id: str, channel: str, external_id: str) -> Journey:
+    async def read(self, tenant_id: str, channel: str, external_id: str, account: str = "") -> Journey:
+        """The journey of the order `external_id` of `channel` (a connector id); `account` names the
+        tenant's channel account when it has several of that connector."""
         journey = Journey()
-        ref = order_pb2.ChannelOrderRef(channel=channel, external_id=external_id)
+        ref = order_pb2.ChannelOrderRef(channel=channel, external_id=external_id, account=account)
         intake = await _maybe(
             self._intake.GetOrder(intake_service_pb2.GetOrderRequest(tenant_id=tenant_id, channel_ref=ref))
         )
@@ -90,6 +97,7 @@ class JourneyReader:
             return journey
         record = intake.record
         journey.order_id = record.order.order_id
+        journey.channel_account = record.order.channel_account
         journey.intake = intake_service_pb2.IntakeStatus.Name(record.status).removeprefix("INTAKE_STATUS_").lower()
         journey.intake_reason = record.status_reason
         journey.trace_id = record.trace_id
@@ -101,6 +109,10 @@ class JourneyReader:
             journey.route = ROUTE_NAMES.get(routing.decision.outcome, "?")
             journey.route_reason = routing.decision.reason
             journey.route_code = routing.decision.reason_code
+            journey.route_name = routing.decision.route
+            journey.route_rule = routing.decision.rule
+            journey.provider = routing.decision.provider
+            journey.provider_account = routing.decision.provider_account
         dispatch = await _maybe(self._dispatch.GetDispatch(dispatch_service_pb2.GetDispatchRequest(**key)))
         if dispatch is not None:
             journey.dispatch = DISPATCH_NAMES.get(dispatch.record.status, "?")

@@ -5,6 +5,12 @@ see each other's data. As in production, the migration role migrates the databas
 service logs in as its own role with migrations off. Services are started in dependency order and are ready when their gRPC
 health check answers SERVING. Every process started here is stopped by stop(), even on failure.
 
+Tenants (TenantSpec) have connector accounts and routes. The stack starts one simulator per
+connector its tenants' accounts use, found in the simulator registry (tests/simulators/registry.py)
+by connector id, tells each simulator its accounts and the webhook URLs of our endpoints, and
+writes the tenants file (accounts and [[routes]], secrets as `env:` references given to the
+services by environment) with each account's `base_url` pointing at its simulator.
+
 Every service's gRPC API admits the callers of one callers file (see _plan_grpc_callers): the
 services' own identities, a reader of every tenant for journeys, and per tenant its operators
 (TenantSpec.operators, "ops@<tenant>" by default) and a read-only "viewer@<tenant>". Tests and
@@ -24,16 +30,26 @@ import signal
 import socket
 import sys
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
 import httpx
+import tomli_w
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.create_topics import create_topics, read_topic_file
 from libs.platform.migrate import MIGRATOR_ROLE, bootstrap_roles, role_dsn
+from tests.simulators.registry import (
+    AccountSpec,
+    SimulatedAccount,
+    SimulatorEntry,
+    SimulatorRegistry,
+    default_simulators,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillment_dispatch", "tracking_writeback")
@@ -43,28 +59,94 @@ SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillmen
 LOCAL_ROLE_PASSWORDS = {role: f"{role}-local" for role in (*SERVICES, MIGRATOR_ROLE)}
 
 
-@dataclass
+# The accounts and route of TenantSpec.commerce7_vinoshipper, as the demo's tenants file names them.
+STORE, WINE_SHIPPING, SHIPPING_ROUTE = "store", "wine-shipping", "wine-clubs-and-web"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route of a test tenant, as its `[[tenants.X.routes]]` table (libs/platform/tenants.py)."""
+
+    name: str
+    channel: str  # a channel account's name
+    provider: str  # a provider account's name
+    order_kinds: tuple[str, ...] = ("shipping",)
+    ship_to_states: tuple[str, ...] | None = None  # None: any state
+    ship_to_countries: tuple[str, ...] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TenantSpec:
-    """One demo or test merchant, with what both simulators must know of it."""
+    """One demo or test merchant: its connector accounts and routes, and its operators.
+
+    Accounts are AccountSpecs (tests/simulators/registry.py); the stack writes them into the
+    tenants file and tells each connector's simulator of them. `commerce7_vinoshipper` builds
+    today's usual tenant: a Commerce7 store sending shipping orders to one Vinoshipper account.
+    """
 
     tenant_id: str
-    chosen_states: list[str]
-    products: list[str]
-    licensed_states: list[str]
-    order_number_prefix: str = ""
-    webhook_user: str = "ordersync"
-    webhook_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    app_id: str = field(default_factory=lambda: "app-" + secrets.token_hex(4))
-    app_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    api_key: str = field(default_factory=lambda: "vs-" + secrets.token_hex(4))
-    api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    compliance_precheck: bool = False
-    provider_timeout_s: float = 10.0
+    accounts: tuple[AccountSpec, ...]
+    routes: tuple[RouteSpec, ...] = ()
     operators: tuple[str, ...] = ()  # callers with the operator role; ("ops@<tenant>",) when empty
 
-    def env_name(self, secret: str) -> str:
-        return f"ORDERSYNC_SECRET_{re.sub(r'[^A-Z0-9]', '_', self.tenant_id.upper())}_{secret.upper()}"
+    @classmethod
+    def commerce7_vinoshipper(
+        cls,
+        tenant_id: str,
+        *,
+        chosen_states: Sequence[str],
+        products: Sequence[str],
+        licensed_states: Sequence[str],
+        order_number_prefix: str = "",
+        compliance_precheck: bool = False,
+        provider_timeout_s: float = 10.0,
+        operators: tuple[str, ...] = (),
+    ) -> TenantSpec:
+        """A Commerce7 store ("store") whose shipping orders to `chosen_states` go to a Vinoshipper
+        account ("wine-shipping") knowing `products` and licensed for `licensed_states`."""
+        simulators = default_simulators()
+        store = simulators.get("commerce7").new_account(STORE, tenant_id)
+        wine_shipping = simulators.get("vinoshipper").new_account(
+            WINE_SHIPPING,
+            tenant_id,
+            order_number_prefix=order_number_prefix or tenant_id.upper(),
+            compliance_precheck=compliance_precheck,
+            timeout_s=provider_timeout_s,
+            products=list(products),
+            licensed_states=list(licensed_states),
+        )
+        route = RouteSpec(SHIPPING_ROUTE, STORE, WINE_SHIPPING, ship_to_states=tuple(chosen_states))
+        return cls(tenant_id, (store, wine_shipping), (route,), operators)
+
+    def account(self, name: str) -> AccountSpec:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(f"tenant {self.tenant_id!r} has no account {name!r}")
+
+    def route(self, name: str) -> RouteSpec:
+        for route in self.routes:
+            if route.name == name:
+                return route
+        raise KeyError(f"tenant {self.tenant_id!r} has no route {name!r}")
+
+    def with_account(self, name: str, **options: Any) -> TenantSpec:
+        """A copy with some options (or secrets) of one account changed."""
+        self.account(name)  # it must exist
+        accounts = tuple(a.with_options(**options) if a.name == name else a for a in self.accounts)
+        return replace(self, accounts=accounts)
+
+    def with_route(self, name: str, **changes: Any) -> TenantSpec:
+        """A copy with some fields of one route changed, e.g. `ship_to_states=("CA",)`."""
+        self.route(name)
+        return replace(self, routes=tuple(replace(r, **changes) if r.name == name else r for r in self.routes))
+
+    def env_name(self, account: str, secret: str) -> str:
+        """The environment variable giving the services one secret of one account."""
+        return "ORDERSYNC_SECRET_" + "_".join(
+            re.sub(r"[^A-Z0-9]", "_", part.upper()) for part in (self.tenant_id, account, secret)
+        )
 
 
 READER = "journey-reader"  # reads every tenant from every service: the tests' and the demo's eyes
@@ -112,7 +194,8 @@ class Stack:
         run_dir: Path,
         pg_dsn: str | None = None,
         kafka_bootstrap: str | None = None,
-        vinoshipper_url: str | None = None,
+        external_simulators: Mapping[str, str] | None = None,
+        simulators: SimulatorRegistry | None = None,
         service_env: dict[str, str] | None = None,
         trace_file: Path | None = None,
     ):
@@ -124,10 +207,11 @@ class Stack:
         self.database = f"ordersync_{self.run_id}"
         self.topic_prefix = f"{self.run_id}."
         self.trace_file = trace_file
-        self._external_vinoshipper = vinoshipper_url
+        self.simulators = simulators or default_simulators()
+        self._external_simulators = dict(external_simulators or {})
         self._service_env = service_env or {}
         self._sims: dict[str, asyncio.subprocess.Process] = {}
-        self.sim_urls: dict[str, str] = {}
+        self.sim_urls: dict[str, str] = {}  # connector id -> its simulator's address
         self.services: dict[str, ServiceProcess] = {}
         self.callers: dict[str, CallerSpec] = {}
         self.http = httpx.AsyncClient(timeout=30.0)
@@ -151,7 +235,7 @@ class Stack:
         await create_topics(self.kafka_bootstrap, read_topic_file(REPO / "deploy" / "topics.txt"), self.topic_prefix)
         self._plan_services()
         await self._migrate_database()
-        await self._start_simulators()
+        await self.start_simulators()
         self._write_tenants_file()
         for name in SERVICES:
             await self.start_service(name)
@@ -160,9 +244,7 @@ class Stack:
         for name in reversed(SERVICES):
             if name in self.services:
                 await self.stop_service(name)
-        for name, process in list(self._sims.items()):
-            await _terminate(process)
-            self._sims.pop(name)
+        await self.stop_simulators()
         await self.http.aclose()
         if os.environ.get("ORDERSYNC_KEEP_DATABASE") != "1":
             await self._drop_database()
@@ -180,9 +262,7 @@ class Stack:
         }
         if self.trace_file:
             common["ORDERSYNC_TRACE_FILE"] = str(self.trace_file)
-        for tenant in self.tenants.values():
-            for secret in ("app_secret", "webhook_password", "api_secret", "webhook_token"):
-                common[tenant.env_name(secret)] = getattr(tenant, secret)
+        common.update(self.secret_env())
         mapping_port = free_port()
         for name in SERVICES:
             http_port = free_port() if name in ("order_intake", "fulfillment_dispatch") else None
@@ -196,6 +276,15 @@ class Stack:
         self._plan_grpc_callers()
         for service in self.services.values():
             service.env.update(self._service_env)
+
+    def secret_env(self) -> dict[str, str]:
+        """Every account secret by the environment variable the tenants file names for it."""
+        return {
+            tenant.env_name(account.name, key): value
+            for tenant in self.tenants.values()
+            for account in tenant.accounts
+            for key, value in account.secrets.items()
+        }
 
     def _plan_grpc_callers(self) -> None:
         """One callers file for every service's gRPC API, tokens in each service's environment."""
@@ -293,41 +382,57 @@ class Stack:
 
     # ---- simulators ------------------------------------------------------------------------
 
-    async def _start_simulators(self) -> None:
-        intake = self.http_url("order_intake")
-        c7_config = {
-            "tenants": [
-                {
-                    "tenant_id": t.tenant_id,
-                    "app_id": t.app_id,
-                    "app_secret": t.app_secret,
-                    "webhook_url": f"{intake}/webhooks/commerce7/{t.tenant_id}",
-                    "webhook_user": t.webhook_user,
-                    "webhook_password": t.webhook_password,
-                }
-                for t in self.tenants.values()
-            ]
-        }
-        self.sim_urls["commerce7"] = await self._start_simulator("commerce7", c7_config)
-        vs_producers = [self._producer(t) for t in self.tenants.values()]
-        if self._external_vinoshipper:
-            self.sim_urls["vinoshipper"] = self._external_vinoshipper
-            for producer in vs_producers:
-                response = await self.http.put(
-                    f"{self._external_vinoshipper}/_sim/producers/{producer['producer_id']}", json=producer
-                )
-                response.raise_for_status()
-        else:
-            self.sim_urls["vinoshipper"] = await self._start_simulator("vinoshipper", {"producers": vs_producers})
+    def connectors_in_use(self) -> list[str]:
+        """The connector ids of every tenant's accounts: the simulators this stack needs."""
+        return sorted({account.connector for tenant in self.tenants.values() for account in tenant.accounts})
 
-    async def _start_simulator(self, name: str, config: dict) -> str:
-        config_path = self.run_dir / f"{name}-sim.json"
+    def simulated_accounts(self, connector: str) -> list[SimulatedAccount]:
+        """Every tenant's accounts of one connector, with the webhook URLs of our endpoints."""
+        return [
+            self._simulated_account(tenant, account)
+            for tenant in self.tenants.values()
+            for account in tenant.accounts
+            if account.connector == connector
+        ]
+
+    def _simulated_account(self, tenant: TenantSpec, account: AccountSpec) -> SimulatedAccount:
+        # The two webhook URL shapes the services serve: intake for channels, dispatch for providers.
+        path = f"/webhooks/{account.connector}/{tenant.tenant_id}"
+        notice_url = f"{self.http_url('fulfillment_dispatch')}{path}"
+        token = self.simulators.get(account.connector).notice_token
+        if token:
+            notice_url += f"/{account.secrets[token]}"
+        return SimulatedAccount(tenant.tenant_id, account, f"{self.http_url('order_intake')}{path}", notice_url)
+
+    async def start_simulators(self) -> None:
+        """Start one simulator per connector in use, or tell an external one of its accounts.
+
+        Part of start(); the services' ports must be planned, since simulators post to them.
+        """
+        for connector in self.connectors_in_use():
+            entry = self.simulators.get(connector)
+            accounts = self.simulated_accounts(connector)
+            if connector in self._external_simulators:
+                self.sim_urls[connector] = self._external_simulators[connector]
+                for account in accounts:
+                    await self._put_account(entry, account)
+            else:
+                self.sim_urls[connector] = await self._start_simulator(connector, entry.build_config(accounts))
+
+    async def stop_simulators(self) -> None:
+        for connector, process in list(self._sims.items()):
+            await _terminate(process)
+            self._sims.pop(connector)
+
+    async def _start_simulator(self, connector: str, config: dict) -> str:
+        config_path = self.run_dir / f"{connector}-sim.json"
         config_path.write_text(json.dumps(config, indent=2))
-        log = open(self.run_dir / "logs" / f"{name}-sim.log", "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
+        log = open(self.run_dir / "logs" / f"{connector}-sim.log", "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            f"tests.simulators.{name}",
+            "tests.simulators",
+            connector,
             "--host",
             "127.0.0.1",
             "--port",
@@ -340,66 +445,59 @@ class Stack:
             stderr=log,
         )
         log.close()
-        self._sims[name] = process
+        self._sims[connector] = process
         line = await asyncio.wait_for(process.stdout.readline(), 30)
         match = re.search(rb"listening on (http://\S+)", line)
         if not match:
-            raise RuntimeError(f"{name} simulator did not report its address: {line!r}")
+            raise RuntimeError(f"{connector} simulator did not report its address: {line!r}")
         return match.group(1).decode()
 
-    def _producer(self, t: TenantSpec) -> dict:
-        """The tenant's producer account as the Vinoshipper simulator holds it."""
-        dispatch = self.http_url("fulfillment_dispatch")
-        return {
-            "producer_id": t.tenant_id,
-            "api_key": t.api_key,
-            "api_secret": t.api_secret,
-            "webhook_url": f"{dispatch}/webhooks/vinoshipper/{t.tenant_id}/{t.webhook_token}",
-            "products": t.products,
-            "licensed_states": t.licensed_states,
-        }
+    async def _put_account(self, entry: SimulatorEntry, account: SimulatedAccount) -> None:
+        if entry.put_account is None:
+            raise RuntimeError(f"the {entry.connector} simulator cannot change an account while it runs")
+        await entry.put_account(self.http, self.sim_urls[entry.connector], account)
 
-    async def update_producer(self, spec: TenantSpec) -> None:
-        """Change the tenant's account at Vinoshipper (its SKUs, its licensed states) while running."""
-        self.tenants[spec.tenant_id] = spec
-        response = await self.http.put(
-            f"{self.sim_urls['vinoshipper']}/_sim/producers/{spec.tenant_id}", json=self._producer(spec)
-        )
-        response.raise_for_status()
+    async def update_account(self, tenant_id: str, account_name: str, **options: Any) -> AccountSpec:
+        """Change one account while running, at its vendor (the simulator) and in the tenants file.
+
+        E.g. `update_account("acme", "wine-shipping", products=[...])` adds SKUs at Vinoshipper.
+        """
+        spec = self.tenants[tenant_id].with_account(account_name, **options)
+        self.tenants[tenant_id] = spec
+        account = spec.account(account_name)
+        await self._put_account(self.simulators.get(account.connector), self._simulated_account(spec, account))
+        self._write_tenants_file()
+        return account
+
+    def tenants_document(self) -> dict[str, Any]:
+        """The tenants file's content (libs/platform/tenants.py format): accounts, then routes."""
+        return {"tenants": {t.tenant_id: self._tenant_section(t) for t in self.tenants.values()}}
+
+    def _tenant_section(self, tenant: TenantSpec) -> dict[str, Any]:
+        accounts = {}
+        for account in tenant.accounts:
+            entry = self.simulators.get(account.connector)
+            section: dict[str, Any] = {"connector": account.connector, **entry.file_options(account)}
+            section.update({key: f"env:{tenant.env_name(account.name, key)}" for key in account.secrets})
+            if account.connector not in self.sim_urls:
+                # Never let a test account fall back to the vendor's real address.
+                raise RuntimeError(f"no {account.connector} simulator is running for account {account.name!r}")
+            section["base_url"] = entry.base_url(self.sim_urls[account.connector])
+            accounts[account.name] = section
+        return {"accounts": accounts, "routes": [_route_section(route) for route in tenant.routes]}
 
     def _write_tenants_file(self) -> None:
-        lines = []
-        for t in self.tenants.values():
-            states = ", ".join(json.dumps(s) for s in t.chosen_states)
-            lines += [
-                f'[tenants."{t.tenant_id}"]',
-                f"chosen_states = [{states}]",
-                "",
-                f'[tenants."{t.tenant_id}".commerce7]',
-                f'tenant_slug = "{t.tenant_id}"',
-                f'app_id = "{t.app_id}"',
-                f'app_secret = "env:{t.env_name("app_secret")}"',
-                f'webhook_user = "{t.webhook_user}"',
-                f'webhook_password = "env:{t.env_name("webhook_password")}"',
-                f'base_url = "{self.sim_urls["commerce7"]}/v1"',
-                "",
-                f'[tenants."{t.tenant_id}".vinoshipper]',
-                f'api_key = "{t.api_key}"',
-                f'api_secret = "env:{t.env_name("api_secret")}"',
-                f'order_number_prefix = "{t.order_number_prefix or t.tenant_id.upper()}"',
-                f'webhook_token = "env:{t.env_name("webhook_token")}"',
-                f'base_url = "{self.sim_urls["vinoshipper"]}"',
-                f"compliance_precheck = {'true' if t.compliance_precheck else 'false'}",
-                f"timeout_s = {t.provider_timeout_s}",
-                "",
-            ]
         # Written whole, then renamed: a service reloading the file never reads half of it.
         partial = self.run_dir / "tenants.toml.partial"
-        partial.write_text("\n".join(lines))
+        partial.write_text(tomli_w.dumps(self.tenants_document()))
         partial.replace(self.run_dir / "tenants.toml")
 
     def update_tenant(self, spec: TenantSpec) -> None:
-        """Change a tenant's settings while the services run; they pick it up within a second."""
+        """Change a tenant's settings while the services run; they pick it up within a second.
+
+        Only the tenants file changes: what a simulator knows of an account changes with
+        update_account.
+        """
         self.tenants[spec.tenant_id] = spec
         self._write_tenants_file()
 
@@ -440,6 +538,21 @@ class Stack:
     async def connect_service_db(self) -> asyncpg.Connection:
         """A connection to this stack's database (for assertions on each service's schema)."""
         return await asyncpg.connect(_with_database(self.admin_dsn, self.database))
+
+
+def _route_section(route: RouteSpec) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "name": route.name,
+        "channel": route.channel,
+        "provider": route.provider,
+        "order_kinds": list(route.order_kinds),
+    }
+    for key in ("ship_to_states", "ship_to_countries"):
+        if getattr(route, key) is not None:
+            section[key] = list(getattr(route, key))
+    if route.options:
+        section["options"] = dict(route.options)
+    return section
 
 
 def _caller_entry(caller: CallerSpec) -> str:

@@ -19,18 +19,20 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
-    ("module", "config"),
+    ("command", "config"),
     [
-        ("tests.simulators.commerce7", {"tenants": [C7_TENANT]}),
-        ("tests.simulators.vinoshipper", {"producers": [VS_PRODUCER]}),
+        (["tests.simulators", "commerce7"], {"tenants": [C7_TENANT]}),
+        (["tests.simulators", "vinoshipper"], {"producers": [VS_PRODUCER]}),
+        (["tests.simulators.commerce7"], {"tenants": [C7_TENANT]}),
+        (["tests.simulators.vinoshipper"], {"producers": [VS_PRODUCER]}),
     ],
-    ids=["commerce7", "vinoshipper"],
+    ids=["commerce7", "vinoshipper", "commerce7-module", "vinoshipper-module"],
 )
-def test_module_prints_its_port_serves_and_stops_on_sigterm(tmp_path: Path, module: str, config: dict) -> None:
+def test_module_prints_its_port_serves_and_stops_on_sigterm(tmp_path: Path, command: list[str], config: dict) -> None:
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config))
     process = subprocess.Popen(
-        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", "--config", str(config_file)],
+        [sys.executable, "-m", *command, "--host", "127.0.0.1", "--port", "0", "--config", str(config_file)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,3 +65,15 @@ def test_module_rejects_a_config_with_an_unknown_field(tmp_path: Path) -> None:
         timeout=10,
     )
     assert completed.returncode == 2 and "rate_limit" in completed.stderr
+
+
+def test_runner_names_the_simulators_it_knows_when_asked_for_another() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.simulators", "nosuchvendor"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert completed.returncode == 2
+    assert "no simulator for connector 'nosuchvendor' (known: commerce7, vinoshipper" in completed.stderr

@@ -1,15 +1,11 @@
-"""Run the Vinoshipper simulator standalone: `python -m tests.simulators.vinoshipper --port 0 --config v.json`."""
+"""Run the Vinoshipper simulator standalone: `python -m tests.simulators.vinoshipper --port 0 --config v.json`.
+
+The same as `python -m tests.simulators vinoshipper ...`.
+"""
 
 import sys
 
-from tests.simulators.common import load_json_file, run_standalone
-from tests.simulators.vinoshipper.app import VinoshipperConfig, create_app
-
-
-def load_config(path: str | None) -> VinoshipperConfig:
-    """Read the JSON config file, or use the defaults (no producers) when none is given."""
-    return VinoshipperConfig.from_dict(load_json_file(path)) if path else VinoshipperConfig()
-
+from tests.simulators.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(run_standalone("vinoshipper", create_app, load_config))
+    sys.exit(main(["vinoshipper", *sys.argv[1:]]))

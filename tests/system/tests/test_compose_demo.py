@@ -1,0 +1,84 @@
+"""The compose demo's simulators agree with its tenants file: what they post and accept matches.
+
+Compose cannot run here, so this reads its files: every connector deploy/demo/tenants.toml uses
+has a `<id>-sim` service running that simulator with deploy/demo/<id>.json, every account points
+its base_url at it, and each config is the one the simulator registry builds for the file's
+accounts (credentials from deploy/demo/secrets.env, webhook URLs at the compose services).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import pytest
+
+from libs.connectors.registry import default_registry
+from libs.platform.tenants import TenantDirectory
+from tests.simulators.registry import AccountSpec, SimulatedAccount, default_simulators
+from tests.system.demo import TENANT
+from tests.system.stack import REPO
+
+DEMO = REPO / "deploy" / "demo"
+INTAKE, DISPATCH = "http://order-intake:8080", "http://fulfillment-dispatch:8081"  # docker-compose.yml
+
+
+def secrets_env() -> dict[str, str]:
+    lines = (DEMO / "secrets.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def demo_accounts() -> dict[str, list[SimulatedAccount]]:
+    """The tenants file's accounts by connector, as the simulators must know them."""
+    secrets, simulators = secrets_env(), default_simulators()
+    document = tomllib.loads((DEMO / "tenants.toml").read_text())
+    by_connector: dict[str, list[SimulatedAccount]] = {}
+    for tenant_id, tenant in document["tenants"].items():
+        for name, section in tenant["accounts"].items():
+            connector = section["connector"]
+            entry = simulators.get(connector)
+            refs = {k: v for k, v in section.items() if isinstance(v, str) and v.startswith("env:")}
+            options = {k: v for k, v in section.items() if k not in refs and k not in ("connector", "base_url")}
+            # What only the simulator holds (SKUs, licensed states) is the demo's, as make demo runs it.
+            if tenant_id == TENANT.tenant_id:
+                demo_account = TENANT.account(name)
+                options |= {k: v for k, v in demo_account.options.items() if k in entry.simulator_only}
+            account = AccountSpec(name, connector, options, {k: secrets[v[4:]] for k, v in refs.items()})
+            path = f"/webhooks/{connector}/{tenant_id}"
+            notice = f"{DISPATCH}{path}/{account[entry.notice_token]}" if entry.notice_token else f"{DISPATCH}{path}"
+            by_connector.setdefault(connector, []).append(
+                SimulatedAccount(tenant_id, account, f"{INTAKE}{path}", notice)
+            )
+    return by_connector
+
+
+def test_the_demo_tenants_file_parses_with_its_secrets(monkeypatch):
+    for name, value in secrets_env().items():
+        monkeypatch.setenv(name, value)
+    assert len(TenantDirectory.load(DEMO / "tenants.toml", default_registry())) == 1
+
+
+@pytest.mark.parametrize("connector", sorted(demo_accounts()))
+def test_compose_runs_the_simulator_the_accounts_point_at(connector):
+    compose = (REPO / "docker-compose.yml").read_text()
+    assert f"\n  {connector}-sim:\n" in compose
+    command = re.search(rf'command: \["{connector}", [^\]]*"--port", "(\d+)"', compose)
+    assert command, f"no {connector}-sim command with a port"
+    assert f"./deploy/demo/{connector}.json:/etc/sim/{connector}.json:ro" in compose
+    entry = default_simulators().get(connector)
+    document = tomllib.loads((DEMO / "tenants.toml").read_text())
+    for tenant in document["tenants"].values():
+        for section in tenant["accounts"].values():
+            if section["connector"] == connector:
+                assert section["base_url"] == entry.base_url(f"http://{connector}-sim:{command.group(1)}")
+
+
+@pytest.mark.parametrize("connector", sorted(demo_accounts()))
+def test_simulator_config_is_what_the_registry_builds_for_the_tenants_file(connector):
+    entry = default_simulators().get(connector)
+    config_file = DEMO / f"{connector}.json"
+    entry.load_config(str(config_file))  # the simulator takes it
+    written = json.loads(config_file.read_text())
+    expected = entry.build_config(demo_accounts()[connector])
+    assert {key: written[key] for key in expected} == expected
