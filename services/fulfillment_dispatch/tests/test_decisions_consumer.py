@@ -6,37 +6,19 @@ Failed to Send, announced, and an operator's Retry queues it once its account ex
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 from ordersync.compliance.v1 import events_pb2, routing_pb2
 from ordersync.dispatch.v1 import events_pb2 as dispatch_events_pb2
 
-from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.operator_actions import Operator, OperatorActions, OrderSelector
 from fulfillment_dispatch.provider_words import status_title
-from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope
 from libs.platform.kafka import ConsumedEvent
 from libs.platform.testing import consumed
-from services.fulfillment_dispatch.tests.fake_provider import TENANT, order, recorder, world
+from services.fulfillment_dispatch.tests.fake_provider import TENANT, order, recorder
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 TOPIC = "compliance.decisions.v1"
-
-
-@pytest_asyncio.fixture
-async def pool(database):
-    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
-    pool = await create_pool(database, "fulfillment_dispatch", 4)
-    yield pool
-    await pool.close()
-
-
-@pytest_asyncio.fixture
-async def hub():
-    built = world()
-    yield built
-    await built.accounts.stop()
 
 
 def consumer(pool, hub, woken: list) -> RoutingDecidedConsumer:

@@ -4,11 +4,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 
-from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.storage.dispatches import AttemptResult, NewDispatch, claim_due, enqueue, record_results
-from libs.platform.db import create_pool, migrate
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 CHECK_AFTER = timedelta(minutes=15)
@@ -20,14 +17,6 @@ def routed(order_id: str) -> NewDispatch:
 
 def result(order_id: str, attempt: int, status: str = "sent") -> AttemptResult:
     return AttemptResult(order_id, "acme", status, "", "", None, f"{status} by attempt {attempt}", attempt)
-
-
-@pytest_asyncio.fixture
-async def pool(database):
-    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
-    pool = await create_pool(database, "fulfillment_dispatch", 4)
-    yield pool
-    await pool.close()
 
 
 async def test_an_order_is_queued_once_however_often_it_is_routed(pool):

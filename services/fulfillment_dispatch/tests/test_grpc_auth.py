@@ -12,25 +12,15 @@ from ordersync.dispatch.v1 import dispatch_service_pb2_grpc as pb_grpc
 from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
-from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.storage.dispatches import AttemptResult, NewDispatch, claim_due, enqueue, record_results
 from libs.connectors.registry import load
 from libs.platform.auth import bearer
-from libs.platform.db import create_pool, migrate
 from libs.platform.grpc_server import bind
 from libs.platform.testing import ACME_OPERATOR, ACME_READER, GLOBEX_OPERATOR, access_for_tests, serving
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 ORDER = admin_pb.OrderSelector(tenant_id="acme", order_id="ord_1")
-
-
-@pytest_asyncio.fixture
-async def pool(database):
-    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
-    pool = await create_pool(database, "fulfillment_dispatch", 2)
-    yield pool
-    await pool.close()
 
 
 @pytest_asyncio.fixture

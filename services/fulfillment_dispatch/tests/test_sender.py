@@ -12,23 +12,13 @@ import pytest_asyncio
 from ordersync.dispatch.v1 import events_pb2
 
 from carrier_mapping.testing import ACME_READER, CALLERS, running_service
-from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.sender import Sender
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.idempotency import idempotency_key
-from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope
-from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, REFUSED, TENANT, queue, world
+from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, REFUSED, TENANT, queue
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-@pytest_asyncio.fixture
-async def pool(database):
-    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
-    pool = await create_pool(database, "fulfillment_dispatch", 4)
-    yield pool
-    await pool.close()
 
 
 @pytest_asyncio.fixture
@@ -39,13 +29,6 @@ async def carriers(infra):
     ):
         await asyncio.wait_for(client.synced.wait(), 5)
         yield client
-
-
-@pytest_asyncio.fixture
-async def hub():
-    built = world()
-    yield built
-    await built.accounts.stop()
 
 
 def sender(pool, hub, carriers, *, lease_s: float = 30) -> Sender:

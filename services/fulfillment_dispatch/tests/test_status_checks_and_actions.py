@@ -7,37 +7,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from ordersync.common.v1 import shipment_pb2
 from ordersync.dispatch.v1 import events_pb2
 
-from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.domain.actions import ActionRefused
 from fulfillment_dispatch.operator_actions import Operator, OperatorActions, OrderSelector
 from fulfillment_dispatch.provider_words import status_title
 from fulfillment_dispatch.status_checks import StatusChecker, check_at_provider
 from fulfillment_dispatch.storage.dispatches import AttemptResult, claim_due, record_results
-from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope
-from services.fulfillment_dispatch.tests.fake_provider import TENANT, queue, recorder, world
+from services.fulfillment_dispatch.tests.fake_provider import TENANT, queue, recorder
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 OPERATOR = Operator("jane@acme.example", "customer asked")
-
-
-@pytest_asyncio.fixture
-async def pool(database):
-    await migrate(database, "fulfillment_dispatch", MIGRATIONS)
-    pool = await create_pool(database, "fulfillment_dispatch", 4)
-    yield pool
-    await pool.close()
-
-
-@pytest_asyncio.fixture
-async def hub():
-    built = world()
-    yield built
-    await built.accounts.stop()
 
 
 @pytest.fixture
