@@ -100,7 +100,7 @@ class Cin7Connector(ChannelConnector):
         orders: list[ParsedOrder] = []
         for row in rows:
             modified = row.get("modifiedDate")
-            if _is_instant(modified):
+            if isinstance(modified, str) and _is_instant(modified):
                 keys.append((row["id"], modified))
                 if not is_new(position, row["id"], modified):
                     continue
@@ -109,7 +109,9 @@ class Cin7Connector(ChannelConnector):
         if full and not keys:
             # Nothing to move the watermark on: asking again would return this page forever.
             raise InvalidResponse("cin7 list_sales_orders: a full page without one readable modifiedDate")
-        return OrderPage(orders, advance(position, keys, full=full).encode(), more=full)
+        # A walk through one instant that ends leaves the later orders still to read: go on.
+        more = full or position.after_id is not None
+        return OrderPage(orders, advance(position, keys, full=full).encode(), more=more)
 
     async def write_back(self, client: Cin7Client, settings: Cin7Settings, update: ChannelUpdate) -> bool:
         # Delivery and voids have no counterpart in Cin7 (no delivered stage; a voided shipment
@@ -126,8 +128,8 @@ class Cin7Connector(ChannelConnector):
         return False
 
 
-def _is_instant(value: Any) -> bool:
-    if not isinstance(value, str) or "'" in value:
+def _is_instant(value: str) -> bool:
+    if "'" in value:
         return False
     try:
         datetime.fromisoformat(value)

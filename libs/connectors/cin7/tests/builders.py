@@ -8,8 +8,9 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from ordersync.common.v1 import shipment_pb2
 
-from libs.connectors.base.testing import load_vendor_json
-from libs.connectors.cin7.client import Cin7Client
+from libs.connectors.base.ratelimit import KeyedRateLimiter
+from libs.connectors.base.testing import FakeClock, load_vendor_json
+from libs.connectors.cin7.client import BURST, Cin7Client
 from libs.connectors.cin7.connector import Cin7Connector
 from libs.connectors.cin7.rules import RuleContext
 from libs.connectors.cin7.settings import Cin7Settings
@@ -33,18 +34,19 @@ def settings(**changes: Any) -> Cin7Settings:
 
 
 def context(**changes: Any) -> RuleContext:
-    return RuleContext(**({"fully_picked_stage": "Fully Picked", "now": NOW} | changes))
+    values: dict[str, Any] = {"fully_picked_stage": "Fully Picked", "now": NOW}
+    return RuleContext(**(values | changes))
 
 
 def connector() -> Cin7Connector:
     return Cin7Connector(clock=lambda: NOW)
 
 
-def client(transport: Any, **changes: Any) -> Cin7Client:
-    async def no_sleep(_: float) -> None:
-        return None
-
-    return Cin7Client(settings(**changes), transport=transport, sleep=no_sleep)
+def client(transport: Any, clock: FakeClock | None = None, **changes: Any) -> Cin7Client:
+    """A client on `transport` whose backoff and pacing only advance `clock` (no real waits)."""
+    clock = clock or FakeClock()
+    limiter = KeyedRateLimiter(60, burst=BURST, clock=clock, sleep=clock.sleep)
+    return Cin7Client(settings(**changes), transport=transport, rate_limiter=limiter, sleep=clock.sleep)
 
 
 def shipment(**changes: Any) -> shipment_pb2.Shipment:
