@@ -33,8 +33,9 @@ def build_dispatch_update(
         current: the order as Cin7 has it now (read just before).
         shipment: the shipment; its first tracking number is Cin7's `trackingCode`.
         stage: the tenant's "Dispatched" stage.
-        carrier: the carrier as Cin7 should read it (from carrier mapping), or None to use the
-            shipment's. The service follows it ("UPS Ground"): Cin7 has one carrier field.
+        carrier: the carrier (and service) as Cin7 should read it, from carrier mapping; None
+            spells the shipment's own: carrier then service ("UPS GROUND" from "UPS" and
+            "UPS_GROUND"), since Cin7 has one carrier field.
         now: the dispatched date when the shipment carries no ship time.
 
     Raises:
@@ -47,8 +48,7 @@ def build_dispatch_update(
         return None
     logistics = None
     if not (current.logisticsCarrier or "").strip():
-        named = " ".join(part for part in ((carrier or shipment.carrier).strip(), shipment.service.strip()) if part)
-        logistics = named or None
+        logistics = carrier.strip() if carrier and carrier.strip() else _carrier_and_service(shipment) or None
     dispatched = None
     if not current.dispatchedDate:
         shipped = convert.timestamp_to_datetime(shipment.shipped_time) if shipment.HasField("shipped_time") else now
@@ -72,3 +72,11 @@ def check_update_response(body: Any, order_id: int, operation: str = "update_sal
         raise InvalidResponse(f"cin7 {operation}: the answer's row is for another order")
     if not row.success:
         raise row_error(row, operation)
+
+
+def _carrier_and_service(shipment: shipment_pb2.Shipment) -> str:
+    carrier = shipment.carrier.strip()
+    service = shipment.service.strip().replace("_", " ")
+    if carrier and service.upper().startswith(carrier.upper() + " "):
+        service = service[len(carrier) + 1 :]
+    return " ".join(part for part in (carrier, service) if part)

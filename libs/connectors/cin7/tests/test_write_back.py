@@ -49,6 +49,10 @@ async def test_a_carrier_already_in_cin7_is_kept_and_the_mapped_carrier_is_used_
         SalesOrder.model_validate(sales_order()), shipment(service=""), stage="D", now=NOW, carrier="UPS Freight"
     )
     assert mapped is not None and mapped.logisticsCarrier == "UPS Freight"
+    canonical = build_dispatch_update(
+        SalesOrder.model_validate(sales_order()), shipment(service="UPS_GROUND"), stage="D", now=NOW
+    )
+    assert canonical is not None and canonical.logisticsCarrier == "UPS GROUND"
 
 
 async def test_no_ship_time_dispatches_now_and_a_dispatched_date_is_written_once():
