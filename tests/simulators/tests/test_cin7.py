@@ -21,7 +21,9 @@ from libs.connectors.cin7.client import Cin7Client
 from libs.connectors.cin7.connector import Cin7Connector
 from libs.connectors.cin7.settings import Cin7Settings
 from tests.simulators.cin7 import STATE_KEY, Cin7Config, create_app
+from tests.simulators.cin7.entry import SIMULATOR, build_config
 from tests.simulators.common import SimulatorServer
+from tests.simulators.registry import SimulatedAccount
 
 pytestmark = [pytest.mark.timeout(20), pytest.mark.filterwarnings("error")]
 
@@ -269,3 +271,13 @@ def test_runs_standalone_from_a_config_file(tmp_path, command):
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_a_fresh_account_is_one_the_connector_takes_and_the_simulator_serves():
+    account = SIMULATOR.new_account("stock", "harbour", fully_picked_stage="Ready to Ship")
+    section = {"connector": "cin7", **SIMULATOR.file_options(account), "api_key": "env:CIN7_TEST_KEY"}
+    settings = Cin7Connector().parse_settings(section, lambda ref, where: account["api_key"], "tenant 'harbour'")
+    assert settings.username == account["username"] and settings.fully_picked_stage == "Ready to Ship"
+    [connection] = build_config([SimulatedAccount("harbour", account, "", "")])["accounts"]
+    assert connection["api_key"] == account["api_key"] and "Ready to Ship" in connection["stages"]
+    assert SIMULATOR.base_url("http://cin7-sim:8085") == "http://cin7-sim:8085/api"
