@@ -3,7 +3,8 @@
 Cin7 has no webhook for sales-order changes, so intake polls: each page is read on the
 ModifiedDate watermark (`cursor.py`) and every order is checked against the import rules
 Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with an
-Issue per failed rule, so they stay visible as invalid. Writing back marks the order
+Issue per failed rule, so they stay visible as invalid; dispatched orders (our own write-back
+among them) are Ignored. Writing back marks the order
 dispatched with its tracking code, after reading it, since Cin7 takes no idempotency key.
 Cin7 has nothing to acknowledge pulled orders with (no "exported" flag), so the connector
 declares no ACKNOWLEDGE.
@@ -21,6 +22,7 @@ from ..base.contract import (
     ChannelUpdate,
     ClientResources,
     ConnectorInfo,
+    Ignored,
     Limits,
     OrderPage,
     ParsedOrder,
@@ -97,21 +99,30 @@ class Cin7Connector(ChannelConnector):
         full = len(rows) >= settings.page_size
         context = RuleContext(settings.fully_picked_stage, now, settings.lookback_days)
         keys: list[tuple[int, str]] = []
-        orders: list[ParsedOrder] = []
+        orders: list[ParsedOrder | Ignored] = []
         for row in rows:
             modified = row.get("modifiedDate")
             if isinstance(modified, str) and _is_instant(modified):
                 keys.append((row["id"], modified))
                 if not is_new(position, row["id"], modified):
                     continue
-            order, issues = parse_order(row, tenant_id=tenant_id, context=context)
-            orders.append(ParsedOrder(order, issues))
+            orders.append(self._parse_row(row, settings, tenant_id, context))
         if full and not keys:
             # Nothing to move the watermark on: asking again would return this page forever.
             raise InvalidResponse("cin7 list_sales_orders: a full page without one readable modifiedDate")
         # A walk through one instant that ends leaves the later orders still to read: go on.
         more = full or position.after_id is not None
         return OrderPage(orders, advance(position, keys, full=full).encode(), more=more)
+
+    def _parse_row(
+        self, row: dict[str, Any], settings: Cin7Settings, tenant_id: str, context: RuleContext
+    ) -> ParsedOrder | Ignored:
+        order, issues = parse_order(row, tenant_id=tenant_id, context=context)
+        if (row.get("stage") or "") == settings.dispatched_stage:
+            # Dispatched orders have nothing left to ship, and our own write-back brings each
+            # one back on the next poll: it must not turn an order already taken invalid.
+            return Ignored(f"order {order.external_number or order.external_id} is dispatched in Cin7")
+        return ParsedOrder(order, issues)
 
     async def write_back(self, client: Cin7Client, settings: Cin7Settings, update: ChannelUpdate) -> bool:
         # Delivery and voids have no counterpart in Cin7 (no delivered stage; a voided shipment

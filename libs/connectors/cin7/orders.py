@@ -107,6 +107,8 @@ def parse_order(
 def _dates(result: order_pb2.Order, order: schemas.SalesOrder, issues: list[Issue]) -> None:
     modified = _timestamp(order.modifiedDate, "modifiedDate", issues)
     if modified is None:
+        # Kept as Cin7 wrote it, so the order still has a revision to be deduplicated on.
+        result.revision = (order.modifiedDate or "").strip()
         if not order.modifiedDate:
             issues.append(Issue("modifiedDate", "missing"))
     else:

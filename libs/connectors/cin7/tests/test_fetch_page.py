@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from libs.connectors.base.contract import Ignored, ParsedOrder
 from libs.connectors.base.errors import InvalidRequest, InvalidResponse
 from libs.connectors.base.testing import RequestRecorder, json_response
 from libs.connectors.cin7.cursor import decode
@@ -34,7 +35,7 @@ async def fetch(replies, cursor: str, page_size: int = 3):
 
 
 def ids(page) -> list[str]:
-    return [parsed.order.external_id for parsed in page.orders]
+    return [parsed.order.external_id for parsed in page.orders if isinstance(parsed, ParsedOrder)]
 
 
 def where(request: httpx.Request) -> str:
@@ -92,6 +93,15 @@ async def test_an_empty_page_keeps_the_cursor():
 async def test_orders_failing_import_rules_come_back_with_issues():
     page, _ = await fetch([json_response(200, [sales_order(stage="New")])], "")
     assert len(page.orders) == 1 and page.orders[0].issues[0].field == "stage"
+
+
+@pytest.mark.asyncio
+async def test_dispatched_orders_are_ignored_so_our_own_write_back_does_not_come_back_invalid():
+    page, _ = await fetch([json_response(200, [sales_order(stage="Dispatched"), sales_order(id=2)])], "")
+    assert isinstance(page.orders[0], Ignored) and "SO-10482" in page.orders[0].reason
+    assert ids(page) == ["2"]
+    # The cursor moves past ignored orders too.
+    assert decode(page.next_cursor).watermark == "2024-05-02T16:40:00Z"
 
 
 @pytest.mark.asyncio
