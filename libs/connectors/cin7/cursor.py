@@ -82,7 +82,12 @@ def decode(text: str) -> Cursor:
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidRequest("cin7 cursor is not one this connector wrote") from exc
-    if "'" in cursor.watermark:
+    try:
+        if cursor.watermark:
+            _instant(cursor.watermark)
+    except (ValueError, OverflowError):
+        raise InvalidRequest("cin7 cursor watermark is not a date") from None
+    if "'" in cursor.watermark:  # it goes into the `where` text
         raise InvalidRequest("cin7 cursor watermark is not a date")
     return cursor
 

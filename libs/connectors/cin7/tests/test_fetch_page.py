@@ -105,7 +105,9 @@ async def test_dispatched_orders_are_ignored_so_our_own_write_back_does_not_come
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("cursor", ["{", '{"x":1}', '{"w":"x\' OR 1=1"}', '{"w":"a","seen":["b"]}'])
+@pytest.mark.parametrize(
+    "cursor", ["{", '{"x":1}', '{"w":"abc"}', '{"w":"x\' OR 1=1"}', '{"w":"a","seen":["b"]}', "[]"]
+)
 async def test_a_cursor_this_connector_did_not_write_is_refused(cursor):
     with pytest.raises(InvalidRequest):
         await fetch([], cursor)
