@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from ordersync.common.v1 import shipment_pb2
 
-from libs.connectors.base.contract import ChannelUpdate, WritebackStep
+from libs.connectors.base.contract import ChannelUpdate, ParsedOrder, WritebackStep
 from libs.connectors.cin7.client import Cin7Client
 from libs.connectors.cin7.connector import Cin7Connector
 from libs.connectors.cin7.settings import Cin7Settings
@@ -217,6 +217,30 @@ async def test_the_connector_pulls_every_order_once_through_equal_timestamps(htt
     assert again.orders == []
     requests = cin7.app[STATE_KEY].stats.requests["list"]
     assert requests < 20
+
+
+@pytest.mark.asyncio
+async def test_orders_changed_while_paging_are_read_again_and_none_is_skipped(http, cin7):
+    seeded = await seed(http, cin7, *[order(modifiedDate=T1) for _ in range(4)], order(modifiedDate=T2))
+    connector = Cin7Connector(clock=lambda: datetime(2024, 5, 10, tzinfo=UTC))
+    settings = connector_settings(cin7, page_size=2)
+    pulled: list[tuple[str, str]] = []
+    cursor = ""
+    async with Cin7Client(settings) as client:
+        for number in range(20):
+            page = await connector.fetch_page(client, settings, cursor, "harbour")
+            pulled += [(p.order.external_id, p.order.revision) for p in page.orders if isinstance(p, ParsedOrder)]
+            cursor = page.next_cursor
+            if number == 0:
+                # A user edits one order already read and one not read yet (its page shifts).
+                for target in (seeded[0], seeded[3]):
+                    url = f"{cin7.base_url}/_sim/accounts/harbour-api/orders/{target['id']}"
+                    await http.post(url, json={"internalComments": "call first"})
+            if not page.more:
+                break
+    assert {external_id for external_id, _ in pulled} == {str(o["id"]) for o in seeded}
+    changed = [r for i, r in pulled if i in (str(seeded[0]["id"]), str(seeded[3]["id"]))]
+    assert "2024-05-02T12:00:00.000Z" in changed  # read again with the edit's revision
 
 
 @pytest.mark.asyncio
