@@ -1,0 +1,138 @@
+"""Writing a shipment back: read first, then one PUT row; the tenant's carrier is never overwritten."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.connectors.base.contract import ChannelUpdate, WritebackStep
+from libs.connectors.base.errors import InvalidRequest, InvalidResponse, NotFound
+from libs.connectors.base.testing import RequestRecorder, json_response, load_vendor_json, request_json
+from libs.connectors.cin7.dispatch import build_dispatch_update, check_update_response
+from libs.connectors.cin7.schemas import SalesOrder
+from libs.connectors.cin7.tests.builders import NOW, client, connector, sales_order, settings, shipment
+
+pytestmark = pytest.mark.asyncio
+OK = load_vendor_json("cin7", "update_response_ok.json")
+
+
+def update(*steps: WritebackStep, **shipment_changes) -> ChannelUpdate:
+    return ChannelUpdate("41872", "SO-10482", steps or (WritebackStep.SHIP,), shipment(**shipment_changes))
+
+
+async def write(current: dict, *replies, the_update: ChannelUpdate | None = None, **account):
+    recorder = RequestRecorder(json_response(200, current), *replies)
+    async with client(recorder.transport) as cin7:
+        told = await connector().write_back(cin7, settings(**account), the_update or update())
+    return told, recorder.requests
+
+
+# ---- build
+
+
+async def test_the_row_marks_the_order_dispatched_with_tracking_date_and_carrier():
+    row = build_dispatch_update(SalesOrder.model_validate(sales_order()), shipment(), stage="Dispatched", now=NOW)
+    assert row is not None and row.to_json_dict() == {
+        "id": 41872,
+        "stage": "Dispatched",
+        "trackingCode": "1Z999AA10123456784",
+        "dispatchedDate": "2024-05-10T12:00:00Z",
+        "logisticsCarrier": "UPS Ground",
+    }
+
+
+async def test_a_carrier_already_in_cin7_is_kept_and_the_mapped_carrier_is_used_when_empty():
+    kept = build_dispatch_update(
+        SalesOrder.model_validate(sales_order(logisticsCarrier="Local courier")), shipment(), stage="D", now=NOW
+    )
+    assert kept is not None and "logisticsCarrier" not in kept.to_json_dict()
+    mapped = build_dispatch_update(
+        SalesOrder.model_validate(sales_order()), shipment(service=""), stage="D", now=NOW, carrier="UPS Freight"
+    )
+    assert mapped is not None and mapped.logisticsCarrier == "UPS Freight"
+    canonical = build_dispatch_update(
+        SalesOrder.model_validate(sales_order()), shipment(service="UPS_GROUND"), stage="D", now=NOW
+    )
+    assert canonical is not None and canonical.logisticsCarrier == "UPS GROUND"
+
+
+async def test_no_ship_time_dispatches_now_and_a_dispatched_date_is_written_once():
+    row = build_dispatch_update(
+        SalesOrder.model_validate(sales_order()), shipment(shipped_time=None), stage="D", now=NOW
+    )
+    assert row is not None and row.dispatchedDate == "2024-05-10T12:00:00Z"
+    again = build_dispatch_update(
+        SalesOrder.model_validate(sales_order(dispatchedDate="2024-05-09T08:00:00Z")), shipment(), stage="D", now=NOW
+    )
+    assert again is not None and again.dispatchedDate is None
+
+
+async def test_a_shipment_without_tracking_cannot_be_written():
+    with pytest.raises(InvalidRequest):
+        build_dispatch_update(
+            SalesOrder.model_validate(sales_order()), shipment(tracking_numbers=[" "]), stage="D", now=NOW
+        )
+
+
+# ---- send
+
+
+async def test_write_back_reads_then_puts_one_row():
+    told, requests = await write(sales_order(), json_response(200, OK))
+    assert told is False  # Cin7 e-mails no one on an API dispatch
+    assert [(r.method, r.url.path) for r in requests] == [
+        ("GET", "/api/v1/SalesOrders/41872"),
+        ("PUT", "/api/v1/SalesOrders"),
+    ]
+    body = request_json(requests[1])
+    assert body == [
+        {
+            "id": 41872,
+            "stage": "Dispatched",
+            "trackingCode": "1Z999AA10123456784",
+            "dispatchedDate": "2024-05-10T12:00:00Z",
+            "logisticsCarrier": "UPS Ground",
+        }
+    ]
+
+
+async def test_the_configured_dispatched_stage_is_written_and_the_carrier_left_alone():
+    _, requests = await write(sales_order(logisticsCarrier="FedEx"), json_response(200, OK), dispatched_stage="Shipped")
+    body = request_json(requests[1])[0]
+    assert body["stage"] == "Shipped" and "logisticsCarrier" not in body
+
+
+async def test_repeating_a_write_back_that_landed_writes_nothing():
+    done = sales_order(stage="Dispatched", trackingCode="1Z999AA10123456784", dispatchedDate="2024-05-10T12:00:00Z")
+    told, requests = await write(done)
+    assert told is False and len(requests) == 1
+
+
+async def test_deliver_and_void_write_nothing():
+    recorder = RequestRecorder()
+    async with client(recorder.transport) as cin7:
+        for step in (WritebackStep.DELIVER, WritebackStep.VOID):
+            assert await connector().write_back(cin7, settings(), update(step)) is False
+    assert recorder.requests == []
+
+
+# ---- parse and parse error
+
+
+async def test_a_failed_row_in_a_200_answer_is_an_error_with_the_rows_messages():
+    with pytest.raises(InvalidRequest) as raised:
+        await write(sales_order(), json_response(200, load_vendor_json("cin7", "update_response_row_error.json")))
+    assert raised.value.details == ["Stage 'Dispatchd' is not a stage of this account"]
+    assert not raised.value.retryable
+
+
+@pytest.mark.parametrize("body", [[], {}, ["x"], [{"id": 1, "success": True}]])
+async def test_an_answer_without_this_orders_row_is_invalid(body):
+    with pytest.raises(InvalidResponse):
+        check_update_response(body, 41872)
+
+
+async def test_an_order_cin7_does_not_have_is_not_found():
+    recorder = RequestRecorder(json_response(404, {"message": "Not found"}))
+    async with client(recorder.transport) as cin7:
+        with pytest.raises(NotFound):
+            await connector().write_back(cin7, settings(), update())
