@@ -19,6 +19,7 @@ from libs.connectors.base.contract import ChannelConnector, Connector, ProviderC
 BUILT_IN = (
     "libs.connectors.commerce7.connector",
     "libs.connectors.vinoshipper.connector",
+    "libs.connectors.shipstation.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 
