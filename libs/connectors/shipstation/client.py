@@ -222,7 +222,7 @@ class ShipStationClient(ConnectorClient):
         retry_unsafe: bool = False,
     ) -> Any:
         response = await self._http.request(
-            method, path, json=json, params=params, operation=operation, retry_unsafe=retry_unsafe
+            method, path, json=_jsonable(json), params=params, operation=operation, retry_unsafe=retry_unsafe
         )
         await self._heed_rate_headers(response)
         if not response.is_success:
@@ -235,6 +235,18 @@ class ShipStationClient(ConnectorClient):
             # The window is spent: every caller on this key pair waits for the reset, not only
             # the next one, or the others would each collect a 429.
             await self.rate_limiter.pause(self.rate_key, wait_s)
+
+
+def _jsonable(value: Any) -> Any:
+    # Amounts are Decimals here (built exact, or read back exact); JSON has only numbers. A
+    # Decimal of cents prints the same as a float does, so the wire text keeps its value.
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _decode(response: httpx.Response, operation: str) -> Any:

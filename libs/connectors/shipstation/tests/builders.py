@@ -77,5 +77,12 @@ def account(**changes: object) -> ShipStationAccount:
 def client(recorder: RequestRecorder, clock: FakeClock | None = None) -> ShipStationClient:
     """A client on the recorder whose pacing waits on a fake clock (nothing sleeps for real)."""
     clock = clock or FakeClock()
-    limiter = KeyedRateLimiter(40, burst=2, clock=clock, sleep=clock.sleep)
+    fake = clock
+
+    async def pace(seconds: float) -> None:
+        # At least a millisecond: the bucket may ask for a wait below the fake clock's float
+        # resolution, which would never advance it.
+        await fake.sleep(max(seconds, 0.001))
+
+    limiter = KeyedRateLimiter(40, burst=2, clock=clock, sleep=pace)
     return ShipStationClient(settings(), transport=recorder.transport, rate_limiter=limiter, sleep=clock.sleep)
