@@ -30,6 +30,7 @@ from aiohttp import web
 BUILT_IN = (
     "tests.simulators.commerce7.entry",
     "tests.simulators.vinoshipper.entry",
+    "tests.simulators.shipstation.entry",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_SIMULATOR_MODULES"
 REPO = Path(__file__).resolve().parents[2]
