@@ -594,6 +594,7 @@ async def pull_store(request: web.Request) -> web.Response:
             for order in exported:
                 label = ship(state, account, order, {}, links_base(request))
                 notified.append(await post_shipnotify(http, account, order, label, auth))
+                state.stats.store_shipnotify_posts += 1
     return web.json_response({"pages": pages, "orders": [o["orderNumber"] for o in exported], "shipnotify": notified})
 
 

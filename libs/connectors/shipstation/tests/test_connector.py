@@ -11,6 +11,7 @@ from ordersync.common.v1 import shipment_pb2
 
 from libs.connectors.base.contract import Notice, NoticeHead, PushRequest, Submission, Submitted
 from libs.connectors.base.errors import InvalidRequest, InvalidWebhook, Unavailable
+from libs.connectors.base.ratelimit import KeyedRateLimiter
 from libs.connectors.base.testing import (
     FakeClock,
     RequestRecorder,
@@ -336,3 +337,18 @@ def test_settings_read_a_custom_status_and_refuse_on_hold(monkeypatch):
     assert parsed.statuses["shipped"] == "Sent"
     with pytest.raises(ValueError, match="On Hold is not supported"):
         CONNECTOR.parse_settings({**section, "status_on_hold": "Held"}, resolve_secret_value, "tenant 't'")
+
+
+def test_the_client_paces_by_the_services_shared_budget_per_key_pair():
+    from libs.connectors.base.contract import ClientResources
+
+    made: list[tuple[str, int, int]] = []
+    limiter = KeyedRateLimiter(40, burst=2)
+
+    def shared(scope: str, per_minute: int, burst: int) -> KeyedRateLimiter:
+        made.append((scope, per_minute, burst))
+        return limiter
+
+    ss = CONNECTOR.open_client(account(), ClientResources(max_concurrency=8, rate_limiter=shared))
+    assert made == [("shipstation", 40, 2)] and ss.rate_limiter is limiter
+    assert "ss-key" not in ss.rate_key  # the budget's key is a digest, not the API key
