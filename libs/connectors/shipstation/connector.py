@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ordersync.common.v1 import order_pb2
+from ordersync.common.v1 import order_pb2, shipment_pb2
 
 from ..base.contract import (
     Capability,
@@ -206,8 +206,14 @@ class ShipStationConnector(ProviderConnector):
         orders = await client.list_orders(order_number)
         if not orders:
             return None
+        status = str(orders[-1].get("orderStatus"))
+        if status == codes.CANCELLED:
+            cancelled = shipment_pb2.Shipment(
+                status=shipment_pb2.SHIPMENT_STATUS_CANCELLED, cancel_reason="cancelled in ShipStation"
+            )
+            return Notice(order_number, cancelled, "read back: cancelled")
         # No live label: the order waits (or every label was voided, which is the same).
-        return Notice(order_number, None, f"read back: {str(orders[-1].get('orderStatus'))[:30]}")
+        return Notice(order_number, None, f"read back: {status[:30]}")
 
     async def cancel(
         self, client: ShipStationClient, settings: ShipStationAccount, order_number: str, reason: str

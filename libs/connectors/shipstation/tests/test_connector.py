@@ -173,6 +173,16 @@ async def test_read_back_of_an_order_whose_only_label_was_voided_has_no_shipment
 
 
 @pytest.mark.asyncio
+async def test_read_back_of_an_order_cancelled_in_shipstation_says_cancelled():
+    orders = {"orders": [{"orderNumber": "1001", "orderStatus": "cancelled"}], "page": 1, "pages": 1}
+    recorder = RequestRecorder(json_response(200, {"shipments": [], "pages": 0}), json_response(200, orders))
+    async with client(recorder) as ss:
+        notice = await CONNECTOR.read_back(ss, account(), "1001")
+    assert notice is not None and notice.shipment is not None
+    assert notice.shipment.status == shipment_pb2.SHIPMENT_STATUS_CANCELLED
+
+
+@pytest.mark.asyncio
 async def test_read_back_of_an_unknown_order_is_none():
     recorder = RequestRecorder(
         json_response(200, {"shipments": [], "pages": 0}), json_response(200, {"orders": [], "pages": 0})
