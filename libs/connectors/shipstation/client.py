@@ -159,6 +159,23 @@ class ShipStationClient(ConnectorClient):
         path, params = self._resource_path(resource_url)
         return await self._call("GET", path, params=params, operation="fetch_resource")
 
+    async def fetch_shipments(self, resource_url: str) -> list[dict[str, Any]]:
+        """Every shipment a SHIP_NOTIFY `resource_url` names, all pages, with their items.
+
+        ShipStation's URL asks `includeShipmentItems=False`; the items are what the channel is
+        told was shipped, so they are asked for. The URL is checked as in fetch_resource.
+
+        Raises:
+            InvalidRequest: not a `/shipments` URL of this account's base URL.
+            The errors of list_shipments.
+        """
+        path, params = self._resource_path(resource_url)
+        if path != "/shipments":
+            raise InvalidRequest("shipstation fetch_shipments: the resource_url is not a shipment list")
+        params = {k: v for k, v in params.items() if k not in ("page", "pageSize")}
+        params["includeShipmentItems"] = "true"
+        return await self._list(path, "shipments", params, operation="fetch_shipments")
+
     async def get_rates(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Rates for one carrier (`POST /shipments/getrates`); creates nothing, so retried like a
         read. Amounts are Decimals, as ShipStation wrote them."""

@@ -255,10 +255,7 @@ class ShipStationConnector(ProviderConnector):
         Not in the contract yet: a SHIP_NOTIFY resource_url names a batch of labels, which may
         span several orders.
         """
-        answer = await client.fetch_resource(head.reference)
-        shipments = answer.get("shipments")
-        if not isinstance(shipments, list) or not all(isinstance(s, dict) for s in shipments):
-            raise InvalidWebhook("shipstation notice: the resource is not a shipment list")
+        shipments = await client.fetch_shipments(head.reference)
         by_order: dict[str, list[dict[str, Any]]] = {}
         for shipment in shipments:
             by_order.setdefault(str(shipment.get("orderNumber") or ""), []).append(shipment)
