@@ -10,7 +10,7 @@ import pytest
 from ordersync.common.v1 import shipment_pb2
 
 from libs.connectors.base.contract import Notice, NoticeHead, PushRequest, Submission, Submitted
-from libs.connectors.base.errors import InvalidRequest, InvalidWebhook, Unavailable
+from libs.connectors.base.errors import InvalidRequest, InvalidWebhook, Timeout, Unavailable
 from libs.connectors.base.ratelimit import KeyedRateLimiter
 from libs.connectors.base.testing import (
     FakeClock,
@@ -108,9 +108,9 @@ async def test_a_whole_call_5xx_is_retried_then_raised_as_retryable():
 async def test_a_timeout_of_the_whole_call_raises():
     recorder = RequestRecorder(*[httpx.ReadTimeout] * 4)
     async with client(recorder) as ss:
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(Timeout) as raised:
             await CONNECTOR.submit(ss, account(), [item("1001", "k1")])
-    assert getattr(raised.value, "retryable", False)
+    assert raised.value.retryable and len(recorder.requests) == 4  # an upsert is safe to repeat
 
 
 @pytest.mark.asyncio
