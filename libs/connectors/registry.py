@@ -20,6 +20,7 @@ BUILT_IN = (
     "libs.connectors.commerce7.connector",
     "libs.connectors.vinoshipper.connector",
     "libs.connectors.cin7.connector",
+    "libs.connectors.shipstation.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 

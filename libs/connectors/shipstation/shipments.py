@@ -1,0 +1,116 @@
+"""ShipStation shipments (labels) -> canonical Shipment (pure); voided labels are no shipment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from ordersync.common.v1 import money_pb2, shipment_pb2
+
+from ..base import convert
+from ..base.errors import InvalidResponse
+from ..base.json_text import check_carriable
+from . import codes
+
+CENT = Decimal("0.01")
+
+
+def parse_shipments(shipments: Sequence[Mapping[str, Any]]) -> shipment_pb2.Shipment | None:
+    """The order's shipment from its ShipStation labels, or None when no live label exists.
+
+    A voided label (`voided: true`) is not a shipment: it is left out, and an order whose
+    every label is voided has no shipment (None), exactly as before its first label. The
+    live labels make one Shipment: status SHIPPED (ShipStation ships when the label is
+    bought and marks the order shipped), every tracking number in label order, the latest
+    label's carrier (canonical) and service (`serviceCode` upper-cased, e.g. "UPS_GROUND",
+    and as `service_code`), the sum of `shipmentCost` as the carrier fee, the earliest
+    `shipDate` as the shipped time, and the items of every label.
+
+    Raises:
+        InvalidResponse: a label of the wrong shape, an unreadable date or cost, or text no
+            store can keep (the list may come from a webhook's resource_url).
+    """
+    check_carriable(list(shipments), label="shipstation shipments", error=InvalidResponse)
+    live = [s for s in shipments if not _voided(s)]
+    if not live:
+        return None
+    live.sort(key=lambda s: (str(s.get("createDate") or ""), _int(s.get("shipmentId"))))
+    latest = live[-1]
+    tracking = [t for t in dict.fromkeys(str(s.get("trackingNumber") or "").strip() for s in live) if t]
+    service_code = str(latest.get("serviceCode") or "").strip()
+    shipment = shipment_pb2.Shipment(
+        status=shipment_pb2.SHIPMENT_STATUS_SHIPPED,
+        tracking_numbers=tracking,
+        carrier=codes.canonical_carrier(str(latest.get("carrierCode") or "")),
+        service=service_code.upper(),
+        service_code=service_code,
+        items=[item for s in live for item in _items(s)],
+    )
+    fee = sum((_decimal(s.get("shipmentCost"), "shipmentCost") for s in live), Decimal(0))
+    if fee:
+        shipment.carrier_fee.CopyFrom(money_minor(fee))
+    dates = sorted(str(s["shipDate"]) for s in live if s.get("shipDate"))
+    if dates:
+        shipment.shipped_time.CopyFrom(_timestamp(dates[0]))
+    return shipment
+
+
+def voided_tracking(shipments: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Tracking numbers of voided labels: what a channel must not show (or must retract)."""
+    return [t for t in dict.fromkeys(str(s.get("trackingNumber") or "").strip() for s in shipments if _voided(s)) if t]
+
+
+def money_minor(amount: Decimal) -> money_pb2.Money:
+    """A dollar Decimal as Money in cents, rounded half up (ShipStation writes cents already)."""
+    cents = int((amount.quantize(CENT, rounding=ROUND_HALF_UP) * 100).to_integral_value())
+    return money_pb2.Money(currency_code=codes.CURRENCY, minor_units=cents)
+
+
+def _voided(shipment: Mapping[str, Any]) -> bool:
+    if not isinstance(shipment, Mapping):
+        raise InvalidResponse("shipstation shipments: a shipment is not an object")
+    return shipment.get("voided") is True
+
+
+def _items(shipment: Mapping[str, Any]) -> list[shipment_pb2.ShipmentItem]:
+    items = shipment.get("shipmentItems") or []
+    if not isinstance(items, list):
+        raise InvalidResponse("shipstation shipments: shipmentItems is not a list")
+    return [
+        shipment_pb2.ShipmentItem(
+            channel_line_id=str(i.get("lineItemKey") or ""),
+            sku=str(i.get("sku") or ""),
+            quantity=_int(i.get("quantity")),
+        )
+        for i in items
+        if isinstance(i, Mapping)
+    ]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidResponse(f"shipstation shipments: {name} is not a number") from None
+    if not amount.is_finite():
+        raise InvalidResponse(f"shipstation shipments: {name} is not a number")
+    return amount
+
+
+def _timestamp(value: str) -> Timestamp:
+    text = value.strip()
+    if len(text) == 10:  # shipDate is a date ("2024-05-02"): midnight UTC of that day
+        text += "T00:00:00Z"
+    try:
+        moment = convert.parse_datetime(text)
+    except (ValueError, OverflowError):
+        raise InvalidResponse("shipstation shipments: shipDate is not an ISO-8601 date") from None
+    return convert.to_timestamp(moment)

@@ -1,0 +1,24 @@
+"""ShipStation's samples for the contract suite: an account and the vendor's SHIP_NOTIFY sample."""
+
+from libs.connectors.base.testing import ContractSamples, vendor_bytes
+from libs.connectors.shipstation.tests.builders import valid_order
+
+SAMPLES = ContractSamples(
+    account={
+        "connector": "shipstation",
+        "api_key": "ss-key",
+        "api_secret": "env:SS_CONTRACT_API_SECRET",
+        "webhook_token": "env:SS_CONTRACT_WEBHOOK_TOKEN",
+        "store_user": "shipstation",
+        "store_password": "env:SS_CONTRACT_STORE_PASSWORD",
+        "status_awaiting_shipment": "Fully Picked",
+    },
+    secrets={
+        "SS_CONTRACT_API_SECRET": "ss-secret-value",
+        "SS_CONTRACT_WEBHOOK_TOKEN": "path-token-value",
+        "SS_CONTRACT_STORE_PASSWORD": "store-password-value",
+    },
+    notice_bodies=(vendor_bytes("shipstation", "webhook_ship_notify.json"),),
+    notice_path_tail="path-token-value",
+    order=valid_order(),
+)
