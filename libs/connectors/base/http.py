@@ -386,6 +386,25 @@ def path_segment(value: str, *, what: str) -> str:
     return quote(value, safe="")
 
 
+def same_site_link(base: httpx.URL, link: str) -> httpx.URL | None:
+    """Return `link` parsed when it points at `base`'s own site and under its path, else None.
+
+    Vendors' thin webhooks carry a URL to read back; it is followed only when its scheme, host
+    and port are the account's API and it carries no credentials, so a forged body cannot make
+    us send the account's credentials elsewhere. Callers then check the path that remains
+    (`link.path` after `base.path`).
+    """
+    try:
+        url = httpx.URL(link)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    if url.scheme != base.scheme or url.host != base.host or url.port != base.port or url.userinfo:
+        return None
+    if not url.path.startswith(base.path.rstrip("/")):
+        return None
+    return url
+
+
 def json_object(response: httpx.Response, *, label: str) -> dict[str, Any]:
     """Decode a successful response whose body must be a JSON object.
 

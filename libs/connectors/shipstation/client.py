@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from ..base.errors import InvalidRequest, InvalidResponse
-from ..base.http import ConnectorClient, HttpTransport, RetryPolicy, Sleep, default_timeout
+from ..base.http import ConnectorClient, HttpTransport, RetryPolicy, Sleep, default_timeout, same_site_link
 from ..base.ratelimit import KeyedRateLimiter, RateLimiter
 from .errors import error_from_response
 from .settings import ShipStationSettings
@@ -188,15 +188,10 @@ class ShipStationClient(ConnectorClient):
 
     def _resource_path(self, resource_url: str) -> tuple[str, dict[str, str]]:
         refused = InvalidRequest("shipstation fetch_resource: the resource_url is not a ShipStation list URL")
-        try:
-            url = httpx.URL(resource_url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise refused from exc
-        base = self._base
-        if url.scheme != base.scheme or url.host != base.host or url.port != base.port or url.userinfo:
+        url = same_site_link(self._base, resource_url)
+        if url is None:
             raise refused
-        base_path = base.path.rstrip("/")
-        path = url.path[len(base_path) :] if url.path.startswith(base_path) else ""
+        path = url.path[len(self._base.path.rstrip("/")) :]
         if path not in RESOURCE_PATHS:
             raise refused
         params = dict(url.params)

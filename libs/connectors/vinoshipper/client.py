@@ -19,6 +19,7 @@ from ..base.http import (
     default_timeout,
     json_object,
     path_segment,
+    same_site_link,
 )
 from . import schemas
 from .errors import ComplianceRejected, error_from_response
@@ -198,14 +199,10 @@ class VinoshipperClient(ConnectorClient):
 
     def _order_href_path(self, href: str) -> tuple[str, dict[str, str]]:
         refused = InvalidRequest("vinoshipper fetch_href: the href is not a Vinoshipper order URL")
-        try:
-            url = httpx.URL(href)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise refused from exc
-        base = self._base
-        if url.scheme != base.scheme or url.host != base.host or url.port != base.port or url.userinfo:
+        url = same_site_link(self._base, href)
+        if url is None:
             raise refused
-        base_path = base.path.rstrip("/")
+        base_path = self._base.path.rstrip("/")
         prefix = f"{base_path}{ORDERS_PATH}/"
         if not url.path.startswith(prefix):
             raise refused
