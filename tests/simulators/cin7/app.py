@@ -36,6 +36,7 @@ from tests.simulators.common import (
     parse_basic_auth,
     parse_iso_datetime,
     read_control_body,
+    records_of,
     retry_after_header,
     route,
     route_of,
@@ -104,10 +105,7 @@ class Cin7Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.accounts = [
-            a if isinstance(a, Cin7Account) else from_mapping(Cin7Account, a, f"accounts[{i}]")
-            for i, a in enumerate(self.accounts)
-        ]
+        self.accounts = records_of(Cin7Account, self.accounts, "accounts")
 
     @classmethod
     def from_dict(cls, data: Any) -> Cin7Config:

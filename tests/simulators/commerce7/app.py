@@ -38,6 +38,7 @@ from tests.simulators.common import (
     parse_iso_datetime,
     read_control_body,
     read_json_object,
+    records_of,
     retry_after_header,
     route,
     route_of,
@@ -99,10 +100,7 @@ class Commerce7Config:
     webhook_workers: int = 8
 
     def __post_init__(self) -> None:
-        self.tenants = [
-            t if isinstance(t, Commerce7Tenant) else from_mapping(Commerce7Tenant, t, f"tenants[{i}]")
-            for i, t in enumerate(self.tenants)
-        ]
+        self.tenants = records_of(Commerce7Tenant, self.tenants, "tenants")
 
     @classmethod
     def from_dict(cls, data: Any) -> Commerce7Config:

@@ -497,6 +497,15 @@ def webhook_cleanup_ctx(dispatcher_of: Callable[[web.Application], WebhookDispat
 # --- configuration ------------------------------------------------------------------
 
 
+def records_of(cls: type[T], items: list[Any], field: str) -> list[T]:
+    """A config's list of `cls` records, each built from its JSON object unless it is one already.
+
+    Every simulator's config holds a list of accounts (tenants, producers); errors name the
+    item, e.g. `accounts[2]`.
+    """
+    return [item if isinstance(item, cls) else from_mapping(cls, item, f"{field}[{i}]") for i, item in enumerate(items)]
+
+
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from a JSON object, rejecting unknown and missing fields by name.
 

@@ -34,6 +34,7 @@ from tests.simulators.common import (
     from_mapping,
     parse_basic_auth,
     read_control_body,
+    records_of,
     route,
     route_of,
     webhook_cleanup_ctx,
@@ -88,10 +89,7 @@ class ShipStationConfig:
     webhook_workers: int = 8
 
     def __post_init__(self) -> None:
-        self.accounts = [
-            a if isinstance(a, ShipStationAccount) else from_mapping(ShipStationAccount, a, f"accounts[{i}]")
-            for i, a in enumerate(self.accounts)
-        ]
+        self.accounts = records_of(ShipStationAccount, self.accounts, "accounts")
 
     @classmethod
     def from_dict(cls, data: Any) -> ShipStationConfig:

@@ -36,6 +36,7 @@ from tests.simulators.common import (
     parse_basic_auth,
     read_control_body,
     read_json_object,
+    records_of,
     route,
     route_of,
     webhook_cleanup_ctx,
@@ -83,10 +84,7 @@ class VinoshipperConfig:
     webhook_workers: int = 8
 
     def __post_init__(self) -> None:
-        self.producers = [
-            p if isinstance(p, VinoshipperProducer) else from_mapping(VinoshipperProducer, p, f"producers[{i}]")
-            for i, p in enumerate(self.producers)
-        ]
+        self.producers = records_of(VinoshipperProducer, self.producers, "producers")
 
     @classmethod
     def from_dict(cls, data: Any) -> VinoshipperConfig:
