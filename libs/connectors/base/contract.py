@@ -56,6 +56,7 @@ class Capability(Enum):
     # provider side
     SUBMIT = "submit"  # takes orders, in batches of Limits.batch_size
     READ_BACK = "read_back"  # returns an order's shipment state on request
+    POLL_SHIPMENTS = "poll_shipments"  # lists shipments since a cursor (lost notices recovered)
     CANCEL = "cancel"  # cancels a sent order (Void Sync)
     PUSH_NOTICES = "push_notices"  # posts notices to /webhooks/{provider}/{tenant}/...
     PULLED_BY_PROVIDER = "pulled_by_provider"  # fetches an export from us and posts shipments back
@@ -155,13 +156,17 @@ class PushRequest:
 class ParsedOrder:
     """A channel order normalised to the canonical Order, with what is wrong with it.
 
-    `issues` make the order invalid (kept, visible, never routed). `ack_token` is what the
-    channel needs back to acknowledge it (pull channels), empty otherwise.
+    `issues` make the order invalid (bad data: kept, visible, never routed). `rule_failures`
+    are the channel's import rules the order does not meet yet (good data, not to be sent now,
+    e.g. not yet picked): the order is kept as *not imported* with each rule's code and
+    sentence, and its next revision is evaluated again. `ack_token` is what the channel needs
+    back to acknowledge it (pull channels), empty otherwise.
     """
 
     order: order_pb2.Order
     issues: list[Issue] = field(default_factory=list)
     ack_token: str = ""
+    rule_failures: list[Issue] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ class WritebackStep(Enum):
     SHIP = "ship"  # shipment with tracking; the channel tells the customer
     DELIVER = "deliver"  # the order was delivered
     VOID = "void"  # the provider voided the order
+    RETRACT = "retract"  # tracking written earlier whose label the provider voided: take it back
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,23 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class NoticePage:
+    """Shipments a provider lists after a cursor (POLL_SHIPMENTS): the notices, one per order,
+    and the cursor to resume from once they are applied; `more` is True when a next page is
+    ready now."""
+
+    notices: Sequence[Notice]
+    next_cursor: str
+    more: bool = False
+
+
+@dataclass(frozen=True)
 class NoticeHead:
-    """A parsed notice before any read-back: `keep` False for notices not worth a receipt."""
+    """A parsed notice before any read-back: `keep` False for notices not worth a receipt.
+
+    `order_number` is empty for thin notices naming something else to re-read (a batch of
+    labels spanning several orders): `reference` says what.
+    """
 
     order_number: str
     event: str
@@ -335,6 +356,11 @@ class ProviderConnector(Connector):
         """Cancel a sent order at the provider."""
         raise NotImplementedError(f"{self.info.id} cannot cancel")
 
+    async def read_back_since(self, client: Any, settings: Any, cursor: str) -> NoticePage:
+        """Shipments created or changed after `cursor` ("" = the account's start), many orders
+        a request: how lost notices are recovered without one read-back per order."""
+        raise NotImplementedError(f"{self.info.id} cannot list shipments")
+
     # -- notices (provider webhooks)
     def authenticate_notice(self, settings: Any, request: PushRequest) -> bool:
         """True when the notice reached this account's endpoint (compare in constant time)."""
@@ -344,8 +370,9 @@ class ProviderConnector(Connector):
         """Parse a notice body; raise InvalidWebhook for a malformed one. Pure."""
         raise NotImplementedError(f"{self.info.id} sends no notices")
 
-    async def resolve_notice(self, client: Any, settings: Any, head: NoticeHead) -> Notice:
-        """The notice's full news: re-read the order for thin notices, else parse what came."""
+    async def resolve_notice(self, client: Any, settings: Any, head: NoticeHead) -> Sequence[Notice]:
+        """The notice's full news, one Notice per order it covers: re-read what thin notices
+        name (an order, or a batch of labels spanning several), else parse what came."""
         raise NotImplementedError(f"{self.info.id} sends no notices")
 
 

@@ -14,10 +14,13 @@ class Issue:
             "items[2].sku" (vendor spelling, so an operator can find it in the vendor's UI).
         message: operator-safe explanation; never contains the field's value, because values
             may be addresses, e-mails, phones or birth dates.
+        code: a stable reason code operators and tools can filter on, e.g. "NOT_FULLY_PICKED";
+            empty where the message alone says it.
     """
 
     field: str
     message: str
+    code: str = ""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"

@@ -241,20 +241,11 @@ class ShipStationConnector(ProviderConnector):
         # in for the order number until resolve_notice has read it.
         return NoticeHead(hook.selector, hook.resource_type, reference=hook.resource_url)
 
-    async def resolve_notice(self, client: ShipStationClient, settings: ShipStationAccount, head: NoticeHead) -> Notice:
-        notices = await self.resolve_notices(client, settings, head)
-        if len(notices) != 1:
-            raise InvalidWebhook(f"shipstation notice {head.order_number}: names {len(notices)} orders, not one")
-        return notices[0]
-
-    async def resolve_notices(
+    async def resolve_notice(
         self, client: ShipStationClient, settings: ShipStationAccount, head: NoticeHead
     ) -> list[Notice]:
-        """Every order a (batch) notice covers, each with its shipment state from the re-read.
-
-        Not in the contract yet: a SHIP_NOTIFY resource_url names a batch of labels, which may
-        span several orders.
-        """
+        """Every order a (batch) notice covers, each with its shipment state from the re-read:
+        a SHIP_NOTIFY resource_url names a batch of labels, which may span several orders."""
         shipments = await client.fetch_shipments(head.reference)
         by_order: dict[str, list[dict[str, Any]]] = {}
         for shipment in shipments:

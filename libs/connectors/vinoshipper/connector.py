@@ -168,13 +168,15 @@ class VinoshipperConnector(ProviderConnector):
             return NoticeHead(webhook.identifier, webhook.event, ignored_reason="no shipment news", keep=False)
         return NoticeHead(webhook.identifier, webhook.event, reference=webhook.hrefV3 or "")
 
-    async def resolve_notice(self, client: VinoshipperClient, settings: VinoshipperAccount, head: NoticeHead) -> Notice:
+    async def resolve_notice(
+        self, client: VinoshipperClient, settings: VinoshipperAccount, head: NoticeHead
+    ) -> list[Notice]:
         detail = await client.fetch_href(head.reference)
         shipment = parse_order_detail(detail)
         if str(detail.get("orderNumber")) != head.order_number:
             # The body is unsigned: the order read back must be the one it names.
             raise InvalidWebhook("the order read back from hrefV3 is not the webhook's identifier")
-        return Notice(head.order_number, shipment, head.event)
+        return [Notice(head.order_number, shipment, head.event)]
 
 
 async def _exists(client: VinoshipperClient, order_number: str) -> bool:

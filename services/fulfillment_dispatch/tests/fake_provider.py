@@ -165,9 +165,9 @@ class FakeProvider(ProviderConnector):
             return NoticeHead(number, "PING", ignored_reason="no news", keep=False)
         return NoticeHead(number, "SHIPPED", reference=str(news["tracking"]))
 
-    async def resolve_notice(self, client: FakeClient, settings: FakeAccount, head: NoticeHead) -> Notice:
+    async def resolve_notice(self, client: FakeClient, settings: FakeAccount, head: NoticeHead) -> list[Notice]:
         shipment = shipment_pb2.Shipment(status=shipment_pb2.SHIPMENT_STATUS_SHIPPED, tracking_numbers=[head.reference])
-        return Notice(head.order_number, shipment, head.event)
+        return [Notice(head.order_number, shipment, head.event)]
 
     async def cancel(self, client: FakeClient, settings: FakeAccount, order_number: str, reason: str) -> None:
         client.vendor.cancelled.append(order_number)

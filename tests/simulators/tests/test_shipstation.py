@@ -266,7 +266,7 @@ async def test_the_connector_submits_reads_back_and_resolves_notices_through_the
             await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1001/ship", json={})
             await eventually(lambda: len(receiver.requests) == 1)
             head = CONNECTOR.parse_notice(receiver.requests[0].body)
-            notice = await CONNECTOR.resolve_notice(client, settings, head)
+            (notice,) = await CONNECTOR.resolve_notice(client, settings, head)
             with pytest.raises(InvalidRequest, match="can no longer be updated"):
                 await CONNECTOR.cancel(client, settings, "1001", "customer asked")  # shipped: too late
     finally:

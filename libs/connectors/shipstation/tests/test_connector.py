@@ -212,7 +212,7 @@ async def test_a_notice_is_authenticated_by_its_token_and_resolved_by_rereading_
     assert head == NoticeHead("batchId=12345678", "SHIP_NOTIFY", reference=body["resource_url"])
     recorder = RequestRecorder(json_response(200, load_vendor_json("shipstation", "shipments_shipped.json")))
     async with client(recorder) as ss:
-        notice = await CONNECTOR.resolve_notice(ss, settings, head)
+        (notice,) = await CONNECTOR.resolve_notice(ss, settings, head)
     assert recorder.last.url.params["batchId"] == "12345678"
     assert recorder.last.url.params["includeShipmentItems"] == "true"  # the items are what shipped
     assert notice.order_number == "1001" and notice.shipment is not None

@@ -99,7 +99,7 @@ async def test_a_thin_notice_is_read_back_and_must_name_the_order_read():
     )
     site = settings(base_url="https://vinoshipper.com")  # the sample's hrefV3 points at the real site
     async with VinoshipperClient(site, transport=recorder.transport) as client:
-        notice = await CONNECTOR.resolve_notice(client, account(), head)
+        (notice,) = await CONNECTOR.resolve_notice(client, account(), head)
         assert notice.order_number == head.order_number and notice.shipment is not None
         with pytest.raises(InvalidWebhook, match="not the webhook's identifier"):
             await CONNECTOR.resolve_notice(client, account(), head)

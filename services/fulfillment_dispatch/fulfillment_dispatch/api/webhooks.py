@@ -99,14 +99,17 @@ class ProviderWebhookHandler:
             return _status(202, "ignored", receipt_id=receipt)
         try:
             opened = await self._accounts.provider(tenant_id, account.name)
-            notice = await connector.resolve_notice(opened.client, opened.settings, head)
+            notices = await connector.resolve_notice(opened.client, opened.settings, head)
         except ConnectorError as exc:
             if exc.retryable:
                 return json_error(503, exc.reason_code, "could not read the order back; retry later")
             receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
-        outcome = await self._apply(tenant_id, provider, notice.order_number, notice.shipment)
-        receipt = await self._keep(tenant_id, provider, body, outcome, notice.event or head.event)
+        # A notice may cover several orders (a batch of labels): each is applied on its own;
+        # the receipt keeps the outcomes in order.
+        outcomes = [await self._apply(tenant_id, provider, n.order_number, n.shipment) for n in notices]
+        outcome = _summary(outcomes)
+        receipt = await self._keep(tenant_id, provider, body, outcome, head.event)
         return _status(200, outcome, receipt_id=receipt)
 
     async def _apply(self, tenant_id: str, provider: str, provider_order_number: str, shipment) -> str:
@@ -124,6 +127,13 @@ class ProviderWebhookHandler:
             # asyncpg raises several families (and OSError) for a lost database. What is written
             # is made storable first, so a hostile body does not make this permanent.
             raise StorageUnavailable() from exc
+
+
+def _summary(outcomes: list[str]) -> str:
+    """One outcome word for the receipt: the only one, or the distinct ones joined."""
+    if not outcomes:
+        return "unknown_order"
+    return ",".join(dict.fromkeys(outcomes))
 
 
 def _status(http_status: int, status: str, **extra) -> web.Response:
