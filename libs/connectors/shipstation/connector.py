@@ -38,7 +38,7 @@ from ..base.contract import (
     Submitted,
     provider_titles,
 )
-from ..base.errors import ConnectorError, InvalidWebhook, NotFound
+from ..base.errors import ConnectorError, NotFound
 from ..base.settings import SectionReader, SettingsError
 from . import codes, customstore
 from .client import BURST, ShipStationClient
