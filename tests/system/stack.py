@@ -61,6 +61,8 @@ LOCAL_ROLE_PASSWORDS = {role: f"{role}-local" for role in (*SERVICES, MIGRATOR_R
 
 # The accounts and route of TenantSpec.commerce7_vinoshipper, as the demo's tenants file names them.
 STORE, WINE_SHIPPING, SHIPPING_ROUTE = "store", "wine-shipping", "wine-clubs-and-web"
+# The accounts and route of TenantSpec.cin7_shipstation.
+OMNI, LABELS, LABELS_ROUTE = "omni", "labels", "omni-to-labels"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,24 @@ class TenantSpec:
         )
         route = RouteSpec(SHIPPING_ROUTE, STORE, WINE_SHIPPING, ship_to_states=tuple(chosen_states))
         return cls(tenant_id, (store, wine_shipping), (route,), operators)
+
+    @classmethod
+    def cin7_shipstation(
+        cls,
+        tenant_id: str,
+        *,
+        cin7: Mapping[str, Any] | None = None,
+        shipstation: Mapping[str, Any] | None = None,
+        route_options: Mapping[str, Any] | None = None,
+        operators: tuple[str, ...] = (),
+    ) -> TenantSpec:
+        """A Cin7 Omni connection ("omni") whose shipping orders go to a ShipStation account
+        ("labels") by one route, anywhere; `cin7`/`shipstation` are the accounts' options."""
+        simulators = default_simulators()
+        omni = simulators.get("cin7").new_account(OMNI, tenant_id, **dict(cin7 or {}))
+        labels = simulators.get("shipstation").new_account(LABELS, tenant_id, **dict(shipstation or {}))
+        route = RouteSpec(LABELS_ROUTE, OMNI, LABELS, ship_to_states=None, options=dict(route_options or {}))
+        return cls(tenant_id, (omni, labels), (route,), operators)
 
     def account(self, name: str) -> AccountSpec:
         for account in self.accounts:
