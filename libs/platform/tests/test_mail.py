@@ -68,8 +68,13 @@ def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("ORDERSYNC_SMTP_FROM", "hub@example.com")
     monkeypatch.setenv("ORDERSYNC_SMTP_PASSWORD", "env:SMTP_PW")
     monkeypatch.setenv("ORDERSYNC_SMTP_STARTTLS", "off")
-    seen = []
-    settings = SmtpSettings.from_env(lambda ref, where: seen.append(ref) or "s3cret")
+    seen: list[str] = []
+
+    def resolve(reference: str, where: str) -> str:
+        seen.append(reference)
+        return "s3cret"
+
+    settings = SmtpSettings.from_env(resolve)
     assert settings is not None and (settings.host, settings.port, settings.starttls) == ("smtp.example", 587, False)
     assert settings.password == "s3cret" and seen == ["env:SMTP_PW"] and "s3cret" not in repr(settings)
     monkeypatch.setenv("ORDERSYNC_SMTP_FROM", "not an address")
