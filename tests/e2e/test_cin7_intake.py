@@ -11,6 +11,8 @@ that rule's code; a fixed order is taken; each not imported order is mailed abou
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +27,7 @@ from ordersync.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from libs.platform.testing import authorized
 from tests.system.journey import Journey, JourneyReader
-from tests.system.stack import OMNI, READER, Stack, TenantSpec
+from tests.system.stack import OMNI, READER, REPO, Stack, TenantSpec
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -230,3 +232,29 @@ async def test_a_tenant_with_no_recipient_gets_no_mail_and_still_sees_not_import
     later_subject = f"Order {later['reference']} was not imported from Cin7 Omni"
     mails = await eventually(lambda: desk.mails(None), lambda mails: any(m["subject"] == later_subject for m in mails))
     assert [m for m in mails if m["subject"] == f"Order {placed['reference']} was not imported from Cin7 Omni"] == []
+
+
+async def test_the_cli_lists_not_imported_orders_by_code_and_shows_what_to_fix(desks):
+    desk = desks["mailed"]
+    placed = await desk.enter(FAILING["TOO_OLD"])
+    await eventually(lambda: desk.record_or_none(placed["id"]), lambda r: r is not None)
+
+    async def cli(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "order_intake.cli", "--addr", desk.stack.grpc_address("order_intake")),
+            *("--tenant", desk.tenant_id, *args),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO,
+            env={**os.environ, "ORDERSYNC_INTAKE_TOKEN": desk.stack.token(READER)},
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    listed = await cli("list", "--status", "not-imported", "--code", "TOO_OLD")
+    rows = [line.split() for line in listed.splitlines()[:-1]]
+    assert [placed["reference"], "not-imported", "TOO_OLD"] in [row[:3] for row in rows]
+    assert all(row[2] == "TOO_OLD" for row in rows)
+    shown = await cli("show", "cin7", str(placed["id"]))
+    assert "status:    not-imported" in shown and "TOO_OLD" in shown and "set an ETD" in shown
