@@ -75,8 +75,10 @@ class ImportMailSender:
     async def run_once(self) -> int:
         """Send what is due; return how many mails were attempted."""
         rows = await mails.claim_due(self._pool(), self._settings.batch, self._settings.lease_s)
-        results = [await self._attempt(row) for row in rows]
-        await mails.record_results(self._pool(), results)
+        for row in rows:
+            # Recorded one by one: a mail sent is marked sent before the next is tried, so a
+            # crash mid-batch sends nothing already sent again.
+            await mails.record_results(self._pool(), [await self._attempt(row)])
         return len(rows)
 
     def render(self, row: asyncpg.Record) -> Mail:
@@ -94,7 +96,13 @@ class ImportMailSender:
         attempt = row["attempts"]
         base = {"mail_id": row["mail_id"], "tenant_id": row["tenant_id"], "attempt": attempt}
         try:
-            await self._mailer.send(self.render(row))
+            mail = self.render(row)
+        except Exception as exc:  # a template that cannot be filled fails on every attempt
+            problem = f"the mail could not be written: {type(exc).__name__}"
+            log.exception("failed-import mail not written", extra={"fields": {"mail_id": row["mail_id"]}})
+            return MailResult(**base, status="failed", next_attempt_at=None, activity=problem, last_error=problem)
+        try:
+            await self._mailer.send(mail)
         except MailError as exc:
             last = not exc.retryable or attempt >= self._settings.max_attempts
             fields = {"mail_id": row["mail_id"], "tenant_id": row["tenant_id"], "attempt": attempt}

@@ -110,14 +110,3 @@ async def record_results(pool: asyncpg.Pool, results: Sequence[MailResult]) -> s
 
 def failures_of(row: asyncpg.Record) -> list[dict[str, Any]]:
     return json.loads(row["failures"])
-
-
-async def list_mails(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> list[asyncpg.Record]:
-    """The failed-import mails of one order, oldest first."""
-    return await pool.fetch(
-        "SELECT mail_id, code_list, status, attempts, last_error, recipient, created_at, sent_at FROM"
-        " (SELECT m.*, ARRAY(SELECT e->>'code' FROM jsonb_array_elements(m.failures) e) AS code_list"
-        "  FROM import_mails m WHERE tenant_id = $1 AND order_id = $2) q ORDER BY created_at, mail_id",
-        tenant_id,
-        order_id,
-    )
