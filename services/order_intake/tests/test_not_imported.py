@@ -216,3 +216,18 @@ async def test_a_mail_refused_for_good_or_too_often_fails_and_stays_for_the_oper
     rows = await pool.fetch("SELECT status, attempts, last_error FROM import_mails ORDER BY attempts")
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1), ("failed", 2)]
     assert all(r["last_error"].startswith("SMTP server answered") for r in rows)
+
+
+async def test_a_mail_that_cannot_be_written_fails_alone_and_the_queue_goes_on(intake):
+    writer, pool = intake
+    await record(writer, parsed("1", "2026-12-01T10:00:00.000Z", NOT_PICKED))
+    await record(writer, parsed("2", "2026-12-01T10:00:00.000Z", NOT_PICKED))
+    # A row the template cannot fill (a failure without its sentence), as a faulty release might leave.
+    await pool.execute("""UPDATE import_mails SET failures = '[{"code": "X"}]' WHERE mail_id = (
+        SELECT mail_id FROM import_mails ORDER BY mail_id LIMIT 1)""")
+    async with MailSink() as sink:
+        assert await sender(pool, sink).run_once() == 2
+    rows = await pool.fetch("SELECT status, last_error FROM import_mails ORDER BY status")
+    assert [r["status"] for r in rows] == ["failed", "sent"]
+    assert rows[0]["last_error"] == "the mail could not be written: UndefinedError"
+    assert len(sink.messages) == 1
