@@ -27,7 +27,7 @@ from fulfillment_dispatch.storage.dispatches import add_operator_activity
 from fulfillment_dispatch.storage.rate_orders import order_for_rates
 from libs.connectors.base.contract import Capability, Freight, RateQuote
 from libs.platform.accounts import AccountClients, AccountNotConfigured
-from libs.platform.tenants import Account
+from libs.platform.tenants import Account, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -149,25 +149,28 @@ class RateQuoter:
             raise RatesBadRequest("give exactly one of order_id and channel_order_id")
         if order_id:
             row = await self._row(tenant_id, order_id)
-            if channel_account and channel_account != row["channel_account"]:
+            recorded = row["channel_account"]
+            if channel_account and recorded and channel_account != recorded:
                 raise RatesBadRequest(
-                    f"order {order_id!r} came from channel account {row['channel_account']!r}, not {channel_account!r}"
+                    f"order {order_id!r} came from channel account {recorded!r}, not {channel_account!r}"
                 )
-            channel_account, channel_order_id = row["channel_account"], row["external_id"]
-        elif not channel_account:
+            # A record from before accounts had names carries only the connector (channel).
+            account = self._account(tenant_id, recorded or channel_account, row["channel"])
+            channel_order_id = row["external_id"]
+        elif channel_account:
+            account = self._account(tenant_id, channel_account)
+        else:
             raise RatesBadRequest("channel_account is required with channel_order_id")
-        account = self._account(tenant_id, channel_account)
         if not self._accounts.registry.get(account.connector).info.can(Capability.FREIGHT_WRITE):
             raise RatesUnsupported(f"account {account.name!r} ({account.connector}) cannot take freight")
         opened = await self._accounts.channel(tenant_id, account.name)
         written = await opened.connector.write_freight(opened.client, opened.settings, channel_order_id, freight)
         log.info(
-            "freight %s on order %s of tenant %s account %s by %s",
+            "freight %s on order %s of tenant %s account %s",
             "written" if written else "already there",
             channel_order_id,
             tenant_id,
             account.name,
-            actor,
         )
         if order_id and written:
             message = f"freight {freight.amount} {freight.currency_code} ({freight.description}) written to the channel"
@@ -191,17 +194,18 @@ class RateQuoter:
             )
         return able[0]
 
-    def _tenant(self, tenant_id: str):
+    def _tenant(self, tenant_id: str) -> Tenant:
         try:
             return self._accounts.tenant(tenant_id)
         except AccountNotConfigured as exc:
             raise RatesNotFound(str(exc)) from None
 
-    def _account(self, tenant_id: str, name: str) -> Account:
-        account = self._tenant(tenant_id).account(name)
-        if account is None:
-            raise RatesNotFound(f"tenant {tenant_id!r} has no account {name!r}")
-        return account
+    def _account(self, tenant_id: str, name: str, connector: str = "") -> Account:
+        """The tenant's account `name`, or without a name its only account of `connector`."""
+        try:
+            return self._accounts.account(tenant_id, name, connector)
+        except AccountNotConfigured as exc:
+            raise RatesNotFound(str(exc)) from None
 
     async def _row(self, tenant_id: str, order_id: str):
         row = await order_for_rates(self._pool, tenant_id, order_id)

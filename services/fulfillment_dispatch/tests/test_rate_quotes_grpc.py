@@ -141,21 +141,21 @@ async def world(pool):
         await shipstation.stop()
 
 
-async def routed_order(pool, cin7: SimulatorServer) -> int:
+async def routed_order(pool, cin7: SimulatorServer, order_id: str = ORDER_ID, channel_account: str = "cin7") -> int:
     """A Cin7 order in the simulator, and dispatch's record of it as routed to acme's 'ship'."""
     seeded = cin7.app[CIN7_STATE].seed(CIN7_USER, {"reference": "SO-1", "stage": "Fully Picked", "currencyCode": "USD"})
     row = NewDispatch(
-        order_id=ORDER_ID,
+        order_id=order_id,
         tenant_id="acme",
         provider="shipstation",
-        provider_order_number="SO-1",
+        provider_order_number=f"SO-{order_id}",
         order_proto=valid_order("SO-1").SerializeToString(),
         channel="cin7",
         external_id=str(seeded["id"]),
         external_number="SO-1",
         traceparent="",
         provider_account="ship",
-        channel_account="cin7",
+        channel_account=channel_account,
     )
     async with pool.acquire() as conn:
         await enqueue(conn, [row])
@@ -373,6 +373,13 @@ async def test_the_chosen_quote_is_written_onto_the_cin7_order_once_and_logged(w
 async def test_freight_is_written_by_the_channels_own_order_id_too(world):
     done = await freight(world, order_id="", channel_order_id=str(world.cin7_order_id), channel_account="cin7")
     assert done.written and world.cin7_order()["freightTotal"] == 27.49
+
+
+async def test_a_record_from_before_accounts_had_names_writes_to_the_tenants_only_cin7_account(world):
+    cin7_id = await routed_order(world.pool, world.cin7, "ord_rates_legacy", channel_account="")
+    done = await freight(world, order_id="ord_rates_legacy")
+    assert (done.channel_account, done.channel_order_id, done.written) == ("cin7", str(cin7_id), True)
+    assert world.cin7.app[CIN7_STATE].orders_of(CIN7_USER)[cin7_id]["freightTotal"] == 27.49
 
 
 @pytest.mark.parametrize(
