@@ -169,15 +169,18 @@ def _quote(_, args) -> int:
     stub = rates_grpc.RateQuoteServiceStub(args.channel)
     request = rates_pb.QuoteRatesRequest(tenant_id=args.tenant, provider_account=args.account, carriers=args.carrier)
     if bool(args.order) == bool(args.order_file):
-        raise SystemExit("error: quote: give an order id or --order-file, not both")
+        return _usage("quote: give an order id or --order-file, not both")
     if args.order_file:
-        request.inline_order.CopyFrom(_order_from(args.order_file))
+        try:
+            request.inline_order.CopyFrom(Parse(Path(args.order_file).read_text(), order_pb2.Order()))
+        except (OSError, ParseError) as exc:
+            return _usage(f"--order-file {args.order_file}: {exc}")
     elif args.order.startswith("ord_"):
         request.order_id = args.order
     else:
-        raise SystemExit(f"error: quote: {args.order!r} is not an ordersync order id (ord_…)")
+        return _usage(f"quote: {args.order!r} is not an ordersync order id (ord_…)")
     if args.write and not request.order_id:
-        raise SystemExit("error: quote --write needs the order's ordersync id")
+        return _usage("quote --write needs the order's ordersync id")
     answer = stub.QuoteRates(request, timeout=60, metadata=args.metadata)
     if args.json and not args.write:
         return _print_json(answer)
@@ -209,11 +212,9 @@ def _quote(_, args) -> int:
     return 0
 
 
-def _order_from(path: str) -> order_pb2.Order:
-    try:
-        return Parse(Path(path).read_text(), order_pb2.Order())
-    except (OSError, ParseError) as exc:
-        raise SystemExit(f"error: --order-file {path}: {exc}") from None
+def _usage(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def _money(money) -> str:

@@ -480,3 +480,11 @@ async def cli(world: World, token: str, *args: str) -> tuple[str, str, int]:
     )
     out, err = await process.communicate()
     return out.decode(), err.decode(), process.returncode or 0
+
+
+async def test_the_cli_refuses_to_write_a_quote_of_an_order_given_only_as_a_file(world, tmp_path):
+    order_file = tmp_path / "order.json"
+    order_file.write_text("{}")
+    out, err, code = await cli(world, ACME_OPERATOR, "quote", "--order-file", str(order_file), "--write", "ups_ground")
+    assert code == 2 and "quote --write needs the order's ordersync id" in err
+    assert world.shipstation.app[SHIPSTATION_STATE].stats.requests["getrates"] == 0
