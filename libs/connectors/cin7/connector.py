@@ -23,6 +23,7 @@ from ..base.contract import (
     ChannelUpdate,
     ClientResources,
     ConnectorInfo,
+    Freight,
     Ignored,
     Limits,
     OrderPage,
@@ -37,6 +38,7 @@ from . import codes
 from .client import BURST, Cin7Client
 from .cursor import Cursor, advance, decode, is_new
 from .dispatch import build_dispatch_update, check_update_response
+from .freight import build_freight_update
 from .orders import build_list_params, parse_list_response, parse_order, validate_order
 from .rules import RuleContext
 from .settings import Cin7Settings
@@ -53,7 +55,7 @@ class Cin7Connector(ChannelConnector):
         id="cin7",
         label="Cin7 Omni",
         roles=frozenset({Role.CHANNEL}),
-        capabilities=frozenset({Capability.PULL_ORDERS, Capability.WRITE_BACK}),
+        capabilities=frozenset({Capability.PULL_ORDERS, Capability.WRITE_BACK, Capability.FREIGHT_WRITE}),
         limits=Limits(batch_size=1, requests_per_minute=60, concurrency=2),
     )
 
@@ -141,6 +143,17 @@ class Cin7Connector(ChannelConnector):
             check_update_response(await client.update_sales_orders([row.to_json_dict()]), current.id)
         # Cin7 sends the customer nothing when an order is dispatched through the API.
         return False
+
+    async def write_freight(
+        self, client: Cin7Client, settings: Cin7Settings, external_id: str, freight: Freight
+    ) -> bool:
+        """Put a chosen rate quote on the order as its freight (FreightWrite; see freight.py)."""
+        current = validate_order(await client.get_sales_order(external_id))
+        row = build_freight_update(current, freight)
+        if row is None:
+            return False
+        check_update_response(await client.update_sales_orders([row]), current.id, "write_freight")
+        return True
 
 
 def _is_instant(value: str) -> bool:
