@@ -265,7 +265,10 @@ async def test_a_translation_carrier_mapping_refuses_is_kept_as_the_tenants_reas
 
 # ---- voided labels: what was written is taken back, a voided number is never written
 
-ALL_VOIDED = {"status": shipment_pb2.SHIPMENT_STATUS_FULFILLED, "tracking": (), "voided": ("1Z1",)}
+
+def every_label_voided(order_id: str, account: str) -> events_pb2.ShipmentUpdated:
+    """The provider's report once 1Z1's label is voided and no live label is left."""
+    return shipment_updated(order_id, account, shipment_pb2.SHIPMENT_STATUS_FULFILLED, tracking=(), voided=("1Z1",))
 
 
 async def written_tracking(pool, order_id: str) -> list[str]:
@@ -278,7 +281,7 @@ async def test_a_written_label_the_provider_voids_is_taken_back_and_announced(po
     await writer.run_once()
     assert await written_tracking(pool, "o1") == ["1Z1"]
 
-    await consume(("acme", shipment_updated("o1", "napa-store", **ALL_VOIDED)))
+    await consume(("acme", every_label_voided("o1", "napa-store")))
     assert await writer.run_once() == 1
     _, retraction = channel.writes[-1]
     assert list(retraction.steps) == [WritebackStep.RETRACT]
@@ -296,7 +299,7 @@ async def test_a_written_label_the_provider_voids_is_taken_back_and_announced(po
     assert (events[-1].status, list(events[-1].tracking_numbers)) == (shipment_pb2.SHIPMENT_STATUS_UNSPECIFIED, [])
     assert list(events[-1].retracted_tracking_numbers) == ["1Z1"]
 
-    await consume(("acme", shipment_updated("o1", "napa-store", **ALL_VOIDED)))  # told again: nothing new
+    await consume(("acme", every_label_voided("o1", "napa-store")))  # told again: nothing new
     assert await writer.run_once() == 0
 
 
@@ -329,7 +332,7 @@ async def test_a_label_voided_while_its_shipment_is_being_written_is_retracted_n
 
     async def void_meanwhile() -> None:
         channel.while_writing = None
-        await consume(("acme", shipment_updated("o1", "napa-store", **ALL_VOIDED)))
+        await consume(("acme", every_label_voided("o1", "napa-store")))
 
     channel.while_writing = void_meanwhile
     await writer.run_once()
@@ -344,7 +347,7 @@ async def test_a_retraction_the_channel_cannot_make_fails_with_its_reason(pool, 
     await consume(("acme", shipment_updated("o1", "napa-store")))
     await writer.run_once()
     channel.fail_with = InvalidRequest("this channel cannot take tracking back")
-    await consume(("acme", shipment_updated("o1", "napa-store", **ALL_VOIDED)))
+    await consume(("acme", every_label_voided("o1", "napa-store")))
     await writer.run_once()
     row = await writeback(pool, "o1")
     assert (row["status"], row["reason"], row["written_status"]) == (
