@@ -92,8 +92,8 @@ class Writer:
         parent = propagate.extract({"traceparent": row["traceparent"]})
         with _tracer.start_as_current_span("write back to channel", context=parent) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
-            the_plan = _plan_of(row)
             try:
+                the_plan = _plan_of(row)
                 notified = await self._apply(row, the_plan, carriers)
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
