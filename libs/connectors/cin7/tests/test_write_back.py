@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.connectors.base.contract import ChannelUpdate, WritebackStep
+from libs.connectors.base.contract import ChannelUpdate, Ignored, WritebackStep
 from libs.connectors.base.errors import InvalidRequest, InvalidResponse, NotFound
 from libs.connectors.base.testing import RequestRecorder, json_response, load_vendor_json, request_json
 from libs.connectors.cin7.dispatch import build_dispatch_update, check_update_response
@@ -204,3 +204,11 @@ async def test_an_order_cin7_does_not_have_is_not_found():
     async with client(recorder.transport) as cin7:
         with pytest.raises(NotFound):
             await connector().write_back(cin7, settings(), update())
+
+
+async def test_an_order_our_cancellation_staged_comes_back_ignored_on_the_next_poll():
+    recorder = RequestRecorder(json_response(200, [sales_order(stage="Annulled")]))
+    async with client(recorder.transport) as cin7:
+        page = await connector().fetch_page(cin7, settings(cancelled_stage="Annulled", page_size=3), "", "harbour")
+    [ignored] = page.orders
+    assert isinstance(ignored, Ignored) and "SO-10482" in ignored.reason
