@@ -4,9 +4,10 @@ Cin7 has no webhook for sales-order changes, so intake polls: each page is read 
 ModifiedDate watermark (`cursor.py`) and every order is checked against the import rules
 Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with
 their `rule_failures` (one coded Issue per failed rule), so intake keeps them as not imported
-and evaluates their next change again; dispatched orders (our own write-back among them) are
-Ignored. Writing back marks the order
-dispatched with its tracking code, after reading it, since Cin7 takes no idempotency key.
+and evaluates their next change again; dispatched and cancelled orders (our own write-back
+among them) are Ignored. Writing back marks the order dispatched with its tracking code, takes
+back a tracking code whose label was voided, and stages a cancellation, after reading the
+order, since Cin7 takes no idempotency key.
 Cin7 has nothing to acknowledge pulled orders with (no "exported" flag), so the connector
 declares no ACKNOWLEDGE.
 """
@@ -37,7 +38,7 @@ from ..base.settings import SectionReader, SettingsError
 from . import codes
 from .client import BURST, Cin7Client
 from .cursor import Cursor, advance, decode, is_new
-from .dispatch import build_dispatch_update, check_update_response
+from .dispatch import Stages, build_update, check_update_response
 from .freight import build_freight_update
 from .orders import build_list_params, parse_list_response, parse_order, validate_order
 from .rules import RuleContext
@@ -72,6 +73,7 @@ class Cin7Connector(ChannelConnector):
                 base_url=read.text("base_url", "https://api.cin7.com/api"),
                 fully_picked_stage=read.text("fully_picked_stage", "Fully Picked"),
                 dispatched_stage=read.text("dispatched_stage", "Dispatched"),
+                cancelled_stage=read.text("cancelled_stage", "Cancelled"),
                 page_size=read.positive_int("page_size", 100),
                 lookback_days=read.positive_int("lookback_days", 60),
                 rate_limit_per_minute=read.positive_int("rate_limit_per_minute", 60),
@@ -123,21 +125,22 @@ class Cin7Connector(ChannelConnector):
         self, row: dict[str, Any], settings: Cin7Settings, tenant_id: str, context: RuleContext
     ) -> ParsedOrder | Ignored:
         parsed = parse_order(row, tenant_id=tenant_id, context=context, option_names=settings.option_names)
-        if (row.get("stage") or "") == settings.dispatched_stage:
-            # Dispatched orders have nothing left to ship, and our own write-back brings each
-            # one back on the next poll: it must not turn an order already taken invalid.
+        stage = row.get("stage") or ""
+        if stage in (settings.dispatched_stage, settings.cancelled_stage):
+            # Dispatched (or cancelled) orders have nothing left to ship, and our own write-back
+            # brings each one back on the next poll: it must not turn an order already taken back.
             order = parsed.order
-            return Ignored(f"order {order.external_number or order.external_id} is dispatched in Cin7")
+            return Ignored(f"order {order.external_number or order.external_id} is {stage} in Cin7")
         return parsed
 
     async def write_back(self, client: Cin7Client, settings: Cin7Settings, update: ChannelUpdate) -> bool:
-        # Delivery and voids have no counterpart in Cin7 (no delivered stage; a voided shipment
-        # leaves the order Fully Picked for ShipStation to ship again): nothing to write.
-        if WritebackStep.SHIP not in update.steps:
+        # Delivery has no counterpart in Cin7 (no delivered stage): nothing to read or write.
+        if not set(update.steps) - {WritebackStep.DELIVER}:
             return False
         current = validate_order(await client.get_sales_order(update.external_id))
-        row = build_dispatch_update(
-            current, update.shipment, stage=settings.dispatched_stage, now=self._clock(), carrier=update.carrier
+        stages = Stages(settings.fully_picked_stage, settings.dispatched_stage, settings.cancelled_stage)
+        row = build_update(
+            current, update.steps, update.shipment, stages=stages, now=self._clock(), carrier=update.carrier
         )
         if row is not None:
             check_update_response(await client.update_sales_orders([row.to_json_dict()]), current.id)

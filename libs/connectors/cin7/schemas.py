@@ -86,10 +86,11 @@ class RowResult(InboundModel):
 
 
 class DispatchUpdate(OutboundModel):
-    """A partial SalesOrder for `PUT /v1/SalesOrders`: the id plus what changes."""
+    """A partial SalesOrder for `PUT /v1/SalesOrders`: the id plus what changes (None: unchanged;
+    an empty trackingCode clears it)."""
 
     id: int
-    stage: str
-    trackingCode: str
+    stage: str | None = None
+    trackingCode: str | None = None
     dispatchedDate: str | None = None
     logisticsCarrier: str | None = None

@@ -20,6 +20,9 @@ class Cin7Settings:
         fully_picked_stage: the tenant's stage meaning "ready to ship" (a custom stage in Cin7,
             "Fully Picked" by default); only orders in it are imported.
         dispatched_stage: the stage written when the order ships.
+        cancelled_stage: the stage written when ShipStation cancels the order ("Cancelled"
+            by default, as Cin7's ShipStation connection maps it); it must differ from the
+            other two stages.
         page_size: orders per `GET /v1/SalesOrders` page, at most 250.
         lookback_days: how far back the first poll of an account reads, and how old (created
             date or ETD) an order may be and still be imported.
@@ -34,6 +37,7 @@ class Cin7Settings:
     base_url: str = "https://api.cin7.com/api"
     fully_picked_stage: str = "Fully Picked"
     dispatched_stage: str = "Dispatched"
+    cancelled_stage: str = "Cancelled"
     page_size: int = 100
     lookback_days: int = 60
     rate_limit_per_minute: int = 60
@@ -41,9 +45,13 @@ class Cin7Settings:
     option_names: tuple[str, ...] = DEFAULT_OPTION_NAMES
 
     def __post_init__(self) -> None:
-        for name in ("username", "api_key", "base_url", "fully_picked_stage", "dispatched_stage"):
+        for name in ("username", "api_key", "base_url", "fully_picked_stage", "dispatched_stage", "cancelled_stage"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required")
+        stages = [self.fully_picked_stage, self.dispatched_stage, self.cancelled_stage]
+        if len({stage.strip().casefold() for stage in stages}) < len(stages):
+            # Write-back and import tell the states apart by stage alone.
+            raise ValueError("fully_picked_stage, dispatched_stage and cancelled_stage must be three different stages")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be from 1 to {MAX_PAGE_SIZE}")
         if self.lookback_days < 1 or self.rate_limit_per_minute < 1:
@@ -55,6 +63,7 @@ class Cin7Settings:
         return (
             f"Cin7Settings(username={self.username!r}, api_key='***', base_url={self.base_url!r}, "
             f"fully_picked_stage={self.fully_picked_stage!r}, dispatched_stage={self.dispatched_stage!r}, "
+            f"cancelled_stage={self.cancelled_stage!r}, "
             f"page_size={self.page_size!r}, lookback_days={self.lookback_days!r}, "
             f"rate_limit_per_minute={self.rate_limit_per_minute!r}, timeout_s={self.timeout_s!r}, "
             f"option_names={self.option_names!r})"

@@ -139,6 +139,18 @@ class Commerce7Client(ConnectorClient):
             operation="create_fulfillment_all",
         )
 
+    async def delete_fulfillment(self, order_id: str, fulfillment_id: str) -> dict[str, Any]:
+        """Remove one fulfillment (`DELETE /order/{id}/fulfillment/{fulfillmentId}`, the
+        correction path); Commerce7 answers the order.
+
+        Raises:
+            NotFound: no such order or fulfillment (a repeat after a lost answer gets this).
+            The errors of get_order.
+        """
+        order = path_segment(order_id, what="order id")
+        fulfillment = path_segment(fulfillment_id, what="fulfillment id")
+        return await self._call("DELETE", f"/order/{order}/fulfillment/{fulfillment}", operation="delete_fulfillment")
+
     async def update_order(self, order_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Update order fields (`PUT /order/{id}`); repeating it has the same effect.
 

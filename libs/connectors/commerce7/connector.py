@@ -3,7 +3,8 @@
 Webhooks carry HTTP Basic credentials (no signature) and the tenant slug they claim; the
 credentials are checked here per account and the slug must be the account's. Writing back,
 Commerce7 takes no idempotency key, so the order is read first and a fulfilment with the same
-tracking numbers is never posted twice. Requests are paced per Commerce7 tenant (100 a minute).
+tracking numbers is never posted twice; tracking of a label the provider voided is taken back by
+removing its fulfilment. Requests are paced per Commerce7 tenant (100 a minute).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from ..base.contract import (
     SecretResolver,
     WritebackStep,
 )
-from ..base.errors import InvalidWebhook
+from ..base.errors import InvalidWebhook, NotFound
 from ..base.settings import SectionReader, SettingsError
 from .client import BURST, Commerce7Client
 from .fulfillments import (
     build_delivered_update,
     build_shipped_fulfillment,
     build_voided_update,
+    fulfillments_to_retract,
     order_has_fulfillment_with_tracking,
 )
 from .orders import parse_order
@@ -106,16 +108,34 @@ class Commerce7Connector(ChannelConnector):
         meta_data = order.get("metaData") or {}
         notified = False
         for step in update.steps:
-            if step is WritebackStep.SHIP:
+            if step is WritebackStep.RETRACT:
+                order = await _retract(client, order, update)
+            elif step is WritebackStep.SHIP:
                 notified = await _write_shipped(client, order, update)
             elif step is WritebackStep.DELIVER:
                 patch = build_delivered_update(update.shipment, existing_meta_data=meta_data)
                 await client.update_order(update.external_id, patch)
-            else:
+            elif step is WritebackStep.VOID:
                 await client.update_order(
                     update.external_id, build_voided_update(update.shipment, existing_meta_data=meta_data)
                 )
         return notified
+
+
+async def _retract(client: Commerce7Client, order: dict, update: ChannelUpdate) -> dict:
+    """Remove the fulfillments carrying a voided label's tracking; return the order as it is now.
+
+    A fulfillment already gone (a repeat after a lost answer) is not an error.
+    """
+    retracted = fulfillments_to_retract(order, update.shipment.voided_tracking_numbers)
+    if not retracted:
+        return order
+    for fulfillment_id in retracted:
+        try:
+            await client.delete_fulfillment(update.external_id, fulfillment_id)
+        except NotFound:
+            continue
+    return await client.get_order(update.external_id)
 
 
 async def _write_shipped(client: Commerce7Client, order: dict, update: ChannelUpdate) -> bool:

@@ -150,6 +150,28 @@ def order_has_fulfillment_with_tracking(
     return wanted <= recorded
 
 
+def fulfillments_to_retract(order: Mapping[str, Any] | schemas.Order, voided: Iterable[str]) -> list[str]:
+    """The ids of the order's shipped fulfillments listing a tracking number whose label was voided.
+
+    Commerce7 removes a fulfillment whole (there is no call taking one tracking number off), so
+    a fulfillment listing a voided number among live ones is removed too; the writeback then
+    posts the live numbers again as a new fulfillment.
+
+    Raises:
+        InvalidResponse: `order` is not shaped like an order.
+    """
+    taken_back = set(_tracking_numbers(voided))
+    if not taken_back:
+        return []
+    return [
+        fulfillment.id
+        for fulfillment in validate_order(order).fulfillments
+        if fulfillment.id
+        and fulfillment.shipped is not None
+        and taken_back & {number.strip() for number in fulfillment.shipped.trackingNumbers}
+    ]
+
+
 def order_has_delivery_recorded(order: Mapping[str, Any] | schemas.Order) -> bool:
     """Tell whether `build_delivered_update` was already applied to this order (read-back)."""
     parsed = validate_order(order)

@@ -7,6 +7,8 @@ tests check; the Commerce7 connector's own requests are its own tests' and the e
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -25,7 +27,7 @@ from libs.connectors.base.contract import (
     Role,
     WritebackStep,
 )
-from libs.connectors.base.errors import Unavailable
+from libs.connectors.base.errors import InvalidRequest, Unavailable
 from libs.connectors.registry import Registry
 from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope, unpack
@@ -68,6 +70,7 @@ class RecordingChannel(ChannelConnector):
         )
         self.writes: list[tuple[StoreSettings, ChannelUpdate]] = []
         self.fail_with: Exception | None = None
+        self.while_writing: Callable[[], Awaitable[None]] | None = None  # runs inside the write
 
     def parse_settings(self, section, resolve, where):
         return StoreSettings(section["store"])
@@ -78,6 +81,8 @@ class RecordingChannel(ChannelConnector):
     async def write_back(self, client, settings, update: ChannelUpdate) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
+        if self.while_writing is not None:
+            await self.while_writing()
         self.writes.append((settings, update))
         return WritebackStep.SHIP in update.steps
 
@@ -148,6 +153,8 @@ def shipment_updated(
     *,
     channel: str = CHANNEL,
     service_code: str = "03",
+    tracking: tuple[str, ...] = ("1Z1",),
+    voided: tuple[str, ...] = (),
 ) -> events_pb2.ShipmentUpdated:
     return events_pb2.ShipmentUpdated(
         order_id=order_id,
@@ -155,7 +162,9 @@ def shipment_updated(
             channel=channel, external_id=f"ext-{order_id}", external_number="1001", account=account
         ),
         provider="vinoshipper",
-        shipment=shipment_pb2.Shipment(status=status, tracking_numbers=["1Z1"], service_code=service_code),
+        shipment=shipment_pb2.Shipment(
+            status=status, tracking_numbers=tracking, service_code=service_code, voided_tracking_numbers=voided
+        ),
     )
 
 
@@ -252,3 +261,100 @@ async def test_a_translation_carrier_mapping_refuses_is_kept_as_the_tenants_reas
     refused = await writeback(pool, "o2")
     assert refused["status"] == "retry_wait"
     assert "carrier mapping answered PERMISSION_DENIED" in refused["reason"]
+
+
+# ---- voided labels: what was written is taken back, a voided number is never written
+
+
+def every_label_voided(order_id: str, account: str) -> events_pb2.ShipmentUpdated:
+    """The provider's report once 1Z1's label is voided and no live label is left."""
+    return shipment_updated(order_id, account, shipment_pb2.SHIPMENT_STATUS_FULFILLED, tracking=(), voided=("1Z1",))
+
+
+async def written_tracking(pool, order_id: str) -> list[str]:
+    return json.loads(await pool.fetchval("SELECT written_tracking FROM writebacks WHERE order_id = $1", order_id))
+
+
+async def test_a_written_label_the_provider_voids_is_taken_back_and_announced(pool, world):
+    writer, channel, _, consume = world
+    await consume(("acme", shipment_updated("o1", "napa-store")))
+    await writer.run_once()
+    assert await written_tracking(pool, "o1") == ["1Z1"]
+
+    await consume(("acme", every_label_voided("o1", "napa-store")))
+    assert await writer.run_once() == 1
+    _, retraction = channel.writes[-1]
+    assert list(retraction.steps) == [WritebackStep.RETRACT]
+    assert (list(retraction.shipment.tracking_numbers), list(retraction.shipment.voided_tracking_numbers)) == (
+        [],
+        ["1Z1"],
+    )
+    row = await writeback(pool, "o1")
+    assert (row["status"], row["written_status"]) == ("written", "")
+    assert await written_tracking(pool, "o1") == []
+    events = [
+        unpack(parse_envelope(v["value"]), tracking_events.ChannelUpdated)
+        for v in await pool.fetch("SELECT value FROM outbox ORDER BY id")
+    ]
+    assert (events[-1].status, list(events[-1].tracking_numbers)) == (shipment_pb2.SHIPMENT_STATUS_UNSPECIFIED, [])
+    assert list(events[-1].retracted_tracking_numbers) == ["1Z1"]
+
+    await consume(("acme", every_label_voided("o1", "napa-store")))  # told again: nothing new
+    assert await writer.run_once() == 0
+
+
+async def test_a_new_label_after_a_voided_one_is_written_without_the_voided_number(pool, world):
+    writer, channel, _, consume = world
+    await consume(("acme", shipment_updated("o1", "napa-store")))
+    await writer.run_once()
+    await consume(("acme", shipment_updated("o1", "napa-store", tracking=("1Z1", "1Z9"), voided=("1Z1",))))
+    await writer.run_once()
+    _, relabel = channel.writes[-1]
+    assert list(relabel.steps) == [WritebackStep.RETRACT, WritebackStep.SHIP]
+    assert list(relabel.shipment.tracking_numbers) == ["1Z9"]
+    assert await written_tracking(pool, "o1") == ["1Z9"]
+
+
+async def test_a_label_voided_before_anything_was_written_is_never_written(pool, world):
+    writer, channel, _, consume = world
+    await consume(("acme", shipment_updated("o1", "napa-store", voided=("1Z1",))))
+    await writer.run_once()
+    # A later report still naming the voided number (out of order, or stale) writes nothing either.
+    await consume(("acme", shipment_updated("o1", "napa-store", shipment_pb2.SHIPMENT_STATUS_DELIVERED)))
+    await writer.run_once()
+    assert channel.writes == []
+    assert await written_tracking(pool, "o1") == []
+
+
+async def test_a_label_voided_while_its_shipment_is_being_written_is_retracted_next(pool, world):
+    writer, channel, _, consume = world
+    await consume(("acme", shipment_updated("o1", "napa-store")))
+
+    async def void_meanwhile() -> None:
+        channel.while_writing = None
+        await consume(("acme", every_label_voided("o1", "napa-store")))
+
+    channel.while_writing = void_meanwhile
+    await writer.run_once()
+    row = await writeback(pool, "o1")
+    assert (row["status"], row["written_status"]) == ("pending", "shipped")
+    await writer.run_once()
+    assert [list(u.steps) for _, u in channel.writes] == [[WritebackStep.SHIP], [WritebackStep.RETRACT]]
+
+
+async def test_a_retraction_the_channel_cannot_make_fails_with_its_reason(pool, world):
+    writer, channel, _, consume = world
+    await consume(("acme", shipment_updated("o1", "napa-store")))
+    await writer.run_once()
+    channel.fail_with = InvalidRequest("this channel cannot take tracking back")
+    await consume(("acme", every_label_voided("o1", "napa-store")))
+    await writer.run_once()
+    row = await writeback(pool, "o1")
+    assert (row["status"], row["reason"], row["written_status"]) == (
+        "failed",
+        "this channel cannot take tracking back",
+        "shipped",
+    )
+    assert await written_tracking(pool, "o1") == ["1Z1"]
+    activity = await pool.fetchval("SELECT message FROM writeback_activity WHERE kind = 'failed'")
+    assert activity == "attempt 2 to write a retraction failed: this channel cannot take tracking back"

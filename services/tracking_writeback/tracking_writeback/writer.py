@@ -11,6 +11,7 @@ limit, a budget shared by every replica (channels.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
 from libs.platform.work_queue import retry_delay
-from tracking_writeback.domain.writeback import plan
+from tracking_writeback.domain.writeback import Plan, plan
 from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,11 @@ class Writer:
         async with self._pool.acquire() as conn, conn.transaction():
             recorded = await record_results(conn, results)
             written = [
-                row for row, r in zip(rows, results, strict=True) if r.status == "written" and r.order_id in recorded
+                (row, r)
+                for row, r in zip(rows, results, strict=True)
+                if r.status == "written" and r.order_id in recorded
             ]
-            await write_events(conn, [self._event(row) for row in written])
+            await write_events(conn, [self._event(row, r) for row, r in written])
         return len(rows)
 
     async def _write(self, row, carriers: dict) -> WriteResult:
@@ -90,7 +93,8 @@ class Writer:
         with _tracer.start_as_current_span("write back to channel", context=parent) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
             try:
-                notified = await self._apply(row, carriers)
+                the_plan = _plan_of(row)
+                notified = await self._apply(row, the_plan, carriers)
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
             except CarrierMappingUnavailable as exc:
@@ -98,20 +102,21 @@ class Writer:
             except Exception as exc:  # never leave a write without a recorded outcome and reason
                 log.exception("writeback failed unexpectedly", extra={"fields": {"order_id": row["order_id"]}})
                 return self._failure(row, exc, retryable=True)
-        target = row["target_status"]
         return WriteResult(
             row["order_id"],
             row["tenant_id"],
             "written",
-            target,
+            the_plan.reached,
             "",
             notified,
             None,
-            f"channel updated to {target}" + ("; customer e-mailed" if notified else ""),
+            _written_words(the_plan, notified),
             row["attempts"],
+            json.dumps(the_plan.written_tracking),
+            row["target_revision"],
         )
 
-    async def _apply(self, row, carriers: dict) -> bool:
+    async def _apply(self, row, the_plan: Plan, carriers: dict) -> bool:
         """Write the row's plan through its channel account; True when the customer was told.
 
         Raises LookupError (AccountNotConfigured, UnknownConnector, TakesNoWriteback) when there
@@ -131,12 +136,11 @@ class Writer:
                 f"{info.label} (channel account {account.account.name!r}) takes no writebacks;"
                 " the shipment state stays at the provider"
             )
-        steps = plan(row["written_status"], row["target_status"])
-        if not steps:
+        if not the_plan.steps:
             return False
-        shipment = _shipment_of(row)
-        carrier = _carrier_for(carriers, row, shipment) if WritebackStep.SHIP in steps else None
-        update = ChannelUpdate(row["external_id"], row["external_number"], steps, shipment, carrier)
+        shipment = _writable(_shipment_of(row), the_plan)
+        carrier = _carrier_for(carriers, row, shipment) if WritebackStep.SHIP in the_plan.steps else None
+        update = ChannelUpdate(row["external_id"], row["external_number"], the_plan.steps, shipment, carrier)
         return await account.connector.write_back(account.client, account.settings, update)
 
     async def _channel_carriers(self, rows) -> dict:
@@ -182,12 +186,13 @@ class Writer:
             message,
             False,
             when,
-            f"attempt {attempts} to write {row['target_status']} failed: {message}",
+            f"attempt {attempts} to write {row['target_status'] or 'a retraction'} failed: {message}",
             attempts,
+            _json_text(row["written_tracking"]),
+            row["target_revision"],
         )
 
-    def _event(self, row):
-        shipment = _shipment_of(row)
+    def _event(self, row, result: WriteResult):
         message = events_pb2.ChannelUpdated(
             order_id=row["order_id"],
             channel_ref=order_pb2.ChannelOrderRef(
@@ -196,12 +201,46 @@ class Writer:
                 external_number=row["external_number"],
                 account=row["channel_account"],
             ),
-            status=_PROTO_STATUS[row["target_status"]],
-            tracking_numbers=list(shipment.tracking_numbers),
+            status=_PROTO_STATUS.get(result.written_status, shipment_pb2.SHIPMENT_STATUS_UNSPECIFIED),
+            tracking_numbers=json.loads(result.written_tracking),
+            customer_notified=result.customer_notified,
+            retracted_tracking_numbers=_plan_of(row).retracted,
         )
         return new_event(
             self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
         )
+
+
+def _plan_of(row) -> Plan:
+    shipment = _shipment_of(row)
+    return plan(
+        row["written_status"],
+        json.loads(_json_text(row["written_tracking"])),
+        row["target_status"],
+        shipment.tracking_numbers,
+        shipment.voided_tracking_numbers,
+    )
+
+
+def _writable(shipment: shipment_pb2.Shipment, the_plan: Plan) -> shipment_pb2.Shipment:
+    """The shipment the channel is given: its live tracking numbers only, never a voided one."""
+    writable = shipment_pb2.Shipment()
+    writable.CopyFrom(shipment)
+    del writable.tracking_numbers[:]
+    writable.tracking_numbers.extend(the_plan.tracking)
+    return writable
+
+
+def _written_words(the_plan: Plan, notified: bool) -> str:
+    words = f"channel updated to {the_plan.reached or 'no shipment'}"
+    if the_plan.retracted:
+        words += f"; tracking of voided labels taken back: {', '.join(the_plan.retracted)}"
+    return words + ("; customer e-mailed" if notified else "")
+
+
+def _json_text(value) -> str:
+    # asyncpg hands jsonb over as its text; rows from before migration 0004 have '[]'.
+    return value if isinstance(value, str) else json.dumps(value or [])
 
 
 def _shipment_of(row) -> shipment_pb2.Shipment:

@@ -31,7 +31,7 @@ def connection(simulated: SimulatedAccount) -> dict[str, Any]:
     """The account as the simulator's config and `PUT /_sim/accounts/{username}` take it."""
     account = simulated.account
     stages = list(DEFAULT_STAGES)
-    for key in ("fully_picked_stage", "dispatched_stage"):
+    for key in ("fully_picked_stage", "dispatched_stage", "cancelled_stage"):
         stage = account.options.get(key)
         if stage and stage not in stages:
             stages.append(stage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.connectors.base.contract import ChannelUpdate, WritebackStep
+from libs.connectors.base.contract import ChannelUpdate, Ignored, WritebackStep
 from libs.connectors.base.errors import InvalidRequest, InvalidResponse, NotFound
 from libs.connectors.base.testing import RequestRecorder, json_response, load_vendor_json, request_json
 from libs.connectors.cin7.dispatch import build_dispatch_update, check_update_response
@@ -107,12 +107,80 @@ async def test_repeating_a_write_back_that_landed_writes_nothing():
     assert told is False and len(requests) == 1
 
 
-async def test_deliver_and_void_write_nothing():
+async def test_delivery_writes_nothing():
     recorder = RequestRecorder()
     async with client(recorder.transport) as cin7:
-        for step in (WritebackStep.DELIVER, WritebackStep.VOID):
-            assert await connector().write_back(cin7, settings(), update(step)) is False
+        assert await connector().write_back(cin7, settings(), update(WritebackStep.DELIVER)) is False
     assert recorder.requests == []
+
+
+async def test_a_cancellation_writes_the_configured_cancelled_stage_once():
+    _, requests = await write(sales_order(), json_response(200, OK), the_update=update(WritebackStep.VOID))
+    assert request_json(requests[1]) == [{"id": 41872, "stage": "Cancelled"}]
+    custom = update(WritebackStep.VOID)
+    _, requests = await write(sales_order(), json_response(200, OK), the_update=custom, cancelled_stage="Annulled")
+    assert request_json(requests[1]) == [{"id": 41872, "stage": "Annulled"}]
+    told, requests = await write(sales_order(stage="Cancelled"), the_update=update(WritebackStep.VOID))
+    assert told is False and len(requests) == 1
+
+
+DISPATCHED = {"stage": "Dispatched", "trackingCode": "1Z999AA10123456784", "dispatchedDate": "2024-05-10T12:00:00Z"}
+VOIDED = {"tracking_numbers": [], "voided_tracking_numbers": ["1Z999AA10123456784"]}
+
+
+async def test_retracting_a_voided_label_clears_its_tracking_and_puts_the_stage_back():
+    _, requests = await write(
+        sales_order(**DISPATCHED), json_response(200, OK), the_update=update(WritebackStep.RETRACT, **VOIDED)
+    )
+    # The dispatched date stays: Cin7 documents no way to undo a dispatch of stock.
+    assert request_json(requests[1]) == [{"id": 41872, "trackingCode": "", "stage": "Fully Picked"}]
+
+
+async def test_repeating_a_retraction_or_retracting_a_code_the_tenant_typed_writes_nothing():
+    cleared = sales_order(stage="Fully Picked", trackingCode="", dispatchedDate="2024-05-10T12:00:00Z")
+    told, requests = await write(cleared, the_update=update(WritebackStep.RETRACT, **VOIDED))
+    assert told is False and len(requests) == 1
+    typed = sales_order(**(DISPATCHED | {"trackingCode": "TYPED-IN-CIN7"}))
+    _, requests = await write(typed, the_update=update(WritebackStep.RETRACT, **VOIDED))
+    assert len(requests) == 1
+
+
+async def test_a_new_label_after_a_voided_one_replaces_its_tracking_in_one_row():
+    relabel = update(
+        WritebackStep.RETRACT,
+        WritebackStep.SHIP,
+        tracking_numbers=["1Z999AA10123456784", "1ZNEWLABEL0000001"],
+        voided_tracking_numbers=["1Z999AA10123456784"],
+    )
+    _, requests = await write(
+        sales_order(**DISPATCHED, logisticsCarrier="UPS Ground"), json_response(200, OK), the_update=relabel
+    )
+    assert request_json(requests[1]) == [{"id": 41872, "trackingCode": "1ZNEWLABEL0000001", "stage": "Dispatched"}]
+
+
+async def test_a_voided_tracking_number_is_never_written():
+    with pytest.raises(InvalidRequest):
+        build_dispatch_update(
+            SalesOrder.model_validate(sales_order()),
+            shipment(voided_tracking_numbers=["1Z999AA10123456784"]),
+            stage="D",
+            now=NOW,
+        )
+
+
+async def test_a_retraction_with_a_cancellation_clears_the_tracking_and_writes_the_cancelled_stage():
+    both = update(WritebackStep.RETRACT, WritebackStep.VOID, **VOIDED)
+    _, requests = await write(sales_order(**DISPATCHED), json_response(200, OK), the_update=both)
+    assert request_json(requests[1]) == [{"id": 41872, "trackingCode": "", "stage": "Cancelled"}]
+
+
+async def test_the_cancelled_stage_must_differ_from_the_other_stages():
+    with pytest.raises(ValueError, match="three different stages"):
+        settings(cancelled_stage="dispatched")
+    parsed = connector().parse_settings(
+        {"username": "u", "api_key": "env:K", "cancelled_stage": "Void in Cin7"}, lambda ref, where: "key", "omni"
+    )
+    assert parsed.cancelled_stage == "Void in Cin7"
 
 
 # ---- parse and parse error
@@ -136,3 +204,11 @@ async def test_an_order_cin7_does_not_have_is_not_found():
     async with client(recorder.transport) as cin7:
         with pytest.raises(NotFound):
             await connector().write_back(cin7, settings(), update())
+
+
+async def test_an_order_our_cancellation_staged_comes_back_ignored_on_the_next_poll():
+    recorder = RequestRecorder(json_response(200, [sales_order(stage="Annulled")]))
+    async with client(recorder.transport) as cin7:
+        page = await connector().fetch_page(cin7, settings(cancelled_stage="Annulled", page_size=3), "", "harbour")
+    [ignored] = page.orders
+    assert isinstance(ignored, Ignored) and "SO-10482" in ignored.reason

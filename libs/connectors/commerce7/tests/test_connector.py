@@ -71,3 +71,53 @@ async def test_a_fulfilment_already_there_is_not_posted_again():
     recorder = RequestRecorder(json_response(200, shipped))
     assert await write(recorder, update(WritebackStep.SHIP)) is False
     assert [r.method for r in recorder.requests] == ["GET"]
+
+
+# ---- retraction: Commerce7 removes a fulfilment whole (DELETE /order/{id}/fulfillment/{id})
+
+NEW_LABEL = "1ZNEWLABEL0000001"
+
+
+def retraction(*steps: WritebackStep, live: list[str]) -> ChannelUpdate:
+    voided = shipment(tracking_numbers=live)
+    voided.voided_tracking_numbers.append(TRACKING[0])
+    return ChannelUpdate(ORDER_ID, "1001", steps, voided)
+
+
+def fulfilled(*fulfilments: tuple[str, list[str]]) -> dict:
+    return web_ship_order(
+        fulfillments=[
+            {"id": fid, "type": "Shipped", "shipped": {"trackingNumbers": numbers}} for fid, numbers in fulfilments
+        ]
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_fulfilment_listing_a_voided_label_is_removed_and_the_live_labels_posted_again():
+    recorder = RequestRecorder(
+        json_response(200, fulfilled(("f-1", TRACKING))),
+        json_response(200, {}),
+        json_response(200, web_ship_order()),
+        json_response(200, {}),
+    )
+    told = await write(recorder, retraction(WritebackStep.RETRACT, WritebackStep.SHIP, live=[TRACKING[1], NEW_LABEL]))
+    assert told is True
+    get, delete, reread, post = recorder.requests
+    assert (delete.method, delete.url.path) == ("DELETE", f"/v1/order/{ORDER_ID}/fulfillment/f-1")
+    assert (reread.method, post.method) == ("GET", "POST")
+    assert request_json(post)["shipped"]["trackingNumbers"] == [TRACKING[1], NEW_LABEL]
+
+
+@pytest.mark.asyncio
+async def test_a_retraction_repeated_after_its_fulfilment_is_gone_writes_nothing():
+    untouched = RequestRecorder(json_response(200, fulfilled(("f-2", [NEW_LABEL]))))
+    assert await write(untouched, retraction(WritebackStep.RETRACT, live=[])) is False
+    assert [r.method for r in untouched.requests] == ["GET"]
+    # A DELETE that landed but whose answer was lost: the repeat's 404 is not an error.
+    lost = RequestRecorder(
+        json_response(200, fulfilled(("f-1", TRACKING))),
+        json_response(404, {"statusCode": 404, "type": "notFound", "message": "Fulfillment not found"}),
+        json_response(200, web_ship_order()),
+    )
+    assert await write(lost, retraction(WritebackStep.RETRACT, live=[])) is False
+    assert [r.method for r in lost.requests] == ["GET", "DELETE", "GET"]

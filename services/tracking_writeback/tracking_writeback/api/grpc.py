@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from ordersync.common.v1 import shipment_pb2
 from ordersync.tracking.v1 import tracking_service_pb2 as pb
@@ -9,6 +11,7 @@ from ordersync.tracking.v1 import tracking_service_pb2_grpc as pb_grpc
 
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import abort
+from tracking_writeback.domain.writeback import live_tracking
 from tracking_writeback.storage.writebacks import get_writeback
 
 _STATUS = {
@@ -45,13 +48,19 @@ class TrackingWritebackServicer(pb_grpc.TrackingWritebackServiceServicer):
         shipment = shipment_pb2.Shipment()
         shipment.ParseFromString(row["shipment_proto"])
         in_progress = row["status"] in ("pending", "retry_wait")
-        shown = row["written_status"] if in_progress and row["written_status"] else row["target_status"]
+        written = row["status"] == "written" or (in_progress and row["written_status"])
+        shown = row["written_status"] if written else row["target_status"]
+        # What the channel shows as ordersync wrote it; rows from before that was kept show the
+        # shipment's live numbers.
+        tracking = json.loads(row["written_tracking"]) or live_tracking(
+            shipment.tracking_numbers, shipment.voided_tracking_numbers
+        )
         record = pb.WritebackRecord(
             order_id=row["order_id"],
             shipment_status=_SHIPMENT.get(shown, shipment_pb2.SHIPMENT_STATUS_UNSPECIFIED),
             status=_STATUS[row["status"]],
             reason=row["reason"],
-            tracking_numbers=list(shipment.tracking_numbers),
+            tracking_numbers=tracking,
             customer_notified=row["customer_notified"],
             attempts=row["attempts"],
         )

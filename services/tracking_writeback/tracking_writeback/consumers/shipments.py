@@ -1,8 +1,12 @@
-"""Consumes dispatch.shipments.v1: records the channel state each order should reach, then wakes the writer."""
+"""Consumes dispatch.shipments.v1: records the channel state each order should reach, then wakes the writer.
+
+Voided labels accumulate: the stored shipment keeps every number the provider ever voided for
+the order, so a late or repeated report of a voided label's number never makes it writable again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from opentelemetry import propagate
@@ -11,8 +15,8 @@ from ordersync.dispatch.v1 import events_pb2
 
 from libs.platform.events import EnvelopeError, unpack
 from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
-from tracking_writeback.domain.writeback import supersedes, wanted
-from tracking_writeback.storage.writebacks import WantedState, load_targets, want
+from tracking_writeback.domain.writeback import NOTHING, advance
+from tracking_writeback.storage.writebacks import Target, WantedState, load_targets, want
 
 STATUS_NAME = {
     shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",
@@ -42,16 +46,32 @@ class ShipmentUpdatedConsumer:
             targets = await load_targets(conn, [u.order_id for _, u in updates])
             states: dict[str, WantedState] = {}
             for event, update in updates:
+                known = targets.get(update.order_id) or Target(NOTHING, shipment_pb2.Shipment())
                 reported = STATUS_NAME.get(update.shipment.status, "")
-                if wanted(reported) and supersedes(reported, targets.get(update.order_id, "")):
-                    targets[update.order_id] = reported
-                    states[update.order_id] = _wanted_state(event, update, reported)
+                voided = known.shipment.voided_tracking_numbers
+                target = advance(known.status, voided, reported, update.shipment.voided_tracking_numbers)
+                if target is None:
+                    continue
+                shipment = _with_voided(update.shipment, voided)
+                targets[update.order_id] = Target(target, shipment)
+                states[update.order_id] = _wanted_state(event, update, target, shipment)
             await want(conn, list(states.values()))
         if states:
             self._on_wanted()
 
 
-def _wanted_state(event: ConsumedEvent, update: events_pb2.ShipmentUpdated, reported: str) -> WantedState:
+def _with_voided(shipment: shipment_pb2.Shipment, known: Sequence[str]) -> shipment_pb2.Shipment:
+    """The reported shipment with the voided numbers known before added to its own."""
+    merged = shipment_pb2.Shipment()
+    merged.CopyFrom(shipment)
+    del merged.voided_tracking_numbers[:]
+    merged.voided_tracking_numbers.extend(dict.fromkeys([*known, *shipment.voided_tracking_numbers]))
+    return merged
+
+
+def _wanted_state(
+    event: ConsumedEvent, update: events_pb2.ShipmentUpdated, target: str, shipment: shipment_pb2.Shipment
+) -> WantedState:
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=event.trace_context)
     return WantedState(
@@ -60,8 +80,8 @@ def _wanted_state(event: ConsumedEvent, update: events_pb2.ShipmentUpdated, repo
         channel=update.channel_ref.channel,
         external_id=update.channel_ref.external_id,
         external_number=update.channel_ref.external_number,
-        target_status=reported,
-        shipment_proto=update.shipment.SerializeToString(),
+        target_status=target,
+        shipment_proto=shipment.SerializeToString(),
         traceparent=carrier.get("traceparent", ""),
         provider=update.provider,
         channel_account=update.channel_ref.account,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from ordersync.common.v1 import shipment_pb2
 
 from libs.platform.activity import append_activity
 from libs.platform.db import PgConnection
@@ -38,16 +39,32 @@ class WriteResult:
     next_attempt_at: datetime | None
     activity: str
     attempt: int  # the attempt this result belongs to (fences out stale lease holders)
+    written_tracking: str  # JSON list: the tracking numbers the channel shows after this attempt
+    target_revision: int  # the wanted state's revision this attempt wrote (a newer one stays pending)
 
 
-async def load_targets(conn: PgConnection, order_ids: Sequence[str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class Target:
+    """An order's wanted state as stored: its status and the shipment it came with."""
+
+    status: str
+    shipment: shipment_pb2.Shipment
+
+
+async def load_targets(conn: PgConnection, order_ids: Sequence[str]) -> dict[str, Target]:
     """Return the wanted state of each known order, locked for this transaction."""
     rows = await conn.fetch(
-        "SELECT order_id, target_status FROM writebacks WHERE order_id = ANY($1::text[])"
+        "SELECT order_id, target_status, shipment_proto FROM writebacks WHERE order_id = ANY($1::text[])"
         " ORDER BY order_id FOR UPDATE",  # one lock order for every writer: no deadlocks
         list(order_ids),
     )
-    return {r["order_id"]: r["target_status"] for r in rows}
+    return {r["order_id"]: Target(r["target_status"], _shipment(r["shipment_proto"])) for r in rows}
+
+
+def _shipment(data: bytes) -> shipment_pb2.Shipment:
+    shipment = shipment_pb2.Shipment()
+    shipment.ParseFromString(data)
+    return shipment
 
 
 async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
@@ -66,12 +83,16 @@ async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
         " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status, provider = EXCLUDED.provider,"
         " channel_account = coalesce(nullif(EXCLUDED.channel_account, ''), writebacks.channel_account),"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
-        " next_attempt_at = now(), updated_at = now()",
+        " target_revision = writebacks.target_revision + 1, next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
     )
-    await add_activity(
-        conn, [(s.order_id, s.tenant_id, "wanted", f"provider reports {s.target_status}") for s in states]
-    )
+    await add_activity(conn, [(s.order_id, s.tenant_id, "wanted", _wanted_words(s)) for s in states])
+
+
+def _wanted_words(state: WantedState) -> str:
+    if state.target_status:
+        return f"provider reports {state.target_status}"
+    return "provider reports every label voided: nothing to show in the channel until the next one"
 
 
 WRITE_QUEUE = WorkQueue(
@@ -91,13 +112,21 @@ WRITE_QUEUE = WorkQueue(
             "customer_notified",
             "traceparent",
             "channel_account",
+            "written_tracking",
+            "target_revision",
         ),
-        results={"written_status": "text", "reason": "text", "customer_notified": "bool"},
-        stored=("written_status", "reason"),
+        results={
+            "written_status": "text",
+            "reason": "text",
+            "customer_notified": "bool",
+            "written_tracking": "jsonb",
+            "target_revision": "bigint",
+        },
+        stored=("written_status", "reason", "written_tracking"),
         set_clauses=("customer_notified = q.customer_notified OR r.customer_notified", "updated_at = now()"),
-        # A newer wanted state that arrived while this write was under way stays pending.
-        status_sql="CASE WHEN r.status = 'written' AND q.target_status <> r.written_status THEN 'pending'"
-        " ELSE r.status END",
+        # A newer wanted state that arrived while this write was under way stays pending, a
+        # voided label (same status, newer revision) included.
+        status_sql="CASE WHEN q.target_revision <> r.target_revision THEN 'pending' ELSE r.status END",
         activity_table="writeback_activity",
     )
 )
@@ -128,7 +157,7 @@ async def get_writeback(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> as
     """Return one order's writeback of `tenant_id`, or None."""
     return await pool.fetchrow(
         "SELECT order_id, target_status, written_status, status, reason, attempts, customer_notified,"
-        " shipment_proto, updated_at FROM writebacks WHERE tenant_id = $1 AND order_id = $2",
+        " shipment_proto, written_tracking, updated_at FROM writebacks WHERE tenant_id = $1 AND order_id = $2",
         tenant_id,
         order_id,
     )
