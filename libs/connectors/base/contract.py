@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
@@ -410,11 +411,49 @@ class ProductCatalog(Protocol):
     async def list_products(self, client: Any, settings: Any) -> list[Mapping[str, Any]]: ...
 
 
+class ExportStatus(Enum):
+    """An exported order's state as the pulling provider must see it (it re-pulls windows)."""
+
+    AWAITING_SHIPMENT = "awaiting_shipment"  # held for the provider, or fetched and not shipped
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class ExportedOrder:
+    """One order on an export page: its number at the provider (what it posts back), its state,
+    and when it last changed here (the provider's LastModified; UTC)."""
+
+    order: order_pb2.Order
+    order_number: str
+    status: ExportStatus
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of the orders a provider pulls for its date window: `page` of `pages` (1-based;
+    the provider asks for each page up to `pages`)."""
+
+    orders: Sequence[ExportedOrder]
+    page: int = 1
+    pages: int = 1
+
+
 @runtime_checkable
 class PulledByProvider(Protocol):
-    """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments."""
+    """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments.
 
-    def render_export(self, settings: Any, orders: Sequence[order_pb2.Order], numbers: Sequence[str]) -> bytes: ...
+    `authenticate_pull` is True when the provider's request carries this account's credentials
+    (compared in constant time; an account without them accepts nothing). `render_export`
+    renders one page (pure; raises ValueError for a page outside 1..pages).
+    `parse_posted_shipment` reads what the provider posts back into the order's Notice (raises
+    InvalidWebhook for a malformed or unsafe body).
+    """
+
+    def authenticate_pull(self, settings: Any, request: PushRequest) -> bool: ...
+
+    def render_export(self, settings: Any, page: ExportPage) -> bytes: ...
 
     def parse_posted_shipment(self, settings: Any, body: bytes) -> Notice: ...
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Hashable
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -20,6 +22,9 @@ from libs.connectors.base.contract import (
     Capability,
     ChannelConnector,
     Connector,
+    ExportedOrder,
+    ExportPage,
+    ExportStatus,
     Ignored,
     NoticeHead,
     ParsedOrder,
@@ -193,3 +198,46 @@ def test_malformed_notices_raise_errors_that_say_no_retry_helps(connector: Provi
     with pytest.raises(ConnectorError) as raised:
         connector.parse_notice(body)
     assert raised.value.retryable is False and raised.value.reason_code.isupper()
+
+
+PULLED = [pytest.param(c, id=c.info.id) for c in REGISTRY if c.info.can(Capability.PULLED_BY_PROVIDER)]
+XML_MALFORMED = (b"", b"<", b"<a>", b"null", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>')
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_pulls_authenticate_only_with_the_accounts_credentials(connector: ProviderConnector, monkeypatch):
+    settings = settings_of(connector, monkeypatch)
+    sample = samples(connector)
+    assert connector.authenticate_pull(settings, PushRequest(sample.pull_headers))
+    assert not connector.authenticate_pull(settings, PushRequest({}))
+    wrong = {k: v[:-4] + "AAA=" for k, v in sample.pull_headers.items()}
+    assert not connector.authenticate_pull(settings, PushRequest(wrong))
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_export_pages_render_purely_and_refuse_a_page_past_the_last(connector: ProviderConnector, monkeypatch):
+    settings = settings_of(connector, monkeypatch)
+    order = samples(connector).order
+    exported = ExportedOrder(
+        order, connector.order_number(settings, order), ExportStatus.AWAITING_SHIPMENT, datetime(2024, 5, 1, tzinfo=UTC)
+    )
+    page = ExportPage([exported], page=2, pages=2)
+    rendered = connector.render_export(settings, page)
+    assert rendered and rendered == connector.render_export(settings, page)
+    assert exported.order_number.encode() in rendered
+    for status in ExportStatus:  # every state renders: the provider re-pulls shipped and cancelled orders too
+        connector.render_export(settings, ExportPage([replace(exported, status=status)]))
+    with pytest.raises(ValueError):
+        connector.render_export(settings, ExportPage([exported], page=3, pages=2))
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_posted_shipments_parse_purely_and_malformed_ones_say_no_retry_helps(connector: ProviderConnector, monkeypatch):
+    settings = settings_of(connector, monkeypatch)
+    for body in samples(connector).posted_shipments:
+        notice = connector.parse_posted_shipment(settings, body)
+        assert notice.order_number and notice == connector.parse_posted_shipment(settings, body)
+    for body in XML_MALFORMED:
+        with pytest.raises(ConnectorError) as raised:
+            connector.parse_posted_shipment(settings, body)
+        assert raised.value.retryable is False and raised.value.reason_code.isupper()

@@ -188,7 +188,7 @@ class Store:
 
     async def handle(self, request: web.Request) -> web.Response:
         settings = connector_account(store_user=self.user, store_password=self.password)
-        if not CONNECTOR.authenticate_store(settings, PushRequest(dict(request.headers))):
+        if not CONNECTOR.authenticate_pull(settings, PushRequest(dict(request.headers))):
             return web.Response(status=401)
         action = request.query.get("action")
         if action == "export":
