@@ -100,7 +100,7 @@ class ShipStationConnector(ProviderConnector):
         ),
         # createorders takes 100 orders; the key pair has 40 requests a minute.
         limits=Limits(batch_size=100, requests_per_minute=40, concurrency=2),
-        status_titles=provider_titles("ShipStation"),
+        status_titles={**provider_titles("ShipStation"), "awaiting_pull": "Waiting for ShipStation to fetch"},
         needs_service_code=False,  # the shipper picks the service in ShipStation; a code is only a hint
     )
 

@@ -79,7 +79,9 @@ def test_metadata_is_complete(connector: Connector):
     assert info.limits.batch_size >= 1 and info.limits.concurrency >= 1
     assert info.limits.requests_per_minute is None or info.limits.requests_per_minute >= 1
     if Role.PROVIDER in info.roles:
-        assert set(info.status_titles) == STATUSES, "a provider names every sync status for operators"
+        # A provider that fetches orders from us has one status more: held until it fetches them.
+        pulled = {"awaiting_pull"} if info.can(Capability.PULLED_BY_PROVIDER) else set()
+        assert set(info.status_titles) == STATUSES | pulled, "a provider names every sync status for operators"
         assert Capability.SUBMIT in info.capabilities
     if Role.CHANNEL in info.roles:
         assert info.capabilities & {Capability.PUSH_ORDERS, Capability.PULL_ORDERS}, "orders must come in somehow"
