@@ -209,7 +209,9 @@ async def test_the_export_holds_only_the_accounts_orders_that_changed_in_the_win
 
 async def test_shipped_and_voided_orders_are_exported_with_their_state(store):
     await hold(store, "1001", "1002", "1003")
-    await store.pool.execute("UPDATE dispatches SET status = 'sent', shipment_status = 'shipped' WHERE order_id = 'ord-1002'")
+    await store.pool.execute(
+        "UPDATE dispatches SET status = 'sent', shipment_status = 'shipped' WHERE order_id = 'ord-1002'"
+    )
     await store.pool.execute("UPDATE dispatches SET status = 'voided' WHERE order_id = 'ord-1003'")
     pages = [exported(await store.export(page)) for page in (1, 2)]
     assert pages == [("2", [("1001", "Fully Picked"), ("1002", "Dispatched")]), ("2", [("1003", "Cancelled")])]
