@@ -29,6 +29,7 @@ from libs.connectors.base.contract import (
     NoticeHead,
     ParsedOrder,
     ProviderConnector,
+    PulledByProvider,
     PushRequest,
     Role,
 )
@@ -208,6 +209,7 @@ XML_MALFORMED = (b"", b"<", b"<a>", b"null", b'<?xml version="1.0"?><!DOCTYPE x 
 
 @pytest.mark.parametrize("connector", PULLED)
 def test_pulls_authenticate_only_with_the_accounts_credentials(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
     settings = settings_of(connector, monkeypatch)
     sample = samples(connector)
     assert connector.authenticate_pull(settings, PushRequest(sample.pull_headers))
@@ -218,6 +220,7 @@ def test_pulls_authenticate_only_with_the_accounts_credentials(connector: Provid
 
 @pytest.mark.parametrize("connector", PULLED)
 def test_export_pages_render_purely_and_refuse_a_page_past_the_last(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
     settings = settings_of(connector, monkeypatch)
     order = samples(connector).order
     exported = ExportedOrder(
@@ -235,6 +238,7 @@ def test_export_pages_render_purely_and_refuse_a_page_past_the_last(connector: P
 
 @pytest.mark.parametrize("connector", PULLED)
 def test_posted_shipments_parse_purely_and_malformed_ones_say_no_retry_helps(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
     settings = settings_of(connector, monkeypatch)
     for body in samples(connector).posted_shipments:
         notice = connector.parse_posted_shipment(settings, body)

@@ -25,6 +25,7 @@ from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.sender import Sender
 from fulfillment_dispatch.shipments import ShipmentRecorder
 from fulfillment_dispatch.storage.dispatches import NewDispatch, enqueue
+from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.contract import ClientResources
 from libs.connectors.base.testing import vendor_bytes
 from libs.connectors.registry import load
@@ -121,9 +122,10 @@ async def shared_store(infra) -> AsyncIterator[Store]:
         )
         app = build_web_app(ProviderWebhookHandler(pool, accounts, recorder), [tracing_middleware])
         add_store_routes(app, CustomStoreHandler(accounts, exporter, recorder))
-        # ShipStation needs no service codes, so the sender never asks carrier mapping here.
+        # ShipStation needs no service codes: the sender never calls carrier mapping here, so its
+        # client is never started.
         sender = Sender(
-            pool, accounts, None, topic="dispatch.orders.v1", producer="t", lease_s=30, batch=50,
+            pool, accounts, CarrierMappingClient("127.0.0.1:9"), topic="dispatch.orders.v1", producer="t", lease_s=30, batch=50,
             max_attempts=5, concurrency=4, first_check_after=check,
         )  # fmt: skip
         server = TestServer(app, host="127.0.0.1")
@@ -147,7 +149,7 @@ async def store(shared_store) -> Store:
 def exported(response: httpx.Response) -> tuple[str, list[tuple[str, str]]]:
     """The page's `pages` and each order's (OrderNumber, OrderStatus)."""
     root = ElementTree.fromstring(response.content)
-    return root.get("pages") or "", [(o.findtext("OrderNumber"), o.findtext("OrderStatus")) for o in root]
+    return root.get("pages") or "", [(o.findtext("OrderNumber", ""), o.findtext("OrderStatus", "")) for o in root]
 
 
 def notice(number: str) -> bytes:
