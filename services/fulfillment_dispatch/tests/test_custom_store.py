@@ -6,6 +6,7 @@ once, with their events) and takes ShipNotices; every answer code it gives.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +33,8 @@ from libs.connectors.registry import load
 from libs.connectors.shipstation.connector import ShipStationAccount
 from libs.connectors.shipstation.settings import ShipStationSettings
 from libs.connectors.shipstation.tests.builders import valid_order
+from libs.connectors.vinoshipper.connector import VinoshipperAccount
+from libs.connectors.vinoshipper.settings import VinoshipperSettings
 from libs.platform.accounts import AccountClients
 from libs.platform.db import create_pool, migrate
 from libs.platform.events import parse_envelope
@@ -59,8 +62,13 @@ def tenants() -> TenantDirectory:
     routes = (
         Route("pull", "omni", "labels", options={"mode": "custom_store"}),
         Route("odd", "omni", "labels", options={"mode": "carrier-pigeon"}),
+        Route("vino", "omni", "wine", options={"mode": "custom_store"}),
     )
-    accounts = {"labels": labels(), "other": labels(name="other")}
+    wine_api = VinoshipperSettings(
+        api_key="vs-key", api_secret="vs-secret", base_url="http://127.0.0.1:9", order_number_prefix="W"
+    )
+    wine = Account("wine", "vinoshipper", VinoshipperAccount(wine_api, webhook_token="vs-token"))
+    accounts = {"labels": labels(), "other": labels(name="other"), "wine": wine}
     return TenantDirectory({TENANT: Tenant(TENANT, accounts, routes), "empty": Tenant("empty", {})})
 
 
@@ -94,11 +102,13 @@ class Store:
         return numbers
 
 
-async def hold(store: Store, *numbers: str, route: str = "pull", account: str = "labels") -> None:
+async def hold(
+    store: Store, *numbers: str, route: str = "pull", account: str = "labels", provider: str = "shipstation"
+) -> None:
     """Queue orders routed by `route` and let the sender handle them."""
     rows = [
         NewDispatch(
-            f"ord-{n}", TENANT, "shipstation", n, valid_order(n).SerializeToString(), "cin7", f"c-{n}", n, "",
+            f"ord-{n}", TENANT, provider, n, valid_order(n).SerializeToString(), "cin7", f"c-{n}", n, "",
             provider_account=account, route=route, channel_account="omni",
         )
         for n in numbers
@@ -110,12 +120,13 @@ async def hold(store: Store, *numbers: str, route: str = "pull", account: str = 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_store(infra) -> AsyncIterator[Store]:
-    async with fresh_database(infra.pg_dsn) as dsn:
+    registry, check = load(), timedelta(minutes=15)
+    accounts = AccountClients(tenants(), registry, ClientResources(max_concurrency=2))
+    async with fresh_database(infra.pg_dsn) as dsn, contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(accounts.stop)
         await migrate(dsn, "fulfillment_dispatch", MIGRATIONS)
         pool = await create_pool(dsn, "fulfillment_dispatch", 4)
-        registry = load()
-        accounts = AccountClients(tenants(), registry, ClientResources(max_concurrency=2))
-        check = timedelta(minutes=15)
+        cleanup.push_async_callback(pool.close)
         recorder = ShipmentRecorder(pool, registry, topic="dispatch.shipments.v1", producer="t", check_after=check)
         exporter = Exporter(
             pool, topic="dispatch.orders.v1", producer="t", first_check_after=check, page_size=PAGE_SIZE
@@ -125,19 +136,14 @@ async def shared_store(infra) -> AsyncIterator[Store]:
         # ShipStation needs no service codes: the sender never calls carrier mapping here, so its
         # client is never started.
         sender = Sender(
-            pool, accounts, CarrierMappingClient("127.0.0.1:9"), topic="dispatch.orders.v1", producer="t", lease_s=30, batch=50,
-            max_attempts=5, concurrency=4, first_check_after=check,
+            pool, accounts, CarrierMappingClient("127.0.0.1:9"), topic="dispatch.orders.v1", producer="t",
+            lease_s=30, batch=50, max_attempts=5, concurrency=4, first_check_after=check,
         )  # fmt: skip
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
-        try:
-            async with httpx.AsyncClient(trust_env=False, timeout=20) as http:
-                url = f"http://127.0.0.1:{server.port}/stores/shipstation/{TENANT}/labels"
-                yield Store(url, http, pool, sender)
-        finally:
-            await server.close()
-            await accounts.stop()
-            await pool.close()
+        cleanup.push_async_callback(server.close)
+        http = await cleanup.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=20))
+        yield Store(f"http://127.0.0.1:{server.port}/stores/shipstation/{TENANT}/labels", http, pool, sender)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -169,6 +175,10 @@ async def test_a_custom_store_routes_orders_wait_for_the_fetch_and_an_unknown_mo
     assert statuses["1002"] == ("retry_wait", "INVALID_ROUTE_OPTION")
     reason = await store.pool.fetchval("SELECT reason FROM dispatches WHERE order_id = 'ord-1002'")
     assert "carrier-pigeon" in reason and "push, custom_store" in reason
+    await hold(store, "1003", route="vino", account="wine", provider="vinoshipper")
+    assert (await store.statuses())["1003"] == ("retry_wait", "INVALID_ROUTE_OPTION")
+    reason = await store.pool.fetchval("SELECT reason FROM dispatches WHERE order_id = 'ord-1003'")
+    assert reason == "route 'vino' is in custom_store mode, but Vinoshipper does not fetch orders; use push"
     assert await store.dispatched() == []  # held is not sent: nothing announced yet
     activity = await store.pool.fetchval(
         "SELECT message FROM dispatch_activity WHERE order_id = 'ord-1001' AND kind = 'awaiting_pull'"
