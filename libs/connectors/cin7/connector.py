@@ -2,9 +2,10 @@
 
 Cin7 has no webhook for sales-order changes, so intake polls: each page is read on the
 ModifiedDate watermark (`cursor.py`) and every order is checked against the import rules
-Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with an
-Issue per failed rule, so they stay visible as invalid; dispatched orders (our own write-back
-among them) are Ignored. Writing back marks the order
+Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with
+their `rule_failures` (one coded Issue per failed rule), so intake keeps them as not imported
+and evaluates their next change again; dispatched orders (our own write-back among them) are
+Ignored. Writing back marks the order
 dispatched with its tracking code, after reading it, since Cin7 takes no idempotency key.
 Cin7 has nothing to acknowledge pulled orders with (no "exported" flag), so the connector
 declares no ACKNOWLEDGE.
@@ -32,6 +33,7 @@ from ..base.contract import (
 )
 from ..base.errors import InvalidResponse
 from ..base.settings import SectionReader, SettingsError
+from . import codes
 from .client import BURST, Cin7Client
 from .cursor import Cursor, advance, decode, is_new
 from .dispatch import build_dispatch_update, check_update_response
@@ -72,6 +74,7 @@ class Cin7Connector(ChannelConnector):
                 lookback_days=read.positive_int("lookback_days", 60),
                 rate_limit_per_minute=read.positive_int("rate_limit_per_minute", 60),
                 timeout_s=read.positive_number("timeout_s", 15.0),
+                option_names=read.texts("option_names", codes.DEFAULT_OPTION_NAMES, most=3),
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
@@ -117,12 +120,13 @@ class Cin7Connector(ChannelConnector):
     def _parse_row(
         self, row: dict[str, Any], settings: Cin7Settings, tenant_id: str, context: RuleContext
     ) -> ParsedOrder | Ignored:
-        order, issues = parse_order(row, tenant_id=tenant_id, context=context)
+        parsed = parse_order(row, tenant_id=tenant_id, context=context, option_names=settings.option_names)
         if (row.get("stage") or "") == settings.dispatched_stage:
             # Dispatched orders have nothing left to ship, and our own write-back brings each
             # one back on the next poll: it must not turn an order already taken invalid.
+            order = parsed.order
             return Ignored(f"order {order.external_number or order.external_id} is dispatched in Cin7")
-        return ParsedOrder(order, issues)
+        return parsed
 
     async def write_back(self, client: Cin7Client, settings: Cin7Settings, update: ChannelUpdate) -> bool:
         # Delivery and voids have no counterpart in Cin7 (no delivered stage; a voided shipment
