@@ -73,7 +73,7 @@ class CustomStoreHandler:
                 return await self._export(tenant_id, account, connector, request)
             if request.method == "POST" and action == SHIPNOTIFY:
                 return await self._shipnotify(tenant_id, account, connector, request)
-            raise BadRequest(f"{request.method} takes action={EXPORT if request.method == 'GET' else SHIPNOTIFY}")
+            raise BadRequest(f"the store takes GET ?action={EXPORT} and POST ?action={SHIPNOTIFY}")
         except BadRequest as exc:
             return json_error(400, "INVALID_REQUEST", str(exc))
         except StorageUnavailable:
