@@ -440,18 +440,41 @@ class ExportPage:
     pages: int = 1
 
 
+class PullAction(Enum):
+    """What a pulling provider's call to our store endpoint asks for."""
+
+    EXPORT = "export"  # a page of the orders changed in a window
+    POST_SHIPMENT = "post_shipment"  # take the shipment it posts
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pulling provider's call, as its connector reads it: an EXPORT of the orders changed in
+    [start, end) (UTC), page `page` (1-based); or a POST_SHIPMENT, `order_number` being the
+    order the call names outside the body ("" when it names none)."""
+
+    action: PullAction
+    start: datetime | None = None
+    end: datetime | None = None
+    page: int = 1
+    order_number: str = ""
+
+
 @runtime_checkable
 class PulledByProvider(Protocol):
     """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments.
 
     `authenticate_pull` is True when the provider's request carries this account's credentials
-    (compared in constant time; an account without them accepts nothing). `render_export`
-    renders one page (pure; raises ValueError for a page outside 1..pages).
+    (compared in constant time; an account without them accepts nothing). `parse_pull` reads
+    the call's method and query (pure; raises InvalidRequest for a malformed one).
+    `render_export` renders one page (pure; raises ValueError for a page outside 1..pages).
     `parse_posted_shipment` reads what the provider posts back into the order's Notice (raises
     InvalidWebhook for a malformed or unsafe body).
     """
 
     def authenticate_pull(self, settings: Any, request: PushRequest) -> bool: ...
+
+    def parse_pull(self, settings: Any, method: str, query: Mapping[str, str]) -> PullRequest: ...
 
     def render_export(self, settings: Any, page: ExportPage) -> bytes: ...
 

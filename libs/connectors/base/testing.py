@@ -117,6 +117,7 @@ class ContractSamples:
         notice_headers / notice_path_tail: what authenticates a notice for `account`.
         order: a canonical order to number and submit (providers).
         pull_headers: what authenticates the provider's pull for `account` (PULLED_BY_PROVIDER).
+        pull_export: the (method, query) of the provider's call for an export page.
         posted_shipments: valid bodies the pulling provider posts back, each naming an order.
     """
 
@@ -130,6 +131,7 @@ class ContractSamples:
     notice_path_tail: str = ""
     order: Any = None  # order_pb2.Order
     pull_headers: dict[str, str] = field(default_factory=dict)
+    pull_export: tuple[str, dict[str, str]] = ("GET", {})
     posted_shipments: tuple[bytes, ...] = ()
 
 

@@ -31,6 +31,7 @@ from ..base.contract import (
     Notice,
     NoticeHead,
     ProviderConnector,
+    PullRequest,
     PushRequest,
     RateQuote,
     Role,
@@ -270,6 +271,9 @@ class ShipStationConnector(ProviderConnector):
         """True when ShipStation's call to our Custom Store carries the account's Basic
         credentials (`store_user`, `store_password`), compared in constant time."""
         return verify_basic(request.headers.get("Authorization"), settings.store_user, settings.store_password)
+
+    def parse_pull(self, settings: ShipStationAccount, method: str, query: Mapping[str, str]) -> PullRequest:
+        return customstore.parse_store_request(method, query)
 
     def render_export(self, settings: ShipStationAccount, page: ExportPage) -> bytes:
         """One `?action=export` page; each order's OrderStatus is the account's store word for

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Hashable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,6 +29,7 @@ from libs.connectors.base.contract import (
     NoticeHead,
     ParsedOrder,
     ProviderConnector,
+    PullAction,
     PulledByProvider,
     PushRequest,
     Role,
@@ -216,6 +217,24 @@ def test_pulls_authenticate_only_with_the_accounts_credentials(connector: Provid
     assert not connector.authenticate_pull(settings, PushRequest({}))
     wrong = {k: v[:-4] + "AAA=" for k, v in sample.pull_headers.items()}
     assert not connector.authenticate_pull(settings, PushRequest(wrong))
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_pull_calls_parse_into_a_window_and_malformed_ones_say_no_retry_helps(
+    connector: ProviderConnector, monkeypatch
+):
+    assert isinstance(connector, PulledByProvider)
+    settings = settings_of(connector, monkeypatch)
+    method, query = samples(connector).pull_export
+    asked = connector.parse_pull(settings, method, query)
+    assert asked.action is PullAction.EXPORT and asked.page >= 1
+    assert asked.start is not None and asked.end is not None and asked.start < asked.end
+    assert asked.start.utcoffset() == timedelta(0)  # windows are UTC
+    assert asked == connector.parse_pull(settings, method, query)
+    for wrong_method, wrong_query in (("DELETE", query), (method, {}), (method, {**query, "page": "-1"})):
+        with pytest.raises(ConnectorError) as raised:
+            connector.parse_pull(settings, wrong_method, wrong_query)
+        assert raised.value.retryable is False and raised.value.reason_code.isupper()
 
 
 @pytest.mark.parametrize("connector", PULLED)

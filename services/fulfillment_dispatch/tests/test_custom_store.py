@@ -323,7 +323,7 @@ async def test_malformed_exports_are_400(store, query):
 )
 async def test_malformed_shipnotices_are_400_and_kept(store, body):
     response = await store.shipnotify(body, order_number="1001")
-    assert response.status_code == 400 and response.json()["error"] == "INVALID_REQUEST"
+    assert response.status_code == 400 and response.json()["error"] == "MALFORMED_WEBHOOK"
     kept = await store.pool.fetchrow("SELECT id, outcome, body FROM provider_webhooks")
     assert (kept["id"], kept["outcome"], kept["body"]) == (response.json()["receipt_id"], "malformed", body)
 

@@ -26,5 +26,9 @@ SAMPLES = ContractSamples(
     order=valid_order(),
     # ShipStation calls the Custom Store with the store user and password as HTTP Basic.
     pull_headers={"Authorization": "Basic " + base64.b64encode(b"shipstation:store-password-value").decode()},
+    pull_export=(
+        "GET",
+        {"action": "export", "start_date": "05/01/2024 00:00", "end_date": "05/02/2024 00:00", "page": "2"},
+    ),
     posted_shipments=(vendor_bytes("shipstation", "shipnotice.xml"),),
 )

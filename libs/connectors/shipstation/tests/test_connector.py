@@ -17,6 +17,8 @@ from libs.connectors.base.contract import (
     ExportStatus,
     Notice,
     NoticeHead,
+    PullAction,
+    PullRequest,
     PushRequest,
     Submission,
     Submitted,
@@ -313,6 +315,46 @@ def test_pulls_authenticate_with_the_store_credentials_only():
         assert not CONNECTOR.authenticate_pull(settings, PushRequest({"Authorization": header}))
     empty = "Basic " + base64.b64encode(b":").decode()
     assert not CONNECTOR.authenticate_pull(account(), PushRequest({"Authorization": empty}))  # no store configured
+
+
+def test_store_calls_parse_as_shipstation_sends_them():
+    export = CONNECTOR.parse_pull(
+        account(),
+        "GET",
+        {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30", "page": "3"},
+    )
+    assert export == PullRequest(
+        PullAction.EXPORT,
+        start=datetime(2024, 5, 1, 9, 0, tzinfo=UTC),
+        end=datetime(2024, 5, 1, 10, 31, tzinfo=UTC),  # the end minute is included
+        page=3,
+    )
+    posted = CONNECTOR.parse_pull(
+        account(), "POST", {"action": "shipnotify", "order_number": "1001", "carrier": "USPS"}
+    )
+    assert posted == PullRequest(PullAction.POST_SHIPMENT, order_number="1001")
+    window = {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30"}
+    assert CONNECTOR.parse_pull(account(), "GET", window).page == 1
+
+
+@pytest.mark.parametrize(
+    "method, query, problem",
+    [
+        ("GET", {"action": "shipnotify"}, "the store takes"),
+        ("POST", {"action": "export"}, "the store takes"),
+        ("GET", {"action": "export", "end_date": "05/01/2024 10:30"}, "start_date is required"),
+        ("GET", {"action": "export", "start_date": "2024-05-01", "end_date": "05/01/2024 10:30"}, "MM/dd/yyyy"),
+        ("GET", {"action": "export", "start_date": "05/02/2024 09:00", "end_date": "05/01/2024 10:30"}, "before"),
+        (
+            "GET",
+            {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30", "page": "0"},
+            "page",
+        ),
+    ],
+)
+def test_malformed_store_calls_are_invalid_requests(method, query, problem):
+    with pytest.raises(InvalidRequest, match=problem):
+        CONNECTOR.parse_pull(account(), method, query)
 
 
 def test_export_pages_say_how_many_there_are():

@@ -1,15 +1,16 @@
 """The store endpoint a pulling provider calls: `GET|POST /stores/{provider}/{tenant_id}/{account}`.
 
-ShipStation's Custom Store protocol, for a provider account whose routes are in custom_store
-mode (fulfillment_dispatch.custom_store):
+For a provider account whose routes are in custom_store mode (fulfillment_dispatch.custom_store).
+The connector reads what the call asks (`parse_pull`; ShipStation's Custom Store:
+`GET ?action=export&start_date=MM/dd/yyyy HH:mm&end_date=...&page=N` and
+`POST ?action=shipnotify&order_number=...`):
 
-- `GET ?action=export&start_date=MM/dd/yyyy HH:mm&end_date=MM/dd/yyyy HH:mm&page=N` answers
-  one page of the account's held and fetched orders that changed in the window (UTC, the end
-  minute included), as the connector renders it (`<Orders pages="M">`); the held ones on it
-  become Sent.
-- `POST ?action=shipnotify&order_number=&carrier=&service=&tracking_number=` takes the
-  provider's shipment notice (the connector parses it; DTDs and entities are refused) and
-  applies it through the ShipmentRecorder the webhooks use. The body is kept, as webhooks are.
+- an EXPORT answers one page of the account's held and fetched orders that changed in the
+  window, as the connector renders it (with how many pages there are); the held ones on it
+  become Sent;
+- a POST_SHIPMENT takes the provider's shipment notice (the connector parses it; ShipStation's
+  refuses DTDs and entities) and applies it through the ShipmentRecorder the webhooks use. The
+  body is kept, as webhooks are.
 
 The provider must be registered with PULLED_BY_PROVIDER and the account be one of the tenant's
 accounts of it, else 404; the request must carry the account's credentials
@@ -21,7 +22,6 @@ retry can succeed). Every refusal is JSON `{"error", "message"}`.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -29,7 +29,7 @@ from fulfillment_dispatch.api.webhooks import StorageUnavailable
 from fulfillment_dispatch.custom_store import Exporter, PageOutOfRange, Window
 from fulfillment_dispatch.shipments import ShipmentRecorder
 from fulfillment_dispatch.storage.dispatches import record_webhook
-from libs.connectors.base.contract import Capability, PulledByProvider, PushRequest
+from libs.connectors.base.contract import Capability, PullAction, PulledByProvider, PullRequest, PushRequest
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients
 from libs.platform.tenants import Account
@@ -39,13 +39,6 @@ log = logging.getLogger(__name__)
 
 PATH = "/stores/{provider}/{tenant_id}/{account}"
 MAX_BODY_BYTES = 1024 * 1024  # a ShipNotice is a few kilobytes; one with hundreds of items stays far below
-DATE_FORMAT = "%m/%d/%Y %H:%M"  # the Custom Store protocol's dates
-MAX_PAGE = 1_000_000
-EXPORT, SHIPNOTIFY = "export", "shipnotify"
-
-
-class BadRequest(ValueError):
-    """A request the provider got wrong: 400 with this message."""
 
 
 class CustomStoreHandler:
@@ -67,15 +60,14 @@ class CustomStoreHandler:
             log.warning("store call refused: bad credentials", extra={"fields": {"tenant_id": tenant_id}})
             challenge = {"WWW-Authenticate": 'Basic realm="ordersync store", charset="UTF-8"'}
             return json_error(401, "UNAUTHORIZED", "the store's user name and password are required", headers=challenge)
-        action = request.query.get("action", "")
         try:
-            if request.method == "GET" and action == EXPORT:
-                return await self._export(tenant_id, account, connector, request)
-            if request.method == "POST" and action == SHIPNOTIFY:
-                return await self._shipnotify(tenant_id, account, connector, request)
-            raise BadRequest(f"the store takes GET ?action={EXPORT} and POST ?action={SHIPNOTIFY}")
-        except BadRequest as exc:
-            return json_error(400, "INVALID_REQUEST", str(exc))
+            asked = connector.parse_pull(account.settings, request.method, request.query)
+        except ConnectorError as exc:  # the call is malformed
+            return json_error(400, exc.reason_code, exc.message)
+        try:
+            if asked.action is PullAction.EXPORT:
+                return await self._export(tenant_id, account, connector, asked)
+            return await self._post_shipment(tenant_id, account, connector, asked, request)
         except StorageUnavailable:
             log.exception("store call could not use the database", extra={"fields": {"tenant_id": tenant_id}})
             return json_error(503, "TEMPORARILY_UNAVAILABLE", "could not reach the order store; retry later")
@@ -96,21 +88,26 @@ class CustomStoreHandler:
         return account, connector
 
     async def _export(
-        self, tenant_id: str, account: Account, connector: PulledByProvider, request: web.Request
+        self, tenant_id: str, account: Account, connector: PulledByProvider, asked: PullRequest
     ) -> web.Response:
-        window = _window(request.query)
+        assert asked.start is not None and asked.end is not None  # parse_pull sets them for an export
         try:
-            body = await self._exporter.export(tenant_id, account, connector, window)
+            body = await self._exporter.export(
+                tenant_id, account, connector, Window(asked.start, asked.end, asked.page)
+            )
         except PageOutOfRange as exc:
-            raise BadRequest(str(exc)) from None
-        except ConnectorError:
-            raise  # a settings problem of the account (e.g. an unmapped status): 500, logged
+            return json_error(400, "INVALID_REQUEST", str(exc))
+        except (ConnectorError, ValueError) as exc:
+            # An account setting the connector cannot render with (e.g. an unmapped status): a
+            # retry cannot help until the tenants file is fixed.
+            raise RuntimeError(f"could not render the export: {exc}") from exc
         except Exception as exc:  # asyncpg raises several families (and OSError) for a lost database
             raise StorageUnavailable() from exc
+        # The one pull protocol served (ShipStation's Custom Store) exports XML.
         return web.Response(body=body, content_type="application/xml", charset="utf-8")
 
-    async def _shipnotify(
-        self, tenant_id: str, account: Account, connector: PulledByProvider, request: web.Request
+    async def _post_shipment(
+        self, tenant_id: str, account: Account, connector: PulledByProvider, asked: PullRequest, request: web.Request
     ) -> web.Response:
         provider = account.connector
         try:
@@ -120,11 +117,11 @@ class CustomStoreHandler:
             return json_error(413, refused.code, refused.message, receipt_id=receipt)
         try:
             notice = connector.parse_posted_shipment(account.settings, body)
-            named = request.query.get("order_number")
-            if named is not None and named != notice.order_number:
-                raise BadRequest("order_number in the URL differs from the notice's order number")
-        except (ConnectorError, BadRequest) as exc:
-            message = exc.message if isinstance(exc, ConnectorError) else str(exc)
+        except ConnectorError as exc:
+            receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
+            return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
+        if asked.order_number and asked.order_number != notice.order_number:
+            message = "the order number the call names differs from the notice's"
             receipt = await self._keep(tenant_id, provider, body, "malformed", message)
             return json_error(400, "INVALID_REQUEST", message, receipt_id=receipt)
         try:
@@ -140,27 +137,6 @@ class CustomStoreHandler:
                 return await record_webhook(conn, tenant_id, provider, body, outcome, storable_text(detail))
         except Exception as exc:
             raise StorageUnavailable() from exc
-
-
-def _window(query) -> Window:
-    """The export's window from `start_date`, `end_date` (the end minute included) and `page`."""
-    start, end = _date(query, "start_date"), _date(query, "end_date")
-    if end < start:
-        raise BadRequest("end_date is before start_date")
-    page_text = query.get("page", "1")
-    if not page_text.isdigit() or not 1 <= int(page_text) <= MAX_PAGE:
-        raise BadRequest(f"page must be a whole number from 1 to {MAX_PAGE}")
-    return Window(start, end + timedelta(minutes=1), int(page_text))
-
-
-def _date(query, name: str) -> datetime:
-    text = query.get(name)
-    if not text:
-        raise BadRequest(f"{name} is required (MM/dd/yyyy HH:mm)")
-    try:
-        return datetime.strptime(text.strip(), DATE_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        raise BadRequest(f"{name} must be MM/dd/yyyy HH:mm") from None
 
 
 def add_store_routes(app: web.Application, handler: CustomStoreHandler) -> None:
