@@ -72,6 +72,20 @@ async def read_json_body(request: web.Request, max_bytes: int) -> bytes:
     return head
 
 
+async def read_bounded_body(request: web.Request, max_bytes: int) -> bytes:
+    """Return the request's body, whatever its media type, for endpoints taking other than JSON
+    (e.g. XML a provider posts).
+
+    Raises:
+        RefusedBody: 413 when the body is longer than `max_bytes`; `head` holds its first bytes.
+    """
+    head, complete = await _read_bounded(request, max_bytes)
+    if not complete:
+        message = f"the body is longer than the limit of {max_bytes} bytes (the first {max_bytes} bytes are kept)"
+        raise RefusedBody(413, "PAYLOAD_TOO_LARGE", message, head)
+    return head
+
+
 async def _read_bounded(request: web.Request, max_bytes: int) -> tuple[bytes, bool]:
     # aiohttp's own limit (client_max_size) answers a plain-text 413 and drops what it read,
     # so the body is read here, up to one byte past the limit.

@@ -71,13 +71,15 @@ class SimulatedAccount:
 
     `push_url` is order intake's `/webhooks/{connector}/{tenant}`, where a channel's order
     webhooks go; `notice_url` is dispatch's `/webhooks/{connector}/{tenant}/{token}` (the
-    entry's `notice_token` secret as the tail), where a provider's notices go.
+    entry's `notice_token` secret as the tail), where a provider's notices go; `store_url` is
+    dispatch's `/stores/{connector}/{tenant}/{account}`, which a provider pulling orders calls.
     """
 
     tenant_id: str
     account: AccountSpec
     push_url: str
     notice_url: str
+    store_url: str = ""
 
 
 ConfigBuilder = Callable[[list[SimulatedAccount]], dict[str, Any]]

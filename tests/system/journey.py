@@ -25,6 +25,7 @@ DISPATCH_NAMES = {
     dispatch_pb2.DISPATCH_STATUS_FAILED: "failed",
     dispatch_pb2.DISPATCH_STATUS_NOT_REQUIRED: "not required",
     dispatch_pb2.DISPATCH_STATUS_VOIDED: "voided",
+    dispatch_pb2.DISPATCH_STATUS_AWAITING_PULL: "awaiting pull",
 }
 SHIPMENT_NAMES = {
     shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",

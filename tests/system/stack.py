@@ -423,7 +423,11 @@ class Stack:
         token = self.simulators.get(account.connector).notice_token
         if token:
             notice_url += f"/{account.secrets[token]}"
-        return SimulatedAccount(tenant.tenant_id, account, f"{self.http_url('order_intake')}{path}", notice_url)
+        store_url = (
+            f"{self.http_url('fulfillment_dispatch')}/stores/{account.connector}/{tenant.tenant_id}/{account.name}"
+        )
+        push_url = f"{self.http_url('order_intake')}{path}"
+        return SimulatedAccount(tenant.tenant_id, account, push_url, notice_url, store_url)
 
     async def start_simulators(self) -> None:
         """Start one simulator per connector in use, or tell an external one of its accounts.

@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -461,11 +462,72 @@ class ProductCatalog(Protocol):
     async def list_products(self, client: Any, settings: Any) -> list[Mapping[str, Any]]: ...
 
 
+class ExportStatus(Enum):
+    """An exported order's state as the pulling provider must see it (it re-pulls windows)."""
+
+    AWAITING_SHIPMENT = "awaiting_shipment"  # held for the provider, or fetched and not shipped
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class ExportedOrder:
+    """One order on an export page: its number at the provider (what it posts back), its state,
+    and when it last changed here (the provider's LastModified; UTC)."""
+
+    order: order_pb2.Order
+    order_number: str
+    status: ExportStatus
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of the orders a provider pulls for its date window: `page` of `pages` (1-based;
+    the provider asks for each page up to `pages`)."""
+
+    orders: Sequence[ExportedOrder]
+    page: int = 1
+    pages: int = 1
+
+
+class PullAction(Enum):
+    """What a pulling provider's call to our store endpoint asks for."""
+
+    EXPORT = "export"  # a page of the orders changed in a window
+    POST_SHIPMENT = "post_shipment"  # take the shipment it posts
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pulling provider's call, as its connector reads it: an EXPORT of the orders changed in
+    [start, end) (UTC), page `page` (1-based); or a POST_SHIPMENT, `order_number` being the
+    order the call names outside the body ("" when it names none)."""
+
+    action: PullAction
+    start: datetime | None = None
+    end: datetime | None = None
+    page: int = 1
+    order_number: str = ""
+
+
 @runtime_checkable
 class PulledByProvider(Protocol):
-    """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments."""
+    """Capability.PULLED_BY_PROVIDER: the provider fetches orders from us and posts shipments.
 
-    def render_export(self, settings: Any, orders: Sequence[order_pb2.Order], numbers: Sequence[str]) -> bytes: ...
+    `authenticate_pull` is True when the provider's request carries this account's credentials
+    (compared in constant time; an account without them accepts nothing). `parse_pull` reads
+    the call's method and query (pure; raises InvalidRequest for a malformed one).
+    `render_export` renders one page (pure; raises ValueError for a page outside 1..pages).
+    `parse_posted_shipment` reads what the provider posts back into the order's Notice (raises
+    InvalidWebhook for a malformed or unsafe body).
+    """
+
+    def authenticate_pull(self, settings: Any, request: PushRequest) -> bool: ...
+
+    def parse_pull(self, settings: Any, method: str, query: Mapping[str, str]) -> PullRequest: ...
+
+    def render_export(self, settings: Any, page: ExportPage) -> bytes: ...
 
     def parse_posted_shipment(self, settings: Any, body: bytes) -> Notice: ...
 

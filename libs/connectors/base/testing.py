@@ -116,6 +116,9 @@ class ContractSamples:
         notice_bodies: valid notices (providers with PUSH_NOTICES).
         notice_headers / notice_path_tail: what authenticates a notice for `account`.
         order: a canonical order to number and submit (providers).
+        pull_headers: what authenticates the provider's pull for `account` (PULLED_BY_PROVIDER).
+        pull_export: the (method, query) of the provider's call for an export page.
+        posted_shipments: valid bodies the pulling provider posts back, each naming an order.
     """
 
     account: dict[str, Any]
@@ -127,6 +130,9 @@ class ContractSamples:
     notice_headers: dict[str, str] = field(default_factory=dict)
     notice_path_tail: str = ""
     order: Any = None  # order_pb2.Order
+    pull_headers: dict[str, str] = field(default_factory=dict)
+    pull_export: tuple[str, dict[str, str]] = ("GET", {})
+    posted_shipments: tuple[bytes, ...] = ()
 
 
 def vendor_bytes(connector: str, name: str) -> bytes:

@@ -26,10 +26,13 @@ from ..base.contract import (
     Capability,
     ClientResources,
     ConnectorInfo,
+    ExportPage,
+    ExportStatus,
     Limits,
     Notice,
     NoticeHead,
     ProviderConnector,
+    PullRequest,
     PushRequest,
     RateQuote,
     Role,
@@ -101,7 +104,7 @@ class ShipStationConnector(ProviderConnector):
         ),
         # createorders takes 100 orders; the key pair has 40 requests a minute.
         limits=Limits(batch_size=100, requests_per_minute=40, concurrency=2),
-        status_titles=provider_titles("ShipStation"),
+        status_titles={**provider_titles("ShipStation"), "awaiting_pull": "Waiting for ShipStation to fetch"},
         needs_service_code=False,  # the shipper picks the service in ShipStation; a code is only a hint
     )
 
@@ -286,20 +289,37 @@ class ShipStationConnector(ProviderConnector):
         return settings.rate_markup_percent
 
     # -- Custom Store (PulledByProvider)
-    def render_export(
-        self, settings: ShipStationAccount, orders: Sequence[order_pb2.Order], numbers: Sequence[str]
-    ) -> bytes:
-        """One page holding these orders; they are awaiting shipment (what the route sends)."""
-        status = codes.channel_status(settings.statuses, codes.AWAITING_SHIPMENT)
-        return customstore.render_export(orders, numbers, statuses=[status] * len(orders))
+    def authenticate_pull(self, settings: ShipStationAccount, request: PushRequest) -> bool:
+        """True when ShipStation's call to our Custom Store carries the account's Basic
+        credentials (`store_user`, `store_password`), compared in constant time."""
+        return verify_basic(request.headers.get("Authorization"), settings.store_user, settings.store_password)
+
+    def parse_pull(self, settings: ShipStationAccount, method: str, query: Mapping[str, str]) -> PullRequest:
+        return customstore.parse_store_request(method, query)
+
+    def render_export(self, settings: ShipStationAccount, page: ExportPage) -> bytes:
+        """One `?action=export` page; each order's OrderStatus is the account's store word for
+        its ShipStation status (e.g. awaiting shipment -> "Fully Picked"), which the ShipStation
+        user maps back in the store's settings."""
+        statuses = [codes.channel_status(settings.statuses, _EXPORT_STATUS[o.status]) for o in page.orders]
+        return customstore.render_export(
+            [o.order for o in page.orders],
+            [o.order_number for o in page.orders],
+            statuses=statuses,
+            page=page.page,
+            pages=page.pages,
+            last_modified=[o.modified for o in page.orders],
+        )
 
     def parse_posted_shipment(self, settings: ShipStationAccount, body: bytes) -> Notice:
         return customstore.parse_shipnotify(body)
 
-    def authenticate_store(self, settings: ShipStationAccount, request: PushRequest) -> bool:
-        """True when ShipStation's call to our Custom Store carries the account's Basic
-        credentials (not in the contract yet; see the README)."""
-        return verify_basic(request.headers.get("Authorization"), settings.store_user, settings.store_password)
+
+_EXPORT_STATUS = {
+    ExportStatus.AWAITING_SHIPMENT: codes.AWAITING_SHIPMENT,
+    ExportStatus.SHIPPED: codes.SHIPPED,
+    ExportStatus.CANCELLED: codes.CANCELLED,
+}
 
 
 def verify_basic(header: str | None, user: str, password: str) -> bool:

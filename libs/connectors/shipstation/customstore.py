@@ -11,8 +11,8 @@ DTD outright is the part of it this needs).
 from __future__ import annotations
 
 import xml.parsers.expat
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -21,14 +21,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ordersync.common.v1 import order_pb2, shipment_pb2
 
 from ..base import convert
-from ..base.contract import Notice
-from ..base.errors import InvalidWebhook
+from ..base.contract import Notice, PullAction, PullRequest
+from ..base.errors import InvalidRequest, InvalidWebhook
 from . import codes
 from .shipments import money_minor
 
 DATE_FORMAT = "%m/%d/%Y %H:%M"
 MAX_BODY = 1 << 20  # a ShipNotice is a few kilobytes
 EVENT_SHIPNOTIFY = "shipnotify"
+ACTION_EXPORT = "export"
+MAX_PAGE = 1_000_000
 
 
 def format_date(moment: datetime | Timestamp) -> str:
@@ -47,6 +49,39 @@ def parse_date(text: str) -> datetime:
     value = text.strip()
     shape = DATE_FORMAT if " " in value else "%m/%d/%Y"
     return datetime.strptime(value, shape).replace(tzinfo=UTC)
+
+
+def parse_store_request(method: str, query: Mapping[str, str]) -> PullRequest:
+    """ShipStation's call to the store: `GET ?action=export&start_date=&end_date=&page=` (dates
+    `MM/dd/yyyy HH:mm`, read as UTC; the end minute is included, so the window's end is the
+    next minute) or `POST ?action=shipnotify&order_number=...`.
+
+    Raises:
+        InvalidRequest: another method or action, a missing or unreadable date, an end before
+            the start, or a page that is not a whole number from 1 to MAX_PAGE.
+    """
+    action = query.get("action", "")
+    if method == "POST" and action == EVENT_SHIPNOTIFY:
+        return PullRequest(PullAction.POST_SHIPMENT, order_number=query.get("order_number", ""))
+    if method != "GET" or action != ACTION_EXPORT:
+        raise InvalidRequest(f"the store takes GET ?action={ACTION_EXPORT} and POST ?action={EVENT_SHIPNOTIFY}")
+    start, end = _query_date(query, "start_date"), _query_date(query, "end_date")
+    if end < start:
+        raise InvalidRequest("end_date is before start_date")
+    page = query.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
+        raise InvalidRequest(f"page must be a whole number from 1 to {MAX_PAGE}")
+    return PullRequest(PullAction.EXPORT, start=start, end=end + timedelta(minutes=1), page=int(page))
+
+
+def _query_date(query: Mapping[str, str], name: str) -> datetime:
+    text = query.get(name, "")
+    if not text:
+        raise InvalidRequest(f"{name} is required (MM/dd/yyyy HH:mm)")
+    try:
+        return datetime.strptime(text.strip(), DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be MM/dd/yyyy HH:mm") from None
 
 
 def cdata(text: str) -> str:

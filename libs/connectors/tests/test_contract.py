@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Hashable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,10 +23,15 @@ from libs.connectors.base.contract import (
     Capability,
     ChannelConnector,
     Connector,
+    ExportedOrder,
+    ExportPage,
+    ExportStatus,
     Ignored,
     NoticeHead,
     ParsedOrder,
     ProviderConnector,
+    PullAction,
+    PulledByProvider,
     PushRequest,
     Role,
 )
@@ -75,7 +82,9 @@ def test_metadata_is_complete(connector: Connector):
     assert info.limits.batch_size >= 1 and info.limits.concurrency >= 1
     assert info.limits.requests_per_minute is None or info.limits.requests_per_minute >= 1
     if Role.PROVIDER in info.roles:
-        assert set(info.status_titles) == STATUSES, "a provider names every sync status for operators"
+        # A provider that fetches orders from us has one status more: held until it fetches them.
+        pulled = {"awaiting_pull"} if info.can(Capability.PULLED_BY_PROVIDER) else set()
+        assert set(info.status_titles) == STATUSES | pulled, "a provider names every sync status for operators"
         assert Capability.SUBMIT in info.capabilities
     if Role.CHANNEL in info.roles:
         assert info.capabilities & {Capability.PUSH_ORDERS, Capability.PULL_ORDERS}, "orders must come in somehow"
@@ -208,3 +217,67 @@ def test_a_rate_quoting_account_states_its_markup_as_an_exact_percentage(connect
 @pytest.mark.parametrize("connector", [pytest.param(c, id=c.info.id) for c in REGISTRY])
 def test_freight_is_written_only_by_channels(connector: Connector):
     assert not connector.info.can(Capability.FREIGHT_WRITE) or isinstance(connector, ChannelConnector)
+
+
+PULLED = [pytest.param(c, id=c.info.id) for c in REGISTRY if c.info.can(Capability.PULLED_BY_PROVIDER)]
+XML_MALFORMED = (b"", b"<", b"<a>", b"null", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>')
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_pulls_authenticate_only_with_the_accounts_credentials(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
+    settings = settings_of(connector, monkeypatch)
+    sample = samples(connector)
+    assert connector.authenticate_pull(settings, PushRequest(sample.pull_headers))
+    assert not connector.authenticate_pull(settings, PushRequest({}))
+    wrong = {k: v[:-4] + "AAA=" for k, v in sample.pull_headers.items()}
+    assert not connector.authenticate_pull(settings, PushRequest(wrong))
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_pull_calls_parse_into_a_window_and_malformed_ones_say_no_retry_helps(
+    connector: ProviderConnector, monkeypatch
+):
+    assert isinstance(connector, PulledByProvider)
+    settings = settings_of(connector, monkeypatch)
+    method, query = samples(connector).pull_export
+    asked = connector.parse_pull(settings, method, query)
+    assert asked.action is PullAction.EXPORT and asked.page >= 1
+    assert asked.start is not None and asked.end is not None and asked.start < asked.end
+    assert asked.start.utcoffset() == timedelta(0)  # windows are UTC
+    assert asked == connector.parse_pull(settings, method, query)
+    for wrong_method, wrong_query in (("DELETE", query), (method, {}), (method, {**query, "page": "-1"})):
+        with pytest.raises(ConnectorError) as raised:
+            connector.parse_pull(settings, wrong_method, wrong_query)
+        assert raised.value.retryable is False and raised.value.reason_code.isupper()
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_export_pages_render_purely_and_refuse_a_page_past_the_last(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
+    settings = settings_of(connector, monkeypatch)
+    order = samples(connector).order
+    exported = ExportedOrder(
+        order, connector.order_number(settings, order), ExportStatus.AWAITING_SHIPMENT, datetime(2024, 5, 1, tzinfo=UTC)
+    )
+    page = ExportPage([exported], page=2, pages=2)
+    rendered = connector.render_export(settings, page)
+    assert rendered and rendered == connector.render_export(settings, page)
+    assert exported.order_number.encode() in rendered
+    for status in ExportStatus:  # every state renders: the provider re-pulls shipped and cancelled orders too
+        connector.render_export(settings, ExportPage([replace(exported, status=status)]))
+    with pytest.raises(ValueError):
+        connector.render_export(settings, ExportPage([exported], page=3, pages=2))
+
+
+@pytest.mark.parametrize("connector", PULLED)
+def test_posted_shipments_parse_purely_and_malformed_ones_say_no_retry_helps(connector: ProviderConnector, monkeypatch):
+    assert isinstance(connector, PulledByProvider)
+    settings = settings_of(connector, monkeypatch)
+    for body in samples(connector).posted_shipments:
+        notice = connector.parse_posted_shipment(settings, body)
+        assert notice.order_number and notice == connector.parse_posted_shipment(settings, body)
+    for body in XML_MALFORMED:
+        with pytest.raises(ConnectorError) as raised:
+            connector.parse_posted_shipment(settings, body)
+        assert raised.value.retryable is False and raised.value.reason_code.isupper()

@@ -12,12 +12,14 @@ from ordersync.admin.v1 import order_admin_service_pb2, order_admin_service_pb2_
 from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grpc
 
 from fulfillment_dispatch.api.admin import OrderAdminServicer
+from fulfillment_dispatch.api.custom_store import CustomStoreHandler, add_store_routes
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.api.rates import rate_quote_binding
 from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
+from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
@@ -108,7 +110,15 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
 
     def http_server() -> HttpServer:
         handler = ProviderWebhookHandler(pool.pool, accounts, recorder())
-        return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
+        web_app = build_web_app(handler, [tracing_middleware])
+        add_store_routes(web_app, CustomStoreHandler(accounts, exporter(), recorder()))  # pull-mode providers
+        return HttpServer(web_app, port=settings.http_port, health=health)
+
+    def exporter() -> Exporter:
+        topic, page_size = platform.topic(ORDERS_TOPIC), settings.store_page_size
+        return Exporter(
+            pool.pool, topic=topic, producer=platform.service_name, first_check_after=first_check, page_size=page_size
+        )
 
     def grpc_server() -> GrpcServer:
         access = GrpcAccess(settings.callers)

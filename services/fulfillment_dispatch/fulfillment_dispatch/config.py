@@ -34,6 +34,7 @@ class DispatchSettings:
     peer_addrs: dict[str, str]
     peers_token: str | None  # the bearer token dispatch presents to those read APIs
     callers: CallerDirectory
+    store_page_size: int = 100  # orders per page of a pull-mode provider's export (Custom Store)
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
@@ -60,4 +61,5 @@ class DispatchSettings:
             peer_addrs=peer_addrs,
             peers_token=peers_token,
             callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
+            store_page_size=env_int("ORDERSYNC_DISPATCH_STORE_PAGE_SIZE", 100),
         )

@@ -29,6 +29,7 @@ from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2
 from ordersync.dispatch.v1 import events_pb2
 
+from fulfillment_dispatch.custom_store import held_for_pull
 from fulfillment_dispatch.domain.dispatch import (
     Outcome,
     ProviderError,
@@ -105,7 +106,12 @@ class Sender:
         due: list[_Due] = []
         for row in rows:
             resolved = self._resolve(row)
-            if isinstance(resolved, _Due):
+            held = held_for_pull(self._accounts, row, resolved.connector) if isinstance(resolved, _Due) else None
+            if isinstance(held, ProviderError):  # the route's mode is unusable
+                results[row["order_id"]] = self._failure(held, row)
+            elif held is not None:  # a pull-mode route: the provider fetches it (custom_store.py)
+                results[row["order_id"]] = held
+            elif isinstance(resolved, _Due):
                 due.append(resolved)
             else:
                 results[row["order_id"]] = self._failure(resolved, row)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlencode
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -25,6 +26,7 @@ from tests.simulators.common import (
     FaultQueue,
     Handler,
     SimError,
+    WebhookDelivery,
     WebhookDispatcher,
     add_shared_control_routes,
     basic_auth_header,
@@ -74,6 +76,7 @@ class ShipStationAccount:
     store_url: str | None = None
     store_user: str | None = None
     store_password: str | None = None
+    store_statuses: dict[str, str] | None = None  # the store's status words -> ShipStation's
 
 
 @dataclasses.dataclass
@@ -90,6 +93,7 @@ class ShipStationConfig:
     webhook_backoff_s: float = 0.2
     webhook_timeout_s: float = 5.0
     webhook_workers: int = 8
+    store_pull_interval_s: float = 0.0  # the Custom Store scheduler's interval; 0: pulls only on demand
 
     def __post_init__(self) -> None:
         self.accounts = records_of(ShipStationAccount, self.accounts, "accounts")
@@ -175,6 +179,8 @@ class ShipStationState:
         self.faults.clear()
         self.window.reset()
         self.webhooks.clear_log()
+        self.store_pulls: list[dict[str, Any]] = []  # the scheduler's pulls, oldest first
+        self.shipnotify_deliveries: dict[int, WebhookDelivery] = {}
 
     def account_for(self, given: tuple[str, str] | None) -> ShipStationAccount | None:
         for account in self.accounts.values():
@@ -470,6 +476,8 @@ def ship(
     state.shipments.setdefault(account.account_id, []).append(label)
     order["orderStatus"] = "shipped"
     notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
+    if str(order.get("orderKey", "")).startswith(STORE_KEY_PREFIX) and account.store_url:
+        notify_store(state, account, order, label)  # the Custom Store it came from hears of it
     return label
 
 
@@ -498,8 +506,12 @@ async def ship_order(request: web.Request) -> web.Response:
         raise control_error(404, "order not found")
     if order["orderStatus"] == "cancelled":
         raise control_error(409, "the order is cancelled")
-    label = ship(state, account, order, await read_control_body(request), links_base(request))
-    return web.json_response({"shipment": label}, status=201)
+    body = await read_control_body(request)
+    label = ship(state, account, order, body, links_base(request))
+    answer: dict[str, Any] = {"shipment": label}
+    if body.get("wait") is True and "shipnotifyDelivery" in label:
+        answer["shipnotify"] = await shipnotify_outcome(state, label)
+    return web.json_response(answer, status=201)
 
 
 async def void_label(request: web.Request) -> web.Response:
@@ -561,17 +573,20 @@ async def list_sim_orders(request: web.Request) -> web.Response:
 
 # --- the Custom Store puller --------------------------------------------------------------------
 
+# The store's status words -> ShipStation statuses, as the user maps them in the store's settings
+# (these are Cin7 Omni's defaults). An order whose status is not mapped is not imported.
+DEFAULT_STORE_STATUSES: Mapping[str, str] = {
+    "New": "awaiting_payment",
+    "Fully Picked": "awaiting_shipment",
+    "Dispatched": "shipped",
+    "Cancelled": "cancelled",
+}
+STORE_KEY_PREFIX = "store-"  # orderKey of an order imported from the Custom Store: store-<OrderID>
+
 
 async def pull_store(request: web.Request) -> web.Response:
-    """`POST /_sim/accounts/{account_id}/store/pull {start_date?, end_date?, ship?}`.
-
-    Does what ShipStation's scheduler does with a Custom Store: GET
-    `?action=export&start_date=&end_date=&page=N` with the store's Basic credentials for every
-    page the first answers `pages` says, stores each exported order (upserted by OrderID), and,
-    with `ship: true`, buys a label for each and POSTs
-    `?action=shipnotify&order_number=&carrier=&service=&tracking_number=` with a ShipNotice.
-    Answers what happened: pages, order numbers, each shipnotify's status.
-    """
+    """`POST /_sim/accounts/{account_id}/store/pull {start_date?, end_date?, ship?}`: one pull now,
+    as the scheduler's; answers what happened (pages, orders, skipped, each shipnotify's status)."""
     state, account = request.app[STATE_KEY], sim_account(request)
     if not account.store_url or not account.store_user or not account.store_password:
         raise control_error(409, "the account has no Custom Store (store_url, store_user, store_password)")
@@ -579,31 +594,62 @@ async def pull_store(request: web.Request) -> web.Response:
     end = datetime.now(UTC)
     start_date = str(body.get("start_date") or (end - timedelta(days=30)).strftime(STORE_DATE))
     end_date = str(body.get("end_date") or end.strftime(STORE_DATE))
-    auth = {"Authorization": basic_auth_header(account.store_user, account.store_password)}
-    exported: list[dict[str, Any]] = []
+    pulled, orders = await pull(state, account, start_date, end_date)
+    if "error" in pulled:
+        return web.json_response(pulled, status=502)
+    if body.get("ship") is True:
+        labels = [ship(state, account, order, {}, links_base(request)) for order in orders]
+        pulled["shipnotify"] = [await shipnotify_outcome(state, label) for label in labels]
+    return web.json_response(pulled)
+
+
+async def pull(
+    state: ShipStationState, account: ShipStationAccount, start: str, end: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What ShipStation's scheduler does with a Custom Store: GET
+    `?action=export&start_date=&end_date=&page=N` with the store's Basic credentials, from page 1
+    up to the `pages` the answers say, and import each exported order (upserted by OrderID) whose
+    OrderStatus the store's status mapping knows. Returns the pages, the imported order numbers
+    and the skipped ones (or an `error` naming the page that failed), and the imported orders."""
+    auth = {"Authorization": basic_auth_header(str(account.store_user), str(account.store_password))}
+    imported: list[dict[str, Any]] = []
+    skipped: list[str] = []
     pages, page = 1, 1
     timeout = aiohttp.ClientTimeout(total=state.config.webhook_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         while page <= pages:
-            params = {"action": "export", "start_date": start_date, "end_date": end_date, "page": str(page)}
-            async with http.get(account.store_url, params=params, headers=auth) as answer:
+            params = {"action": "export", "start_date": start, "end_date": end, "page": str(page)}
+            async with http.get(str(account.store_url), params=params, headers=auth) as answer:
                 text = await answer.read()
                 if answer.status != 200:
-                    return web.json_response(
-                        {"error": f"export page {page}: HTTP {answer.status}", "exported": exported}, status=502
-                    )
+                    return {
+                        "error": f"export page {page}: HTTP {answer.status}",
+                        "orders": _numbers(imported),
+                    }, imported
             state.stats.store_pages_pulled += 1
-            root = parse_store_xml(text)
-            pages = int(root.get("pages") or "1")
-            exported.extend(store_order(state, account, element) for element in root.findall("Order"))
+            try:
+                root = parse_store_xml(text)
+                pages = int(root.get("pages") or "1")
+                for element in root.findall("Order"):
+                    order = store_order(state, account, element)
+                    if order is None:
+                        skipped.append(element.findtext("OrderNumber") or "")
+                    else:
+                        imported.append(order)
+            except (SimError, ValueError) as exc:
+                return {"error": f"export page {page}: {exc}", "orders": _numbers(imported)}, imported
             page += 1
-        notified = []
-        if body.get("ship") is True:
-            for order in exported:
-                label = ship(state, account, order, {}, links_base(request))
-                notified.append(await post_shipnotify(http, account, order, label, auth))
-                state.stats.store_shipnotify_posts += 1
-    return web.json_response({"pages": pages, "orders": [o["orderNumber"] for o in exported], "shipnotify": notified})
+    return {"pages": pages, "orders": _numbers(imported), "skipped": skipped}, imported
+
+
+def _numbers(orders: list[dict[str, Any]]) -> list[str]:
+    return [str(o["orderNumber"]) for o in orders]
+
+
+async def list_store_pulls(request: web.Request) -> web.Response:
+    """`GET /_sim/accounts/{account_id}/store/pulls`: the scheduler's pulls of the account's store."""
+    state, account = request.app[STATE_KEY], sim_account(request)
+    return web.json_response({"pulls": [p for p in state.store_pulls if p["account_id"] == account.account_id]})
 
 
 def parse_store_xml(text: bytes) -> ElementTree.Element:
@@ -618,8 +664,11 @@ def parse_store_xml(text: bytes) -> ElementTree.Element:
     return root
 
 
-def store_order(state: ShipStationState, account: ShipStationAccount, element: ElementTree.Element) -> dict[str, Any]:
-    """One exported <Order> as a ShipStation order, upserted by the store's OrderID."""
+def store_order(
+    state: ShipStationState, account: ShipStationAccount, element: ElementTree.Element
+) -> dict[str, Any] | None:
+    """One exported <Order> as a ShipStation order, upserted by the store's OrderID; None when its
+    OrderStatus is not in the store's status mapping (ShipStation leaves it out)."""
     for name in ("OrderID", "OrderNumber", "OrderDate", "LastModified"):
         value = element.findtext(name) or ""
         if not value.strip():
@@ -629,6 +678,9 @@ def store_order(state: ShipStationState, account: ShipStationAccount, element: E
                 datetime.strptime(value.strip(), STORE_DATE)
             except ValueError:
                 raise control_error(502, f"{name} {value[:20]!r} is not MM/dd/yyyy HH:mm") from None
+    status = (account.store_statuses or DEFAULT_STORE_STATUSES).get(element.findtext("OrderStatus") or "")
+    if status is None:
+        return None
     ship_to = element.find("Customer/ShipTo")
     items = [
         {
@@ -639,12 +691,13 @@ def store_order(state: ShipStationState, account: ShipStationAccount, element: E
         }
         for i in element.findall("Items/Item")
     ]
-    order = {
+    order: dict[str, Any] = {
         "orderNumber": element.findtext("OrderNumber"),
-        "orderKey": f"store-{element.findtext('OrderID')}",
+        "orderKey": f"{STORE_KEY_PREFIX}{element.findtext('OrderID')}",
         "orderDate": element.findtext("OrderDate"),
-        "orderStatus": "awaiting_shipment",
+        "orderStatus": status,
         "storeStatus": element.findtext("OrderStatus"),
+        "lastModified": element.findtext("LastModified"),
         "customerNotes": element.findtext("CustomerNotes"),
         "shipTo": {
             "name": ship_to.findtext("Name") if ship_to is not None else None,
@@ -660,34 +713,84 @@ def store_order(state: ShipStationState, account: ShipStationAccount, element: E
     if existing is None:
         order |= {"orderId": next(state.ids), "createDate": now_iso()}
         state.stats.orders_created += 1
+    elif existing["orderStatus"] not in UPDATABLE and status != "cancelled":
+        # A re-pulled window brings the order back: a label bought here is not undone by it.
+        order = existing | {"lastModified": order["lastModified"], "storeStatus": order["storeStatus"]}
     else:
         order = existing | order
+        state.stats.orders_updated += 1
     orders[order["orderKey"]] = order
     return order
 
 
-async def post_shipnotify(
-    http: aiohttp.ClientSession,
-    account: ShipStationAccount,
-    order: dict[str, Any],
-    label: dict[str, Any],
-    auth: dict[str, str],
-) -> dict[str, Any]:
+def notify_store(
+    state: ShipStationState, account: ShipStationAccount, order: dict[str, Any], label: dict[str, Any]
+) -> None:
+    """POST `?action=shipnotify&order_number=&carrier=&service=&tracking_number=` with the label's
+    ShipNotice to the store the order came from (delivered, retried and logged as webhooks are);
+    the label gets the delivery's id as `shipnotifyDelivery`."""
     carrier = {"stamps_com": "USPS", "ups": "UPS", "fedex": "FedEx"}.get(label["carrierCode"], "Other")
     service = label["serviceCode"].replace("_", " ").title()
-    params = {
-        "action": "shipnotify",
-        "order_number": order["orderNumber"],
-        "carrier": carrier,
-        "service": service,
-        "tracking_number": label["trackingNumber"],
+    query = urlencode(
+        {
+            "action": "shipnotify",
+            "order_number": order["orderNumber"],
+            "carrier": carrier,
+            "service": service,
+            "tracking_number": label["trackingNumber"],
+        }
+    )
+    separator = "&" if "?" in str(account.store_url) else "?"
+    headers = {
+        "Authorization": basic_auth_header(str(account.store_user), str(account.store_password)),
+        "Content-Type": "application/xml; charset=utf-8",
     }
     notice = shipnotice_xml(order, label, carrier, service)
-    async with http.post(
-        str(account.store_url), params=params, data=notice, headers=auth | {"Content-Type": "application/xml"}
-    ) as answer:
-        await answer.read()
-        return {"order_number": order["orderNumber"], "status": answer.status}
+    delivery = state.webhooks.enqueue(
+        f"{account.store_url}{separator}{query}", "shipnotify", order["orderNumber"], notice, headers
+    )
+    state.stats.store_shipnotify_posts += 1
+    state.shipnotify_deliveries[delivery.id] = delivery
+    label["shipnotifyDelivery"] = delivery.id
+
+
+async def shipnotify_outcome(state: ShipStationState, label: dict[str, Any]) -> dict[str, Any]:
+    """Wait for the label's shipnotify delivery; its order number and the store's final answer."""
+    summary = await state.webhooks.wait(state.shipnotify_deliveries[label["shipnotifyDelivery"]])
+    return {"order_number": label["orderNumber"], "status": summary["status_code"], "state": summary["state"]}
+
+
+async def store_scheduler(app: web.Application):
+    """Pull every account's Custom Store every `store_pull_interval_s` (0: only on demand), over
+    the window since the previous pull with a minute's overlap, as ShipStation's scheduler
+    re-pulls; each pull's outcome is kept in `state.store_pulls`."""
+    state = app[STATE_KEY]
+    interval = state.config.store_pull_interval_s
+    if interval <= 0:
+        yield
+        return
+
+    async def loop() -> None:
+        since: dict[str, datetime] = {}
+        while True:
+            await asyncio.sleep(interval)
+            for account in list(state.accounts.values()):
+                if not (account.store_url and account.store_user and account.store_password):
+                    continue
+                now = datetime.now(UTC)
+                start = since.get(account.account_id, now - timedelta(days=30)) - timedelta(minutes=1)
+                try:
+                    outcome, _ = await pull(state, account, start.strftime(STORE_DATE), now.strftime(STORE_DATE))
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    outcome = {"error": f"{type(exc).__name__}: {exc}"}
+                state.store_pulls.append({"account_id": account.account_id, **outcome})
+                if "error" not in outcome:
+                    since[account.account_id] = now
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def shipnotice_xml(order: dict[str, Any], label: dict[str, Any], carrier: str, service: str) -> bytes:
@@ -727,6 +830,7 @@ def create_app(config: ShipStationConfig) -> web.Application:
     app = web.Application(middlewares=[control_error_middleware, vendor_middleware])
     app[STATE_KEY] = ShipStationState(config)
     app.cleanup_ctx.append(webhook_cleanup_ctx(lambda a: a[STATE_KEY].webhooks))
+    app.cleanup_ctx.append(store_scheduler)  # after the dispatcher: its shipnotify posts need it running
     router = app.router
     router.add_post("/orders/createorders", create_orders)
     router.add_post("/orders/createorder", create_order)
@@ -740,5 +844,6 @@ def create_app(config: ShipStationConfig) -> web.Application:
     router.add_post("/_sim/accounts/{account_id}/shipments/{shipment_id}/void", void_label)
     router.add_post("/_sim/accounts/{account_id}/rejections", reject_orders)
     router.add_post("/_sim/accounts/{account_id}/store/pull", pull_store)
+    router.add_get("/_sim/accounts/{account_id}/store/pulls", list_store_pulls)
     add_shared_control_routes(router, STATE_KEY, FAULT_ROUTES, allow_after_create=False)
     return app

@@ -2,7 +2,9 @@
 
 Accounts are named `<tenant>.<account>`. Their SHIP_NOTIFY webhooks go to dispatch's notice URL
 ending in the account's `webhook_token`. The Custom Store URL the simulator pulls (pull mode) is
-the simulator's own option (`store_url`), since the tenants file does not name our endpoint.
+the simulator's own option (`store_url`), since the tenants file does not name our endpoint; by
+default the stack's, dispatch's `/stores/shipstation/{tenant}/{account}`. `subscribe_webhooks`
+False leaves SHIP_NOTIFY unsubscribed.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ def account(simulated: SimulatedAccount) -> dict[str, Any]:
         "account_id": f"{simulated.tenant_id}.{spec.name}",
         "api_key": spec["api_key"],
         "api_secret": spec["api_secret"],
-        "webhook_url": simulated.notice_url,
-        "store_url": spec["store_url"] or None,
+        # SHIP_NOTIFY is subscribed unless the test says not (a pull-mode store hears by shipnotify).
+        "webhook_url": simulated.notice_url if spec.options.get("subscribe_webhooks", True) else None,
+        "store_url": spec["store_url"] or simulated.store_url or None,
         "store_user": spec["store_user"],
         "store_password": spec["store_password"],
     }
@@ -64,6 +67,6 @@ SIMULATOR = SimulatorEntry(
     build_config=build_config,
     new_account=new_account,
     put_account=put_account,
-    simulator_only=frozenset({"store_url"}),
+    simulator_only=frozenset({"store_url", "subscribe_webhooks"}),
     notice_token="webhook_token",
 )

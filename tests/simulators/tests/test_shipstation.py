@@ -208,18 +208,20 @@ class Store:
     exports: list[dict[str, str]] = dataclasses.field(default_factory=list)
     notices: list[Any] = dataclasses.field(default_factory=list)
 
+    statuses: tuple[str, ...] = ("Fully Picked", "Fully Picked")  # OrderStatus of page 1, page 2
+
     async def handle(self, request: web.Request) -> web.Response:
         settings = connector_account(store_user=self.user, store_password=self.password)
-        if not CONNECTOR.authenticate_store(settings, PushRequest(dict(request.headers))):
+        if not CONNECTOR.authenticate_pull(settings, PushRequest(dict(request.headers))):
             return web.Response(status=401)
         action = request.query.get("action")
         if action == "export":
             self.exports.append(dict(request.query))
             page = int(request.query["page"])
             number = str(1000 + page)
-            xml = customstore.render_export(
-                [valid_order(number)], [number], statuses=["Fully Picked"], page=page, pages=2
-            )
+            order = valid_order(number)
+            order.order_id = f"ord-{number}"  # the store's OrderID, unique per order
+            xml = customstore.render_export([order], [number], statuses=[self.statuses[page - 1]], page=page, pages=2)
             return web.Response(body=xml, content_type="application/xml")
         if action == "shipnotify":
             notice = CONNECTOR.parse_posted_shipment(settings, await request.read())
@@ -269,6 +271,65 @@ async def test_the_puller_stops_at_a_store_that_refuses_its_credentials(http):
         finally:
             await ss.stop()
     assert pulled.status_code == 502 and "HTTP 401" in pulled.json()["error"]
+
+
+async def store_and_simulator(store: Store, **config: Any):
+    """The store served at /store and a simulator whose account 'cellar.ship' pulls it."""
+    app = web.Application()
+    app.router.add_route("*", "/store", store.handle)
+    store_server = await SimulatorServer(app).start()
+    account = dict(
+        ACCOUNT, store_url=f"{store_server.base_url}/store", store_user=store.user, store_password=store.password
+    )
+    return store_server, await run_ss(accounts=[account], **config)
+
+
+async def test_a_label_bought_for_a_store_order_posts_its_shipnotice_to_the_store(http):
+    store = Store()
+    store_server, ss = await store_and_simulator(store)
+    try:
+        await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/store/pull", json={})
+        shipped = await http.post(
+            f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1002/ship", json={"wait": True, "tracking_number": "1Z9"}
+        )
+    finally:
+        await ss.stop()
+        await store_server.stop()
+    assert shipped.status_code == 201
+    assert shipped.json()["shipnotify"] == {"order_number": "1002", "status": 200, "state": "delivered"}
+    (notice,) = store.notices
+    assert notice.order_number == "1002" and list(notice.shipment.tracking_numbers) == ["1Z9"]
+
+
+async def test_a_repulled_window_does_not_undo_a_label_and_unmapped_statuses_are_not_imported(http):
+    store = Store(statuses=("Fully Picked", "Backordered"))
+    store_server, ss = await store_and_simulator(store)
+    try:
+        first = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/store/pull", json={})
+        await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1001/ship", json={"wait": True})
+        again = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/store/pull", json={})
+        orders = (await http.get(f"{ss.base_url}/_sim/accounts/cellar.ship/orders")).json()["orders"]
+    finally:
+        await ss.stop()
+        await store_server.stop()
+    assert first.json()["orders"] == ["1001"] and first.json()["skipped"] == ["1002"]
+    assert again.json()["orders"] == ["1001"]
+    assert [(o["orderNumber"], o["orderStatus"]) for o in orders] == [("1001", "shipped")]
+
+
+async def test_the_scheduler_pulls_every_store_on_its_own(http):
+    store = Store()
+    store_server, ss = await store_and_simulator(store, store_pull_interval_s=0.05)
+    try:
+        await eventually(lambda: len(store.exports) >= 4)  # two pulls of two pages each
+        pulls = (await http.get(f"{ss.base_url}/_sim/accounts/cellar.ship/store/pulls")).json()["pulls"]
+    finally:
+        await ss.stop()
+        await store_server.stop()
+    assert [e["page"] for e in store.exports[:4]] == ["1", "2", "1", "2"]
+    assert all(e["action"] == "export" and len(e["start_date"]) == len(e["end_date"]) == 16 for e in store.exports)
+    assert pulls[0] == {"account_id": "cellar.ship", "pages": 2, "orders": ["1001", "1002"], "skipped": []}
+    assert store.notices == []  # no label bought: nothing posted back
 
 
 # --- the connector against the simulator ------------------------------------------------------

@@ -1,4 +1,7 @@
-"""ShipStation's samples for the contract suite: an account and the vendor's SHIP_NOTIFY sample."""
+"""ShipStation's samples for the contract suite: an account, the vendor's SHIP_NOTIFY and ShipNotice
+samples, and the Custom Store's Basic credentials."""
+
+import base64
 
 from libs.connectors.base.testing import ContractSamples, vendor_bytes
 from libs.connectors.shipstation.tests.builders import valid_order
@@ -21,4 +24,11 @@ SAMPLES = ContractSamples(
     notice_bodies=(vendor_bytes("shipstation", "webhook_ship_notify.json"),),
     notice_path_tail="path-token-value",
     order=valid_order(),
+    # ShipStation calls the Custom Store with the store user and password as HTTP Basic.
+    pull_headers={"Authorization": "Basic " + base64.b64encode(b"shipstation:store-password-value").decode()},
+    pull_export=(
+        "GET",
+        {"action": "export", "start_date": "05/01/2024 00:00", "end_date": "05/02/2024 00:00", "page": "2"},
+    ),
+    posted_shipments=(vendor_bytes("shipstation", "shipnotice.xml"),),
 )

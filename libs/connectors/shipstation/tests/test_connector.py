@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 from ordersync.common.v1 import shipment_pb2
 
-from libs.connectors.base.contract import Notice, NoticeHead, PushRequest, Submission, Submitted
+from libs.connectors.base.contract import (
+    ExportedOrder,
+    ExportPage,
+    ExportStatus,
+    Notice,
+    NoticeHead,
+    PullAction,
+    PullRequest,
+    PushRequest,
+    Submission,
+    Submitted,
+)
 from libs.connectors.base.errors import InvalidRequest, InvalidWebhook, Timeout, Unavailable
 from libs.connectors.base.ratelimit import KeyedRateLimiter
 from libs.connectors.base.testing import (
@@ -264,19 +277,84 @@ async def test_rates_are_quoted_per_carrier_exactly():
 def test_export_renders_the_documented_xml_with_cdata_and_dates():
     order = valid_order()
     order.customer_notes = "fragile ]]> <b>"
-    xml = CONNECTOR.render_export(account(), [order], ["1001"])
+    modified = datetime(2024, 5, 3, 14, 5, 59, tzinfo=UTC)
+    page = ExportPage([ExportedOrder(order, "1001", ExportStatus.AWAITING_SHIPMENT, modified)])
+    xml = CONNECTOR.render_export(account(), page)
     assert b"<![CDATA[fragile ]]]]><![CDATA[> <b>]]>" in xml
     root = ElementTree.fromstring(xml)
     assert root.tag == "Orders" and root.get("pages") == "1"
     (element,) = root.findall("Order")
     assert element.findtext("OrderNumber") == "1001"
     assert element.findtext("OrderDate") == "05/01/2024 09:00"
+    assert element.findtext("LastModified") == "05/03/2024 14:05"
     assert element.findtext("OrderStatus") == "Fully Picked"
     assert element.findtext("CustomerNotes") == "fragile ]]> <b>"
     assert element.findtext("Customer/ShipTo/PostalCode") == "94558"
     assert element.findtext("Customer/BillTo/Email") == "jane.doe@example.com"
     assert element.findtext("OrderTotal") == "105.00" and element.findtext("Gift") == "true"
     assert [i.findtext("SKU") for i in element.findall("Items/Item")] == ["CAB-750"]
+
+
+def test_export_statuses_are_the_accounts_store_words_for_each_state():
+    mapping = codes.validate_status_mapping({codes.SHIPPED: "Sent out", codes.CANCELLED: "Voided"})
+    settings = account(status_mapping=tuple(mapping.items()))
+    orders = [
+        ExportedOrder(valid_order(str(n)), str(n), status, datetime(2024, 5, 3, tzinfo=UTC))
+        for n, status in enumerate(ExportStatus, start=1)
+    ]
+    root = ElementTree.fromstring(CONNECTOR.render_export(settings, ExportPage(orders, page=2, pages=2)))
+    assert root.get("pages") == "2"
+    assert [o.findtext("OrderStatus") for o in root.findall("Order")] == ["Fully Picked", "Sent out", "Voided"]
+
+
+def test_pulls_authenticate_with_the_store_credentials_only():
+    settings = account(store_user="shipstation", store_password="pw")
+    good = "Basic " + base64.b64encode(b"shipstation:pw").decode()
+    assert CONNECTOR.authenticate_pull(settings, PushRequest({"Authorization": good}))
+    for header in ("", "Basic !!", "Bearer x", "Basic " + base64.b64encode(b"shipstation:pW").decode()):
+        assert not CONNECTOR.authenticate_pull(settings, PushRequest({"Authorization": header}))
+    empty = "Basic " + base64.b64encode(b":").decode()
+    assert not CONNECTOR.authenticate_pull(account(), PushRequest({"Authorization": empty}))  # no store configured
+
+
+def test_store_calls_parse_as_shipstation_sends_them():
+    export = CONNECTOR.parse_pull(
+        account(),
+        "GET",
+        {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30", "page": "3"},
+    )
+    assert export == PullRequest(
+        PullAction.EXPORT,
+        start=datetime(2024, 5, 1, 9, 0, tzinfo=UTC),
+        end=datetime(2024, 5, 1, 10, 31, tzinfo=UTC),  # the end minute is included
+        page=3,
+    )
+    posted = CONNECTOR.parse_pull(
+        account(), "POST", {"action": "shipnotify", "order_number": "1001", "carrier": "USPS"}
+    )
+    assert posted == PullRequest(PullAction.POST_SHIPMENT, order_number="1001")
+    window = {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30"}
+    assert CONNECTOR.parse_pull(account(), "GET", window).page == 1
+
+
+@pytest.mark.parametrize(
+    "method, query, problem",
+    [
+        ("GET", {"action": "shipnotify"}, "the store takes"),
+        ("POST", {"action": "export"}, "the store takes"),
+        ("GET", {"action": "export", "end_date": "05/01/2024 10:30"}, "start_date is required"),
+        ("GET", {"action": "export", "start_date": "2024-05-01", "end_date": "05/01/2024 10:30"}, "MM/dd/yyyy"),
+        ("GET", {"action": "export", "start_date": "05/02/2024 09:00", "end_date": "05/01/2024 10:30"}, "before"),
+        (
+            "GET",
+            {"action": "export", "start_date": "05/01/2024 09:00", "end_date": "05/01/2024 10:30", "page": "0"},
+            "page",
+        ),
+    ],
+)
+def test_malformed_store_calls_are_invalid_requests(method, query, problem):
+    with pytest.raises(InvalidRequest, match=problem):
+        CONNECTOR.parse_pull(account(), method, query)
 
 
 def test_export_pages_say_how_many_there_are():
@@ -312,14 +390,6 @@ def test_shipnotify_parses_into_the_orders_notice():
 def test_shipnotify_refuses_dtds_entities_and_malformed_bodies(body):
     with pytest.raises(InvalidWebhook):
         customstore.parse_shipnotify(body)
-
-
-def test_store_calls_authenticate_with_the_accounts_basic_credentials():
-    settings = account(store_user="shipstation", store_password="pw")
-    good = {"Authorization": "Basic c2hpcHN0YXRpb246cHc="}  # shipstation:pw
-    assert CONNECTOR.authenticate_store(settings, PushRequest(good))
-    assert not CONNECTOR.authenticate_store(settings, PushRequest({"Authorization": "Basic c2hpcHN0YXRpb246cHg="}))
-    assert not CONNECTOR.authenticate_store(account(), PushRequest(good))  # no store configured
 
 
 def test_status_mapping_defaults_custom_entries_and_clear_errors():

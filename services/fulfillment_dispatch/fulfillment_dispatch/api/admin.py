@@ -50,6 +50,7 @@ _STATUS = {
     Status.FAILED: pb.SYNC_STATUS_FAILED,
     Status.NOT_REQUIRED: pb.SYNC_STATUS_NOT_REQUIRED,
     Status.VOIDED: pb.SYNC_STATUS_VOIDED,
+    Status.AWAITING_PULL: pb.SYNC_STATUS_AWAITING_PULL,
 }
 _STATUS_OF_PROTO = {value: key for key, value in _STATUS.items()}
 

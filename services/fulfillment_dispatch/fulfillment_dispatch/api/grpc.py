@@ -18,6 +18,7 @@ _STATUS = {
     "failed": dispatch_pb2.DISPATCH_STATUS_FAILED,
     "not_required": dispatch_pb2.DISPATCH_STATUS_NOT_REQUIRED,
     "voided": dispatch_pb2.DISPATCH_STATUS_VOIDED,
+    "awaiting_pull": dispatch_pb2.DISPATCH_STATUS_AWAITING_PULL,
 }
 
 

@@ -85,6 +85,7 @@ def _hint(state: OrderState) -> str:
         Status.NOT_REQUIRED: "; it stays in the channel",
         Status.VOIDED: "; place a new order in the channel to send it again",
         Status.FAILED: "; use Retry or Don't Send",
+        Status.AWAITING_PULL: f"; {state.provider_label} fetches it on its next pull of the store",
     }
     return hints.get(state.status, "")
 

@@ -19,6 +19,7 @@ class Status(Enum):
     FAILED = "failed"
     NOT_REQUIRED = "not_required"
     VOIDED = "voided"
+    AWAITING_PULL = "awaiting_pull"  # held for a provider that fetches it (a pull-mode route)
 
     def title(self, titles: Mapping[str, str] | None = None) -> str:
         """The status in the words of `titles` (the provider connector's `info.status_titles`);
@@ -33,6 +34,7 @@ _PLAIN_TITLES = {
     Status.FAILED: "Failed to Send",
     Status.NOT_REQUIRED: "Not Required to Send",
     Status.VOIDED: "Voided",
+    Status.AWAITING_PULL: "Waiting for the provider to fetch",
 }
 
 

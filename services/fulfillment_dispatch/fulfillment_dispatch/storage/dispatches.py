@@ -138,6 +138,8 @@ SEND_QUEUE = WorkQueue(
             # A sent order is read back after a while, in case the provider's notices never come.
             "next_check_at = CASE WHEN r.status = 'sent' THEN now() + r.check_after ELSE NULL END",
             "status_checks = 0",
+            # An order held for a provider that fetches it enters the provider's export windows now.
+            "export_modified_at = CASE WHEN r.status = 'awaiting_pull' THEN now() ELSE q.export_modified_at END",
         ),
         claim_set_clauses=("updated_at = now()",),
         activity_table="dispatch_activity",
