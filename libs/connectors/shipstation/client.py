@@ -144,6 +144,21 @@ class ShipStationClient(ConnectorClient):
         found = await self._list("/shipments", "shipments", params, operation="list_shipments")
         return [s for s in found if str(s.get("orderNumber")) == order_number]
 
+    async def shipments_created_since(self, watermark: str) -> dict[str, Any]:
+        """The first page (500) of labels created at or after `watermark` (a createDate as
+        ShipStation wrote it; "" = every label), oldest first, voided ones and items included
+        (`GET /shipments?createDateStart=&sortBy=CreateDate&sortDir=ASC`)."""
+        params = {
+            "sortBy": "CreateDate",
+            "sortDir": "ASC",
+            "includeShipmentItems": "true",
+            "page": "1",
+            "pageSize": str(PAGE_SIZE),
+        }
+        if watermark:
+            params["createDateStart"] = watermark
+        return await self._call("GET", "/shipments", params=params, operation="poll_shipments")
+
     async def fetch_resource(self, resource_url: str) -> dict[str, Any]:
         """Fetch a webhook's `resource_url`, but only from the configured ShipStation.
 
