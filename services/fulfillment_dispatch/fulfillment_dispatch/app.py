@@ -30,6 +30,7 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
+from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -48,7 +49,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
-    accounts = AccountClients(tenants, registry, ClientResources(max_concurrency=settings.provider_concurrency))
+    # Providers' clients, paced by a budget every replica shares (e.g. ShipStation's 40 a minute).
+    budget = ClientResources(
+        max_concurrency=settings.provider_concurrency,
+        rate_limiter=lambda scope, per_minute, burst: SharedRateLimiter(
+            lambda: pool.pool, scope=scope, rate_per_minute=per_minute, burst=burst
+        ),
+    )
+    accounts = AccountClients(tenants, registry, budget)
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )
