@@ -5,6 +5,9 @@ API)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
+from fulfillment_dispatch.shipment_polling import PollSettings, ShipmentPoller
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
@@ -102,6 +106,16 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
     )
 
+    owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"  # this replica, in leases
+    poll = PollSettings(interval_s=settings.shipment_poll_s)
+    shipment_poller = LazyComponent(
+        lambda: PollingWorker(
+            "dispatch-shipment-poller",
+            ShipmentPoller(pool.pool, tenants, accounts, recorder(), owner=owner, settings=poll).run_once,
+            idle_s=min(settings.shipment_poll_s, 5.0),
+        )
+    )
+
     def consumer() -> BatchConsumer:
         handler = RoutingDecidedConsumer(
             pool.pool,
@@ -149,6 +163,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             peers,
             sender,
             status_checker,
+            shipment_poller,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
             LazyComponent(consumer),

@@ -3,8 +3,17 @@
 The state comes from the provider connector: a notice it resolved (thin notices are re-read
 with the account's credentials) or a read-back. Notices repeat and arrive out of order, so only
 a change that moves the shipment forward is stored and published. The same path serves provider
-webhooks, the poller of overdue orders and an operator's Check Fulfillment or Void Sync. A
-cancellation makes the order Voided (in the provider's words, e.g. "Voided in <label>").
+webhooks, the shipment poller, the poller of overdue orders and an operator's Check Fulfillment
+or Void Sync. A cancellation makes the order Voided (in the provider's words, e.g. "Voided in
+<label>").
+
+Labels change without the status moving: a label voided and another bought (still shipped).
+A report at the stored status that names tracking numbers not known yet, or voids one, is
+applied too, merged with what is stored (a poll may see only the newest label of an order):
+a voided number leaves the tracking and is kept in `voided_tracking_numbers`, so writeback
+takes it back and never writes it. Such a report that leaves a stored tracking number unmentioned
+(a new label, the old one's fate unknown: ShipStation lists labels by creation, and a void
+creates none) is `partial`: `apply_notice` then reads the order back whole, once, and applies that.
 """
 
 from __future__ import annotations
@@ -20,7 +29,10 @@ from ordersync.dispatch.v1 import events_pb2
 from fulfillment_dispatch.domain.dispatch import shipment_advanced
 from fulfillment_dispatch.provider_words import label
 from fulfillment_dispatch.storage.dispatches import add_activity, lock_by_provider_number, update_shipment
+from libs.connectors.base.contract import Capability, Notice
+from libs.connectors.base.errors import ConnectorError
 from libs.connectors.registry import Registry
+from libs.platform.accounts import OpenAccount
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
 
@@ -53,14 +65,23 @@ class ShipmentRecorder:
     async def apply(
         self, tenant_id: str, provider: str, provider_order_number: str, shipment: shipment_pb2.Shipment | None
     ) -> str:
-        """Apply the provider's state; return 'applied', 'unchanged' or 'unknown_order'."""
+        """Apply the provider's state; return 'applied', 'partial' (applied, but a stored
+        tracking number went unmentioned: read the order back), 'unchanged' or 'unknown_order'."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await lock_by_provider_number(conn, tenant_id, provider, provider_order_number)
             if row is None:
                 return "unknown_order"
             status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
-            if shipment is None or not shipment_advanced(row["shipment_status"], status):
+            if shipment is None:
                 return "unchanged"
+            if not shipment_advanced(row["shipment_status"], status):
+                relabelled = status and status == row["shipment_status"] and _merged_labels(row, shipment)
+                if not relabelled:
+                    return "unchanged"
+                partial = not set(row_tracking(row)) <= set(reported_numbers(shipment))
+                shipment = relabelled
+            else:
+                partial = False
             description = _describe(shipment, label(self._registry, provider))
             await update_shipment(
                 conn,
@@ -72,7 +93,7 @@ class ShipmentRecorder:
             )
             await add_activity(conn, [(row["order_id"], tenant_id, f"shipment_{status}", description)])
             await write_events(conn, [self._event(row, provider, shipment)])
-        return "applied"
+        return "partial" if partial else "applied"
 
     def _event(self, row, provider: str, shipment: shipment_pb2.Shipment):
         ref = order_pb2.ChannelOrderRef(
@@ -101,10 +122,59 @@ class ShipmentRecorder:
         return propagate.extract({"traceparent": row["traceparent"]}) if row["traceparent"] else None
 
 
+async def apply_notice(recorder: ShipmentRecorder, opened: OpenAccount, tenant_id: str, notice: Notice) -> str:
+    """Apply one notice of the account's provider; a `partial` one is completed by reading the
+    order back (when the provider can be), so a voided label is known as voided."""
+    provider = opened.connector.info.id
+    outcome = await recorder.apply(tenant_id, provider, notice.order_number, notice.shipment)
+    if outcome != "partial":
+        return outcome
+    if opened.connector.info.can(Capability.READ_BACK):
+        try:
+            whole = await opened.connector.read_back(opened.client, opened.settings, notice.order_number)
+        except ConnectorError as exc:
+            # What the notice said is stored; the order's status checks read it whole later.
+            log.warning("could not read a relabelled order back", extra={"fields": {"error": exc.message}})
+            return "applied"
+        if whole is not None:
+            await recorder.apply(tenant_id, provider, notice.order_number, whole.shipment)
+    return "applied"
+
+
+def row_tracking(row) -> list[str]:
+    stored = shipment_pb2.Shipment()
+    if row["shipment_proto"]:
+        stored.ParseFromString(row["shipment_proto"])
+    return list(stored.tracking_numbers)
+
+
+def reported_numbers(shipment: shipment_pb2.Shipment) -> list[str]:
+    return [*shipment.tracking_numbers, *shipment.voided_tracking_numbers]
+
+
+def _merged_labels(row, reported: shipment_pb2.Shipment) -> shipment_pb2.Shipment | None:
+    """The stored shipment with the report's labels merged in, or None when the report names no
+    tracking number that is new or newly voided (nothing to tell the channel)."""
+    stored = shipment_pb2.Shipment()
+    if row["shipment_proto"]:
+        stored.ParseFromString(row["shipment_proto"])
+    known = set(stored.tracking_numbers)
+    voided = set(stored.voided_tracking_numbers) | set(reported.voided_tracking_numbers)
+    if set(reported.tracking_numbers) <= known | voided and voided == set(stored.voided_tracking_numbers):
+        return None
+    merged = shipment_pb2.Shipment()
+    merged.CopyFrom(reported)
+    tracking = [t for t in dict.fromkeys([*stored.tracking_numbers, *reported.tracking_numbers]) if t not in voided]
+    merged.tracking_numbers[:] = tracking
+    merged.voided_tracking_numbers[:] = sorted(voided)
+    return merged
+
+
 def _describe(shipment: shipment_pb2.Shipment, provider_label: str) -> str:
     status = _STATUS_NAME[shipment.status]
     if shipment.status == shipment_pb2.SHIPMENT_STATUS_CANCELLED:
         return f"cancelled at {provider_label}: {shipment.cancel_reason or 'no reason given'}"
+    voided = f"; voided {', '.join(shipment.voided_tracking_numbers)}" if shipment.voided_tracking_numbers else ""
     if shipment.tracking_numbers:
-        return f"{status}; tracking {', '.join(shipment.tracking_numbers)}"
-    return status
+        return f"{status}; tracking {', '.join(shipment.tracking_numbers)}{voided}"
+    return status + voided

@@ -195,7 +195,7 @@ async def lock_by_provider_number(
     """Return and lock the tenant's dispatch with this provider order number, or None."""
     return await conn.fetchrow(
         "SELECT order_id, tenant_id, status, provider_account, provider_order_number, channel, channel_account,"
-        " external_id, external_number, traceparent, shipment_status FROM dispatches"
+        " external_id, external_number, traceparent, shipment_status, shipment_proto FROM dispatches"
         " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = $3 FOR UPDATE",
         tenant_id,
         provider,
