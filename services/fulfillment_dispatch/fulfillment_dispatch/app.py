@@ -79,6 +79,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
                 max_attempts=settings.max_attempts,
                 concurrency=settings.provider_concurrency,
                 first_check_after=first_check,
+                linger_s=settings.batch_linger_s,
             ).run_once,
             idle_s=1.0,
         )

@@ -82,7 +82,7 @@ async def queue(pool, numbers, *, status: str = "Ready To Ship") -> None:
         await enqueue(conn, rows)
 
 
-def sender(pool, accounts) -> Sender:
+def sender(pool, accounts, *, linger_s: float = 0.0) -> Sender:
     return Sender(
         pool,
         accounts,
@@ -94,6 +94,7 @@ def sender(pool, accounts) -> Sender:
         max_attempts=5,
         concurrency=8,
         first_check_after=timedelta(minutes=15),
+        linger_s=linger_s,
     )
 
 
@@ -148,6 +149,16 @@ async def test_250_orders_go_in_three_calls_and_a_refused_one_fails_alone_with_s
     )
     assert {n for n, r in found.items() if r[0] == "sent"} == set(numbers) - {"5007"}
     assert len(state.orders_of(SIM_ACCOUNT)) == 249
+
+
+async def test_a_burst_still_arriving_lingers_so_it_goes_in_full_batches(pool, sim, world):
+    await queue(pool, [str(5500 + i) for i in range(150)])
+    send = sender(pool, world[1], linger_s=60)
+    assert await send.run_once() == 0  # fewer than a claim's worth, and the newest just came
+    assert sim.app[STATE_KEY].stats.requests["createorders"] == 0
+    await pool.execute("UPDATE dispatches SET next_attempt_at = now() - interval '2 minutes'")  # settled
+    await drain(send)
+    assert sim.app[STATE_KEY].stats.requests["createorders"] == 2  # 100 + 50
 
 
 async def test_an_unmapped_channel_status_fails_that_order_naming_the_setting_to_add(pool, sim, world):

@@ -238,6 +238,11 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
                 await asyncio.sleep(fault.delay_s)
             if fault.status is not None:
                 state.stats.faults_served += 1
+                if fault.status == 429:
+                    # As past the window: what is left, and when to come back.
+                    state.stats.rate_limited += 1
+                    headers |= {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "2"}
+                    raise ss_error(429, "Too many requests", {"Retry-After": "2"})
                 raise ss_error(fault.status, "An error has occurred.")
         response = await handler(request)
     except SimError as exc:

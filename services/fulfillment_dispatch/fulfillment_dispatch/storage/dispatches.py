@@ -155,6 +155,21 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     return await SEND_QUEUE.claim(pool, limit, lease_s)
 
 
+async def batch_filling(pool: asyncpg.Pool, providers: Sequence[str], full: int, linger_s: float) -> bool:
+    """True while orders for these (batching) providers are still arriving: some are due and
+    unleased, fewer than `full`, and the newest of them became due less than `linger_s` ago."""
+    if not providers or linger_s <= 0:
+        return False
+    row = await pool.fetchrow(
+        "SELECT count(*) AS due, max(next_attempt_at) > now() - make_interval(secs => $2) AS fresh"
+        " FROM dispatches WHERE status IN ('sending', 'retry_wait') AND next_attempt_at <= now()"
+        " AND (lease_until IS NULL OR lease_until < now()) AND provider = ANY($1::text[])",
+        list(providers),
+        linger_s,
+    )
+    return bool(row["fresh"]) and 0 < row["due"] < full
+
+
 async def record_results(
     conn: PgConnection, results: Sequence[AttemptResult], *, first_check_after: timedelta | None
 ) -> set[str]:
