@@ -25,6 +25,7 @@ from libs.platform.accounts import AccountClients
 from libs.platform.tenants import Account, Tenant, TenantDirectory
 from tests.simulators.common import SimulatorServer
 from tests.simulators.shipstation import STATE_KEY, ShipStationConfig, create_app
+from tests.simulators.shipstation.app import ShipStationAccount
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -36,7 +37,7 @@ SIM_ACCOUNT = f"{TENANT}.{LABELS}"
 async def sim():
     # A window wider than these tests send: the budget's own behaviour is tested on its own.
     config = ShipStationConfig(
-        accounts=[{"account_id": SIM_ACCOUNT, "api_key": "ss-key", "api_secret": "ss-secret"}],
+        accounts=[ShipStationAccount(SIM_ACCOUNT, "ss-key", "ss-secret")],
         rate_limit_per_minute=100_000,
     )
     server = await SimulatorServer(create_app(config)).start()

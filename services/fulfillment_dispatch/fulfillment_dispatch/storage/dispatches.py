@@ -167,6 +167,7 @@ async def batch_filling(pool: asyncpg.Pool, providers: Sequence[str], full: int,
         list(providers),
         linger_s,
     )
+    assert row is not None, "an aggregate always answers one row"
     return bool(row["fresh"]) and 0 < row["due"] < full
 
 
