@@ -207,19 +207,22 @@ class ShipStationConnector(ProviderConnector):
         self, client: ShipStationClient, settings: ShipStationAccount, order_number: str
     ) -> Notice | None:
         shipment = parse_shipments(await client.list_shipments(order_number))
-        if shipment is not None:
+        if shipment is not None and shipment.tracking_numbers:
             return Notice(order_number, shipment, "read back")
         orders = await client.list_orders(order_number)
         if not orders:
             return None
         status = str(orders[-1].get("orderStatus"))
+        voided = list(shipment.voided_tracking_numbers) if shipment is not None else []
         if status == codes.CANCELLED:
             cancelled = shipment_pb2.Shipment(
-                status=shipment_pb2.SHIPMENT_STATUS_CANCELLED, cancel_reason="cancelled in ShipStation"
+                status=shipment_pb2.SHIPMENT_STATUS_CANCELLED,
+                cancel_reason="cancelled in ShipStation",
+                voided_tracking_numbers=voided,
             )
             return Notice(order_number, cancelled, "read back: cancelled")
-        # No live label: the order waits (or every label was voided, which is the same).
-        return Notice(order_number, None, f"read back: {status[:30]}")
+        # No live label: the order waits (every label voided: with their numbers, to take back).
+        return Notice(order_number, shipment, f"read back: {status[:30]}")
 
     async def read_back_since(self, client: ShipStationClient, settings: ShipStationAccount, cursor: str) -> NoticePage:
         """Labels created at or after the watermark `cursor` (ShipStation's own `createDate`

@@ -20,11 +20,12 @@ CENT = Decimal("0.01")
 
 
 def parse_shipments(shipments: Sequence[Mapping[str, Any]]) -> shipment_pb2.Shipment | None:
-    """The order's shipment from its ShipStation labels, or None when no live label exists.
+    """The order's shipment from its ShipStation labels, or None when it has none.
 
-    A voided label (`voided: true`) is not a shipment: it is left out, and an order whose
-    every label is voided has no shipment (None), exactly as before its first label. The
-    live labels make one Shipment: status SHIPPED (ShipStation ships when the label is
+    A voided label (`voided: true`) is not a shipment: it is left out. An order whose every
+    label is voided reads as FULFILLED (no longer shipped: ShipStation puts it back to awaiting
+    shipment) with no tracking and the voided numbers, so a channel told of them takes them
+    back; it is no shipment the customer hears of. The live labels make one Shipment: status SHIPPED (ShipStation ships when the label is
     bought and marks the order shipped), every tracking number in label order, the latest
     label's carrier (canonical) and service (`serviceCode` upper-cased, e.g. "UPS_GROUND",
     and as `service_code`), the sum of `shipmentCost` as the carrier fee, the earliest
@@ -39,7 +40,10 @@ def parse_shipments(shipments: Sequence[Mapping[str, Any]]) -> shipment_pb2.Ship
     check_carriable(list(shipments), label="shipstation shipments", error=InvalidResponse)
     live = [s for s in shipments if not _voided(s)]
     if not live:
-        return None
+        voided = voided_tracking(shipments)
+        if not voided:
+            return None
+        return shipment_pb2.Shipment(status=shipment_pb2.SHIPMENT_STATUS_FULFILLED, voided_tracking_numbers=voided)
     live.sort(key=lambda s: (str(s.get("createDate") or ""), _int(s.get("shipmentId"))))
     latest = live[-1]
     tracking = [t for t in dict.fromkeys(str(s.get("trackingNumber") or "").strip() for s in live) if t]

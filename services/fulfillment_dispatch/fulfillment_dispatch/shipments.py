@@ -74,14 +74,15 @@ class ShipmentRecorder:
             status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
             if shipment is None:
                 return "unchanged"
+            partial = False
             if not shipment_advanced(row["shipment_status"], status):
-                relabelled = status and status == row["shipment_status"] and _merged_labels(row, shipment)
-                if not relabelled:
+                relabelled = _merged_labels(row, status, shipment)
+                if relabelled is None:
                     return "unchanged"
                 partial = not set(row_tracking(row)) <= set(reported_numbers(shipment))
-                shipment = relabelled
+                shipment, status = relabelled
             else:
-                partial = False
+                shipment = _keeping_voided(row, shipment)
             description = _describe(shipment, label(self._registry, provider))
             await update_shipment(
                 conn,
@@ -152,9 +153,33 @@ def reported_numbers(shipment: shipment_pb2.Shipment) -> list[str]:
     return [*shipment.tracking_numbers, *shipment.voided_tracking_numbers]
 
 
-def _merged_labels(row, reported: shipment_pb2.Shipment) -> shipment_pb2.Shipment | None:
-    """The stored shipment with the report's labels merged in, or None when the report names no
-    tracking number that is new or newly voided (nothing to tell the channel)."""
+def _keeping_voided(row, reported: shipment_pb2.Shipment) -> shipment_pb2.Shipment:
+    """The report with the labels voided before it still named voided (a report of the new
+    label alone would forget them)."""
+    stored = shipment_pb2.Shipment()
+    if row["shipment_proto"]:
+        stored.ParseFromString(row["shipment_proto"])
+    earlier = [t for t in stored.voided_tracking_numbers if t not in reported.voided_tracking_numbers]
+    if not earlier:
+        return reported
+    kept = shipment_pb2.Shipment()
+    kept.CopyFrom(reported)
+    kept.voided_tracking_numbers.extend(earlier)
+    return kept
+
+
+def _merged_labels(row, status: str, reported: shipment_pb2.Shipment) -> tuple[shipment_pb2.Shipment, str] | None:
+    """The stored shipment with the report's labels merged in, and its status; None when the
+    report is no news (no tracking number new or newly voided) or not about labels.
+
+    Labels are news at the stored status (a reprint) and, for a report voiding labels, at a
+    lower one: when no live label is left the order is back to its reported state (every label
+    voided: fulfilled, nothing to show the customer). A cancellation is never undone here.
+    """
+    stored_status = row["shipment_status"]
+    newly_voided = bool(reported.voided_tracking_numbers)
+    if not status or stored_status == "cancelled" or not (status == stored_status or newly_voided):
+        return None
     stored = shipment_pb2.Shipment()
     if row["shipment_proto"]:
         stored.ParseFromString(row["shipment_proto"])
@@ -167,7 +192,10 @@ def _merged_labels(row, reported: shipment_pb2.Shipment) -> shipment_pb2.Shipmen
     tracking = [t for t in dict.fromkeys([*stored.tracking_numbers, *reported.tracking_numbers]) if t not in voided]
     merged.tracking_numbers[:] = tracking
     merged.voided_tracking_numbers[:] = sorted(voided)
-    return merged
+    if tracking:
+        merged.status = stored.status or reported.status
+        return merged, stored_status
+    return merged, status
 
 
 def _describe(shipment: shipment_pb2.Shipment, provider_label: str) -> str:

@@ -219,3 +219,24 @@ async def test_an_account_is_polled_by_one_replica_at_a_time(pool, sim, world):
     before = sim.app[STATE_KEY].stats.requests["list_shipments"]
     await second.run_once()
     assert sim.app[STATE_KEY].stats.requests["list_shipments"] == before, "a leased account is left alone"
+
+
+async def test_every_label_voided_takes_the_tracking_back_until_the_next_label(pool, sim, world):
+    await queue(pool, ["8101"])
+    await drain(sender(pool, world[1]))
+    first = await control(sim, "orders/8101/ship", {"tracking_number": "1Z-ONLY"})
+    await poller(pool, world).run_once()
+    await control(sim, f"shipments/{first['shipment']['shipmentId']}/void", {})
+
+    await poller(pool, world).run_once()
+    voided = shipment_of((await rows(pool))["8101"][3])
+    assert voided.status == shipment_pb2.SHIPMENT_STATUS_FULFILLED  # no live label: nothing to show
+    assert (list(voided.tracking_numbers), list(voided.voided_tracking_numbers)) == ([], ["1Z-ONLY"])
+    assert await pool.fetchval("SELECT shipment_status FROM dispatches") == "fulfilled"
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = 'dispatch.shipments.v1'") == 2
+
+    await control(sim, "orders/8101/ship", {"tracking_number": "1Z-NEXT"})
+    await poller(pool, world).run_once()
+    shipped = shipment_of((await rows(pool))["8101"][3])
+    assert shipped.status == shipment_pb2.SHIPMENT_STATUS_SHIPPED
+    assert (list(shipped.tracking_numbers), list(shipped.voided_tracking_numbers)) == (["1Z-NEXT"], ["1Z-ONLY"])

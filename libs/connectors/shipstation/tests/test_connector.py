@@ -162,14 +162,17 @@ async def test_read_back_returns_the_live_label_as_a_shipped_shipment():
 
 
 @pytest.mark.asyncio
-async def test_read_back_of_an_order_whose_only_label_was_voided_has_no_shipment():
+async def test_read_back_of_an_order_whose_only_label_was_voided_is_no_shipment_but_names_the_voided_label():
     orders = {"orders": [{"orderNumber": "1001", "orderStatus": "awaiting_shipment"}], "page": 1, "pages": 1}
     recorder = RequestRecorder(
         json_response(200, load_vendor_json("shipstation", "shipments_voided.json")), json_response(200, orders)
     )
     async with client(recorder) as ss:
         notice = await CONNECTOR.read_back(ss, account(), "1001")
-    assert notice is not None and notice.shipment is None and "awaiting_shipment" in notice.event
+    assert notice is not None and "awaiting_shipment" in notice.event
+    assert notice.shipment is not None and notice.shipment.status == shipment_pb2.SHIPMENT_STATUS_FULFILLED
+    assert list(notice.shipment.tracking_numbers) == []
+    assert list(notice.shipment.voided_tracking_numbers) == ["9400111899223197428400"]
 
 
 @pytest.mark.asyncio
