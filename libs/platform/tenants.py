@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from libs.platform.config import ConfigError
+from libs.platform.mail import check_address
 from libs.platform.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Account:
     `settings` is the connector's own parsed settings type; `poll_interval_s` and
     `import_delay_s` apply to pulled channels only (how often to poll; how old an order must
     be before it is imported, for channels whose orders may still change just after placing).
+    `import_errors_to` is where intake mails an order the channel's import rules keep out
+    ("" for no mail).
     """
 
     name: str
@@ -67,6 +70,7 @@ class Account:
     settings: Any
     poll_interval_s: float = 60.0
     import_delay_s: float = 0.0
+    import_errors_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,7 +288,16 @@ def _parse_account(name: str, section: dict, where: str, connectors: ConnectorCa
         settings,
         poll_interval_s=_positive(section, "poll_interval_s", 60.0, where),
         import_delay_s=_positive(section, "import_delay_s", 0.0, where, allow_zero=True),
+        import_errors_to=_address(section, "import_errors_to", where),
     )
+
+
+def _address(section: dict, key: str, where: str) -> str:
+    value = section.get(key, "")
+    problem = check_address(value) if value != "" else None
+    if problem is not None:
+        raise ConfigError(f"{where} {key}: {problem}")
+    return value
 
 
 def _positive(section: dict, key: str, default: float, where: str, *, allow_zero: bool = False) -> float:

@@ -256,6 +256,7 @@ class Stack:
         self._plan_services()
         await self._migrate_database()
         await self.start_simulators()
+        await self._start_mail_sink()
         self._write_tenants_file()
         for name in SERVICES:
             await self.start_service(name)
@@ -471,6 +472,31 @@ class Stack:
         if not match:
             raise RuntimeError(f"{connector} simulator did not report its address: {line!r}")
         return match.group(1).decode()
+
+    async def _start_mail_sink(self) -> None:
+        """When an account names a failed-import mail recipient, run the mail sink and point
+        intake's SMTP at it; its HTTP address is `sim_urls["mailsink"]`, stopped with the simulators."""
+        if not any("import_errors_to" in a.options for t in self.tenants.values() for a in t.accounts):
+            return
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tests.simulators.mailsink", "--port", "0"),
+            cwd=REPO,
+            env=_base_env(),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._sims["mailsink"] = process
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        match = re.search(rb"listening on (http://\S+) smtp [^:]+:(\d+)", line)
+        if not match:
+            raise RuntimeError(f"the mail sink did not report its addresses: {line!r}")
+        self.sim_urls["mailsink"] = match.group(1).decode()
+        self.services["order_intake"].env.update(
+            ORDERSYNC_SMTP_HOST="127.0.0.1",
+            ORDERSYNC_SMTP_PORT=match.group(2).decode(),
+            ORDERSYNC_SMTP_FROM="ordersync@hub.example",
+            ORDERSYNC_SMTP_STARTTLS="off",
+            ORDERSYNC_INTAKE_MAIL_BACKOFF_BASE_S="1",
+        )
 
     async def _put_account(self, entry: SimulatorEntry, account: SimulatedAccount) -> None:
         if entry.put_account is None:

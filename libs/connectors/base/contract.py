@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +64,7 @@ class Capability(Enum):
     COMPLIANCE_CHECK = "compliance_check"  # can check an order before it is created
     # optional services
     RATE_QUOTES = "rate_quotes"
+    FREIGHT_WRITE = "freight_write"  # channel side: takes the freight chosen from a rate quote
     CUSTOMER_DIRECTORY = "customer_directory"
     PRODUCT_CATALOG = "product_catalog"
 
@@ -381,17 +383,66 @@ class ProviderConnector(Connector):
 
 @dataclass(frozen=True)
 class RateQuote:
+    """One price a provider quotes for shipping an order, before any markup.
+
+    Attributes:
+        carrier: the canonical carrier, e.g. "USPS".
+        carrier_code: the provider's code of the carrier, as `quote_rates` takes it, e.g.
+            "stamps_com".
+        service: the provider's service code, e.g. "usps_priority_mail" (what carrier mapping
+            knows it by).
+        service_name: the provider's words for the service, e.g. "USPS Priority Mail - Package".
+        amount: the exact price in the currency's major unit, as the provider wrote it; it may
+            hold sub-cent parts (ShipStation's `otherCost`), so it is a Decimal, never a float,
+            and is not rounded here: any markup applies to it before rounding.
+        currency_code: ISO 4217, e.g. "USD".
+    """
+
     carrier: str
+    carrier_code: str
     service: str
-    amount_minor: int
+    service_name: str
+    amount: Decimal
     currency_code: str
 
 
 @runtime_checkable
 class RateQuotes(Protocol):
-    """Capability.RATE_QUOTES: shipping rates for an order (before any markup)."""
+    """Capability.RATE_QUOTES: shipping rates for an order (before any markup), and the markup
+    the account's tenant adds to them."""
 
-    async def quote_rates(self, client: Any, settings: Any, order: order_pb2.Order) -> list[RateQuote]: ...
+    async def quote_rates(
+        self, client: Any, settings: Any, order: order_pb2.Order, carriers: Sequence[str] = ()
+    ) -> list[RateQuote]:
+        """Quotes of the given carriers (the provider's carrier codes; empty: the account's own
+        carriers); raise InvalidRequest for a carrier the account does not quote with."""
+        ...
+
+    def rate_markup_percent(self, settings: Any) -> Decimal:
+        """The account's markup on its quotes, in percent (0 when none is configured)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Freight:
+    """The shipping charge to put on a channel's order: what the customer pays, and its words.
+
+    `amount` is in the currency's major unit, already rounded to its minor unit.
+    """
+
+    amount: Decimal
+    currency_code: str
+    description: str
+
+
+@runtime_checkable
+class FreightWrite(Protocol):
+    """Capability.FREIGHT_WRITE: a channel taking the freight chosen from a rate quote onto its
+    order (`external_id`, the channel's id). Safe to repeat; raise NotFound for no such order."""
+
+    async def write_freight(self, client: Any, settings: Any, external_id: str, freight: Freight) -> bool:
+        """Write `freight`; return False when the order already carried it (nothing written)."""
+        ...
 
 
 @runtime_checkable
@@ -421,6 +472,7 @@ class PulledByProvider(Protocol):
 
 OPTIONAL_PROTOCOLS: Mapping[Capability, type] = {
     Capability.RATE_QUOTES: RateQuotes,
+    Capability.FREIGHT_WRITE: FreightWrite,
     Capability.CUSTOMER_DIRECTORY: CustomerDirectory,
     Capability.PRODUCT_CATALOG: ProductCatalog,
     Capability.PULLED_BY_PROVIDER: PulledByProvider,

@@ -8,13 +8,13 @@ Unknown keys are refused, so a misspelt option is not silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .contract import SecretResolver
 
 # Keys every account may carry, read by the platform rather than the connector.
-COMMON_ACCOUNT_KEYS = frozenset({"connector", "poll_interval_s", "import_delay_s"})
+COMMON_ACCOUNT_KEYS = frozenset({"connector", "poll_interval_s", "import_delay_s", "import_errors_to"})
 
 
 class SettingsError(ValueError):
@@ -35,6 +35,13 @@ class SectionReader:
         if not isinstance(value, str) or not value:
             raise self.error(key, "must be a non-empty string")
         return value
+
+    def texts(self, key: str, default: Sequence[str], *, most: int) -> tuple[str, ...]:
+        """A list of up to `most` non-empty strings, as a tuple (settings stay hashable)."""
+        value = self._take(key, list(default))
+        if not isinstance(value, list) or len(value) > most or not all(isinstance(v, str) and v for v in value):
+            raise self.error(key, f"must be a list of at most {most} non-empty strings")
+        return tuple(value)
 
     def secret(self, key: str) -> str:
         reference = self.text(key)

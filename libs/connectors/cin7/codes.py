@@ -13,6 +13,14 @@ ORDER_STATUSES = {"0": "Draft", "1": "Approved", "2": "Void", "draft": "Draft", 
 # confirmed by the public help pages (UNVERIFIED); the simulator serves it under this name.
 ETD_FIELD = "estimatedDeliveryDate"
 
+# The order's discount and coupon: in Cin7 Omni's SalesOrder resource model (OpenAPI document),
+# not in the public help pages the rest follows (UNVERIFIED); the simulator serves them so.
+DISCOUNT_FIELDS = ("discountTotal", "discountDescription", "voucherCode")
+
+# What a line's option1..option3 are called when the tenant names them not (they are product
+# options whose names each Cin7 account chooses, often colour and size).
+DEFAULT_OPTION_NAMES = ("Option 1", "Option 2", "Option 3")
+
 # What `GET /v1/SalesOrders?fields=` asks for: only what normalisation and the rules read.
 ORDER_FIELDS = (
     "id",
@@ -54,9 +62,11 @@ ORDER_FIELDS = (
     "billingState",
     "billingPostalCode",
     "billingCountry",
+    "branchId",
     "internalComments",
     "deliveryInstructions",
     "currencyCode",
     "total",
+    *DISCOUNT_FIELDS,
     "lineItems",
 )

@@ -2,9 +2,10 @@
 
 Cin7 has no webhook for sales-order changes, so intake polls: each page is read on the
 ModifiedDate watermark (`cursor.py`) and every order is checked against the import rules
-Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with an
-Issue per failed rule, so they stay visible as invalid; dispatched orders (our own write-back
-among them) are Ignored. Writing back marks the order
+Cin7's own ShipStation connector applies (`rules.py`). Orders failing a rule come back with
+their `rule_failures` (one coded Issue per failed rule), so intake keeps them as not imported
+and evaluates their next change again; dispatched orders (our own write-back among them) are
+Ignored. Writing back marks the order
 dispatched with its tracking code, after reading it, since Cin7 takes no idempotency key.
 Cin7 has nothing to acknowledge pulled orders with (no "exported" flag), so the connector
 declares no ACKNOWLEDGE.
@@ -22,6 +23,7 @@ from ..base.contract import (
     ChannelUpdate,
     ClientResources,
     ConnectorInfo,
+    Freight,
     Ignored,
     Limits,
     OrderPage,
@@ -32,9 +34,11 @@ from ..base.contract import (
 )
 from ..base.errors import InvalidResponse
 from ..base.settings import SectionReader, SettingsError
+from . import codes
 from .client import BURST, Cin7Client
 from .cursor import Cursor, advance, decode, is_new
 from .dispatch import build_dispatch_update, check_update_response
+from .freight import build_freight_update
 from .orders import build_list_params, parse_list_response, parse_order, validate_order
 from .rules import RuleContext
 from .settings import Cin7Settings
@@ -51,7 +55,7 @@ class Cin7Connector(ChannelConnector):
         id="cin7",
         label="Cin7 Omni",
         roles=frozenset({Role.CHANNEL}),
-        capabilities=frozenset({Capability.PULL_ORDERS, Capability.WRITE_BACK}),
+        capabilities=frozenset({Capability.PULL_ORDERS, Capability.WRITE_BACK, Capability.FREIGHT_WRITE}),
         limits=Limits(batch_size=1, requests_per_minute=60, concurrency=2),
     )
 
@@ -72,6 +76,7 @@ class Cin7Connector(ChannelConnector):
                 lookback_days=read.positive_int("lookback_days", 60),
                 rate_limit_per_minute=read.positive_int("rate_limit_per_minute", 60),
                 timeout_s=read.positive_number("timeout_s", 15.0),
+                option_names=read.texts("option_names", codes.DEFAULT_OPTION_NAMES, most=3),
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
@@ -117,12 +122,13 @@ class Cin7Connector(ChannelConnector):
     def _parse_row(
         self, row: dict[str, Any], settings: Cin7Settings, tenant_id: str, context: RuleContext
     ) -> ParsedOrder | Ignored:
-        order, issues = parse_order(row, tenant_id=tenant_id, context=context)
+        parsed = parse_order(row, tenant_id=tenant_id, context=context, option_names=settings.option_names)
         if (row.get("stage") or "") == settings.dispatched_stage:
             # Dispatched orders have nothing left to ship, and our own write-back brings each
             # one back on the next poll: it must not turn an order already taken invalid.
+            order = parsed.order
             return Ignored(f"order {order.external_number or order.external_id} is dispatched in Cin7")
-        return ParsedOrder(order, issues)
+        return parsed
 
     async def write_back(self, client: Cin7Client, settings: Cin7Settings, update: ChannelUpdate) -> bool:
         # Delivery and voids have no counterpart in Cin7 (no delivered stage; a voided shipment
@@ -137,6 +143,17 @@ class Cin7Connector(ChannelConnector):
             check_update_response(await client.update_sales_orders([row.to_json_dict()]), current.id)
         # Cin7 sends the customer nothing when an order is dispatched through the API.
         return False
+
+    async def write_freight(
+        self, client: Cin7Client, settings: Cin7Settings, external_id: str, freight: Freight
+    ) -> bool:
+        """Put a chosen rate quote on the order as its freight (FreightWrite; see freight.py)."""
+        current = validate_order(await client.get_sales_order(external_id))
+        row = build_freight_update(current, freight)
+        if row is None:
+            return False
+        check_update_response(await client.update_sales_orders([row]), current.id, "write_freight")
+        return True
 
 
 def _is_instant(value: str) -> bool:

@@ -1,8 +1,9 @@
 """Cin7 sales orders -> canonical Orders (pure): the list request, its answer, normalisation.
 
-Every order is returned with what keeps it from being imported: the import rules' failures
-(`rules.py`) and the fields the canonical Order cannot do without. Orders failing a rule stay
-visible as invalid instead of vanishing, so an operator can see why Cin7 sent nothing.
+Every order is returned with what keeps it from being imported, in two kinds: the import
+rules' failures (`rules.py`: good data, not to be shipped yet, kept as *not imported*) and the
+issues of bad data (fields the canonical Order cannot do without, kept as invalid). Either way
+the order stays visible instead of vanishing, so an operator can see why nothing was shipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ordersync.common.v1 import money_pb2, order_pb2, postal_address_pb2
 from pydantic import ValidationError
 
 from ..base import convert
+from ..base.contract import ParsedOrder
 from ..base.errors import InvalidResponse
 from ..base.issues import Issue
 from ..base.json_text import check_carriable
@@ -65,24 +67,31 @@ def validate_order(payload: Mapping[str, Any]) -> schemas.SalesOrder:
 
 
 def parse_order(
-    payload: Mapping[str, Any] | schemas.SalesOrder, *, tenant_id: str, context: RuleContext
-) -> tuple[order_pb2.Order, list[Issue]]:
+    payload: Mapping[str, Any] | schemas.SalesOrder,
+    *,
+    tenant_id: str,
+    context: RuleContext,
+    option_names: tuple[str, ...] = codes.DEFAULT_OPTION_NAMES,
+) -> ParsedOrder:
     """Normalise one Cin7 sales order into the canonical Order.
 
     Args:
         payload: the order as `GET /v1/SalesOrders` returns it, or already validated.
         tenant_id: the ordersync tenant it belongs to.
         context: the tenant's stage names and the clock, for the import rules.
+        option_names: what the tenant calls a line's option1, option2, option3 (e.g. Colour).
 
     Returns:
-        (order, issues): every field that could be read, and the failed import rules followed
-        by what else makes the order unfit (no reference, unreadable dates, a line without SKU).
+        The order with every field that could be read; `rule_failures` the import rules it
+        fails (each with its code), `issues` what else makes it unfit (no reference,
+        unreadable dates, a line without SKU).
 
     Raises:
         InvalidResponse: the payload is not a sales order at all.
     """
     order = payload if isinstance(payload, schemas.SalesOrder) else validate_order(payload)
-    issues = [failure.issue() for failure in check_import(order, context)]
+    rule_failures = [failure.issue() for failure in check_import(order, context)]
+    issues: list[Issue] = []
     currency = (order.currencyCode or "").strip().upper() or codes.DEFAULT_CURRENCY
     result = order_pb2.Order(
         tenant_id=tenant_id,
@@ -94,14 +103,16 @@ def parse_order(
         delivery_method=order_pb2.DELIVERY_METHOD_SHIP,
         customer_notes=(order.deliveryInstructions or "").strip(),
         internal_notes=(order.internalComments or "").strip(),
+        # The stage is the tenant's workflow position; a status map reads it downstream.
+        channel_status=_text(order.stage),
     )
     if not result.external_number:
         issues.append(Issue("reference", "missing"))
     _dates(result, order, issues)
     _parties(result, order)
-    _lines(result, order, currency, issues)
+    _lines(result, order, currency, issues, option_names)
     _amounts(result, order, currency, issues)
-    return result, issues
+    return ParsedOrder(result, issues, rule_failures=rule_failures)
 
 
 def _dates(result: order_pb2.Order, order: schemas.SalesOrder, issues: list[Issue]) -> None:
@@ -189,7 +200,16 @@ def _address(
     )
 
 
-def _lines(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, issues: list[Issue]) -> None:
+def _lines(
+    result: order_pb2.Order,
+    order: schemas.SalesOrder,
+    currency: str,
+    issues: list[Issue],
+    option_names: tuple[str, ...],
+) -> None:
+    # Cin7 ships a whole order from one branch; its id is the only stock location the
+    # SalesOrders API gives (bin locations live on products, a call per line away).
+    location = "" if order.branchId is None else f"branch {order.branchId}"
     # Only what is left to dispatch is sent on, as Cin7's ShipStation connector does.
     for index, line in dispatch_lines(order):
         quantity = (line.qty or 0) - (line.qtyShipped or 0)
@@ -198,6 +218,8 @@ def _lines(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, is
             sku=_text(line.code),
             title=_text(line.name),
             requires_shipping=True,
+            stock_location=location,
+            options=_options(line, option_names),
         )
         if quantity != int(quantity) or quantity > _INT32_MAX:
             issues.append(Issue(f"lineItems[{index}].qty", "not a whole number of units"))
@@ -209,6 +231,17 @@ def _lines(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, is
         if price is not None:
             out.unit_price.CopyFrom(price)
         result.lines.append(out)
+
+
+def _options(line: schemas.LineItem, names: tuple[str, ...]) -> list[order_pb2.LineOption]:
+    # Options the tenant named no name for keep Cin7's default one ("Option 3").
+    named = (*names, *codes.DEFAULT_OPTION_NAMES[len(names) :])
+    values = (line.option1, line.option2, line.option3)
+    return [
+        order_pb2.LineOption(name=name, value=_text(value))
+        for name, value in zip(named, values, strict=True)
+        if _text(value)
+    ]
 
 
 def _amounts(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, issues: list[Issue]) -> None:
@@ -226,6 +259,17 @@ def _amounts(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, 
     total = _money(order.total, currency, "total", issues)
     if total is not None:
         result.totals.total.CopyFrom(total)
+    _discount(result, order, currency, issues)
+
+
+def _discount(result: order_pb2.Order, order: schemas.SalesOrder, currency: str, issues: list[Issue]) -> None:
+    # One order-level discount: the coupon (voucher) code if one was used, else its description.
+    amount = _money(order.discountTotal, currency, "discountTotal", issues)
+    code = _text(order.voucherCode) or _text(order.discountDescription)
+    if amount is None or (amount.minor_units == 0 and not code):
+        return
+    result.discounts.append(order_pb2.Discount(code=code, amount=amount))
+    result.totals.discount.CopyFrom(amount)
 
 
 def _money(value: float | None, currency: str, field_name: str, issues: list[Issue]) -> money_pb2.Money | None:

@@ -18,6 +18,13 @@ from ..base.issues import Issue
 from . import codes
 from .schemas import LineItem, SalesOrder
 
+# The reason codes, one per rule: stable, for operators' filters and the failed-import mail.
+NOT_APPROVED = "NOT_APPROVED"
+NOT_FULLY_PICKED = "NOT_FULLY_PICKED"
+NO_DELIVERY_COUNTRY = "NO_DELIVERY_COUNTRY"
+TOO_OLD = "TOO_OLD"
+NOTHING_TO_DISPATCH = "NOTHING_TO_DISPATCH"
+
 
 @dataclass(frozen=True)
 class RuleContext:
@@ -30,16 +37,16 @@ class RuleContext:
 
 @dataclass(frozen=True)
 class RuleFailure:
-    """One failed rule: a stable reason code, the Cin7 field it is about, an operator's sentence."""
+    """One failed rule: a stable reason code, the Cin7 field it is about, and an operator's
+    sentence saying what is wrong and what to fix (it names no value of the order)."""
 
     code: str
     field: str
     sentence: str
 
     def issue(self) -> Issue:
-        # Issue has no code of its own (see the connector README): the code leads the message so
-        # operators and tools can still tell the rules apart.
-        return Issue(self.field, f"not imported ({self.code}): {self.sentence}")
+        """As the contract's ParsedOrder.rule_failures carries it: field, sentence, code."""
+        return Issue(self.field, self.sentence, code=self.code)
 
 
 Rule = Callable[[SalesOrder, RuleContext], RuleFailure | None]
@@ -52,21 +59,27 @@ def approved(order: SalesOrder, context: RuleContext) -> RuleFailure | None:
         status = codes.STATUS_APPROVED if order.isApproved else None
     if status == codes.STATUS_APPROVED and order.isApproved is not False:
         return None
-    return RuleFailure("NOT_APPROVED", "status", "the order is not approved in Cin7 (it is a draft or void)")
+    return RuleFailure(NOT_APPROVED, "status", "the order is not approved in Cin7 (it is a draft or void): approve it")
 
 
 def fully_picked(order: SalesOrder, context: RuleContext) -> RuleFailure | None:
     """The order is in the tenant's "Fully Picked" stage."""
     if (order.stage or "").strip().casefold() == context.fully_picked_stage.strip().casefold():
         return None
-    return RuleFailure("NOT_FULLY_PICKED", "stage", f"the order's stage is not {context.fully_picked_stage!r}")
+    return RuleFailure(
+        NOT_FULLY_PICKED,
+        "stage",
+        f"the order's stage is not {context.fully_picked_stage!r}: move it there once it is picked",
+    )
 
 
 def delivery_country(order: SalesOrder, context: RuleContext) -> RuleFailure | None:
     """The delivery address names a country."""
     if (order.deliveryCountry or "").strip():
         return None
-    return RuleFailure("NO_DELIVERY_COUNTRY", "deliveryCountry", "the delivery address has no country")
+    return RuleFailure(
+        NO_DELIVERY_COUNTRY, "deliveryCountry", "the delivery address has no country: fill in the delivery country"
+    )
 
 
 def recent(order: SalesOrder, context: RuleContext) -> RuleFailure | None:
@@ -77,9 +90,10 @@ def recent(order: SalesOrder, context: RuleContext) -> RuleFailure | None:
         if moment is not None and moment >= oldest:
             return None
     return RuleFailure(
-        "TOO_OLD",
+        TOO_OLD,
         "createdDate",
-        f"neither the created date nor the ETD is within the last {context.max_age_days} days",
+        f"neither the created date nor the ETD is within the last {context.max_age_days} days:"
+        " set an ETD within that time to ship it",
     )
 
 
@@ -87,7 +101,11 @@ def something_to_dispatch(order: SalesOrder, context: RuleContext) -> RuleFailur
     """At least one line has a quantity left to dispatch."""
     if dispatch_lines(order):
         return None
-    return RuleFailure("NOTHING_TO_DISPATCH", "lineItems", "no line has a quantity left to dispatch")
+    return RuleFailure(
+        NOTHING_TO_DISPATCH,
+        "lineItems",
+        "no line has a quantity left to dispatch: add a line with a quantity, or leave the order be if it has shipped",
+    )
 
 
 RULES: tuple[Rule, ...] = (approved, fully_picked, delivery_country, recent, something_to_dispatch)

@@ -17,6 +17,8 @@ class LineItem(InboundModel):
     unitPrice: float | None = None
     discount: float | None = None
     option1: str | None = None
+    option2: str | None = None
+    option3: str | None = None
     sort: int | None = None
 
 
@@ -63,10 +65,14 @@ class SalesOrder(InboundModel):
     billingState: str | None = None
     billingPostalCode: str | None = None
     billingCountry: str | None = None
+    branchId: int | None = None
     internalComments: str | None = None
     deliveryInstructions: str | None = None
     currencyCode: str | None = None
     total: float | None = None
+    discountTotal: float | None = None  # UNVERIFIED names: see codes.DISCOUNT_FIELDS
+    discountDescription: str | None = None
+    voucherCode: str | None = None
     lineItems: list[LineItem] = Field(default_factory=list)
 
 

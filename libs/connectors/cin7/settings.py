@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .codes import DEFAULT_OPTION_NAMES
+
 MAX_PAGE_SIZE = 250  # Cin7's `rows` upper bound
 
 
@@ -23,6 +25,8 @@ class Cin7Settings:
             date or ETD) an order may be and still be imported.
         rate_limit_per_minute: requests a minute this account may send.
         timeout_s: read/write timeout in seconds.
+        option_names: what the account calls a line's option1..option3 (e.g. "Colour",
+            "Size"), the names the options carry on the canonical order's lines.
     """
 
     username: str
@@ -34,6 +38,7 @@ class Cin7Settings:
     lookback_days: int = 60
     rate_limit_per_minute: int = 60
     timeout_s: float = 15
+    option_names: tuple[str, ...] = DEFAULT_OPTION_NAMES
 
     def __post_init__(self) -> None:
         for name in ("username", "api_key", "base_url", "fully_picked_stage", "dispatched_stage"):
@@ -51,5 +56,6 @@ class Cin7Settings:
             f"Cin7Settings(username={self.username!r}, api_key='***', base_url={self.base_url!r}, "
             f"fully_picked_stage={self.fully_picked_stage!r}, dispatched_stage={self.dispatched_stage!r}, "
             f"page_size={self.page_size!r}, lookback_days={self.lookback_days!r}, "
-            f"rate_limit_per_minute={self.rate_limit_per_minute!r}, timeout_s={self.timeout_s!r})"
+            f"rate_limit_per_minute={self.rate_limit_per_minute!r}, timeout_s={self.timeout_s!r}, "
+            f"option_names={self.option_names!r})"
         )

@@ -20,6 +20,7 @@ import dataclasses
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ordersync.common.v1 import order_pb2, shipment_pb2
@@ -42,13 +43,13 @@ from ..base.contract import (
     Submitted,
     provider_titles,
 )
-from ..base.errors import ConnectorError, NotFound
+from ..base.errors import ConnectorError, InvalidRequest, NotFound
 from ..base.settings import SectionReader, SettingsError
 from . import codes, customstore
 from .client import BURST, ShipStationClient
 from .errors import OrderRejected
 from .orders import build_order, parse_create_orders_response, provider_order_number
-from .rates import build_rates_request, parse_rates
+from .rates import build_rates_request, parse_markup_percent, parse_rates
 from .settings import ShipStationSettings
 from .shipments import parse_shipments, shipments_page
 from .webhooks import SHIPMENT_EVENTS, parse_webhook
@@ -69,6 +70,7 @@ class ShipStationAccount:
         status_mapping: ShipStation status -> channel status, validated (codes).
         rate_carriers: ShipStation carrier codes to quote with.
         from_postal_code: the postal code rates are quoted from.
+        rate_markup_percent: the tenant's markup on quotes, in percent (exact; 0: none).
     """
 
     api: ShipStationSettings
@@ -79,6 +81,7 @@ class ShipStationAccount:
     status_mapping: tuple[tuple[str, str], ...] = tuple(codes.DEFAULT_STATUS_MAPPING.items())
     rate_carriers: tuple[str, ...] = DEFAULT_RATE_CARRIERS
     from_postal_code: str = ""
+    rate_markup_percent: Decimal = Decimal(0)
 
     @property
     def statuses(self) -> Mapping[str, str]:
@@ -139,6 +142,10 @@ class ShipStationConnector(ProviderConnector):
             raise SettingsError(f"{where} {exc}") from None
         carriers = read.text("rate_carriers", ",".join(DEFAULT_RATE_CARRIERS))
         from_postal = read.text("from_postal_code") if "from_postal_code" in section else ""
+        try:
+            markup = parse_markup_percent(read.text("rate_markup_percent", "0"))
+        except ValueError as exc:
+            raise read.error("rate_markup_percent", str(exc)) from None
         read.finish()
         return ShipStationAccount(
             api,
@@ -149,6 +156,7 @@ class ShipStationConnector(ProviderConnector):
             status_mapping=tuple(statuses.items()),
             rate_carriers=tuple(c.strip() for c in carriers.split(",") if c.strip()),
             from_postal_code=from_postal,
+            rate_markup_percent=markup,
         )
 
     def open_client(self, settings: ShipStationAccount, resources: ClientResources) -> ShipStationClient:
@@ -274,13 +282,27 @@ class ShipStationConnector(ProviderConnector):
 
     # -- rate quotes (RateQuotes)
     async def quote_rates(
-        self, client: ShipStationClient, settings: ShipStationAccount, order: order_pb2.Order
+        self,
+        client: ShipStationClient,
+        settings: ShipStationAccount,
+        order: order_pb2.Order,
+        carriers: Sequence[str] = (),
     ) -> list[RateQuote]:
+        """Exact quotes, one getrates call per carrier (ShipStation quotes one carrier a call)."""
+        unknown = sorted(set(carriers) - set(settings.rate_carriers))
+        if unknown:
+            raise InvalidRequest(
+                f"shipstation getrates: carrier(s) {', '.join(c[:30] for c in unknown[:5])} are not among the"
+                f" account's rate_carriers ({', '.join(settings.rate_carriers)})"
+            )
         quotes: list[RateQuote] = []
-        for carrier in settings.rate_carriers:
+        for carrier in dict.fromkeys(carriers) or settings.rate_carriers:
             body = build_rates_request(order, carrier_code=carrier, from_postal_code=settings.from_postal_code)
             quotes.extend(parse_rates(carrier, await client.get_rates(body)))
         return quotes
+
+    def rate_markup_percent(self, settings: ShipStationAccount) -> Decimal:
+        return settings.rate_markup_percent
 
     # -- Custom Store (PulledByProvider)
     def render_export(

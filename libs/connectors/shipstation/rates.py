@@ -1,8 +1,9 @@
-"""Rate quotes: canonical Order -> `POST /shipments/getrates` bodies, and the rates (pure).
+"""Rate quotes: canonical Order -> `POST /shipments/getrates` bodies, the rates, and the
+account's markup setting (pure).
 
 Amounts stay exact: ShipStation's JSON numbers are read as Decimals and each quote is
-`shipmentCost + otherCost` in cents, rounded half up (ShipStation already writes cents). Any
-markup is the caller's business.
+`shipmentCost + otherCost`, unrounded (`otherCost` may have sub-cent parts). Applying the
+markup and rounding to cents is the caller's business, so the markup acts on the exact price.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from ordersync.common.v1 import order_pb2
 from ..base.contract import RateQuote
 from ..base.errors import InvalidRequest, InvalidResponse
 from . import codes
-from .shipments import money_minor
+
+# The markup is a percentage of the quoted price; more than ten times the price is a typo.
+MAX_MARKUP_PERCENT = Decimal(1000)
+MARKUP_DECIMALS = 4
 
 
 def build_rates_request(order: order_pb2.Order, *, carrier_code: str, from_postal_code: str) -> dict[str, Any]:
@@ -49,7 +53,8 @@ def parse_rates(carrier_code: str, rates: Sequence[Mapping[str, Any]]) -> list[R
     """The getrates answer `[{serviceName, serviceCode, shipmentCost, otherCost}]` as quotes.
 
     `carrier` is canonical (e.g. "USPS" for stamps_com), `service` is ShipStation's
-    serviceCode (what carrier mapping knows it by).
+    serviceCode (what carrier mapping knows it by), `amount` is `shipmentCost + otherCost`
+    exactly, in US dollars (ShipStation v1 quotes in the account's currency, USD).
 
     Raises:
         InvalidResponse: a rate without serviceCode or with an unreadable cost.
@@ -58,17 +63,38 @@ def parse_rates(carrier_code: str, rates: Sequence[Mapping[str, Any]]) -> list[R
     for rate in rates:
         if not isinstance(rate, Mapping) or not isinstance(rate.get("serviceCode"), str):
             raise InvalidResponse("shipstation getrates: a rate has no serviceCode")
-        total = _cost(rate.get("shipmentCost")) + _cost(rate.get("otherCost"))
-        money = money_minor(total)
+        name = rate.get("serviceName")
         quotes.append(
             RateQuote(
                 carrier=codes.canonical_carrier(carrier_code),
+                carrier_code=carrier_code,
                 service=rate["serviceCode"],
-                amount_minor=money.minor_units,
-                currency_code=money.currency_code,
+                service_name=name if isinstance(name, str) and name else rate["serviceCode"],
+                amount=_cost(rate.get("shipmentCost")) + _cost(rate.get("otherCost")),
+                currency_code=codes.CURRENCY,
             )
         )
     return quotes
+
+
+def parse_markup_percent(text: str) -> Decimal:
+    """The `rate_markup_percent` setting: a decimal string from 0 to 1000 with at most four
+    decimals, e.g. "12.5". It is a string, not a TOML number, because 12.1 read as a float is
+    not exactly 12.1 and the markup must be exact.
+
+    Raises:
+        ValueError: saying what is wrong with the value.
+    """
+    try:
+        percent = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f'{text[:20]!r} is not a decimal number such as "12.5"') from None
+    if not percent.is_finite() or not 0 <= percent <= MAX_MARKUP_PERCENT:
+        raise ValueError(f"must be from 0 to {MAX_MARKUP_PERCENT}")
+    exponent = percent.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MARKUP_DECIMALS:
+        raise ValueError(f"has more than {MARKUP_DECIMALS} decimals")
+    return percent
 
 
 def _cost(value: Any) -> Decimal:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Hashable
+from decimal import Decimal
 
 import pytest
 
@@ -194,3 +195,17 @@ def test_malformed_notices_raise_errors_that_say_no_retry_helps(connector: Provi
     with pytest.raises(ConnectorError) as raised:
         connector.parse_notice(body)
     assert raised.value.retryable is False and raised.value.reason_code.isupper()
+
+
+QUOTERS = [pytest.param(c, id=c.info.id) for c in REGISTRY if c.info.can(Capability.RATE_QUOTES)]
+
+
+@pytest.mark.parametrize("connector", QUOTERS)
+def test_a_rate_quoting_account_states_its_markup_as_an_exact_percentage(connector, monkeypatch):
+    markup = connector.rate_markup_percent(settings_of(connector, monkeypatch))
+    assert isinstance(markup, Decimal) and markup.is_finite() and markup >= 0
+
+
+@pytest.mark.parametrize("connector", [pytest.param(c, id=c.info.id) for c in REGISTRY])
+def test_freight_is_written_only_by_channels(connector: Connector):
+    assert not connector.info.can(Capability.FREIGHT_WRITE) or isinstance(connector, ChannelConnector)

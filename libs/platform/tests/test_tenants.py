@@ -175,3 +175,23 @@ def test_a_changed_invalid_file_keeps_the_last_good_settings(tmp_path):
     with pytest.raises(ConfigError):
         directory.reload()
     assert directory["acme"].route("west") is not None
+
+
+def test_an_account_names_its_failed_import_mail_recipient(tmp_path):
+    tenants = load(
+        tmp_path,
+        store("acme").replace('tenant_slug = "acme"', 'tenant_slug = "acme"\nimport_errors_to = "ops@acme.example"'),
+    )
+    assert tenants["acme"].accounts["store"].import_errors_to == "ops@acme.example"
+    assert load(tmp_path, store("other"))["other"].accounts["store"].import_errors_to == ""
+
+
+@pytest.mark.parametrize("value", ['"not an address"', '"Ops <ops@acme.example>"', '"ops@localhost"', "3", '""'])
+def test_a_failed_import_mail_recipient_that_is_no_address_is_refused(tmp_path, value):
+    body = store("acme").replace('tenant_slug = "acme"', f'tenant_slug = "acme"\nimport_errors_to = {value}')
+    if value == '""':
+        # Empty is the same as unset: no mail.
+        assert load(tmp_path, body)["acme"].accounts["store"].import_errors_to == ""
+        return
+    with pytest.raises(ConfigError, match=r"tenant 'acme' \[accounts.store\] import_errors_to: must be an e-mail"):
+        load(tmp_path, body)

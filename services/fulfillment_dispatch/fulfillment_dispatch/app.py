@@ -17,6 +17,7 @@ from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grp
 from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
+from fulfillment_dispatch.api.rates import rate_quote_binding
 from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
@@ -149,7 +150,8 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "OrderAdminService",
             OrderAdminServicer(pool.pool, actions, peers, access, registry=registry),
         )
-        return GrpcServer([reads, admin], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        rates = rate_quote_binding(pool.pool, accounts, access)
+        return GrpcServer([reads, admin, rates], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

@@ -3,6 +3,7 @@
     python -m fulfillment_dispatch.cli --addr HOST:PORT --tenant acme show 1042
     python -m fulfillment_dispatch.cli --tenant acme list --status failed --since 24h
     python -m fulfillment_dispatch.cli --tenant acme retry 1042 --reason "SKU added at the provider"
+    python -m fulfillment_dispatch.cli --tenant acme quote ord_123 --carrier ups --write ups_ground
 
 The operator's bearer token is read from ORDERSYNC_ADMIN_TOKEN (another variable with
 --token-env, or a file with --token-file), never from the command line. Its caller, as the
@@ -10,6 +11,9 @@ callers file names it, is who acted in the order's activity log; actions need th
 and a --reason. An ORDER is ordersync's id ("ord_…") or the channel's order number. With
 ORDERSYNC_GRPC_CA_FILE set (and ORDERSYNC_GRPC_CLIENT_CERT_FILE/KEY_FILE for mTLS) the channel
 is TLS. Exit codes: 0 done, 1 refused (the message says why), 2 bad usage, 3 unavailable (try again).
+`quote` prices an order (ordersync's id, or a JSON Order with --order-file) through the tenant's
+rate-quoting account with its markup; --write puts the quote of that service code onto the
+order in its channel as the freight (operator role).
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import grpc
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, Parse, ParseError
 from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
-from ordersync.common.v1 import shipment_pb2
+from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.dispatch.v1 import rates_service_pb2 as rates_pb
+from ordersync.dispatch.v1 import rates_service_pb2_grpc as rates_grpc
 
+from fulfillment_dispatch.domain.rate_markup import minor_unit_decimals
 from libs.platform.auth import bearer, cli_token
 from libs.platform.config import ConfigError, grpc_client_tls_from_env
 from libs.platform.grpc_server import channel_credentials
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         args.metadata = bearer(cli_token(args.token_env, args.token_file, os.environ))
         with _channel(args.addr) as channel:
             stub = pb_grpc.OrderAdminServiceStub(channel)
+            args.channel = channel  # `quote` calls the RateQuoteService on the same channel
             try:
                 return args.run(stub, args)
             except grpc.RpcError as exc:
@@ -97,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("order")
         action.add_argument("--reason", required=True)
         action.set_defaults(run=_act)
+
+    quote = commands.add_parser("quote", help="shipping quotes for an order, with the tenant's markup")
+    quote.add_argument("order", nargs="?", help="ordersync's order id (ord_…); or give --order-file")
+    quote.add_argument("--order-file", help="a JSON file holding the order to quote (ordersync.common.v1.Order)")
+    quote.add_argument("--account", default="", help="the rate-quoting account (default: the tenant's only one)")
+    quote.add_argument("--carrier", action="append", default=[], help="a carrier code to quote with (repeatable)")
+    quote.add_argument("--write", metavar="SERVICE_CODE", help="write this service's quote onto the order's channel")
+    quote.set_defaults(run=_quote)
     return parser
 
 
@@ -145,6 +163,62 @@ def _act(stub, args) -> int:
         return _print_json(answer)
     print(_describe(answer.sync))
     return 0
+
+
+def _quote(_, args) -> int:
+    stub = rates_grpc.RateQuoteServiceStub(args.channel)
+    request = rates_pb.QuoteRatesRequest(tenant_id=args.tenant, provider_account=args.account, carriers=args.carrier)
+    if bool(args.order) == bool(args.order_file):
+        return _usage("quote: give an order id or --order-file, not both")
+    if args.order_file:
+        try:
+            request.inline_order.CopyFrom(Parse(Path(args.order_file).read_text(), order_pb2.Order()))
+        except (OSError, ParseError) as exc:
+            return _usage(f"--order-file {args.order_file}: {exc}")
+    elif args.order.startswith("ord_"):
+        request.order_id = args.order
+    else:
+        return _usage(f"quote: {args.order!r} is not an ordersync order id (ord_…)")
+    if args.write and not request.order_id:
+        return _usage("quote --write needs the order's ordersync id")
+    answer = stub.QuoteRates(request, timeout=60, metadata=args.metadata)
+    if args.json and not args.write:
+        return _print_json(answer)
+    print(f"quotes from {answer.provider_account}, markup {answer.markup_percent}%:")
+    for q in answer.quotes:
+        print(
+            f"  {q.carrier:<6} {q.service_code:<24} {q.service_name:<34} base {q.base_amount.value:>9}"
+            f"  markup {q.markup_amount.value:>10}  total {_money(q.total)}"
+        )
+    if not args.write:
+        return 0
+    chosen = next((q for q in answer.quotes if q.service_code == args.write), None)
+    if chosen is None:
+        print(f"error: no quote for service {args.write!r}", file=sys.stderr)
+        return 1
+    done = stub.WriteFreight(
+        rates_pb.WriteFreightRequest(
+            tenant_id=args.tenant, order_id=request.order_id, total=chosen.total, service_name=chosen.service_name
+        ),
+        timeout=30,
+        metadata=args.metadata,
+    )
+    if args.json:
+        return _print_json(done)
+    outcome = "written to" if done.written else "already on"
+    print(
+        f"freight {_money(chosen.total)} ({chosen.service_name}) {outcome} {done.channel_account} order {done.channel_order_id}"
+    )
+    return 0
+
+
+def _usage(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _money(money) -> str:
+    return f"{Decimal(money.minor_units).scaleb(-minor_unit_decimals(money.currency_code)):f} {money.currency_code}"
 
 
 def _describe(sync: pb.OrderSync) -> str:

@@ -1,4 +1,5 @@
-"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC and pulls."""
+"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC, pulls
+and the failed-import mail sender."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
+from libs.platform.mail import SmtpMailer
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
@@ -23,6 +25,7 @@ from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
 from order_intake.api.webhooks import WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
+from order_intake.mail import ImportMailSender
 from order_intake.pulling import PullScheduler
 from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
 from order_intake.storage.orders import RevisionWriter
@@ -68,6 +71,12 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             pool.pool, tenants, accounts, writer.component, builder, owner=owner, settings=settings.pull
         )
 
+    # Failed-import mails are queued whatever the SMTP settings; sent only when a server is set.
+    mail_sender = []
+    if settings.smtp is not None:
+        mailer = SmtpMailer(settings.smtp)
+        mail_sender.append(LazyComponent(lambda: ImportMailSender(lambda: pool.pool, mailer, registry, settings.mail)))
+
     return ComponentGroup(
         [
             pool,
@@ -79,6 +88,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             writer,
             accounts,
             LazyComponent(pull_scheduler),
+            *mail_sender,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
         ]

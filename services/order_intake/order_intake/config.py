@@ -6,14 +6,18 @@ from dataclasses import dataclass
 
 from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
 from libs.platform.config import PlatformSettings, env_float, env_int, env_str
+from libs.platform.mail import SmtpSettings
+from libs.platform.tenants import resolve_secret_value
 from order_intake.domain.intake import InputLimits
+from order_intake.mail.sender import MailSettings
 from order_intake.pulling import PullSettings
 
 
 @dataclass(frozen=True)
 class IntakeSettings:
     """Platform settings plus the webhook listener's port, group-commit size and input limits, who
-    may call gRPC, and how pulled channels are polled."""
+    may call gRPC, how pulled channels are polled, and the SMTP server of failed-import mails
+    (None: no mail is sent; mails stay queued)."""
 
     platform: PlatformSettings
     http_port: int
@@ -23,6 +27,8 @@ class IntakeSettings:
     # max_event_bytes, are refused (413) and kept.
     limits: InputLimits = InputLimits()
     pull: PullSettings = PullSettings()
+    smtp: SmtpSettings | None = None
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -42,5 +48,11 @@ class IntakeSettings:
                 max_pollers=env_int("ORDERSYNC_INTAKE_PULL_MAX_POLLERS", PullSettings.max_pollers),
                 backoff_base_s=env_float("ORDERSYNC_INTAKE_PULL_BACKOFF_BASE_S", PullSettings.backoff_base_s),
                 backoff_max_s=env_float("ORDERSYNC_INTAKE_PULL_BACKOFF_MAX_S", PullSettings.backoff_max_s),
+            ),
+            smtp=SmtpSettings.from_env(resolve_secret_value),
+            mail=MailSettings(
+                max_attempts=env_int("ORDERSYNC_INTAKE_MAIL_MAX_ATTEMPTS", MailSettings.max_attempts),
+                backoff_base_s=env_float("ORDERSYNC_INTAKE_MAIL_BACKOFF_BASE_S", MailSettings.backoff_base_s),
+                backoff_max_s=env_float("ORDERSYNC_INTAKE_MAIL_BACKOFF_MAX_S", MailSettings.backoff_max_s),
             ),
         )

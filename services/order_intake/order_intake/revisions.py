@@ -1,7 +1,7 @@
 """From a connector's ParsedOrder (or Ignored) to the Revision the writer records, with its event.
 
-The one place where a channel order gets ordersync's identity (`order_id_for`), its validation
-verdict and its OrderAccepted event; the webhook handler and the pull poller both build their
+The one place where a channel order gets ordersync's identity (`order_id_for`), its verdict
+(accepted, invalid, or not imported for a failed import rule) and its OrderAccepted event; the webhook handler and the pull poller both build their
 revisions here, so a pushed and a pulled revision of one order dedupe against each other.
 """
 
@@ -14,7 +14,7 @@ from libs.connectors.base.contract import Ignored, ParsedOrder
 from libs.connectors.base.errors import InvalidWebhook
 from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.telemetry import current_trace_id
-from order_intake.domain.intake import InputLimits, Validation, key_problem, order_id_for
+from order_intake.domain.intake import InputLimits, Verdict, key_problem, order_id_for
 from order_intake.storage.orders import Revision
 
 ORDERS_TOPIC = "intake.orders.v1"
@@ -37,8 +37,12 @@ class RevisionBuilder:
         body: bytes,
         *,
         source: str = "push",
+        mail_to: str = "",
     ) -> Revision:
         """The revision of one parsed push or pulled record; `body` is what its receipt keeps.
+
+        `mail_to` is the account's failed-import mail recipient ("" for none): a revision not
+        imported for a rule not mailed before queues a mail to it, in the same commit.
 
         Raises InvalidWebhook when the order's deduplication key cannot be stored.
         """
@@ -50,9 +54,10 @@ class RevisionBuilder:
             raise InvalidWebhook(f"{channel} webhook: {too_long}")
         order.order_id = order_id_for(tenant_id, channel, order.external_id)
         order.channel, order.channel_account = channel, account
-        validation = Validation.from_issues(parsed.issues)
-        outcome = "accepted" if validation.valid else "invalid"
-        revision = self.receipt(tenant_id, channel, account, body, outcome, validation.reason, source=source)
+        verdict = Verdict.of(parsed.issues, parsed.rule_failures)
+        revision = self.receipt(tenant_id, channel, account, body, verdict.outcome, verdict.reason, source=source)
+        revision.rule_failures = verdict.rule_failures
+        revision.mail_to = mail_to
         revision.order_id = order.order_id
         revision.external_id = order.external_id
         revision.external_number = order.external_number

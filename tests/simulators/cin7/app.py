@@ -416,6 +416,9 @@ def row_errors(state: Cin7State, account: Cin7Account, row: Any) -> list[str]:
         errors.append(f"Stage '{str(stage)[:40]}' is not a stage of this account")
     if row.get("dispatchedDate") is not None and as_instant(row["dispatchedDate"]) is None:
         errors.append("dispatchedDate is not a date")
+    freight = row.get("freightTotal")
+    if freight is not None and (isinstance(freight, bool) or not isinstance(freight, int | float) or freight < 0):
+        errors.append("freightTotal is not a non-negative number")
     return errors
 
 

@@ -55,6 +55,9 @@ SERVICES: Mapping[str, tuple[tuple[str, str, str, str], ...]] = {
     "ups": (("ups_ground", "UPS® Ground", "9.85", "0.51"), ("ups_2nd_day_air", "UPS 2nd Day Air®", "18.40", "0.90")),
     "fedex": (("fedex_ground", "FedEx Ground®", "9.60", "0.49"),),
 }
+# carrierCode -> its fuel surcharge on shipmentCost, quoted as otherCost and not rounded, so it
+# has sub-cent parts as ShipStation's often does (0.015); USPS has none.
+SURCHARGES: Mapping[str, Decimal] = {"stamps_com": Decimal(0), "ups": Decimal("0.0125"), "fedex": Decimal("0.0135")}
 
 
 # --- configuration ------------------------------------------------------------------
@@ -387,7 +390,8 @@ def parse_sim_date(text: str) -> datetime:
 
 @route("getrates")
 async def get_rates(request: web.Request) -> web.Response:
-    """`POST /shipments/getrates`: the carrier's services priced by weight, deterministic."""
+    """`POST /shipments/getrates`: one carrier's services (or the `serviceCode` asked) priced by
+    weight, deterministic; `otherCost` is the carrier's fuel surcharge, unrounded."""
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ss_error(400, "The request is invalid.")
@@ -397,6 +401,8 @@ async def get_rates(request: web.Request) -> web.Response:
     services = SERVICES.get(str(body["carrierCode"]))
     if services is None:
         raise ss_error(400, f"Carrier '{str(body['carrierCode'])[:30]}' is not connected to this account.")
+    if body.get("serviceCode"):
+        services = tuple(s for s in services if s[0] == body["serviceCode"])
     weight = body["weight"]
     if not isinstance(weight, dict) or not isinstance(weight.get("value"), int | float) or weight["value"] <= 0:
         raise ss_error(400, "The weight field is invalid.")
@@ -405,10 +411,14 @@ async def get_rates(request: web.Request) -> web.Response:
         "ounces": Decimal("28.3495"),
         "pounds": Decimal("453.592"),
     }.get(str(weight.get("units")), 1)
+    surcharge = SURCHARGES[str(body["carrierCode"])]
     rates = []
     for code, name, base, per_100g in services:
         cost = (Decimal(base) + Decimal(per_100g) * grams / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        rates.append({"serviceName": name, "serviceCode": code, "shipmentCost": float(cost), "otherCost": 0.0})
+        other = cost * surcharge
+        # A float of a short decimal is written back as exactly its digits (json writes the
+        # shortest text reading as that float): 0.301625 goes out as 0.301625.
+        rates.append({"serviceName": name, "serviceCode": code, "shipmentCost": float(cost), "otherCost": float(other)})
     return web.json_response(rates)
 
 

@@ -147,6 +147,21 @@ async def test_put_answers_a_row_per_order_and_200_even_with_failed_rows(http, c
 
 
 @pytest.mark.asyncio
+async def test_put_takes_freight_as_a_number_and_its_description(http, cin7):
+    [one] = await seed(http, cin7, order())
+    rows = [
+        {"id": one["id"], "freightTotal": 8.08, "freightDescription": "USPS Priority Mail - Package"},
+        {"id": one["id"], "freightTotal": "8.08"},
+        {"id": one["id"], "freightTotal": -1},
+    ]
+    results = (await http.put(f"{cin7.base_url}/api/v1/SalesOrders", json=rows, auth=AUTH)).json()
+    assert [r["success"] for r in results] == [True, False, False]
+    assert results[1]["errors"] == ["freightTotal is not a non-negative number"]
+    stored = (await http.get(f"{cin7.base_url}/api/v1/SalesOrders/{one['id']}", auth=AUTH)).json()
+    assert (stored["freightTotal"], stored["freightDescription"]) == (8.08, "USPS Priority Mail - Package")
+
+
+@pytest.mark.asyncio
 async def test_the_rate_limit_answers_429_with_retry_after(http):
     server = await run(rate_limit_per_minute=2)
     try:

@@ -163,6 +163,28 @@ async def test_getrates_prices_the_carriers_services_by_weight(http):
     assert unknown.status_code == 400
 
 
+async def test_getrates_other_cost_is_the_carriers_unrounded_surcharge_and_counts_against_the_window(http):
+    ss = await run_ss(rate_limit_per_minute=2)
+    body = {"carrierCode": "ups", "fromPostalCode": "95476", "toCountry": "US", "toPostalCode": "94558"}
+    body |= {"weight": {"value": 2800, "units": "grams"}}
+    try:
+        ground = await http.post(
+            f"{ss.base_url}/shipments/getrates", json=body | {"serviceCode": "ups_ground"}, auth=AUTH
+        )
+        usps = await http.post(
+            f"{ss.base_url}/shipments/getrates", json=body | {"carrierCode": "stamps_com"}, auth=AUTH
+        )
+        limited = await http.post(f"{ss.base_url}/shipments/getrates", json=body, auth=AUTH)
+    finally:
+        await ss.stop()
+    # 9.85 + 0.51 * 28 = 24.13; UPS fuel 1.25 % of it = 0.301625, a sub-cent amount as sent
+    assert '"shipmentCost": 24.13, "otherCost": 0.301625' in ground.text
+    assert [r["serviceCode"] for r in ground.json()] == ["ups_ground"]
+    assert {r["otherCost"] for r in usps.json()} == {0.0} and len(usps.json()) == 2
+    assert ground.headers["X-Rate-Limit-Limit"] == "2" and usps.headers["X-Rate-Limit-Remaining"] == "0"
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+
+
 async def test_injected_faults_answer_in_shipstations_shape(http):
     ss = await run_ss()
     try:

@@ -90,9 +90,10 @@ async def test_an_empty_page_keeps_the_cursor():
 
 
 @pytest.mark.asyncio
-async def test_orders_failing_import_rules_come_back_with_issues():
+async def test_orders_failing_import_rules_come_back_with_rule_failures_not_issues():
     page, _ = await fetch([json_response(200, [sales_order(stage="New")])], "")
-    assert len(page.orders) == 1 and page.orders[0].issues[0].field == "stage"
+    assert len(page.orders) == 1 and page.orders[0].issues == []
+    assert [(f.field, f.code) for f in page.orders[0].rule_failures] == [("stage", "NOT_FULLY_PICKED")]
 
 
 @pytest.mark.asyncio

@@ -11,13 +11,18 @@ from libs.connectors.base.testing import FakeClock, RequestRecorder, json_respon
 from libs.connectors.cin7 import codes
 from libs.connectors.cin7.cursor import Cursor
 from libs.connectors.cin7.orders import build_list_params, parse_list_response, parse_order
-from libs.connectors.cin7.tests.builders import AUTHORIZATION, client, context, sales_order
+from libs.connectors.cin7.tests.builders import AUTHORIZATION, client, connector, context, sales_order
 
 pytestmark = pytest.mark.asyncio
 
 
 def parsed(**changes):
-    return parse_order(sales_order(**changes), tenant_id="harbour", context=context())
+    result = parse_order(sales_order(**changes), tenant_id="harbour", context=context())
+    return result.order, result.issues
+
+
+def rule_failures(**changes):
+    return parse_order(sales_order(**changes), tenant_id="harbour", context=context()).rule_failures
 
 
 # ---- build
@@ -135,11 +140,49 @@ async def test_partly_shipped_lines_send_what_is_left():
     assert issues == [] and [line.quantity for line in order.lines] == [4]
 
 
-async def test_an_order_failing_rules_is_kept_with_an_issue_per_rule():
+async def test_an_order_failing_rules_is_kept_with_a_coded_rule_failure_per_rule():
     order, issues = parsed(stage="New", status="Draft")
-    assert order.external_id == "41872"
-    assert [issue.field for issue in issues] == ["status", "stage"]
-    assert all(issue.message.startswith("not imported (") for issue in issues)
+    assert order.external_id == "41872" and issues == []
+    failures = rule_failures(stage="New", status="Draft")
+    assert [(f.field, f.code) for f in failures] == [("status", "NOT_APPROVED"), ("stage", "NOT_FULLY_PICKED")]
+    assert all(f.code not in f.message for f in failures)
+
+
+async def test_bad_data_and_rule_failures_are_told_apart():
+    result = parse_order(sales_order(stage="New", reference=""), tenant_id="harbour", context=context())
+    assert [i.field for i in result.issues] == ["reference"]
+    assert [f.code for f in result.rule_failures] == ["NOT_FULLY_PICKED"]
+
+
+async def test_the_fields_shipstation_shows_are_carried():
+    lines = [
+        {"id": 1, "code": "CAB-750", "qty": 6, "unitPrice": 35, "option1": "Red", "option2": "Magnum"},
+        {"id": 2, "code": "NOTE", "qty": 0, "unitPrice": 0, "option1": "Hidden"},
+    ]
+    result = parse_order(
+        sales_order(lineItems=lines, discountTotal=5.5, voucherCode="SPRING10", discountDescription="Spring sale"),
+        tenant_id="harbour",
+        context=context(),
+        option_names=("Colour", "Size"),
+    )
+    order = result.order
+    assert order.channel_status == "Fully Picked"
+    assert len(order.lines) == 1  # the zero-quantity line is not sent
+    line = order.lines[0]
+    assert [(o.name, o.value) for o in line.options] == [("Colour", "Red"), ("Size", "Magnum")]
+    assert line.stock_location == "branch 2"
+    assert [(d.code, d.amount.minor_units) for d in order.discounts] == [("SPRING10", 550)]
+    assert order.totals.discount.minor_units == 550
+    assert order.customer.email == "mere@harbourbistro.example" and order.customer.phone == "+1 415 555 0142"
+    assert order.shipping_method.title == "UPS Ground"
+    assert order.internal_notes == "Deliver before 11am" and order.customer_notes == "Use the loading dock"
+
+
+async def test_no_discount_without_an_amount_or_a_code():
+    order, _ = parsed(discountTotal=0, voucherCode="", discountDescription="")
+    assert list(order.discounts) == [] and not order.totals.HasField("discount")
+    order, _ = parsed(discountTotal=None)
+    assert list(order.discounts) == []
 
 
 async def test_data_problems_are_issues_without_values():
@@ -172,3 +215,16 @@ async def test_a_payload_that_is_not_a_sales_order_raises(changes):
     with pytest.raises(InvalidResponse) as raised:
         parsed(**changes)
     assert not raised.value.retryable
+
+
+async def test_option_names_are_a_setting_of_at_most_three_names():
+    section = {"username": "u", "api_key": "env:CIN7_KEY", "option_names": ["Colour", "Size"]}
+    settings = connector().parse_settings(section, lambda ref, where: "k", "tenant 'h' [accounts.cin7]")
+    assert settings.option_names == ("Colour", "Size")
+    assert connector().parse_settings({"username": "u", "api_key": "env:K"}, lambda r, w: "k", "w").option_names == (
+        "Option 1",
+        "Option 2",
+        "Option 3",
+    )
+    with pytest.raises(ValueError, match="option_names: must be a list of at most 3"):
+        connector().parse_settings({**section, "option_names": ["a", "b", "c", "d"]}, lambda r, w: "k", "w")

@@ -90,10 +90,29 @@ def test_every_failed_rule_is_named_in_rule_order_with_its_sentence():
     ]
     assert len({f.sentence for f in failures}) == 5
     issue = failures[0].issue()
-    assert issue.field == "status" and issue.message.startswith("not imported (NOT_APPROVED): ")
+    # The code is the Issue's own, not part of its sentence.
+    assert (issue.field, issue.code) == ("status", "NOT_APPROVED") and "NOT_APPROVED" not in issue.message
 
 
 def test_phone_falls_back_to_mobile():
     assert rules.contact_phone(order()) == "+1 415 555 0142"
     assert rules.contact_phone(order(phone=" +1 415 555 0100 ")) == "+1 415 555 0100"
     assert rules.contact_phone(order(phone=None, mobile=None)) == ""
+
+
+def test_each_sentence_says_what_to_fix_and_names_no_value_of_the_order():
+    failures = rules.check_import(
+        order(
+            status="Void",
+            stage="On Hold",
+            deliveryCountry=" ",
+            createdDate="2020-01-01T00:00:00Z",
+            estimatedDeliveryDate=None,
+            lineItems=[],
+        ),
+        context(),
+    )
+    for failure in failures:
+        what, _, fix = failure.sentence.partition(": ")
+        assert what and fix, failure.code
+        assert "On Hold" not in failure.sentence and "2020" not in failure.sentence

@@ -250,7 +250,7 @@ def test_order_notices_are_kept_aside_and_malformed_ones_refused():
 
 
 @pytest.mark.asyncio
-async def test_rates_are_quoted_per_carrier_in_exact_cents():
+async def test_rates_are_quoted_per_carrier_exactly():
     recorder = RequestRecorder(json_response(200, load_vendor_json("shipstation", "getrates_response.json")))
     async with client(recorder) as ss:
         quotes = await CONNECTOR.quote_rates(ss, account(rate_carriers=("stamps_com",)), valid_order())
@@ -258,10 +258,10 @@ async def test_rates_are_quoted_per_carrier_in_exact_cents():
     assert recorder.last.url.path == "/shipments/getrates"
     assert body["carrierCode"] == "stamps_com" and body["fromPostalCode"] == "95476"
     assert body["toPostalCode"] == "94558" and body["weight"] == {"value": 2800, "units": "grams"}
-    # 7.33 + 0.015 = 7.345 -> 735 cents, rounded half up, never through a float
-    assert [(q.carrier, q.service, q.amount_minor) for q in quotes] == [
-        ("USPS", "usps_first_class_mail", 320),
-        ("USPS", "usps_priority_mail", 735),
+    # 7.33 + 0.015 = 7.345 exactly, not rounded (the markup applies first), never through a float
+    assert [(q.carrier, q.service, str(q.amount)) for q in quotes] == [
+        ("USPS", "usps_first_class_mail", "3.2"),
+        ("USPS", "usps_priority_mail", "7.345"),
     ]
 
 

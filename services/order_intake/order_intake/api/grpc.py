@@ -16,7 +16,12 @@ from libs.platform.auth import GrpcAccess
 from order_intake.storage import orders as storage
 from order_intake.storage import pulls
 
-_STATUS = {"accepted": pb.INTAKE_STATUS_ACCEPTED, "invalid": pb.INTAKE_STATUS_INVALID}
+_STATUS = {
+    "accepted": pb.INTAKE_STATUS_ACCEPTED,
+    "invalid": pb.INTAKE_STATUS_INVALID,
+    "not_imported": pb.INTAKE_STATUS_NOT_IMPORTED,
+}
+_STATUS_NAMES = {value: name for name, value in _STATUS.items()}
 
 
 class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
@@ -53,7 +58,16 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
             after = _decode_token(request.page_token) if request.page_token else None
         except ValueError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API issued")
-        rows = await storage.list_orders(self._pool, request.tenant_id, limit, after)
+        if request.status and request.status not in _STATUS_NAMES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "status is not one intake stores")
+        rows = await storage.list_orders(
+            self._pool,
+            request.tenant_id,
+            limit,
+            after,
+            status=_STATUS_NAMES.get(request.status, ""),
+            rule_code=request.rule_code,
+        )
         token = _encode_token(rows[-1]) if len(rows) == limit else ""
         return pb.ListOrdersResponse(records=[_record(r) for r in rows], next_page_token=token)
 
@@ -98,6 +112,10 @@ def _record(row) -> pb.IntakeRecord:
         revision_count=row["revision_count"],
         received_time=received,
         trace_id=row["trace_id"],
+        rule_failures=[
+            pb.RuleFailure(code=f["code"], field=f["field"], sentence=f["sentence"])
+            for f in json.loads(row["rule_failures"])
+        ],
     )
 
 

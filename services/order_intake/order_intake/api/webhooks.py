@@ -88,7 +88,9 @@ class WebhookHandler:
         connector, account = sender.connector, sender.account
         try:
             parsed = connector.parse_push(account.settings, body, tenant_id)
-            revision = self._builder.from_parsed(tenant_id, connector.info.id, account.name, parsed, body)
+            revision = self._builder.from_parsed(
+                tenant_id, connector.info.id, account.name, parsed, body, mail_to=account.import_errors_to
+            )
         except ConnectorError as exc:
             return await self._refuse(sender, body, "malformed", 400, InvalidWebhook.reason_code, exc.message)
         if revision.order_id is not None:

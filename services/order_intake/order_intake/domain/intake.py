@@ -55,6 +55,41 @@ class Validation:
         return cls(False, "; ".join(f"{issue.field}: {issue.message}" for issue in issues))
 
 
+@dataclass(frozen=True)
+class RuleFailure:
+    """One channel import rule a revision fails: its code, the channel field, what to fix."""
+
+    code: str
+    field: str
+    sentence: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"code": self.code, "field": self.field, "sentence": self.sentence}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a revision is: accepted, invalid (bad data) or not_imported (an import rule failed).
+
+    Bad data wins over rule failures: an invalid order must be fixed whatever its stage. The
+    rule failures are kept either way, so the next look at the order shows them all.
+    """
+
+    outcome: str
+    reason: str
+    rule_failures: tuple[RuleFailure, ...] = ()
+
+    @classmethod
+    def of(cls, issues, rule_failures) -> Verdict:
+        failures = tuple(RuleFailure(i.code or i.field, i.field, i.message) for i in rule_failures)
+        validation = Validation.from_issues(issues)
+        if not validation.valid:
+            return cls("invalid", validation.reason, failures)
+        if failures:
+            return cls("not_imported", "; ".join(f"{f.code}: {f.sentence}" for f in failures), failures)
+        return cls("accepted", "")
+
+
 def revision_is_newer(candidate: str, latest: str) -> bool:
     """True when `candidate` is a later revision than `latest` (both ISO-8601 timestamps).
 

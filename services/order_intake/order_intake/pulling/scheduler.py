@@ -269,7 +269,7 @@ class PullScheduler:
                     held_for = wait if held_for is None else min(held_for, wait)
                     continue
                 ackable[len(revisions)] = item
-            revisions.append(self._revision(key, connector.info.id, account.name, item))
+            revisions.append(self._revision(key, connector.info.id, account, item))
         # A held order keeps the cursor where it was, so the page is fetched again.
         result = _PageResult(cursor if held_for is not None else page.next_cursor, held_for)
 
@@ -292,16 +292,18 @@ class PullScheduler:
         )
         return result
 
-    def _revision(self, key: AccountKey, channel: str, account: str, item: ParsedOrder | Ignored) -> Revision:
+    def _revision(self, key: AccountKey, channel: str, account: Account, item: ParsedOrder | Ignored) -> Revision:
         """The record's revision, as a webhook's would be; a refused one is kept as a receipt."""
-        body = _receipt_body(item)
+        body, name = _receipt_body(item), account.name
         try:
-            revision = self._builder.from_parsed(key.tenant_id, channel, account, item, body, source="pull")
+            revision = self._builder.from_parsed(
+                key.tenant_id, channel, name, item, body, source="pull", mail_to=account.import_errors_to
+            )
         except ConnectorError as exc:
-            return self._builder.receipt(key.tenant_id, channel, account, body, "malformed", exc.message, source="pull")
+            return self._builder.receipt(key.tenant_id, channel, name, body, "malformed", exc.message, source="pull")
         too_large = self._builder.event_too_large(revision)
         if too_large is not None:
-            return self._builder.receipt(key.tenant_id, channel, account, body, "too_large", too_large, source="pull")
+            return self._builder.receipt(key.tenant_id, channel, name, body, "too_large", too_large, source="pull")
         return revision
 
     # ---- acknowledgements ------------------------------------------------------------------------

@@ -6,11 +6,17 @@ commits them together; each request awaits the outcome of its own item.
 
 A pulled page is written by the same statements (`commit_page`), in a transaction of its own
 that also moves the account's cursor, so a page's revisions and its cursor commit together.
+
+A revision failing a channel's import rules is stored as `not_imported` with every failed rule,
+and queues its failed-import mail (`storage/mails.py`) in the same transaction. A newer failing
+revision never takes back an order already accepted: that order stays accepted (the receipt
+says `kept_accepted`), since it may already be on its way to the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +28,8 @@ from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
 from libs.platform.webhook_http import storable_text
-from order_intake.domain.intake import revision_is_newer, same_order_content
+from order_intake.domain.intake import RuleFailure, revision_is_newer, same_order_content
+from order_intake.storage.mails import queue_import_mail
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +43,7 @@ class Revision:
     channel: str
     body: bytes
     trace_id: str
-    outcome_if_new: str  # accepted | invalid | ignored | malformed | too_large
+    outcome_if_new: str  # accepted | invalid | not_imported | ignored | malformed | too_large
     detail: str = ""
     order_id: str | None = None
     external_id: str = ""
@@ -47,6 +54,8 @@ class Revision:
     trace_context: otel_context.Context | None = None
     account: str = ""
     source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
+    rule_failures: tuple[RuleFailure, ...] = ()  # the import rules it fails (not_imported)
+    mail_to: str = ""  # where its failed-import mail goes; "" sends none
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -54,7 +63,9 @@ class Revision:
 class Recorded:
     """What happened to a revision: its outcome and the receipt that keeps its body."""
 
-    outcome: str  # accepted | unchanged | duplicate | stale | invalid | ignored | malformed | too_large
+    # accepted | unchanged | duplicate | stale | invalid | not_imported | kept_accepted | ignored
+    # | malformed | too_large
+    outcome: str
     receipt_id: int
     order_id: str | None
 
@@ -193,12 +204,28 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
     elif not revision_is_newer(item.revision, latest["latest_revision"]):
         await _count_revision(conn, item)
         return await _mark(conn, receipt_id, "stale", item), None
+    elif item.outcome_if_new == "not_imported" and latest["status"] == "accepted":
+        # Accepted orders may be at the provider already; a later change in the channel that
+        # fails a rule (e.g. the stage moved back) is kept on the receipt, not acted on.
+        await _count_revision(conn, item)
+        return await _mark(conn, receipt_id, "kept_accepted", item), None
     elif _changes_nothing(item, latest):
         # Typically the update a channel sends after our own fulfilment: recorded, not re-announced.
         await _update_order(conn, item)
         return await _mark(conn, receipt_id, "unchanged", item), None
     else:
         await _update_order(conn, item)
+    if item.outcome_if_new == "not_imported" and item.mail_to and item.order_id is not None:
+        await queue_import_mail(
+            conn,
+            order_id=item.order_id,
+            tenant_id=item.tenant_id,
+            channel=item.channel,
+            account=item.account,
+            order_number=item.external_number or item.external_id,
+            recipient=item.mail_to,
+            failures=item.rule_failures,
+        )
     event = None
     if item.outcome_if_new == "accepted":
         event = _event_in_request_context(item, first_revision=latest is None)
@@ -233,7 +260,8 @@ async def _mark(conn: PgConnection, receipt_id: int, outcome: str, item: Revisio
 async def _insert_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "INSERT INTO orders (order_id, tenant_id, channel, external_id, external_number, latest_revision,"
-        " status, status_reason, order_proto, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        " status, status_reason, order_proto, trace_id, rule_failures)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)",
         item.order_id,
         item.tenant_id,
         item.channel,
@@ -244,21 +272,27 @@ async def _insert_order(conn: PgConnection, item: Revision) -> None:
         item.detail,
         item.order_proto,
         item.trace_id,
+        _failures_json(item),
     )
 
 
 async def _update_order(conn: PgConnection, item: Revision) -> None:
     await conn.execute(
         "UPDATE orders SET latest_revision = $2, status = $3, status_reason = $4, order_proto = $5,"
-        " external_number = $6, revision_count = revision_count + 1, updated_at = now()"
-        " WHERE order_id = $1",
+        " external_number = $6, revision_count = revision_count + 1, updated_at = now(),"
+        " rule_failures = $7::jsonb WHERE order_id = $1",
         item.order_id,
         item.revision,
         item.outcome_if_new,
         item.detail,
         item.order_proto,
         item.external_number,
+        _failures_json(item),
     )
+
+
+def _failures_json(item: Revision) -> str:
+    return json.dumps([failure.as_json() for failure in item.rule_failures])
 
 
 async def _count_revision(conn: PgConnection, item: Revision) -> None:
@@ -267,7 +301,7 @@ async def _count_revision(conn: PgConnection, item: Revision) -> None:
 
 # Reads for the gRPC API. Every query is scoped by tenant_id.
 
-_ORDER_COLUMNS = "order_id, status, status_reason, revision_count, order_proto, received_at, trace_id"
+_ORDER_COLUMNS = "order_id, status, status_reason, revision_count, order_proto, received_at, trace_id, rule_failures"
 
 
 async def get_order(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
@@ -289,20 +323,31 @@ async def get_order_by_channel_ref(
     )
 
 
-async def list_orders(pool: asyncpg.Pool, tenant_id: str, limit: int, after: tuple | None) -> list[asyncpg.Record]:
-    """Return up to `limit` orders of `tenant_id`, newest first, after the keyset `after`."""
-    if after is None:
-        return await pool.fetch(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1"
-            " ORDER BY received_at DESC, order_id DESC LIMIT $2",
-            tenant_id,
-            limit,
-        )
+async def list_orders(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    limit: int,
+    after: tuple | None,
+    *,
+    status: str = "",
+    rule_code: str = "",
+) -> list[asyncpg.Record]:
+    """Return up to `limit` orders of `tenant_id`, newest first, after the keyset `after`;
+    only those of `status`, and only those whose latest revision fails `rule_code`, when given."""
+    where = ["tenant_id = $1"]
+    args: list[object] = [tenant_id]
+    if status:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    if rule_code:
+        args.append(json.dumps([{"code": rule_code}]))
+        where.append(f"rule_failures @> ${len(args)}::jsonb")
+    if after is not None:
+        args += [after[0], after[1]]
+        where.append(f"(received_at, order_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
     return await pool.fetch(
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND (received_at, order_id) < ($2, $3)"
-        " ORDER BY received_at DESC, order_id DESC LIMIT $4",
-        tenant_id,
-        after[0],
-        after[1],
-        limit,
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)}"
+        f" ORDER BY received_at DESC, order_id DESC LIMIT ${len(args)}",
+        *args,
     )
