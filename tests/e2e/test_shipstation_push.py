@@ -24,6 +24,7 @@ from tests.system.stack import LABELS, OMNI, READER, Stack, TenantSpec
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(240)]
 
 TENANT = "harbour-wines"
+CUSTOM = "ready-cellars"  # Cin7 stages of its own: "Ready To Ship" is its Fully Picked
 SENT, FAILED = "Sent to ShipStation", "Failed to Send"
 
 
@@ -31,14 +32,14 @@ class Push:
     """The tenant's two vendors as a test drives them, and dispatch as operators see it."""
 
     def __init__(self, stack: Stack, driver: Driver, spec: TenantSpec):
-        self.stack, self.driver = stack, driver
+        self.stack, self.driver, self.spec = stack, driver, spec
         self.cin7 = f"{stack.sim_urls['cin7']}/_sim/accounts/{spec.account(OMNI)['username']}"
         self.ss = stack.sim_urls["shipstation"]
-        self.ss_account = f"{self.ss}/_sim/accounts/{TENANT}.{LABELS}"
+        self.ss_account = f"{self.ss}/_sim/accounts/{spec.tenant_id}.{LABELS}"
 
-    async def enter(self, *references: str) -> None:
+    async def enter(self, *references: str, stage: str = "Fully Picked") -> None:
         """Orders entered in Cin7 that pass every import rule."""
-        orders = [cin7_order(reference) for reference in references]
+        orders = [cin7_order(reference, stage) for reference in references]
         response = await self.stack.http.post(f"{self.cin7}/orders", json={"orders": orders})
         response.raise_for_status()
 
@@ -69,10 +70,10 @@ class Push:
             await conn.close()
 
 
-def cin7_order(reference: str) -> dict[str, Any]:
+def cin7_order(reference: str, stage: str) -> dict[str, Any]:
     return {
         "reference": reference,
-        "stage": "Fully Picked",
+        "stage": stage,
         "status": "Approved",
         "isApproved": True,
         "firstName": "Mere",
@@ -100,12 +101,17 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: floa
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def push(infra, tmp_path_factory):
-    spec = TenantSpec.cin7_shipstation(TENANT, cin7={"poll_interval_s": 1})
+async def tenants(infra, tmp_path_factory):
+    """Push per tenant: TENANT (Cin7's default stages), CUSTOM (its own "Ready To Ship" stage,
+    which its ShipStation account does not map yet)."""
+    specs = [
+        TenantSpec.cin7_shipstation(TENANT, cin7={"poll_interval_s": 1}),
+        TenantSpec.cin7_shipstation(CUSTOM, cin7={"poll_interval_s": 1, "fully_picked_stage": "Ready To Ship"}),
+    ]
     service_env = {"ORDERSYNC_STATUS_CHECK_S": "3600", "ORDERSYNC_DISPATCH_SHIPMENT_POLL_S": "3"}
     run_dir = tmp_path_factory.mktemp("cin7ss")
     async with Stack(
-        [spec],
+        specs,
         run_dir=run_dir,
         pg_dsn=infra.pg_dsn,
         kafka_bootstrap=infra.kafka_bootstrap,
@@ -113,9 +119,15 @@ async def push(infra, tmp_path_factory):
     ) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with JourneyReader(addresses, stack.token(READER)) as reader:
-            driver = Driver(stack, reader, TENANT)
-            yield Push(stack, driver, spec)
-            await driver.close()
+            pushes = {spec.tenant_id: Push(stack, Driver(stack, reader, spec.tenant_id), spec) for spec in specs}
+            yield pushes
+            for each in pushes.values():
+                await each.driver.close()
+
+
+@pytest.fixture
+def push(tenants) -> Push:
+    return tenants[TENANT]
 
 
 async def test_a_250_order_burst_is_created_in_three_bulk_calls(push):
@@ -190,3 +202,21 @@ async def test_a_voided_label_is_carried_as_voided_and_never_as_tracking(push):
     await until(lambda: tracking(["1ZVOID0002"]), "the replacement label is applied", timeout_s=60)
     shipment = (await push.driver.show("VOID-1")).sync.shipment
     assert list(shipment.voided_tracking_numbers) == ["1ZVOID0001"]
+
+
+async def test_an_unmapped_custom_status_fails_clearly_and_goes_once_it_is_mapped(tenants):
+    custom = tenants[CUSTOM]
+    await custom.enter("READY-1", stage="Ready To Ship")
+
+    failed = await custom.driver.wait_for_status("READY-1", FAILED, timeout_s=60)
+    assert failed.sync.reason_code == "UNMAPPED_STATUS"
+    assert "'Ready To Ship'" in failed.sync.reason
+    assert "status_<shipstation status> = 'Ready To Ship'" in failed.sync.reason
+
+    await custom.stack.update_account(CUSTOM, LABELS, status_awaiting_shipment="Ready To Ship")
+    await asyncio.sleep(2)  # the services reload the tenants file within a second
+    await custom.driver.act("RetrySend", "READY-1", reason="Ready To Ship mapped to Awaiting Shipment")
+    await custom.driver.wait_for_status("READY-1", SENT, timeout_s=60)
+    listed = await custom.stack.http.get(f"{custom.ss_account}/orders")
+    (order,) = [o for o in listed.json()["orders"] if o["orderNumber"] == "READY-1"]
+    assert order["orderStatus"] == "awaiting_shipment"
