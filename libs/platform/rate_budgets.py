@@ -8,8 +8,10 @@ tokens from the same row, under a row lock, on the database's clock.
 The connectors' HttpTransport paces by any RateLimiter (libs/connectors/base/ratelimit.py);
 SharedRateLimiter is the one a service wires in. Taking a token costs one short transaction,
 which at the limits vendors set (requests a second, not thousands) is small beside the request
-it guards. Within a process the waiters for one key queue behind each other, first come first
-served, so only one of them polls the database at a time.
+it guards. Within a process the waiters for one key and priority queue behind each other,
+first come first served, so only one of each polls the database at a time. Writes go before
+reads (libs/connectors/base/ratelimit.py, `reserve_for`): a read takes a token only when one is
+left for a write, so on every replica a waiting create is served before a waiting read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.connectors.base.ratelimit import Priority, reserve_for
 from libs.platform.db import PgConnection
 
 PoolSource = Callable[[], asyncpg.Pool]
@@ -61,18 +64,20 @@ class SharedRateLimiter:
         self.rate_per_second = rate_per_minute / 60.0
         self.capacity = float(burst)
         self._sleep = sleep
-        self._queues: dict[str, asyncio.Lock] = {}
+        self._queues: dict[tuple[str, Priority], asyncio.Lock] = {}
         self._known: set[str] = set()
 
-    async def acquire(self, key: str) -> None:
-        """Wait until the shared budget allows one request for `key`, then take it.
+    async def acquire(self, key: str, priority: Priority = Priority.WRITE) -> None:
+        """Wait until the shared budget allows one request for `key`, then take it; a READ
+        leaves one token for a write.
 
         Cancellation while waiting takes no token. Database errors propagate (asyncpg's), so
         the caller's attempt fails and is retried later, rather than sending unpaced.
         """
-        async with self._queues.setdefault(key, asyncio.Lock()):
+        reserve = reserve_for(priority, self.capacity)
+        async with self._queues.setdefault((key, priority), asyncio.Lock()):
             while True:
-                wait_s = await self._take(self._scoped(key))
+                wait_s = await self._take(self._scoped(key), reserve)
                 if wait_s is None:
                     return
                 await self._sleep(wait_s + random.uniform(0, _POLL_JITTER_S))
@@ -91,8 +96,9 @@ class SharedRateLimiter:
     def _scoped(self, key: str) -> str:
         return f"{self._scope}:{key}"
 
-    async def _take(self, key: str) -> float | None:
-        """Take one token for `key` if there is one; else return how long to wait for it."""
+    async def _take(self, key: str, reserve: float = 0.0) -> float | None:
+        """Take one token for `key` if there is one beyond `reserve`; else return how long to
+        wait for it."""
         async with self._pool().acquire() as conn:
             await self._ensure(conn, key)
             async with conn.transaction():
@@ -103,7 +109,7 @@ class SharedRateLimiter:
                 tokens, refreshed_at = refill(
                     row["tokens"], row["refreshed_at"], row["now"], self.capacity, self.rate_per_second
                 )
-                granted = tokens >= 1.0
+                granted = tokens >= 1.0 + reserve
                 if granted:
                     tokens -= 1.0
                 await conn.execute(
@@ -112,7 +118,7 @@ class SharedRateLimiter:
         if granted:
             return None
         paused_s = max(0.0, (refreshed_at - row["now"]).total_seconds())
-        return paused_s + (1.0 - tokens) / self.rate_per_second
+        return paused_s + (1.0 + reserve - tokens) / self.rate_per_second
 
     async def _ensure(self, conn: PgConnection, key: str) -> None:
         # A new key starts with a full bucket; the row then lives as long as the schema.

@@ -27,7 +27,7 @@ from .errors import (
     Timeout,
     Unavailable,
 )
-from .ratelimit import RateLimiter
+from .ratelimit import Priority, RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ class HttpTransport:
             queue here instead of failing with a pool timeout.
         retry: RetryPolicy.
         rate_limiter: if set, one token is taken from `rate_limiter` for `rate_limit_key`
-            before every attempt, and a 429 pauses that key for everyone who shares the
-            limiter (every replica, with a shared one).
+            before every attempt (at the call's priority: see Priority), and a 429 pauses that key for everyone who shares the limiter (every replica, with a
+            shared one).
         rate_limit_key: the key (e.g. the Commerce7 tenant id); required with rate_limiter.
         transport: httpx transport to use instead of the network (tests: MockTransport).
         sleep: coroutine used for backoff waits; injectable so tests do not sleep.
@@ -229,6 +229,7 @@ class HttpTransport:
         operation: str,
         retry_unsafe: bool = False,
         retry_sent: bool = True,
+        priority: Priority = Priority.WRITE,
     ) -> httpx.Response:
         """Send one logical request, retrying what is safe to retry (see the class docstring).
 
@@ -245,6 +246,9 @@ class HttpTransport:
             retry_sent: False raises a read timeout, broken connection or 5xx at once even
                 for a replay-safe call: the caller decides about repeating it (for instance
                 after reading back, so that each repeat is a recorded attempt of its own).
+            priority: the call's place in the rate budget: a connector whose vendor's
+                budget is tight marks the calls that may wait (polling) READ, so they leave a
+                token for writes; WRITE (the default) takes any token.
 
         Returns:
             The response, for any status that is not retried (2xx, 3xx, 4xx except 429):
@@ -279,7 +283,7 @@ class HttpTransport:
             span.set_attribute(SPAN_RETRIES, attempt - 1)
             last = attempt >= self.retry.max_attempts
             if self._rate_limiter is not None and self._rate_limit_key is not None:
-                await self._rate_limiter.acquire(self._rate_limit_key)
+                await self._rate_limiter.acquire(self._rate_limit_key, priority)
 
             started = time.monotonic()
             try:

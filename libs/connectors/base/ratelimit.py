@@ -1,15 +1,34 @@
 """Client-side rate limiting: the interface HttpTransport paces by, a token bucket, and one bucket
-per key (e.g. per Commerce7 tenant) for a single process."""
+per key (e.g. per Commerce7 tenant) for a single process.
+
+Writes go before reads: a read takes a token only when one more is left for a write (the
+bucket keeps a reserve of one), and reads queue apart from writes. So while creates wait,
+every token goes to them, and with no write waiting reads still get the whole rate.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Priority(Enum):
+    """Which requests a budget serves first: writes (creating orders) before reads (polling)."""
+
+    WRITE = "write"
+    READ = "read"
+
+
+def reserve_for(priority: Priority, capacity: float) -> float:
+    """Tokens a request of `priority` must leave in a bucket of `capacity`: one for a waiting
+    write when a read takes (none in a bucket of one, which could then never serve a read)."""
+    return 1.0 if priority is Priority.READ and capacity >= 2 else 0.0
 
 
 class RateLimiter(Protocol):
@@ -20,8 +39,9 @@ class RateLimiter(Protocol):
     Postgres-backed one); KeyedRateLimiter holds within one process only.
     """
 
-    async def acquire(self, key: str) -> None:
-        """Wait until one request for `key` is allowed, then take it. Cancellation takes none."""
+    async def acquire(self, key: str, priority: Priority = Priority.WRITE) -> None:
+        """Wait until one request for `key` is allowed, then take it; a READ leaves one token
+        for a write (reserve_for). Cancellation takes none."""
         ...
 
     async def pause(self, key: str, seconds: float) -> None:
@@ -32,8 +52,9 @@ class RateLimiter(Protocol):
 class TokenBucket:
     """Allows `burst` calls at once, then `rate_per_minute` calls per minute, refilled smoothly.
 
-    Waiters are served first come, first served (an asyncio.Lock is FIFO), so a steady stream
-    of new callers cannot starve an old one.
+    Waiters of one priority are served first come, first served (an asyncio.Lock is FIFO), so
+    a steady stream of new callers cannot starve an old one; reads queue apart and leave a
+    token for writes (reserve_for).
 
     Args:
         rate_per_minute: sustained rate; must be > 0.
@@ -61,7 +82,7 @@ class TokenBucket:
         self._tokens = self.capacity
         self._updated = clock()
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
+        self._locks = {priority: asyncio.Lock() for priority in Priority}
 
     def pause_until(self, deadline: float) -> None:
         """Make every caller wait until the monotonic time `deadline` (used after a 429).
@@ -74,12 +95,13 @@ class TokenBucket:
             self._tokens = 0.0
             self._updated = max(self._updated, deadline)
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: Priority = Priority.WRITE) -> None:
         """Wait until one call is allowed, then take it.
 
         Cancellation while waiting takes no token and releases the queue position.
         """
-        async with self._lock:
+        reserve = reserve_for(priority, self.capacity)
+        async with self._locks[priority]:
             while True:
                 now = self._clock()
                 if now < self._paused_until:
@@ -89,10 +111,10 @@ class TokenBucket:
                     elapsed = now - self._updated
                     self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_second)
                     self._updated = now
-                if self._tokens >= 1.0:
+                if self._tokens >= 1.0 + reserve:
                     self._tokens -= 1.0
                     return
-                await self._sleep((1.0 - self._tokens) / self.rate_per_second)
+                await self._sleep((1.0 + reserve - self._tokens) / self.rate_per_second)
 
 
 class KeyedRateLimiter:
@@ -126,9 +148,9 @@ class KeyedRateLimiter:
             self._buckets[key] = bucket
         return bucket
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, priority: Priority = Priority.WRITE) -> None:
         """Wait until one call for `key` is allowed, then take it."""
-        await self.bucket(key).acquire()
+        await self.bucket(key).acquire(priority)
 
     def pause_until(self, key: str, monotonic_deadline: float) -> None:
         """Hold every caller for `key` until `monotonic_deadline` (in this limiter's clock)."""

@@ -1,7 +1,7 @@
 """ShipStation v1 HTTP client: transport only (Basic auth, the key pair's rate budget, safe retries).
 
 The rate budget is ShipStation's 40 requests a minute per API key pair, counted by ShipStation
-across every caller. Two things keep us inside it: a limiter keyed by the key pair (shared by the
+across every caller; GETs are reads, served after any create waiting for the same key pair. Two things keep us inside it: a limiter keyed by the key pair (shared by the
 service's replicas when ClientResources lends one) paces every attempt, and every answer's
 `X-Rate-Limit-Remaining` / `X-Rate-Limit-Reset` correct it: when ShipStation says no request is
 left in its window, everyone on the key pauses until the window resets, so the pacing never
@@ -22,7 +22,7 @@ import httpx
 
 from ..base.errors import InvalidRequest, InvalidResponse
 from ..base.http import ConnectorClient, HttpTransport, RetryPolicy, Sleep, default_timeout, same_site_link
-from ..base.ratelimit import KeyedRateLimiter, RateLimiter
+from ..base.ratelimit import KeyedRateLimiter, Priority, RateLimiter
 from .errors import error_from_response
 from .settings import ShipStationSettings
 
@@ -144,6 +144,21 @@ class ShipStationClient(ConnectorClient):
         found = await self._list("/shipments", "shipments", params, operation="list_shipments")
         return [s for s in found if str(s.get("orderNumber")) == order_number]
 
+    async def shipments_created_since(self, watermark: str) -> dict[str, Any]:
+        """The first page (500) of labels created at or after `watermark` (a createDate as
+        ShipStation wrote it; "" = every label), oldest first, voided ones and items included
+        (`GET /shipments?createDateStart=&sortBy=CreateDate&sortDir=ASC`)."""
+        params = {
+            "sortBy": "CreateDate",
+            "sortDir": "ASC",
+            "includeShipmentItems": "true",
+            "page": "1",
+            "pageSize": str(PAGE_SIZE),
+        }
+        if watermark:
+            params["createDateStart"] = watermark
+        return await self._call("GET", "/shipments", params=params, operation="poll_shipments")
+
     async def fetch_resource(self, resource_url: str) -> dict[str, Any]:
         """Fetch a webhook's `resource_url`, but only from the configured ShipStation.
 
@@ -233,8 +248,16 @@ class ShipStationClient(ConnectorClient):
         params: Mapping[str, str] | None = None,
         retry_unsafe: bool = False,
     ) -> Any:
+        # Writes before reads: creating orders is what the budget is for; reading back (the
+        # GETs: read-backs, notices, polling) leaves a token for a create waiting behind it.
         response = await self._http.request(
-            method, path, json=_jsonable(json), params=params, operation=operation, retry_unsafe=retry_unsafe
+            method,
+            path,
+            json=_jsonable(json),
+            params=params,
+            operation=operation,
+            retry_unsafe=retry_unsafe,
+            priority=Priority.READ if method == "GET" else Priority.WRITE,
         )
         await self._heed_rate_headers(response)
         if not response.is_success:

@@ -78,9 +78,13 @@ def shipstation_status(mapping: Mapping[str, str], channel_status: str) -> str:
     for status, mapped in mapping.items():
         if mapped.casefold() == wanted:
             return status
+    if wanted in ("on hold", ON_HOLD):
+        raise UnmappedStatus(f"shipstation: channel status {channel_status[:40]!r}: {UNSUPPORTED_STATUSES[ON_HOLD]}")
+    # The sentence names the exact setting to add, since the fix is the operator's.
     raise UnmappedStatus(
-        f"shipstation: channel status {channel_status[:40]!r} is not in the status mapping; "
-        "add it to the account's status_mapping"
+        f"shipstation: channel status {channel_status[:40]!r} is not in the ShipStation account's status "
+        f"mapping; add a setting status_<shipstation status> = {channel_status[:40]!r} to the account "
+        f"(e.g. status_{AWAITING_SHIPMENT}), one of {sorted(ORDER_STATUSES - set(UNSUPPORTED_STATUSES))}"
     )
 
 

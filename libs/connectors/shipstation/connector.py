@@ -3,8 +3,11 @@
 Push mode: orders go to `POST /orders/createorders` keyed by `orderKey` (our idempotency key),
 so a repeated call updates instead of duplicating; the 200 answer says per order whether it was
 taken. Shipments come back as thin SHIP_NOTIFY webhooks (a `resource_url` re-read with the
-account's credentials) on a per-account URL ending in a secret token, and by read-back. A
-voided label is no shipment. Pull mode (Custom Store): ShipStation fetches our export XML and
+account's credentials) on a per-account URL ending in a secret token, by read-back, and by
+listing `/shipments` after a watermark (POLL_SHIPMENTS: how a lost SHIP_NOTIFY is recovered,
+500 labels a request). A voided label is no shipment: its tracking number is carried as voided,
+never as tracking. Each order goes in the ShipStation status its channel status maps to by the
+account's status mapping; an unmapped status fails that order alone (UNMAPPED_STATUS). Pull mode (Custom Store): ShipStation fetches our export XML and
 posts ShipNotice XML; `render_export` and `parse_posted_shipment` are the pure halves of that.
 Rate quotes come from `POST /shipments/getrates`, one call per carrier of the account.
 """
@@ -31,6 +34,7 @@ from ..base.contract import (
     Limits,
     Notice,
     NoticeHead,
+    NoticePage,
     ProviderConnector,
     PullRequest,
     PushRequest,
@@ -50,7 +54,7 @@ from .errors import OrderRejected
 from .orders import build_order, parse_create_orders_response, provider_order_number
 from .rates import build_rates_request, parse_markup_percent, parse_rates
 from .settings import ShipStationSettings
-from .shipments import parse_shipments
+from .shipments import parse_shipments, shipments_page
 from .webhooks import SHIPMENT_EVENTS, parse_webhook
 
 DEFAULT_RATE_CARRIERS = ("stamps_com", "ups", "fedex")
@@ -96,6 +100,7 @@ class ShipStationConnector(ProviderConnector):
             {
                 Capability.SUBMIT,
                 Capability.READ_BACK,
+                Capability.POLL_SHIPMENTS,
                 Capability.CANCEL,
                 Capability.PUSH_NOTICES,
                 Capability.PULLED_BY_PROVIDER,
@@ -182,6 +187,7 @@ class ShipStationConnector(ProviderConnector):
                         item.order,
                         order_number=item.order_number,
                         order_key=item.idempotency_key,
+                        order_status=order_status(settings, item.order),
                         service_code=item.service_code,
                         options=item.options,
                     )
@@ -212,19 +218,33 @@ class ShipStationConnector(ProviderConnector):
         self, client: ShipStationClient, settings: ShipStationAccount, order_number: str
     ) -> Notice | None:
         shipment = parse_shipments(await client.list_shipments(order_number))
-        if shipment is not None:
+        if shipment is not None and shipment.tracking_numbers:
             return Notice(order_number, shipment, "read back")
         orders = await client.list_orders(order_number)
         if not orders:
             return None
         status = str(orders[-1].get("orderStatus"))
+        voided = list(shipment.voided_tracking_numbers) if shipment is not None else []
         if status == codes.CANCELLED:
             cancelled = shipment_pb2.Shipment(
-                status=shipment_pb2.SHIPMENT_STATUS_CANCELLED, cancel_reason="cancelled in ShipStation"
+                status=shipment_pb2.SHIPMENT_STATUS_CANCELLED,
+                cancel_reason="cancelled in ShipStation",
+                voided_tracking_numbers=voided,
             )
             return Notice(order_number, cancelled, "read back: cancelled")
-        # No live label: the order waits (or every label was voided, which is the same).
-        return Notice(order_number, None, f"read back: {status[:30]}")
+        # No live label: the order waits (every label voided: with their numbers, to take back).
+        return Notice(order_number, shipment, f"read back: {status[:30]}")
+
+    async def read_back_since(self, client: ShipStationClient, settings: ShipStationAccount, cursor: str) -> NoticePage:
+        """Labels created at or after the watermark `cursor` (ShipStation's own `createDate`
+        text; "" = every label), oldest first, one page of 500: one Notice per order of the
+        page, and the page's newest createDate as the next watermark. Labels at the watermark
+        itself come again (harmless: applying a notice twice changes nothing), so none created
+        in the same instant as the last one seen is skipped."""
+        answer = await client.shipments_created_since(cursor)
+        page = shipments_page(answer, cursor)
+        notices = [Notice(number, parse_shipments(labels), "polled") for number, labels in page.by_order.items()]
+        return NoticePage(notices, page.watermark, more=page.more)
 
     async def cancel(
         self, client: ShipStationClient, settings: ShipStationAccount, order_number: str, reason: str
@@ -244,13 +264,12 @@ class ShipStationConnector(ProviderConnector):
 
     def parse_notice(self, body: bytes) -> NoticeHead:
         hook = parse_webhook(body)
+        # The notice names an order only when its URL selects one by number; a batch of labels
+        # (the usual case) may span several orders, known once resolve_notice has read it.
+        number = hook.selector.removeprefix("orderNumber=") if hook.selector.startswith("orderNumber=") else ""
         if hook.resource_type not in SHIPMENT_EVENTS:
-            return NoticeHead(
-                hook.selector, hook.resource_type, ignored_reason=f"{hook.resource_type[:30]} is not used"
-            )
-        # The notice names no order, only what to re-read (often a batch): its selector stands
-        # in for the order number until resolve_notice has read it.
-        return NoticeHead(hook.selector, hook.resource_type, reference=hook.resource_url)
+            return NoticeHead(number, hook.resource_type, ignored_reason=f"{hook.resource_type[:30]} is not used")
+        return NoticeHead(number, hook.resource_type, reference=hook.resource_url)
 
     async def resolve_notice(
         self, client: ShipStationClient, settings: ShipStationAccount, head: NoticeHead
@@ -320,6 +339,18 @@ _EXPORT_STATUS = {
     ExportStatus.SHIPPED: codes.SHIPPED,
     ExportStatus.CANCELLED: codes.CANCELLED,
 }
+
+
+def order_status(settings: ShipStationAccount, order: order_pb2.Order) -> str:
+    """The ShipStation orderStatus for the order's channel status, by the account's mapping;
+    an order whose channel gives no status awaits shipment (it was routed to be shipped).
+
+    Raises:
+        UnmappedStatus: the channel status is in no entry of the mapping (or is On Hold).
+    """
+    if not order.channel_status.strip():
+        return codes.AWAITING_SHIPMENT
+    return codes.shipstation_status(settings.statuses, order.channel_status)
 
 
 def verify_basic(header: str | None, user: str, password: str) -> bool:

@@ -44,8 +44,12 @@ def build_order(
 
     `orderKey` is the stable key ShipStation upserts by, so sending the order again updates
     it. Amounts are decimal dollars. Route options `store_id` and `warehouse_id` go to
-    `advancedOptions`; a service code from carrier mapping becomes `requestedShippingService`
-    (ShipStation's carrierCode/serviceCode are set by the shipper when the label is bought).
+    `advancedOptions`; a service code from carrier mapping, else the method the customer chose
+    at checkout, becomes `requestedShippingService` (ShipStation's carrierCode/serviceCode are
+    set by the shipper when the label is bought). ShipStation has no discount field: each
+    discount is an `adjustment` item of negative price (what ShipStation shows as a coupon),
+    and the codes are also in `customField2`. The order's weight is the channel's total, else
+    the sum of the lines'.
 
     Raises:
         InvalidRequest: no ship-to address, no line that ships, a line without SKU or with
@@ -60,6 +64,7 @@ def build_order(
     ]
     if not items:
         raise InvalidRequest("shipstation createorders: the order has no line that ships")
+    items.extend(_discount_item(discount, index, order.currency_code) for index, discount in enumerate(order.discounts))
     bill_to = order.bill_to if order.HasField("bill_to") and order.bill_to.address_lines else order.ship_to
     totals = order.totals
     body: dict[str, Any] = {
@@ -67,6 +72,8 @@ def build_order(
         "orderKey": order_key,
         "orderDate": _iso(order),
         "orderStatus": order_status,
+        "paymentDate": _paid(order),
+        "paymentMethod": order.payment.method.strip() or None,
         "customerUsername": order.customer.email or None,
         "customerEmail": order.customer.email or None,
         "billTo": _address(bill_to, order.customer.phone),
@@ -82,7 +89,9 @@ def build_order(
         "requestedShippingService": service_code or order.shipping_method.title or None,
         "advancedOptions": _advanced(order, options or {}),
     }
-    weight = sum(line.weight_grams * line.quantity for line in order.lines if line.requires_shipping)
+    weight = order.total_weight_grams or sum(
+        line.weight_grams * line.quantity for line in order.lines if line.requires_shipping
+    )
     if weight:
         body["weight"] = {"value": weight, "units": codes.WEIGHT_UNITS_GRAMS}
     return {k: v for k, v in body.items() if v is not None}
@@ -141,6 +150,11 @@ def _iso(order: order_pb2.Order) -> str | None:
     return convert.format_iso_millis(order.placed_time) if order.HasField("placed_time") else None
 
 
+def _paid(order: order_pb2.Order) -> str | None:
+    paid = order.payment.paid_time if order.HasField("payment") and order.payment.HasField("paid_time") else None
+    return convert.format_iso_millis(paid) if paid is not None else None
+
+
 def _address(address: postal_address_pb2.PostalAddress, fallback_phone: str) -> dict[str, Any]:
     lines = list(address.address_lines)
     return {
@@ -169,14 +183,34 @@ def _item(line: order_pb2.OrderLine, index: int, currency: str) -> dict[str, Any
         "name": line.title or line.sku.strip(),
         "quantity": line.quantity,
         "unitPrice": _money(line.unit_price, currency) if line.HasField("unit_price") else None,
+        "imageUrl": line.image_url.strip() or None,
+        "warehouseLocation": line.stock_location.strip() or None,
+        "options": [{"name": o.name, "value": o.value} for o in line.options if o.name or o.value] or None,
     }
     if line.weight_grams:
         item["weight"] = {"value": line.weight_grams, "units": codes.WEIGHT_UNITS_GRAMS}
     return {k: v for k, v in item.items() if v is not None}
 
 
+def _discount_item(discount: order_pb2.Discount, index: int, currency: str) -> dict[str, Any]:
+    # ShipStation's own marketplaces send coupons this way: an adjustment line, never picked.
+    amount = _money(discount.amount, currency) if discount.HasField("amount") else Decimal(0)
+    return {
+        "lineItemKey": f"discount-{index}",
+        "name": f"Discount {discount.code.strip()}".strip()[:MAX_TEXT],
+        "quantity": 1,
+        "unitPrice": -abs(amount),
+        "adjustment": True,
+    }
+
+
 def _advanced(order: order_pb2.Order, options: Mapping[str, Any]) -> dict[str, Any]:
-    advanced: dict[str, Any] = {"customField1": order.order_id or None, "source": order.channel or None}
+    codes_used = ", ".join(d.code.strip() for d in order.discounts if d.code.strip())
+    advanced: dict[str, Any] = {
+        "customField1": order.order_id or None,
+        "customField2": f"Discounts: {codes_used}"[:MAX_TEXT] if codes_used else None,
+        "source": order.channel or None,
+    }
     if options.get("store_id") is not None:
         advanced["storeId"] = options["store_id"]
     if options.get("warehouse_id") is not None:

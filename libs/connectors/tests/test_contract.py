@@ -51,6 +51,7 @@ METHODS = {
     Capability.ACKNOWLEDGE: (ChannelConnector, ("acknowledge",)),
     Capability.WRITE_BACK: (ChannelConnector, ("write_back",)),
     Capability.READ_BACK: (ProviderConnector, ("read_back",)),
+    Capability.POLL_SHIPMENTS: (ProviderConnector, ("read_back_since",)),
     Capability.CANCEL: (ProviderConnector, ("cancel",)),
     Capability.PUSH_NOTICES: (ProviderConnector, ("authenticate_notice", "parse_notice", "resolve_notice")),
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from libs.connectors.base.ratelimit import Priority
 from libs.platform.db import create_pool, migrate
 from libs.platform.rate_budgets import SharedRateLimiter, refill
 
@@ -87,3 +88,21 @@ async def test_refill_never_counts_time_before_the_bucket_was_last_refreshed():
     assert refill(2.5, now - timedelta(seconds=60), now, 3.0, 1.0) == (3.0, now)
     paused_until = now + timedelta(seconds=5)
     assert refill(0.0, paused_until, now, 3.0, 1.0) == (0.0, paused_until)
+
+
+async def test_on_every_replica_a_waiting_write_goes_before_waiting_reads(pools):
+    reader, writer = limiter(pools[0]), limiter(pools[1])
+    for _ in range(BURST):
+        await writer.acquire("tenant")  # the bucket is empty: everyone waits for the refill
+    order: list[str] = []
+
+    async def take(who: SharedRateLimiter, priority: Priority, name: str) -> None:
+        await who.acquire("tenant", priority)
+        order.append(name)
+
+    reads = [asyncio.create_task(take(reader, Priority.READ, f"read-{i}")) for i in range(2)]
+    await asyncio.sleep(0.01)  # the reads wait first, on the other replica
+    await take(writer, Priority.WRITE, "write")
+    await asyncio.gather(*reads)
+    assert order[0] == "write", order
+    assert sorted(order[1:]) == ["read-0", "read-1"], "the reads are served after it"

@@ -5,6 +5,9 @@ API)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
+from fulfillment_dispatch.shipment_polling import PollSettings, ShipmentPoller
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
 from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
@@ -33,6 +37,7 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
+from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -51,7 +56,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)
     pool, producer = PoolComponent(platform), ProducerComponent(platform)
     health = readiness(pool, producer)
-    accounts = AccountClients(tenants, registry, ClientResources(max_concurrency=settings.provider_concurrency))
+    # Providers' clients, paced by a budget every replica shares (e.g. ShipStation's 40 a minute).
+    budget = ClientResources(
+        max_concurrency=settings.provider_concurrency,
+        rate_limiter=lambda scope, per_minute, burst: SharedRateLimiter(
+            lambda: pool.pool, scope=scope, rate_per_minute=per_minute, burst=burst
+        ),
+    )
+    accounts = AccountClients(tenants, registry, budget)
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )
@@ -70,6 +82,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
                 max_attempts=settings.max_attempts,
                 concurrency=settings.provider_concurrency,
                 first_check_after=first_check,
+                linger_s=settings.batch_linger_s,
             ).run_once,
             idle_s=1.0,
         )
@@ -94,6 +107,16 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
                 max_s=settings.status_check_max_s,
             ).run_once,
             idle_s=min(settings.status_check_s, 30.0),
+        )
+    )
+
+    owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"  # this replica, in leases
+    poll = PollSettings(interval_s=settings.shipment_poll_s)
+    shipment_poller = LazyComponent(
+        lambda: PollingWorker(
+            "dispatch-shipment-poller",
+            ShipmentPoller(pool.pool, tenants, accounts, recorder(), owner=owner, settings=poll).run_once,
+            idle_s=min(settings.shipment_poll_s, 5.0),
         )
     )
 
@@ -153,6 +176,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             peers,
             sender,
             status_checker,
+            shipment_poller,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
             LazyComponent(consumer),

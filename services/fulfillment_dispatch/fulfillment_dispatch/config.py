@@ -30,6 +30,8 @@ class DispatchSettings:
     provider_concurrency: int
     status_check_s: float  # first read-back of a sent order with no update; then doubling
     status_check_max_s: float  # the longest gap between read-backs of an open order
+    batch_linger_s: float  # how long a burst for a batching provider may gather before it is sent
+    shipment_poll_s: float  # between polls of a provider account's new shipments (POLL_SHIPMENTS)
     # The other services' gRPC read APIs, for the admin API's per-service view of an order.
     peer_addrs: dict[str, str]
     peers_token: str | None  # the bearer token dispatch presents to those read APIs
@@ -58,6 +60,8 @@ class DispatchSettings:
             provider_concurrency=env_int("ORDERSYNC_DISPATCH_PROVIDER_CONCURRENCY", 16),
             status_check_s=env_float("ORDERSYNC_STATUS_CHECK_S", 900.0),
             status_check_max_s=env_float("ORDERSYNC_STATUS_CHECK_MAX_S", 21600.0),
+            batch_linger_s=env_float("ORDERSYNC_DISPATCH_BATCH_LINGER_S", 2.0),
+            shipment_poll_s=env_float("ORDERSYNC_DISPATCH_SHIPMENT_POLL_S", 300.0),
             peer_addrs=peer_addrs,
             peers_token=peers_token,
             callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),

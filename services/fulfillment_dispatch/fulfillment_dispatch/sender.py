@@ -7,6 +7,11 @@ in chunks of the connector's batch size: one chunk per call, chunks of all accou
 at once, bounded by the connector's concurrency limit and the service's. Every item's result is
 recorded with its outbox event in one transaction.
 
+A burst of orders for a provider taking large batches (ShipStation: 100 a call, 40 calls a
+minute) lingers `linger_s` while it is still arriving, so it goes in full batches rather than
+in whatever slices the queue held at each wake-up: the pass waits while fewer than a claim's
+worth are due for such providers and the newest came due less than `linger_s` ago.
+
 An order whose earlier attempt may have reached the provider (a crash, a timeout) goes with
 `may_exist`, so the connector reads it back before creating it; each carries an idempotency
 key stable across attempts. Nothing is created twice, even while an earlier attempt is still
@@ -38,7 +43,7 @@ from fulfillment_dispatch.domain.dispatch import (
     outcome_of_error,
     sent,
 )
-from fulfillment_dispatch.storage.dispatches import AttemptResult, claim_due, record_results
+from fulfillment_dispatch.storage.dispatches import AttemptResult, batch_filling, claim_due, record_results
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.contract import ProviderConnector, Submission, Submitted
 from libs.connectors.base.errors import ConnectorError
@@ -84,6 +89,7 @@ class Sender:
         max_attempts: int,
         concurrency: int,
         first_check_after: timedelta,
+        linger_s: float = 0.0,
     ):
         self._pool = pool
         self._accounts = accounts
@@ -96,9 +102,13 @@ class Sender:
         self._limit = asyncio.Semaphore(concurrency)  # calls in flight, all providers together
         self._per_connector: dict[str, asyncio.Semaphore] = {}  # each connector's limits.concurrency
         self._first_check_after = first_check_after
+        self._linger_s = linger_s
+        self._batching = [c.info.id for c in accounts.registry if c.info.limits.batch_size > 1]
 
     async def run_once(self) -> int:
-        """Handle one leased batch; return its size (0 when nothing is due)."""
+        """Handle one leased batch; return its size (0 when nothing is due, or a batch fills)."""
+        if await batch_filling(self._pool, self._batching, self._batch, self._linger_s):
+            return 0  # the worker comes back at its next wake-up or idle interval
         rows = await claim_due(self._pool, self._batch, self._lease_s)
         if not rows:
             return 0

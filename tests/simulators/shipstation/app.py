@@ -141,6 +141,7 @@ class ShipStationStats:
     orders_updated: int = 0
     orders_rejected: int = 0
     rate_limited: int = 0
+    webhooks_dropped: int = 0
     faults_served: int = 0
     store_pages_pulled: int = 0
     store_shipnotify_posts: int = 0
@@ -174,6 +175,7 @@ class ShipStationState:
         self.shipments: dict[str, list[dict[str, Any]]] = {}  # account -> labels
         self.rejections: dict[str, dict[str, str]] = {}  # account -> orderNumber -> errorMessage
         self.subscriptions: dict[str, dict[int, dict[str, Any]]] = {}
+        self.drop_webhooks: dict[str, int] = {}  # account -> SHIP_NOTIFYs to lose (fault injection)
         self.ids = itertools.count(100000001)
         self.stats = ShipStationStats()
         self.faults.clear()
@@ -245,6 +247,11 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
                 await asyncio.sleep(fault.delay_s)
             if fault.status is not None:
                 state.stats.faults_served += 1
+                if fault.status == 429:
+                    # As past the window: what is left, and when to come back.
+                    state.stats.rate_limited += 1
+                    headers |= {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "2"}
+                    raise ss_error(429, "Too many requests", {"Retry-After": "2"})
                 raise ss_error(fault.status, "An error has occurred.")
         response = await handler(request)
     except SimError as exc:
@@ -362,10 +369,29 @@ async def list_shipments(request: web.Request) -> web.Response:
         and (not query.get("trackingNumber") or s["trackingNumber"] == query["trackingNumber"])
     ]
     with_items = query.get("includeShipmentItems", "false").lower() == "true"
+    found = [s for s in found if in_window(s["createDate"], query.get("createDateStart"), query.get("createDateEnd"))]
+    if query.get("sortBy", "").lower() in ("createdate", "shipdate"):
+        field = "createDate" if query["sortBy"].lower() == "createdate" else "shipDate"
+        found = sorted(found, key=lambda s: str(s[field]), reverse=query.get("sortDir", "ASC").upper() == "DESC")
     shown = [
         {k: v for k, v in s.items() if k != "batchId"} | ({} if with_items else {"shipmentItems": None}) for s in found
     ]
     return page_of(request, "shipments", shown)
+
+
+def in_window(created: str, start: str | None, end: str | None) -> bool:
+    """`createDateStart`/`createDateEnd` (inclusive), in the format ShipStation writes dates."""
+    try:
+        moment = parse_sim_date(created)
+        return (not start or moment >= parse_sim_date(start)) and (not end or moment <= parse_sim_date(end))
+    except ValueError:
+        raise ss_error(400, "The createDateStart and createDateEnd parameters must be dates.") from None
+
+
+def parse_sim_date(text: str) -> datetime:
+    # ShipStation writes seven fraction digits; Python reads six.
+    head, _, fraction = text.strip().replace(" ", "T").partition(".")
+    return datetime.fromisoformat(head + (f".{fraction[:6]}" if fraction else ""))
 
 
 @route("getrates")
@@ -442,10 +468,19 @@ def page_of(request: web.Request, key: str, items: list[dict[str, Any]]) -> web.
 
 
 def ship(
-    state: ShipStationState, account: ShipStationAccount, order: dict[str, Any], body: Mapping[str, Any], links: str
+    state: ShipStationState,
+    account: ShipStationAccount,
+    order: dict[str, Any],
+    body: Mapping[str, Any],
+    links: str,
+    *,
+    batch_id: int | None = None,
 ) -> dict[str, Any]:
-    """Buy a label for the order: a shipment in a batch of its own, the order shipped, SHIP_NOTIFY sent."""
-    shipment_id, batch_id = next(state.ids), next(state.ids)
+    """Buy a label for the order: a shipment in a batch of its own, the order shipped, SHIP_NOTIFY
+    sent (a label of a given batch sends none: the batch's notice covers it)."""
+    shipment_id = next(state.ids)
+    own_batch = batch_id is None
+    batch_id = next(state.ids) if batch_id is None else batch_id
     label = {
         "shipmentId": shipment_id,
         "batchId": batch_id,
@@ -475,13 +510,19 @@ def ship(
     }
     state.shipments.setdefault(account.account_id, []).append(label)
     order["orderStatus"] = "shipped"
-    notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
+    if own_batch:
+        notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
     if str(order.get("orderKey", "")).startswith(STORE_KEY_PREFIX) and account.store_url:
         notify_store(state, account, order, label)  # the Custom Store it came from hears of it
     return label
 
 
 def notify(state: ShipStationState, account: ShipStationAccount, resource_url: str, key: str) -> None:
+    if state.drop_webhooks.get(account.account_id, 0) > 0:
+        # Lost on the way (fault injection): ShipStation gave up, or our endpoint never heard.
+        state.drop_webhooks[account.account_id] -= 1
+        state.stats.webhooks_dropped += 1
+        return
     if account.webhook_url:
         payload = json.dumps({"resource_url": resource_url, "resource_type": "SHIP_NOTIFY"}).encode()
         state.webhooks.enqueue(account.webhook_url, "SHIP_NOTIFY", key, payload, {"Content-Type": "application/json"})
@@ -528,6 +569,33 @@ async def void_label(request: web.Request) -> web.Response:
         if order is not None:
             order["orderStatus"] = "awaiting_shipment"
     return web.json_response({"shipment": label})
+
+
+async def drop_webhooks(request: web.Request) -> web.Response:
+    """`POST /_sim/accounts/{account_id}/webhooks/drop {count}`: the next `count` SHIP_NOTIFYs of
+    the account are lost (never sent), as when our endpoint was down past ShipStation's retries."""
+    state, account = request.app[STATE_KEY], sim_account(request)
+    count = (await read_control_body(request)).get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise control_error(400, "'count' must be a non-negative integer")
+    state.drop_webhooks[account.account_id] = count
+    return web.json_response({"drop": count})
+
+
+async def ship_batch(request: web.Request) -> web.Response:
+    """`POST /_sim/accounts/{account_id}/batches {order_numbers: [...]}`: one label each, all in one
+    batch, and one SHIP_NOTIFY naming the batch (`/shipments?batchId=`), as a batch print does."""
+    state, account = request.app[STATE_KEY], sim_account(request)
+    numbers = (await read_control_body(request)).get("order_numbers")
+    if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
+        raise control_error(400, "'order_numbers' must be a non-empty list of strings")
+    orders = [state.find_order(account.account_id, n) for n in numbers]
+    if any(o is None for o in orders):
+        raise control_error(404, "order not found")
+    batch_id = next(state.ids)
+    labels = [ship(state, account, o, {}, links_base(request), batch_id=batch_id) for o in orders if o is not None]
+    notify(state, account, f"{links_base(request)}/shipments?batchId={batch_id}&includeShipmentItems=False", "batch")
+    return web.json_response({"batch_id": batch_id, "shipments": labels}, status=201)
 
 
 async def reject_orders(request: web.Request) -> web.Response:
@@ -843,6 +911,8 @@ def create_app(config: ShipStationConfig) -> web.Application:
     router.add_post("/_sim/accounts/{account_id}/orders/{order_number}/ship", ship_order)
     router.add_post("/_sim/accounts/{account_id}/shipments/{shipment_id}/void", void_label)
     router.add_post("/_sim/accounts/{account_id}/rejections", reject_orders)
+    router.add_post("/_sim/accounts/{account_id}/webhooks/drop", drop_webhooks)
+    router.add_post("/_sim/accounts/{account_id}/batches", ship_batch)
     router.add_post("/_sim/accounts/{account_id}/store/pull", pull_store)
     router.add_get("/_sim/accounts/{account_id}/store/pulls", list_store_pulls)
     add_shared_control_routes(router, STATE_KEY, FAULT_ROUTES, allow_after_create=False)

@@ -391,3 +391,46 @@ async def test_the_client_pauses_on_a_spent_window_and_collects_no_429():
     finally:
         await ss.stop()
     assert stats.requests["list_orders"] == 8 and stats.rate_limited == 0
+
+
+async def test_shipments_are_listed_by_create_date_sorted_and_paged(http):
+    ss = await run_ss()
+    try:
+        await http.post(
+            f"{ss.base_url}/orders/createorders", json=[order("1001", "k1"), order("1002", "k2")], auth=AUTH
+        )
+        first = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1001/ship", json={})
+        await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1002/ship", json={})
+        since = first.json()["shipment"]["createDate"]
+        listed = await http.get(
+            f"{ss.base_url}/shipments",
+            params={"createDateStart": since, "sortBy": "CreateDate", "sortDir": "DESC", "pageSize": "1"},
+            auth=AUTH,
+        )
+        later = await http.get(
+            f"{ss.base_url}/shipments", params={"createDateStart": "2999-01-01T00:00:00.0000000"}, auth=AUTH
+        )
+    finally:
+        await ss.stop()
+    body = listed.json()
+    assert (body["total"], body["pages"]) == (2, 2)
+    assert body["shipments"][0]["orderNumber"] == "1002"  # newest first
+    assert later.json()["shipments"] == []
+
+
+async def test_dropped_webhooks_are_lost_and_a_batch_print_sends_one_notice(http, receiver: Receiver):
+    ss = await run_ss(accounts=[dict(ACCOUNT, webhook_url=receiver.url)])
+    try:
+        await http.post(f"{ss.base_url}/orders/createorders", json=[order(n, f"k{n}") for n in "123"], auth=AUTH)
+        await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/webhooks/drop", json={"count": 1})
+        await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1/ship", json={})
+        batch = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/batches", json={"order_numbers": ["2", "3"]})
+        await eventually(lambda: len(receiver.requests) == 1)
+        notice = httpx.Response(200, content=receiver.requests[0].body).json()
+        listed = await http.get(notice["resource_url"], auth=AUTH)
+        stats = ss.app[STATE_KEY].stats
+    finally:
+        await ss.stop()
+    assert stats.webhooks_dropped == 1
+    assert f"batchId={batch.json()['batch_id']}" in notice["resource_url"]
+    assert sorted(s["orderNumber"] for s in listed.json()["shipments"]) == ["2", "3"]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from libs.connectors.base.ratelimit import KeyedRateLimiter, TokenBucket
+from libs.connectors.base.ratelimit import KeyedRateLimiter, Priority, TokenBucket
 from libs.connectors.base.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio
@@ -90,3 +90,31 @@ async def test_a_bucket_needs_a_positive_rate_and_room_for_one_call() -> None:
         TokenBucket(0)
     with pytest.raises(ValueError):
         TokenBucket(10, burst=0)
+
+
+async def test_a_waiting_write_is_served_before_a_read_that_waited_longer() -> None:
+    # Real time (a fake clock jumps to whichever sleeper runs first): a token every 0.1 s.
+    bucket = TokenBucket(600, 2)
+    await bucket.acquire()
+    await bucket.acquire()  # empty now
+    served: list[str] = []
+
+    async def take(priority: Priority, name: str) -> None:
+        await bucket.acquire(priority)
+        served.append(name)
+
+    read = asyncio.create_task(take(Priority.READ, "read"))
+    await asyncio.sleep(0)  # the read queues first
+    write = asyncio.create_task(take(Priority.WRITE, "write"))
+    await asyncio.gather(read, write)
+    assert served == ["write", "read"]
+
+
+async def test_reads_alone_still_get_the_whole_rate() -> None:
+    clock = FakeClock()
+    bucket = make_bucket(clock, rate=60, burst=2)
+    started = clock()
+    for _ in range(10):
+        await bucket.acquire(Priority.READ)
+    # One token is kept for writes, so the first read takes one of two; then one a second.
+    assert clock() - started == pytest.approx(9.0)

@@ -175,14 +175,17 @@ async def test_read_back_returns_the_live_label_as_a_shipped_shipment():
 
 
 @pytest.mark.asyncio
-async def test_read_back_of_an_order_whose_only_label_was_voided_has_no_shipment():
+async def test_read_back_of_an_order_whose_only_label_was_voided_is_no_shipment_but_names_the_voided_label():
     orders = {"orders": [{"orderNumber": "1001", "orderStatus": "awaiting_shipment"}], "page": 1, "pages": 1}
     recorder = RequestRecorder(
         json_response(200, load_vendor_json("shipstation", "shipments_voided.json")), json_response(200, orders)
     )
     async with client(recorder) as ss:
         notice = await CONNECTOR.read_back(ss, account(), "1001")
-    assert notice is not None and notice.shipment is None and "awaiting_shipment" in notice.event
+    assert notice is not None and "awaiting_shipment" in notice.event
+    assert notice.shipment is not None and notice.shipment.status == shipment_pb2.SHIPMENT_STATUS_FULFILLED
+    assert list(notice.shipment.tracking_numbers) == []
+    assert list(notice.shipment.voided_tracking_numbers) == ["9400111899223197428400"]
 
 
 @pytest.mark.asyncio
@@ -222,7 +225,8 @@ async def test_a_notice_is_authenticated_by_its_token_and_resolved_by_rereading_
     body = json.loads(vendor_bytes("shipstation", "webhook_ship_notify.json"))
     body["resource_url"] = body["resource_url"].replace("https://ssapi.shipstation.com", BASE_URL)
     head = CONNECTOR.parse_notice(json.dumps(body).encode())
-    assert head == NoticeHead("batchId=12345678", "SHIP_NOTIFY", reference=body["resource_url"])
+    # A batch names no order: the order numbers come from the re-read.
+    assert head == NoticeHead("", "SHIP_NOTIFY", reference=body["resource_url"])
     recorder = RequestRecorder(json_response(200, load_vendor_json("shipstation", "shipments_shipped.json")))
     async with client(recorder) as ss:
         (notice,) = await CONNECTOR.resolve_notice(ss, settings, head)

@@ -19,11 +19,11 @@ import logging
 
 from aiohttp import web
 
-from fulfillment_dispatch.shipments import ShipmentRecorder
+from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notice
 from fulfillment_dispatch.storage.dispatches import record_webhook
-from libs.connectors.base.contract import Capability, PushRequest
+from libs.connectors.base.contract import Capability, Notice, PushRequest
 from libs.connectors.base.errors import ConnectorError
-from libs.platform.accounts import AccountClients
+from libs.platform.accounts import AccountClients, OpenAccount
 from libs.platform.tenants import Account
 from libs.platform.webhook_http import (
     RefusedBody,
@@ -107,14 +107,14 @@ class ProviderWebhookHandler:
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
         # A notice may cover several orders (a batch of labels): each is applied on its own;
         # the receipt keeps the outcomes in order.
-        outcomes = [await self._apply(tenant_id, provider, n.order_number, n.shipment) for n in notices]
+        outcomes = [await self._apply(tenant_id, opened, n) for n in notices]
         outcome = _summary(outcomes)
         receipt = await self._keep(tenant_id, provider, body, outcome, head.event)
         return _status(200, outcome, receipt_id=receipt)
 
-    async def _apply(self, tenant_id: str, provider: str, provider_order_number: str, shipment) -> str:
+    async def _apply(self, tenant_id: str, opened: OpenAccount, notice: Notice) -> str:
         try:
-            return await self._recorder.apply(tenant_id, provider, provider_order_number, shipment)
+            return await apply_notice(self._recorder, opened, tenant_id, notice)
         except Exception as exc:  # asyncpg raises several families (and OSError) for a lost database
             raise StorageUnavailable() from exc
 

@@ -157,6 +157,22 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     return await SEND_QUEUE.claim(pool, limit, lease_s)
 
 
+async def batch_filling(pool: asyncpg.Pool, providers: Sequence[str], full: int, linger_s: float) -> bool:
+    """True while orders for these (batching) providers are still arriving: some are due and
+    unleased, fewer than `full`, and the newest of them became due less than `linger_s` ago."""
+    if not providers or linger_s <= 0:
+        return False
+    row = await pool.fetchrow(
+        "SELECT count(*) AS due, max(next_attempt_at) > now() - make_interval(secs => $2) AS fresh"
+        " FROM dispatches WHERE status IN ('sending', 'retry_wait') AND next_attempt_at <= now()"
+        " AND (lease_until IS NULL OR lease_until < now()) AND provider = ANY($1::text[])",
+        list(providers),
+        linger_s,
+    )
+    assert row is not None, "an aggregate always answers one row"
+    return bool(row["fresh"]) and 0 < row["due"] < full
+
+
 async def record_results(
     conn: PgConnection, results: Sequence[AttemptResult], *, first_check_after: timedelta | None
 ) -> set[str]:
@@ -197,7 +213,7 @@ async def lock_by_provider_number(
     """Return and lock the tenant's dispatch with this provider order number, or None."""
     return await conn.fetchrow(
         "SELECT order_id, tenant_id, status, provider_account, provider_order_number, channel, channel_account,"
-        " external_id, external_number, traceparent, shipment_status FROM dispatches"
+        " external_id, external_number, traceparent, shipment_status, shipment_proto FROM dispatches"
         " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = $3 FOR UPDATE",
         tenant_id,
         provider,
