@@ -146,9 +146,13 @@ class ShipStationStats:
     store_shipnotify_posts: int = 0
     requests: Counter[str] = dataclasses.field(default_factory=Counter)
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Per account (key pair): requests it sent and 429s it got, for runs sharing one simulator.
+    account_requests: Counter[str] = dataclasses.field(default_factory=Counter)
+    account_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        counters = ("requests", "responses", "account_requests", "account_rate_limited")
+        return dataclasses.asdict(self) | {name: dict(getattr(self, name)) for name in counters}
 
 
 class ShipStationState:
@@ -226,6 +230,7 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
         if account is None:
             raise ss_error(401, "Authorization has been denied for this request.")
         request[ACCOUNT_KEY] = account
+        state.stats.account_requests[account.account_id] += 1
         allowed, remaining, reset = state.window.hit(account.api_key)
         headers = {
             "X-Rate-Limit-Limit": str(state.window.limit),
@@ -234,6 +239,7 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
         }
         if not allowed or (state.config.random_429_rate and state.rng.random() < state.config.random_429_rate):
             state.stats.rate_limited += 1
+            state.stats.account_rate_limited[account.account_id] += 1
             raise ss_error(429, "Too many requests", {"Retry-After": str(max(1, math.ceil(reset)))})
         if request.match_info.http_exception is not None:
             raise ss_error(request.match_info.http_exception.status, "No HTTP resource was found")
@@ -445,7 +451,18 @@ def ship(
     state: ShipStationState, account: ShipStationAccount, order: dict[str, Any], body: Mapping[str, Any], links: str
 ) -> dict[str, Any]:
     """Buy a label for the order: a shipment in a batch of its own, the order shipped, SHIP_NOTIFY sent."""
-    shipment_id, batch_id = next(state.ids), next(state.ids)
+    batch_id = next(state.ids)
+    label = buy_label(state, account, order, body, batch_id)
+    notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
+    return label
+
+
+def buy_label(
+    state: ShipStationState, account: ShipStationAccount, order: dict[str, Any], body: Mapping[str, Any], batch_id: int
+) -> dict[str, Any]:
+    """A label for the order in batch `batch_id`; the order is shipped. No SHIP_NOTIFY yet (the
+    caller sends one per batch); a Custom Store order's store is told at once."""
+    shipment_id = next(state.ids)
     label = {
         "shipmentId": shipment_id,
         "batchId": batch_id,
@@ -475,7 +492,6 @@ def ship(
     }
     state.shipments.setdefault(account.account_id, []).append(label)
     order["orderStatus"] = "shipped"
-    notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
     if str(order.get("orderKey", "")).startswith(STORE_KEY_PREFIX) and account.store_url:
         notify_store(state, account, order, label)  # the Custom Store it came from hears of it
     return label
@@ -512,6 +528,33 @@ async def ship_order(request: web.Request) -> web.Response:
     if body.get("wait") is True and "shipnotifyDelivery" in label:
         answer["shipnotify"] = await shipnotify_outcome(state, label)
     return web.json_response(answer, status=201)
+
+
+async def ship_batch(request: web.Request) -> web.Response:
+    """`POST /_sim/accounts/{account_id}/shipments/batch {order_numbers? | limit?}`: labels for
+    the named orders, or for up to `limit` (default 500) orders awaiting shipment, oldest first,
+    bought as one batch, as a shipper prints a batch: one SHIP_NOTIFY names the whole batch."""
+    state, account = request.app[STATE_KEY], sim_account(request)
+    body = await read_control_body(request)
+    numbers, limit = body.get("order_numbers"), body.get("limit", MAX_PAGE_SIZE)
+    if numbers is not None:
+        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+            raise control_error(400, "'order_numbers' must be a list of strings")
+        chosen = [state.find_order(account.account_id, number) for number in numbers]
+        if None in chosen or any(o["orderStatus"] == "cancelled" for o in chosen if o):
+            raise control_error(409, "an order is unknown or cancelled")
+    elif isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        waiting = (o for o in state.orders_of(account.account_id).values() if o["orderStatus"] == "awaiting_shipment")
+        chosen = list(itertools.islice(waiting, limit))
+    else:
+        raise control_error(400, "'limit' must be a positive integer")
+    if not chosen:
+        return web.json_response({"batchId": None, "order_numbers": []})
+    batch_id = next(state.ids)
+    labels = [buy_label(state, account, order, {}, batch_id) for order in chosen if order]
+    url = f"{links_base(request)}/shipments?batchId={batch_id}&includeShipmentItems=False"
+    notify(state, account, url, str(batch_id))
+    return web.json_response({"batchId": batch_id, "order_numbers": [s["orderNumber"] for s in labels]}, status=201)
 
 
 async def void_label(request: web.Request) -> web.Response:
@@ -841,6 +884,7 @@ def create_app(config: ShipStationConfig) -> web.Application:
     router.add_put("/_sim/accounts/{account_id}", put_account)
     router.add_get("/_sim/accounts/{account_id}/orders", list_sim_orders)
     router.add_post("/_sim/accounts/{account_id}/orders/{order_number}/ship", ship_order)
+    router.add_post("/_sim/accounts/{account_id}/shipments/batch", ship_batch)
     router.add_post("/_sim/accounts/{account_id}/shipments/{shipment_id}/void", void_label)
     router.add_post("/_sim/accounts/{account_id}/rejections", reject_orders)
     router.add_post("/_sim/accounts/{account_id}/store/pull", pull_store)
