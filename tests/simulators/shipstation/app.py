@@ -146,13 +146,14 @@ class ShipStationStats:
     store_shipnotify_posts: int = 0
     requests: Counter[str] = dataclasses.field(default_factory=Counter)
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
-    # Per account (key pair): requests it sent and 429s it got, for runs sharing one simulator.
-    account_requests: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Per account (key pair), for runs sharing one simulator: its requests by route, its 429s.
+    account_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
     account_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        counters = ("requests", "responses", "account_requests", "account_rate_limited")
-        return dataclasses.asdict(self) | {name: dict(getattr(self, name)) for name in counters}
+        counters = {name: dict(getattr(self, name)) for name in ("requests", "responses", "account_rate_limited")}
+        by_account = {account: dict(routes) for account, routes in self.account_requests.items()}
+        return dataclasses.asdict(self) | counters | {"account_requests": by_account}
 
 
 class ShipStationState:
@@ -230,7 +231,7 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
         if account is None:
             raise ss_error(401, "Authorization has been denied for this request.")
         request[ACCOUNT_KEY] = account
-        state.stats.account_requests[account.account_id] += 1
+        state.stats.account_requests.setdefault(account.account_id, Counter())[route_name] += 1
         allowed, remaining, reset = state.window.hit(account.api_key)
         headers = {
             "X-Rate-Limit-Limit": str(state.window.limit),

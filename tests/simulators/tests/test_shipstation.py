@@ -164,7 +164,11 @@ async def test_a_batch_of_labels_sends_one_ship_notify_naming_every_order_of_it(
         ["1001", "1002", "1003"],
         ["1004", "1005"],
     ]
-    assert stats["account_requests"] == {"cellar.ship": 3, "other.ship": 1} and stats["account_rate_limited"] == {}
+    assert stats["account_requests"] == {
+        "cellar.ship": {"createorders": 1, "list_shipments": 2},
+        "other.ship": {"list_orders": 1},
+    }
+    assert stats["account_rate_limited"] == {}
 
 
 async def test_getrates_prices_the_carriers_services_by_weight(http):
