@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -296,6 +298,19 @@ async def run_baseline(stack: Stack, window_s: float) -> Baseline:
 # ---- the run ------------------------------------------------------------------------------
 
 
+def cpu_seconds(stack: Stack) -> str:
+    """CPU time each service has used so far (Linux /proc), to tell where the run's time went."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = []
+    for name, service in stack.services.items():
+        if service.process is None:
+            continue
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{service.process.pid}/stat").read_text().rpartition(")")[2].split()
+            used.append(f"{name} {(int(fields[11]) + int(fields[12])) / tick:.0f} s")
+    return ", ".join(used)
+
+
 async def main(orders: int, label_batch: int, window_s: float, timeout_s: float, webhook_timeout_s: float) -> int:
     run_dir = REPO / ".run" / "bench-shipstation"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -317,6 +332,7 @@ async def main(orders: int, label_batch: int, window_s: float, timeout_s: float,
         baseline = await baseline_task
         stats = await shipstation_stats(stack)
         deliveries = await notice_deliveries(stack)
+        print(f"bench-shipstation: CPU used: {cpu_seconds(stack)}")
     routes, limited = account_counts(stats, SHIPSTATION_ACCOUNT)
     base_routes, base_limited = account_counts(stats, BASELINE_ACCOUNT)
     requests, base_requests = sum(routes.values()), sum(base_routes.values())
