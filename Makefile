@@ -94,7 +94,7 @@ bench-mapping: protos ## carrier-mapping translate rps and p50/p99 (concurrency 
 
 bench-shipstation: protos ## N Cin7 orders (BENCH_N=5000) to ShipStation and shipped, under 40 req/min, beside one-per-call (BENCH_WINDOW_S=90)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_shipstation --orders $${BENCH_N:-$${N:-5000}} \
-	  --baseline-window $${BENCH_WINDOW_S:-90} --label-batch $${BENCH_LABEL_BATCH:-500}
+	  --baseline-window $${BENCH_WINDOW_S:-90} --label-batch $${BENCH_LABEL_BATCH:-250}
 
 up: ## with Docker: Kafka, Postgres, the five services and a collector (add COMPOSE_PROFILES=demo for the simulators)
 	docker compose up --build -d
