@@ -196,8 +196,13 @@ async def notice_deliveries(stack: Stack) -> str:
     )
 
 
-async def run_measured(stack: Stack, orders: int, label_batch: int, timeout_s: float) -> tuple[float, Progress]:
-    """Seed, then wait until dispatch holds every order as shipped; return (elapsed s, progress)."""
+async def run_measured(
+    stack: Stack, orders: int, label_batch: int, timeout_s: float, beside: asyncio.Task
+) -> tuple[float, Progress]:
+    """Seed, then wait until dispatch holds every order as shipped; return (elapsed s, progress).
+
+    `beside` is the baseline running meanwhile: if it fails, so does the run, at once.
+    """
     progress = Progress()
     conn = await stack.connect_service_db()
     try:
@@ -211,6 +216,8 @@ async def run_measured(stack: Stack, orders: int, label_batch: int, timeout_s: f
             elapsed = time.monotonic() - started
             if progress.shipped >= orders:
                 break
+            if beside.done() and not beside.cancelled() and beside.exception() is not None:
+                raise RuntimeError("the one-per-call baseline failed") from beside.exception()
             if progress.failed:
                 raise RuntimeError(f"{progress.failed} orders failed at dispatch; see the dispatch log")
             if elapsed > timeout_s:
@@ -251,9 +258,9 @@ def baseline_body(i: int) -> tuple[str, dict[str, Any]]:
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     row = cin7_order(i) | {"id": 900000 + i, "createdDate": stamp, "modifiedDate": stamp, "reference": f"BASE-{i}"}
     row["lineItems"] = [line | {"id": 9000000 + 10 * i + n, "qtyShipped": 0} for n, line in enumerate(row["lineItems"])]
-    order, _ = parse_order(row, tenant_id="bench-baseline", context=RuleContext("Fully Picked", now))
+    parsed = parse_order(row, tenant_id="bench-baseline", context=RuleContext("Fully Picked", now))
     number = f"BASE-{i}"
-    return number, build_order(order, order_number=number, order_key=f"baseline-{i}")
+    return number, build_order(parsed.order, order_number=number, order_key=f"baseline-{i}")
 
 
 async def add_baseline_account(stack: Stack, key: str, secret: str) -> None:
@@ -324,19 +331,33 @@ async def main(orders: int, label_batch: int, window_s: float, timeout_s: float,
         )
         baseline_task = asyncio.create_task(run_baseline(stack, window_s))
         try:
-            elapsed, progress = await run_measured(stack, orders, label_batch, timeout_s)
+            elapsed, progress = await run_measured(stack, orders, label_batch, timeout_s, baseline_task)
+            stats = await shipstation_stats(stack)
+            print(f"bench-shipstation: CPU used: {cpu_seconds(stack)}")
+            print_measured(orders, elapsed, progress, stats, await notice_deliveries(stack))
+            baseline = await baseline_task
         finally:
-            if not baseline_task.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(baseline_task), window_s + 60)
-        baseline = await baseline_task
-        stats = await shipstation_stats(stack)
-        deliveries = await notice_deliveries(stack)
-        print(f"bench-shipstation: CPU used: {cpu_seconds(stack)}")
-    routes, limited = account_counts(stats, SHIPSTATION_ACCOUNT)
-    base_routes, base_limited = account_counts(stats, BASELINE_ACCOUNT)
-    requests, base_requests = sum(routes.values()), sum(base_routes.values())
+            baseline_task.cancel()
+            await asyncio.gather(baseline_task, return_exceptions=True)
+        base_routes, base_limited = account_counts(await shipstation_stats(stack), BASELINE_ACCOUNT)
+    print(
+        f"bench-shipstation: one-per-call (POST /orders/createorder + GET /shipments?orderNumber= per order):"
+        f" {baseline.completed} orders in {baseline.window_s:.0f} s; requests {sum(base_routes.values())}"
+        f" {base_routes}, 429s {base_limited}"
+    )
     rate = orders * 60 / elapsed
+    ratio = rate / baseline.per_minute if baseline.per_minute else float("inf")
+    limited = account_counts(stats, SHIPSTATION_ACCOUNT)[1]
+    print(
+        f"bench-shipstation: {rate:.0f} orders/min under {LIMIT_PER_MINUTE} req/min"
+        f" (one-per-call {baseline.per_minute:.1f} orders/min, ratio {ratio:.0f}); 429s {limited + base_limited}"
+    )
+    return 0
+
+
+def print_measured(orders: int, elapsed: float, progress: Progress, stats: dict[str, Any], deliveries: str) -> None:
+    routes, limited = account_counts(stats, SHIPSTATION_ACCOUNT)
+    requests = sum(routes.values())
     print(
         f"bench-shipstation: measured: {orders} orders shipped in dispatch's records in {elapsed:.1f} s;"
         f" ShipStation requests {requests} ({orders / max(1, requests):.0f} orders a request) {routes}"
@@ -349,17 +370,6 @@ async def main(orders: int, label_batch: int, window_s: float, timeout_s: float,
         f"bench-shipstation: measured: {requests} requests at {LIMIT_PER_MINUTE}/min take"
         f" {requests * 60 / LIMIT_PER_MINUTE:.0f} s: the budget's ceiling is {ceiling:.0f} orders/min"
     )
-    print(
-        f"bench-shipstation: one-per-call (POST /orders/createorder + GET /shipments?orderNumber= per order):"
-        f" {baseline.completed} orders in {baseline.window_s:.0f} s; requests {base_requests} {base_routes},"
-        f" 429s {base_limited}"
-    )
-    ratio = rate / baseline.per_minute if baseline.per_minute else float("inf")
-    print(
-        f"bench-shipstation: {rate:.0f} orders/min under {LIMIT_PER_MINUTE} req/min"
-        f" (one-per-call {baseline.per_minute:.1f} orders/min, ratio {ratio:.0f}); 429s {limited + base_limited}"
-    )
-    return 0
 
 
 if __name__ == "__main__":
