@@ -16,7 +16,7 @@ PROTO_FILES    = $(shell find protos -name '*.proto')
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e test-faults \
-        infra-up infra-down demo bench bench-mapping up down clean grpcurl
+        infra-up infra-down demo bench bench-mapping bench-shipstation up down clean grpcurl
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,10 @@ bench: protos ## end-to-end throughput and latency beside a bare Kafka relay (N=
 
 bench-mapping: protos ## carrier-mapping translate rps and p50/p99 (concurrency 32), and batch rate, beside a bare grpc.aio server
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_mapping
+
+bench-shipstation: protos ## N Cin7 orders (BENCH_N=5000) to ShipStation and shipped, under 40 req/min, beside one-per-call (BENCH_WINDOW_S=90)
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_shipstation --orders $${BENCH_N:-$${N:-5000}} \
+	  --baseline-window $${BENCH_WINDOW_S:-90} --label-batch $${BENCH_LABEL_BATCH:-250}
 
 up: ## with Docker: Kafka, Postgres, the five services and a collector (add COMPOSE_PROFILES=demo for the simulators)
 	docker compose up --build -d

@@ -147,9 +147,14 @@ class ShipStationStats:
     store_shipnotify_posts: int = 0
     requests: Counter[str] = dataclasses.field(default_factory=Counter)
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Per account (key pair), for runs sharing one simulator: its requests by route, its 429s.
+    account_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
+    account_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        counters = {name: dict(getattr(self, name)) for name in ("requests", "responses", "account_rate_limited")}
+        by_account = {account: dict(routes) for account, routes in self.account_requests.items()}
+        return dataclasses.asdict(self) | counters | {"account_requests": by_account}
 
 
 class ShipStationState:
@@ -228,6 +233,7 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
         if account is None:
             raise ss_error(401, "Authorization has been denied for this request.")
         request[ACCOUNT_KEY] = account
+        state.stats.account_requests.setdefault(account.account_id, Counter())[route_name] += 1
         allowed, remaining, reset = state.window.hit(account.api_key)
         headers = {
             "X-Rate-Limit-Limit": str(state.window.limit),
@@ -236,6 +242,7 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
         }
         if not allowed or (state.config.random_429_rate and state.rng.random() < state.config.random_429_rate):
             state.stats.rate_limited += 1
+            state.stats.account_rate_limited[account.account_id] += 1
             raise ss_error(429, "Too many requests", {"Retry-After": str(max(1, math.ceil(reset)))})
         if request.match_info.http_exception is not None:
             raise ss_error(request.match_info.http_exception.status, "No HTTP resource was found")
@@ -473,14 +480,20 @@ def ship(
     order: dict[str, Any],
     body: Mapping[str, Any],
     links: str,
-    *,
-    batch_id: int | None = None,
 ) -> dict[str, Any]:
-    """Buy a label for the order: a shipment in a batch of its own, the order shipped, SHIP_NOTIFY
-    sent (a label of a given batch sends none: the batch's notice covers it)."""
+    """Buy a label for the order: a shipment in a batch of its own, the order shipped, SHIP_NOTIFY sent."""
+    batch_id = next(state.ids)
+    label = buy_label(state, account, order, body, batch_id)
+    notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
+    return label
+
+
+def buy_label(
+    state: ShipStationState, account: ShipStationAccount, order: dict[str, Any], body: Mapping[str, Any], batch_id: int
+) -> dict[str, Any]:
+    """A label for the order in batch `batch_id`; the order is shipped. No SHIP_NOTIFY yet (the
+    caller sends one per batch); a Custom Store order's store is told at once."""
     shipment_id = next(state.ids)
-    own_batch = batch_id is None
-    batch_id = next(state.ids) if batch_id is None else batch_id
     label = {
         "shipmentId": shipment_id,
         "batchId": batch_id,
@@ -510,8 +523,6 @@ def ship(
     }
     state.shipments.setdefault(account.account_id, []).append(label)
     order["orderStatus"] = "shipped"
-    if own_batch:
-        notify(state, account, f"{links}/shipments?batchId={batch_id}&includeShipmentItems=False", order["orderNumber"])
     if str(order.get("orderKey", "")).startswith(STORE_KEY_PREFIX) and account.store_url:
         notify_store(state, account, order, label)  # the Custom Store it came from hears of it
     return label
@@ -555,6 +566,33 @@ async def ship_order(request: web.Request) -> web.Response:
     return web.json_response(answer, status=201)
 
 
+async def ship_batch(request: web.Request) -> web.Response:
+    """`POST /_sim/accounts/{account_id}/shipments/batch {order_numbers? | limit?}`: labels for
+    the named orders, or for up to `limit` (default 500) orders awaiting shipment, oldest first,
+    bought as one batch, as a shipper prints a batch: one SHIP_NOTIFY names the whole batch."""
+    state, account = request.app[STATE_KEY], sim_account(request)
+    body = await read_control_body(request)
+    numbers, limit = body.get("order_numbers"), body.get("limit", MAX_PAGE_SIZE)
+    if numbers is not None:
+        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+            raise control_error(400, "'order_numbers' must be a list of strings")
+        chosen = [state.find_order(account.account_id, number) for number in numbers]
+        if None in chosen or any(o["orderStatus"] == "cancelled" for o in chosen if o):
+            raise control_error(409, "an order is unknown or cancelled")
+    elif isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        waiting = (o for o in state.orders_of(account.account_id).values() if o["orderStatus"] == "awaiting_shipment")
+        chosen = list(itertools.islice(waiting, limit))
+    else:
+        raise control_error(400, "'limit' must be a positive integer")
+    if not chosen:
+        return web.json_response({"batchId": None, "order_numbers": []})
+    batch_id = next(state.ids)
+    labels = [buy_label(state, account, order, {}, batch_id) for order in chosen if order]
+    url = f"{links_base(request)}/shipments?batchId={batch_id}&includeShipmentItems=False"
+    notify(state, account, url, str(batch_id))
+    return web.json_response({"batchId": batch_id, "order_numbers": [s["orderNumber"] for s in labels]}, status=201)
+
+
 async def void_label(request: web.Request) -> web.Response:
     """`POST /_sim/accounts/{account_id}/shipments/{shipment_id}/void`: the label is voided; an order
     left with no live label awaits shipment again (ShipStation sends no webhook for a void)."""
@@ -580,22 +618,6 @@ async def drop_webhooks(request: web.Request) -> web.Response:
         raise control_error(400, "'count' must be a non-negative integer")
     state.drop_webhooks[account.account_id] = count
     return web.json_response({"drop": count})
-
-
-async def ship_batch(request: web.Request) -> web.Response:
-    """`POST /_sim/accounts/{account_id}/batches {order_numbers: [...]}`: one label each, all in one
-    batch, and one SHIP_NOTIFY naming the batch (`/shipments?batchId=`), as a batch print does."""
-    state, account = request.app[STATE_KEY], sim_account(request)
-    numbers = (await read_control_body(request)).get("order_numbers")
-    if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
-        raise control_error(400, "'order_numbers' must be a non-empty list of strings")
-    orders = [state.find_order(account.account_id, n) for n in numbers]
-    if any(o is None for o in orders):
-        raise control_error(404, "order not found")
-    batch_id = next(state.ids)
-    labels = [ship(state, account, o, {}, links_base(request), batch_id=batch_id) for o in orders if o is not None]
-    notify(state, account, f"{links_base(request)}/shipments?batchId={batch_id}&includeShipmentItems=False", "batch")
-    return web.json_response({"batch_id": batch_id, "shipments": labels}, status=201)
 
 
 async def reject_orders(request: web.Request) -> web.Response:
@@ -909,10 +931,10 @@ def create_app(config: ShipStationConfig) -> web.Application:
     router.add_put("/_sim/accounts/{account_id}", put_account)
     router.add_get("/_sim/accounts/{account_id}/orders", list_sim_orders)
     router.add_post("/_sim/accounts/{account_id}/orders/{order_number}/ship", ship_order)
+    router.add_post("/_sim/accounts/{account_id}/shipments/batch", ship_batch)
     router.add_post("/_sim/accounts/{account_id}/shipments/{shipment_id}/void", void_label)
     router.add_post("/_sim/accounts/{account_id}/rejections", reject_orders)
     router.add_post("/_sim/accounts/{account_id}/webhooks/drop", drop_webhooks)
-    router.add_post("/_sim/accounts/{account_id}/batches", ship_batch)
     router.add_post("/_sim/accounts/{account_id}/store/pull", pull_store)
     router.add_get("/_sim/accounts/{account_id}/store/pulls", list_store_pulls)
     add_shared_control_routes(router, STATE_KEY, FAULT_ROUTES, allow_after_create=False)

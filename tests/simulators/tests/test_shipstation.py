@@ -142,6 +142,35 @@ async def test_a_label_sends_a_thin_ship_notify_and_a_void_keeps_it_listed_as_vo
     assert orders.json()["orders"][0]["orderStatus"] == "awaiting_shipment"
 
 
+async def test_a_batch_of_labels_sends_one_ship_notify_naming_every_order_of_it(http, receiver: Receiver):
+    other = {"account_id": "other.ship", "api_key": "other-key", "api_secret": "other-secret"}
+    ss = await run_ss(accounts=[dict(ACCOUNT, webhook_url=receiver.url), other])
+    try:
+        orders = [order(str(n), f"k{n}") for n in range(1001, 1006)]
+        await http.post(f"{ss.base_url}/orders/createorders", json=orders, auth=AUTH)
+        first = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/shipments/batch", json={"limit": 3})
+        rest = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/shipments/batch", json={})
+        none_left = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/shipments/batch", json={})
+        await eventually(lambda: len(receiver.requests) == 2)
+        urls = [httpx.Response(200, content=r.body).json()["resource_url"] for r in receiver.requests]
+        listed = [await http.get(url, auth=AUTH) for url in urls]
+        await http.get(f"{ss.base_url}/orders", auth=("other-key", "other-secret"))
+        stats = (await http.get(f"{ss.base_url}/_sim/stats")).json()
+    finally:
+        await ss.stop()
+    assert first.status_code == 201 and first.json()["order_numbers"] == ["1001", "1002", "1003"]
+    assert rest.json()["order_numbers"] == ["1004", "1005"] and none_left.json()["order_numbers"] == []
+    assert [sorted(s["orderNumber"] for s in page.json()["shipments"]) for page in listed] == [
+        ["1001", "1002", "1003"],
+        ["1004", "1005"],
+    ]
+    assert stats["account_requests"] == {
+        "cellar.ship": {"createorders": 1, "list_shipments": 2},
+        "other.ship": {"list_orders": 1},
+    }
+    assert stats["account_rate_limited"] == {}
+
+
 async def test_getrates_prices_the_carriers_services_by_weight(http):
     ss = await run_ss()
     body = {"carrierCode": "stamps_com", "fromPostalCode": "95476", "toCountry": "US", "toPostalCode": "94558"}
@@ -424,7 +453,9 @@ async def test_dropped_webhooks_are_lost_and_a_batch_print_sends_one_notice(http
         await http.post(f"{ss.base_url}/orders/createorders", json=[order(n, f"k{n}") for n in "123"], auth=AUTH)
         await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/webhooks/drop", json={"count": 1})
         await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/orders/1/ship", json={})
-        batch = await http.post(f"{ss.base_url}/_sim/accounts/cellar.ship/batches", json={"order_numbers": ["2", "3"]})
+        batch = await http.post(
+            f"{ss.base_url}/_sim/accounts/cellar.ship/shipments/batch", json={"order_numbers": ["2", "3"]}
+        )
         await eventually(lambda: len(receiver.requests) == 1)
         notice = httpx.Response(200, content=receiver.requests[0].body).json()
         listed = await http.get(notice["resource_url"], auth=AUTH)
@@ -432,5 +463,5 @@ async def test_dropped_webhooks_are_lost_and_a_batch_print_sends_one_notice(http
     finally:
         await ss.stop()
     assert stats.webhooks_dropped == 1
-    assert f"batchId={batch.json()['batch_id']}" in notice["resource_url"]
+    assert f"batchId={batch.json()['batchId']}" in notice["resource_url"]
     assert sorted(s["orderNumber"] for s in listed.json()["shipments"]) == ["2", "3"]
