@@ -1,11 +1,13 @@
 """The main job: the whole system on this machine with a realistic mix of orders, and what happened.
 
-Run with `make demo` (which starts and stops PostgreSQL and Kafka). It places orders in the
-Commerce7 simulator, which sends them to order intake as webhooks; has the Vinoshipper simulator
-fulfil, ship, deliver or cancel what it accepted; acts as an operator would through the admin API
-(Retry after fixing an SKU, Don't Send, Void Sync); then prints each order's status, journey and
-activity beside the outcome the Commerce7 → Vinoshipper integration prescribes, and one summary
-line. It exits non-zero when an order is lost or ends anywhere other than expected.
+Run with `make demo` (which starts and stops PostgreSQL and Kafka). One stack serves two
+merchants. For the winery (Commerce7 → Vinoshipper) it places orders in the Commerce7 simulator,
+which sends them to order intake as webhooks; has the Vinoshipper simulator fulfil, ship, deliver
+or cancel what it accepted; acts as an operator would through the admin API (Retry after fixing
+an SKU, Don't Send, Void Sync); then prints each order's status, journey and activity beside the
+outcome the integration prescribes. The clothing store (Cin7 Omni → ShipStation, both modes, a
+rate quote, the failed-import mails) is tests/system/demo_harbour.py. Each merchant ends with a
+summary line; it exits non-zero when an order is lost or ends anywhere other than expected.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
+from tests.system import demo_harbour
 from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
@@ -339,7 +342,7 @@ async def run() -> int:
     trace_file.unlink(missing_ok=True)
     items = scenarios()
     print(f"demo: starting simulators and the five services (logs in {run_dir.relative_to(REPO)}/logs)")
-    async with Stack([TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
+    async with Stack([TENANT, demo_harbour.TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with (
             JourneyReader(addresses, stack.token(READER)) as reader,
@@ -357,7 +360,11 @@ async def run() -> int:
             await drive_provider(demo, items)
             print("demo: Vinoshipper simulator fulfilled, shipped, delivered or cancelled; waiting for writeback")
             journeys = await demo.wait_for(items, settled)
-            return await report(demo, items, journeys, trace_file)
+            winery = await report(demo, items, journeys, trace_file)
+            print(f"\ndemo: now {demo_harbour.TENANT_ID}, Cin7 Omni → ShipStation")
+            harbour, harbour_summary = await demo_harbour.run(stack, reader)
+            print(harbour_summary)
+            return winery or harbour
 
 
 async def drive_provider(demo: Demo, items: list[Scenario]) -> None:

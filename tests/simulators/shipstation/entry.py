@@ -47,6 +47,8 @@ def account(simulated: SimulatedAccount) -> dict[str, Any]:
         "store_url": spec["store_url"] or simulated.store_url or None,
         "store_user": spec["store_user"],
         "store_password": spec["store_password"],
+        # The store's custom status words, as a user maps them when connecting the store.
+        "store_statuses": spec.options.get("store_statuses"),
     }
 
 
@@ -67,6 +69,6 @@ SIMULATOR = SimulatorEntry(
     build_config=build_config,
     new_account=new_account,
     put_account=put_account,
-    simulator_only=frozenset({"store_url", "subscribe_webhooks"}),
+    simulator_only=frozenset({"store_url", "subscribe_webhooks", "store_statuses"}),
     notice_token="webhook_token",
 )
