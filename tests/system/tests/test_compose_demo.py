@@ -17,11 +17,13 @@ import pytest
 from libs.connectors.registry import default_registry
 from libs.platform.tenants import TenantDirectory
 from tests.simulators.registry import AccountSpec, SimulatedAccount, default_simulators
+from tests.system import demo_harbour
 from tests.system.demo import TENANT
 from tests.system.stack import REPO
 
 DEMO = REPO / "deploy" / "demo"
 INTAKE, DISPATCH = "http://order-intake:8080", "http://fulfillment-dispatch:8081"  # docker-compose.yml
+DEMO_TENANTS = {spec.tenant_id: spec for spec in (TENANT, demo_harbour.TENANT)}  # as `make demo` runs them
 
 
 def secrets_env() -> dict[str, str]:
@@ -41,14 +43,15 @@ def demo_accounts() -> dict[str, list[SimulatedAccount]]:
             refs = {k: v for k, v in section.items() if isinstance(v, str) and v.startswith("env:")}
             options = {k: v for k, v in section.items() if k not in refs and k not in ("connector", "base_url")}
             # What only the simulator holds (SKUs, licensed states) is the demo's, as make demo runs it.
-            if tenant_id == TENANT.tenant_id:
-                demo_account = TENANT.account(name)
+            if tenant_id in DEMO_TENANTS:
+                demo_account = DEMO_TENANTS[tenant_id].account(name)
                 options |= {k: v for k, v in demo_account.options.items() if k in entry.simulator_only}
             account = AccountSpec(name, connector, options, {k: secrets[v[4:]] for k, v in refs.items()})
             path = f"/webhooks/{connector}/{tenant_id}"
             notice = f"{DISPATCH}{path}/{account[entry.notice_token]}" if entry.notice_token else f"{DISPATCH}{path}"
+            store = f"{DISPATCH}/stores/{connector}/{tenant_id}/{name}"
             by_connector.setdefault(connector, []).append(
-                SimulatedAccount(tenant_id, account, f"{INTAKE}{path}", notice)
+                SimulatedAccount(tenant_id, account, f"{INTAKE}{path}", notice, store)
             )
     return by_connector
 
@@ -56,7 +59,7 @@ def demo_accounts() -> dict[str, list[SimulatedAccount]]:
 def test_the_demo_tenants_file_parses_with_its_secrets(monkeypatch):
     for name, value in secrets_env().items():
         monkeypatch.setenv(name, value)
-    assert len(TenantDirectory.load(DEMO / "tenants.toml", default_registry())) == 1
+    assert len(TenantDirectory.load(DEMO / "tenants.toml", default_registry())) == len(DEMO_TENANTS)
 
 
 @pytest.mark.parametrize("connector", sorted(demo_accounts()))
