@@ -197,6 +197,21 @@ async def test_data_problems_are_issues_without_values():
     assert order.revision == "yesterday"  # still a key to deduplicate on
 
 
+@pytest.mark.parametrize(
+    ("typed", "code"), [("US", "US"), ("us", "US"), ("USA", "US"), ("Canada", "CA"), ("New Zealand", "NZ"), ("UK", "GB")]
+)
+async def test_the_delivery_country_as_staff_type_it_becomes_its_iso_code(typed, code):
+    order, issues = parsed(deliveryCountry=typed, billingCountry=typed)
+    assert (order.ship_to.region_code, order.bill_to.region_code, issues) == (code, code, [])
+
+
+async def test_a_delivery_country_naming_no_country_is_bad_data_not_a_guess():
+    order, issues = parsed(deliveryCountry="Narnia")
+    assert order.ship_to.region_code == ""
+    assert [issue.field for issue in issues] == ["deliveryCountry"]
+    assert "Narnia" not in issues[0].message
+
+
 async def test_parsing_is_pure():
     assert parsed() == parsed()
 
