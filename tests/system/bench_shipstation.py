@@ -38,6 +38,7 @@ from libs.connectors.shipstation.client import ShipStationClient
 from libs.connectors.shipstation.orders import build_order
 from libs.connectors.shipstation.settings import ShipStationSettings
 from tests.simulators.registry import SimulatorRegistry, default_simulators
+from tests.simulators.shipstation import ShipStationConfig
 from tests.system.stack import LABELS, OMNI, REPO, Stack, TenantSpec
 
 LIMIT_PER_MINUTE = 40  # the simulator's default, ShipStation's real limit per key pair
@@ -58,9 +59,9 @@ SERVICE_ENV = {"ORDERSYNC_STATUS_CHECK_S": "3600"}
 
 def simulators(webhook_timeout_s: float) -> SimulatorRegistry:
     """The usual simulators, the ShipStation one waiting `webhook_timeout_s` for each SHIP_NOTIFY
-    delivery: dispatch answers a batch notice once it has applied every order of it, which for
-    hundreds of orders takes longer than the simulator's default 5 s, and every redelivery of a
-    timed-out notice is one more re-read on the key's budget."""
+    delivery (the simulator's own 5 s by default): dispatch answers a batch notice once it has
+    applied every order of it, and every redelivery of a timed-out notice is one more re-read on
+    the key's budget."""
     registry = default_simulators()
     shipstation = registry.get("shipstation")
 
@@ -379,7 +380,10 @@ if __name__ == "__main__":
     parser.add_argument("--baseline-window", type=float, default=90.0, help="seconds the one-per-call client runs")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the measured side gives up")
     parser.add_argument(
-        "--webhook-timeout", type=float, default=300.0, help="seconds the simulator waits for a SHIP_NOTIFY answer"
+        "--webhook-timeout",
+        type=float,
+        default=ShipStationConfig.webhook_timeout_s,
+        help="seconds the simulator waits for a SHIP_NOTIFY answer (its own default)",
     )
     arguments = parser.parse_args()
     sys.exit(

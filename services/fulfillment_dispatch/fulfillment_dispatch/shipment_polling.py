@@ -5,8 +5,8 @@ misconfigured). Status checks read orders back one by one, which a tight budget 
 40 requests a minute) cannot afford for thousands of orders. A connector with
 Capability.POLL_SHIPMENTS lists the shipments created after a watermark instead, hundreds a
 request (`read_back_since`); this worker polls each such account every
-`ORDERSYNC_DISPATCH_SHIPMENT_POLL_S` and applies every notice through the ShipmentRecorder the
-webhooks use. Applying is idempotent (a shipment already applied is `unchanged`), so a notice
+`ORDERSYNC_DISPATCH_SHIPMENT_POLL_S` and applies each page's notices together (one transaction)
+through the ShipmentRecorder the webhooks use. Applying is idempotent (a shipment already applied is `unchanged`), so a notice
 that came by webhook and by poll, or a page polled twice, changes nothing.
 
 One replica polls an account at a time: its row in `shipment_poll_cursors` is leased (as
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notice
+from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notices
 from fulfillment_dispatch.storage import shipment_polls
 from fulfillment_dispatch.storage.shipment_polls import PollLease
 from libs.connectors.base.contract import Capability, ProviderConnector
@@ -110,9 +110,8 @@ class ShipmentPoller:
             opened = await self._accounts.provider(lease.tenant_id, lease.provider_account, lease.provider)
             for _ in range(self._settings.max_pages):
                 page = await opened.connector.read_back_since(opened.client, opened.settings, cursor)
-                moved = 0
-                for notice in page.notices:
-                    moved += await apply_notice(self._recorder, opened, lease.tenant_id, notice) == "applied"
+                outcomes = await apply_notices(self._recorder, opened, lease.tenant_id, page.notices)
+                moved = outcomes.count("applied")
                 applied += moved
                 cursor = page.next_cursor
                 held = await shipment_polls.advance(

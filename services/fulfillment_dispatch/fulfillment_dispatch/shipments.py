@@ -13,12 +13,17 @@ applied too, merged with what is stored (a poll may see only the newest label of
 a voided number leaves the tracking and is kept in `voided_tracking_numbers`, so writeback
 takes it back and never writes it. Such a report that leaves a stored tracking number unmentioned
 (a new label, the old one's fate unknown: ShipStation lists labels by creation, and a void
-creates none) is `partial`: `apply_notice` then reads the order back whole, once, and applies that.
+creates none) is `partial`: `apply_notices` then reads the order back whole, once, and applies that.
+
+A webhook naming a batch of labels, or a poll's page, is applied in one transaction (a few for a
+very long one): one SELECT ... FOR UPDATE of the orders, one UPDATE, one activity insert, one
+outbox insert, so a notice of hundreds of orders is answered well within the provider's timeout.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -28,7 +33,12 @@ from ordersync.dispatch.v1 import events_pb2
 
 from fulfillment_dispatch.domain.dispatch import shipment_advanced
 from fulfillment_dispatch.provider_words import label
-from fulfillment_dispatch.storage.dispatches import add_activity, lock_by_provider_number, update_shipment
+from fulfillment_dispatch.storage.dispatches import (
+    ShipmentChange,
+    add_activity,
+    lock_by_provider_numbers,
+    update_shipments,
+)
 from libs.connectors.base.contract import Capability, Notice
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.registry import Registry
@@ -40,6 +50,11 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 SHIPMENTS_TOPIC = "dispatch.shipments.v1"
+# A report: a provider order number and the provider's shipment state for it (None: no state).
+Report = tuple[str, shipment_pb2.Shipment | None]
+# Reports applied in one transaction at most: a ShipStation label batch or a poll page (up to
+# 500 shipments) fits in one; a longer list is applied in chunks, each atomic.
+MAX_REPORTS_PER_TRANSACTION = 500
 _STATUS_NAME = {
     shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",
     shipment_pb2.SHIPMENT_STATUS_SHIPPED: "shipped",
@@ -65,36 +80,57 @@ class ShipmentRecorder:
     async def apply(
         self, tenant_id: str, provider: str, provider_order_number: str, shipment: shipment_pb2.Shipment | None
     ) -> str:
-        """Apply the provider's state; return 'applied', 'partial' (applied, but a stored
-        tracking number went unmentioned: read the order back), 'unchanged' or 'unknown_order'."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await lock_by_provider_number(conn, tenant_id, provider, provider_order_number)
-            if row is None:
-                return "unknown_order"
-            status = _STATUS_NAME.get(shipment.status, "") if shipment is not None else ""
-            if shipment is None:
-                return "unchanged"
-            partial = False
-            if not shipment_advanced(row["shipment_status"], status):
-                relabelled = _merged_labels(row, status, shipment)
-                if relabelled is None:
-                    return "unchanged"
-                partial = not set(row_tracking(row)) <= set(reported_numbers(shipment))
-                shipment, status = relabelled
-            else:
-                shipment = _keeping_voided(row, shipment)
-            description = _describe(shipment, label(self._registry, provider))
-            await update_shipment(
-                conn,
-                row["order_id"],
-                status,
-                shipment.SerializeToString(),
-                next_check_after=self._check_after,
-                void_reason=description,
+        """Apply the provider's state for one order; return 'applied', 'partial' (applied, but a
+        stored tracking number went unmentioned: read the order back), 'unchanged' or 'unknown_order'."""
+        (outcome,) = await self.apply_many(tenant_id, provider, [(provider_order_number, shipment)])
+        return outcome
+
+    async def apply_many(self, tenant_id: str, provider: str, reports: Sequence[Report]) -> list[str]:
+        """Apply each (provider order number, shipment) report as `apply` would, in order, and
+        return each one's outcome.
+
+        Up to MAX_REPORTS_PER_TRANSACTION reports are applied in one transaction: each order's
+        change, activity and event commit together, and a failure leaves none of the chunk applied.
+        """
+        outcomes: list[str] = []
+        for start in range(0, len(reports), MAX_REPORTS_PER_TRANSACTION):
+            outcomes += await self._apply_chunk(
+                tenant_id, provider, reports[start : start + MAX_REPORTS_PER_TRANSACTION]
             )
-            await add_activity(conn, [(row["order_id"], tenant_id, f"shipment_{status}", description)])
-            await write_events(conn, [self._event(row, provider, shipment)])
-        return "partial" if partial else "applied"
+        return outcomes
+
+    async def _apply_chunk(self, tenant_id: str, provider: str, reports: Sequence[Report]) -> list[str]:
+        provider_label = label(self._registry, provider)
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await lock_by_provider_numbers(conn, tenant_id, provider, [number for number, _ in reports])
+            rows = {r["provider_order_number"]: dict(r) for r in locked}
+            outcomes: list[str] = []
+            changes: dict[str, ShipmentChange] = {}
+            activity: list[tuple[str, str, str, str]] = []
+            events = []
+            for number, reported in reports:
+                row = rows.get(number)
+                if row is None:
+                    outcomes.append("unknown_order")
+                    continue
+                decided = _decided(row, reported)
+                if decided is None:
+                    outcomes.append("unchanged")
+                    continue
+                shipment, status, partial = decided
+                description = _describe(shipment, provider_label)
+                proto = shipment.SerializeToString()
+                # A later report of the same order in this batch is judged against this one, and
+                # only the order's last state is written (each change keeps its activity and event).
+                row["shipment_status"], row["shipment_proto"] = status, proto
+                changes[row["order_id"]] = ShipmentChange(row["order_id"], status, proto, description)
+                activity.append((row["order_id"], tenant_id, f"shipment_{status}", description))
+                events.append(self._event(row, provider, shipment))
+                outcomes.append("partial" if partial else "applied")
+            await update_shipments(conn, list(changes.values()), next_check_after=self._check_after)
+            await add_activity(conn, activity)
+            await write_events(conn, events)
+        return outcomes
 
     def _event(self, row, provider: str, shipment: shipment_pb2.Shipment):
         ref = order_pb2.ChannelOrderRef(
@@ -123,23 +159,45 @@ class ShipmentRecorder:
         return propagate.extract({"traceparent": row["traceparent"]}) if row["traceparent"] else None
 
 
-async def apply_notice(recorder: ShipmentRecorder, opened: OpenAccount, tenant_id: str, notice: Notice) -> str:
-    """Apply one notice of the account's provider; a `partial` one is completed by reading the
-    order back (when the provider can be), so a voided label is known as voided."""
+async def apply_notices(
+    recorder: ShipmentRecorder, opened: OpenAccount, tenant_id: str, notices: Sequence[Notice]
+) -> list[str]:
+    """Apply notices of the account's provider together (a webhook's batch, a poll's page) and
+    return each one's outcome. A `partial` one is completed by reading its order back (when the
+    provider can be), after the transaction so no lock waits on the provider, so a voided label
+    is known as voided; it is then 'applied'."""
     provider = opened.connector.info.id
-    outcome = await recorder.apply(tenant_id, provider, notice.order_number, notice.shipment)
-    if outcome != "partial":
-        return outcome
-    if opened.connector.info.can(Capability.READ_BACK):
-        try:
-            whole = await opened.connector.read_back(opened.client, opened.settings, notice.order_number)
-        except ConnectorError as exc:
-            # What the notice said is stored; the order's status checks read it whole later.
-            log.warning("could not read a relabelled order back", extra={"fields": {"error": exc.message}})
-            return "applied"
-        if whole is not None:
-            await recorder.apply(tenant_id, provider, notice.order_number, whole.shipment)
-    return "applied"
+    outcomes = await recorder.apply_many(tenant_id, provider, [(n.order_number, n.shipment) for n in notices])
+    partial = dict.fromkeys(n.order_number for n, o in zip(notices, outcomes, strict=True) if o == "partial")
+    if partial and opened.connector.info.can(Capability.READ_BACK):
+        wholes: list[Report] = []
+        for number in partial:
+            try:
+                whole = await opened.connector.read_back(opened.client, opened.settings, number)
+            except ConnectorError as exc:
+                # What the notice said is stored; the order's status checks read it whole later.
+                log.warning("could not read a relabelled order back", extra={"fields": {"error": exc.message}})
+                continue
+            if whole is not None:
+                wholes.append((number, whole.shipment))
+        await recorder.apply_many(tenant_id, provider, wholes)
+    return ["applied" if o == "partial" else o for o in outcomes]
+
+
+def _decided(row, reported: shipment_pb2.Shipment | None) -> tuple[shipment_pb2.Shipment, str, bool] | None:
+    """What a report makes of the stored dispatch: the shipment to store, its status word and
+    whether it is partial (a stored tracking number unmentioned); None when it is no news."""
+    if reported is None:
+        return None
+    status = _STATUS_NAME.get(reported.status, "")
+    if shipment_advanced(row["shipment_status"], status):
+        return _keeping_voided(row, reported), status, False
+    relabelled = _merged_labels(row, status, reported)
+    if relabelled is None:
+        return None
+    partial = not set(row_tracking(row)) <= set(reported_numbers(reported))
+    merged, status = relabelled
+    return merged, status, partial
 
 
 def row_tracking(row) -> list[str]:

@@ -150,7 +150,8 @@ class FakeProvider(ProviderConnector):
         shipment = client.vendor.orders.get(order_number)
         return None if shipment is None else Notice(order_number, shipment, "read back")
 
-    # Notices authenticated by a header, with the news in the body: {"order": ..., "tracking": ...}.
+    # Notices authenticated by a header, with the news in the body: {"order": ..., "tracking": ...},
+    # or a batch of labels naming several orders: {"labels": [[order, tracking], ...]}.
     def authenticate_notice(self, settings: FakeAccount, request: PushRequest) -> bool:
         token = request.headers.get("X-Notice-Token", "")
         return bool(settings.notice_token) and hmac.compare_digest(token.encode(), settings.notice_token.encode())
@@ -158,6 +159,8 @@ class FakeProvider(ProviderConnector):
     def parse_notice(self, body: bytes) -> NoticeHead:
         try:
             news = json.loads(body)
+            if "labels" in news:
+                return NoticeHead("", "SHIP_NOTIFY", reference=json.dumps(news["labels"]))
             number = news["order"]
         except (ValueError, KeyError, TypeError):
             raise InvalidWebhook("not a notice") from None
@@ -166,14 +169,18 @@ class FakeProvider(ProviderConnector):
         return NoticeHead(number, "SHIPPED", reference=str(news["tracking"]))
 
     async def resolve_notice(self, client: FakeClient, settings: FakeAccount, head: NoticeHead) -> list[Notice]:
-        shipment = shipment_pb2.Shipment(status=shipment_pb2.SHIPMENT_STATUS_SHIPPED, tracking_numbers=[head.reference])
-        return [Notice(head.order_number, shipment, head.event)]
+        labels = json.loads(head.reference) if head.event == "SHIP_NOTIFY" else [[head.order_number, head.reference]]
+        return [Notice(number, shipped(tracking), head.event) for number, tracking in labels]
 
     async def cancel(self, client: FakeClient, settings: FakeAccount, order_number: str, reason: str) -> None:
         client.vendor.cancelled.append(order_number)
         client.vendor.orders[order_number] = shipment_pb2.Shipment(
             status=shipment_pb2.SHIPMENT_STATUS_CANCELLED, cancel_reason=reason
         )
+
+
+def shipped(tracking: str) -> shipment_pb2.Shipment:
+    return shipment_pb2.Shipment(status=shipment_pb2.SHIPMENT_STATUS_SHIPPED, tracking_numbers=[tracking])
 
 
 @dataclass

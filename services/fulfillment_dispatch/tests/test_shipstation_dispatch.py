@@ -179,7 +179,7 @@ async def test_a_lost_ship_notify_is_recovered_by_polling_and_polling_again_chan
     await queue(pool, ["7001", "7002"])
     await drain(sender(pool, world[1]))
     await control(sim, "webhooks/drop", {"count": 5})
-    await control(sim, "batches", {"order_numbers": ["7001", "7002"]})
+    await control(sim, "shipments/batch", {"order_numbers": ["7001", "7002"]})
 
     assert await poller(pool, world).run_once() == 2
     found = await rows(pool)

@@ -16,10 +16,11 @@ be reached.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 
-from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notice
+from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notices
 from fulfillment_dispatch.storage.dispatches import record_webhook
 from libs.connectors.base.contract import Capability, Notice, PushRequest
 from libs.connectors.base.errors import ConnectorError
@@ -105,16 +106,16 @@ class ProviderWebhookHandler:
                 return json_error(503, exc.reason_code, "could not read the order back; retry later")
             receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
-        # A notice may cover several orders (a batch of labels): each is applied on its own;
-        # the receipt keeps the outcomes in order.
-        outcomes = [await self._apply(tenant_id, opened, n) for n in notices]
+        # A notice may cover several orders (a batch of labels): they are applied together, each
+        # with its own outcome; the receipt keeps the distinct outcomes in order.
+        outcomes = await self._apply(tenant_id, opened, notices)
         outcome = _summary(outcomes)
         receipt = await self._keep(tenant_id, provider, body, outcome, head.event)
         return _status(200, outcome, receipt_id=receipt)
 
-    async def _apply(self, tenant_id: str, opened: OpenAccount, notice: Notice) -> str:
+    async def _apply(self, tenant_id: str, opened: OpenAccount, notices: Sequence[Notice]) -> list[str]:
         try:
-            return await apply_notice(self._recorder, opened, tenant_id, notice)
+            return await apply_notices(self._recorder, opened, tenant_id, notices)
         except Exception as exc:  # asyncpg raises several families (and OSError) for a lost database
             raise StorageUnavailable() from exc
 

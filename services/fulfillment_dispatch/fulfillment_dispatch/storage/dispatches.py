@@ -207,45 +207,59 @@ async def add_operator_activity(
     )
 
 
-async def lock_by_provider_number(
-    conn: PgConnection, tenant_id: str, provider: str, provider_order_number: str
-) -> asyncpg.Record | None:
-    """Return and lock the tenant's dispatch with this provider order number, or None."""
-    return await conn.fetchrow(
+async def lock_by_provider_numbers(
+    conn: PgConnection, tenant_id: str, provider: str, provider_order_numbers: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Return and lock the tenant's dispatches with these provider order numbers (those known).
+
+    Locked in order_id order, so two batches naming the same orders cannot deadlock.
+    """
+    return await conn.fetch(
         "SELECT order_id, tenant_id, status, provider_account, provider_order_number, channel, channel_account,"
         " external_id, external_number, traceparent, shipment_status, shipment_proto FROM dispatches"
-        " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = $3 FOR UPDATE",
+        " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = ANY($3::text[])"
+        " ORDER BY order_id FOR UPDATE",
         tenant_id,
         provider,
-        provider_order_number,
+        list(provider_order_numbers),
     )
 
 
-async def update_shipment(
-    conn: PgConnection,
-    order_id: str,
-    status: str,
-    shipment_proto: bytes,
-    *,
-    next_check_after: timedelta,
-    void_reason: str = "",
+@dataclass(frozen=True)
+class ShipmentChange:
+    """A dispatch's newer shipment state: its status word, the Shipment proto, and the reason
+    stored when the change voids the order (a cancellation)."""
+
+    order_id: str
+    status: str
+    shipment_proto: bytes
+    void_reason: str = ""
+
+
+async def update_shipments(
+    conn: PgConnection, changes: Sequence[ShipmentChange], *, next_check_after: timedelta
 ) -> None:
-    """Store the provider's newer shipment state; a cancelled order becomes 'voided'.
+    """Store the provider's newer shipment states (one per order) in one round trip; a
+    cancelled order becomes 'voided'.
 
     News restarts the read-back schedule; a delivered or cancelled order needs no more checks.
     """
+    if not changes:
+        return
     await conn.execute(
-        "UPDATE dispatches SET shipment_status = $2, shipment_proto = $3, updated_at = now(), status_checks = 0,"
-        " next_check_at = CASE WHEN $2 IN ('delivered', 'cancelled') THEN NULL ELSE now() + $4::interval END,"
-        " status = CASE WHEN $2 = 'cancelled' THEN 'voided' ELSE status END,"
-        " reason_code = CASE WHEN $2 = 'cancelled' THEN 'VOIDED_AT_PROVIDER' ELSE reason_code END,"
-        " reason = CASE WHEN $2 = 'cancelled' THEN $5 ELSE reason END"
-        " WHERE order_id = $1",
-        order_id,
-        status,
-        shipment_proto,
+        "UPDATE dispatches d SET shipment_status = c.status, shipment_proto = c.proto, updated_at = now(),"
+        " status_checks = 0,"
+        " next_check_at = CASE WHEN c.status IN ('delivered', 'cancelled') THEN NULL ELSE now() + $5::interval END,"
+        " status = CASE WHEN c.status = 'cancelled' THEN 'voided' ELSE d.status END,"
+        " reason_code = CASE WHEN c.status = 'cancelled' THEN 'VOIDED_AT_PROVIDER' ELSE d.reason_code END,"
+        " reason = CASE WHEN c.status = 'cancelled' THEN c.void_reason ELSE d.reason END"
+        " FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS c(order_id, status, proto, void_reason)"
+        " WHERE d.order_id = c.order_id",
+        [c.order_id for c in changes],
+        [c.status for c in changes],
+        [c.shipment_proto for c in changes],
+        [c.void_reason for c in changes],
         next_check_after,
-        void_reason,
     )
 
 
