@@ -282,6 +282,10 @@ class NoticeHead:
     reference: str = ""  # what to re-read, for thin notices
     ignored_reason: str = ""  # non-empty: not an order event ordersync uses
     keep: bool = True
+    # True when re-reading `reference` says the same however often it is read (a printed batch
+    # of labels): a redelivery of the same body may share the first delivery's re-read.
+    # False (the default) where the same body can announce new news (an order's status).
+    same_news_on_reread: bool = False
 
 
 # ---- the connector kinds -------------------------------------------------------------------

@@ -269,7 +269,9 @@ class ShipStationConnector(ProviderConnector):
         number = hook.selector.removeprefix("orderNumber=") if hook.selector.startswith("orderNumber=") else ""
         if hook.resource_type not in SHIPMENT_EVENTS:
             return NoticeHead(number, hook.resource_type, ignored_reason=f"{hook.resource_type[:30]} is not used")
-        return NoticeHead(number, hook.resource_type, reference=hook.resource_url)
+        # A batch's labels are fixed once printed (a void sends no notice): a redelivered notice
+        # carries no news the first delivery's re-read did not.
+        return NoticeHead(number, hook.resource_type, reference=hook.resource_url, same_news_on_reread=True)
 
     async def resolve_notice(
         self, client: ShipStationClient, settings: ShipStationAccount, head: NoticeHead

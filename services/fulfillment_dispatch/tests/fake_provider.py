@@ -66,6 +66,7 @@ class FakeVendor:
     orders: dict[str, shipment_pb2.Shipment] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     hold: asyncio.Event | None = None  # set: the next call waits for it
+    rereads: int = 0  # notices resolved (re-read)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def answer(self, item: Submission) -> SubmitResult:
@@ -160,7 +161,8 @@ class FakeProvider(ProviderConnector):
         try:
             news = json.loads(body)
             if "labels" in news:
-                return NoticeHead("", "SHIP_NOTIFY", reference=json.dumps(news["labels"]))
+                # A printed batch, as ShipStation's: the same news at every re-read.
+                return NoticeHead("", "SHIP_NOTIFY", reference=json.dumps(news["labels"]), same_news_on_reread=True)
             number = news["order"]
         except (ValueError, KeyError, TypeError):
             raise InvalidWebhook("not a notice") from None
@@ -169,6 +171,12 @@ class FakeProvider(ProviderConnector):
         return NoticeHead(number, "SHIPPED", reference=str(news["tracking"]))
 
     async def resolve_notice(self, client: FakeClient, settings: FakeAccount, head: NoticeHead) -> list[Notice]:
+        vendor = client.vendor
+        vendor.rereads += 1
+        if vendor.hold is not None:
+            hold, vendor.hold = vendor.hold, None
+            vendor.entered.set()
+            await hold.wait()
         labels = json.loads(head.reference) if head.event == "SHIP_NOTIFY" else [[head.order_number, head.reference]]
         return [Notice(number, shipped(tracking), head.event) for number, tracking in labels]
 

@@ -4,6 +4,7 @@ and nothing half-applied when the database fails in the middle (503, and the ret
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from ordersync.common.v1 import shipment_pb2
 
 from fulfillment_dispatch import shipments
-from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
+from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, RecentNotices, build_web_app
 from fulfillment_dispatch.app import MIGRATIONS
 from fulfillment_dispatch.storage.dispatches import AttemptResult, claim_due, record_results
 from libs.platform.db import create_pool, migrate
@@ -91,8 +92,72 @@ async def test_a_batch_of_labels_is_applied_with_each_orders_outcome_and_one_eve
 
     again = await post(http, batch(*labels))
 
-    assert (again.status_code, again.json()["status"]) == (200, "unchanged,unknown_order")
+    # A printed batch says the same at every re-read: the redelivery shares the first answer.
+    assert (again.status_code, again.json()["status"]) == (200, "applied,unchanged,unknown_order")
+    assert hub.vendor.rereads == 1
     assert await counts(pool) == (len(SENT), len(SENT))
+    receipts = await pool.fetch("SELECT outcome, detail FROM provider_webhooks ORDER BY id")
+    assert [r["detail"] for r in receipts] == [
+        "SHIP_NOTIFY",
+        "SHIP_NOTIFY (a redelivery: the first delivery's re-read)",
+    ]
+
+
+async def test_a_redelivery_while_the_first_is_handled_waits_for_it_instead_of_reading_again(http, pool, hub):
+    hub.vendor.hold = release = asyncio.Event()
+    labels = [(f"N-{n}", f"1Z{n}") for n in SENT[:5]]
+    first = asyncio.create_task(post(http, batch(*labels)))
+    await hub.vendor.entered.wait()  # the first delivery is re-reading the batch
+    second = asyncio.create_task(post(http, batch(*labels)))
+    await asyncio.sleep(0.2)
+    release.set()
+
+    answers = [await first, await second]
+
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [(200, "applied")] * 2
+    assert hub.vendor.rereads == 1
+    assert await counts(pool) == (5, 5)
+
+
+async def test_a_repeated_notice_whose_news_can_change_is_read_again(http, pool, hub):
+    body = json.dumps({"order": "N-2001", "tracking": "1Z2001"}).encode()  # an order's status: news may differ
+
+    answers = [await post(http, body), await post(http, body)]
+
+    assert [a.json()["status"] for a in answers] == ["applied", "unchanged"]
+    assert hub.vendor.rereads == 2
+
+
+async def test_a_failed_resolution_is_forgotten_so_the_next_delivery_tries_again():
+    recent, calls = RecentNotices(window_s=60), []
+
+    async def failing() -> list[str]:
+        calls.append("fail")
+        raise RuntimeError("read-back failed")
+
+    async def working() -> list[str]:
+        calls.append("work")
+        return ["applied"]
+
+    with pytest.raises(RuntimeError):
+        await recent.once(("t", "a", b"k"), failing)
+    assert await recent.once(("t", "a", b"k"), working) == (["applied"], False)
+    assert await recent.once(("t", "a", b"k"), working) == (["applied"], True)
+    assert calls == ["fail", "work"]
+
+
+async def test_a_resolution_is_shared_only_within_its_window():
+    now = [0.0]
+    recent = RecentNotices(window_s=10, clock=lambda: now[0])
+
+    async def work() -> list[str]:
+        return ["applied"]
+
+    assert (await recent.once(("k",), work))[1] is False
+    now[0] = 9.0
+    assert (await recent.once(("k",), work))[1] is True
+    now[0] = 10.5
+    assert (await recent.once(("k",), work))[1] is False
 
 
 async def test_apply_many_answers_each_report_in_order_and_sees_earlier_reports_of_the_same_order(pool, hub):

@@ -198,7 +198,8 @@ async def test_data_problems_are_issues_without_values():
 
 
 @pytest.mark.parametrize(
-    ("typed", "code"), [("US", "US"), ("us", "US"), ("USA", "US"), ("Canada", "CA"), ("New Zealand", "NZ"), ("UK", "GB")]
+    ("typed", "code"),
+    [("US", "US"), ("us", "US"), ("USA", "US"), ("Canada", "CA"), ("New Zealand", "NZ"), ("UK", "GB")],
 )
 async def test_the_delivery_country_as_staff_type_it_becomes_its_iso_code(typed, code):
     order, issues = parsed(deliveryCountry=typed, billingCountry=typed)

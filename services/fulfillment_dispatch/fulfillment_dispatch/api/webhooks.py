@@ -11,18 +11,27 @@ except notices the connector marks not worth keeping (they cannot move a shipmen
 4xx with a JSON reason (415 media type, 413 size, 400 malformed or an unusable read-back); 503
 only when a redelivery can succeed: the read-back failed transiently, or the database could not
 be reached.
+
+A provider that times out waiting for our answer sends the notice again. Where the connector
+says a re-read always brings the same news (`NoticeHead.same_news_on_reread`: ShipStation's
+printed batches), a redelivery arriving while the first is handled, or minutes after, shares
+the first one's re-read and outcome (RecentNotices) instead of spending the vendor's request
+budget on the same read; a redelivery reaching another replica re-reads, which is harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
 from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notices
 from fulfillment_dispatch.storage.dispatches import record_webhook
-from libs.connectors.base.contract import Capability, Notice, PushRequest
+from libs.connectors.base.contract import Capability, Notice, NoticeHead, PushRequest
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, OpenAccount
 from libs.platform.tenants import Account
@@ -47,13 +56,51 @@ class StorageUnavailable(Exception):
     """
 
 
+class RecentNotices:
+    """Resolutions of notices, by key, while in flight and for `window_s` after they succeed.
+
+    `once(key, work)` runs `work` for the first caller of a key and gives every caller within
+    the window the same result; a failed or cancelled resolution is forgotten at once, so the
+    next delivery tries again. At most `max_entries` are remembered (the oldest go first).
+    """
+
+    def __init__(self, window_s: float = 600.0, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self._window_s, self._max_entries, self._clock = window_s, max_entries, clock
+        self._entries: dict[tuple, tuple[asyncio.Future, float]] = {}
+
+    async def once(self, key: tuple, work: Callable[[], Awaitable[list[str]]]) -> tuple[list[str], bool]:
+        """(the outcomes, True when they are a shared earlier resolution's)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > self._clock():
+            return await asyncio.shield(entry[0]), True
+        self._forget_expired()
+        task = asyncio.ensure_future(work())
+        self._entries[key] = (task, float("inf"))
+        task.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(task), False
+
+    def _settle(self, key: tuple, done: asyncio.Future) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._entries.pop(key, None)
+        else:
+            self._entries[key] = (done, self._clock() + self._window_s)
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        for key in [k for k, (_, until) in self._entries.items() if until <= now]:
+            del self._entries[key]
+        while len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]
+
+
 class ProviderWebhookHandler:
     """Handles POST /webhooks/{provider}/{tenant_id}/{token} and /webhooks/{provider}/{tenant_id}."""
 
-    def __init__(self, pool, accounts: AccountClients, recorder: ShipmentRecorder):
+    def __init__(self, pool, accounts: AccountClients, recorder: ShipmentRecorder, recent: RecentNotices | None = None):
         self._pool = pool
         self._accounts = accounts
         self._recorder = recorder
+        self._recent = recent or RecentNotices()
 
     async def handle(self, request: web.Request) -> web.Response:
         provider, tenant_id = request.match_info["provider"], request.match_info["tenant_id"]
@@ -98,20 +145,32 @@ class ProviderWebhookHandler:
                 return _status(202, "ignored")  # nothing to read back, nothing to keep
             receipt = await self._keep(tenant_id, provider, body, "ignored", head.ignored_reason)
             return _status(202, "ignored", receipt_id=receipt)
+
+        def work() -> Awaitable[list[str]]:
+            return self._resolve_and_apply(tenant_id, account, head)
+
         try:
-            opened = await self._accounts.provider(tenant_id, account.name)
-            notices = await connector.resolve_notice(opened.client, opened.settings, head)
+            if head.same_news_on_reread:
+                key = (tenant_id, account.name, hashlib.sha256(body).digest())
+                outcomes, shared = await self._recent.once(key, work)
+            else:
+                outcomes, shared = await work(), False
         except ConnectorError as exc:
             if exc.retryable:
                 return json_error(503, exc.reason_code, "could not read the order back; retry later")
             receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
-        # A notice may cover several orders (a batch of labels): they are applied together, each
-        # with its own outcome; the receipt keeps the distinct outcomes in order.
-        outcomes = await self._apply(tenant_id, opened, notices)
         outcome = _summary(outcomes)
-        receipt = await self._keep(tenant_id, provider, body, outcome, head.event)
+        detail = f"{head.event} (a redelivery: the first delivery's re-read)" if shared else head.event
+        receipt = await self._keep(tenant_id, provider, body, outcome, detail)
         return _status(200, outcome, receipt_id=receipt)
+
+    async def _resolve_and_apply(self, tenant_id: str, account: Account, head: NoticeHead) -> list[str]:
+        """Re-read what the notice names and apply it. A notice may cover several orders (a
+        batch of labels): they are applied together, each with its own outcome."""
+        opened = await self._accounts.provider(tenant_id, account.name)
+        notices = await opened.connector.resolve_notice(opened.client, opened.settings, head)
+        return await self._apply(tenant_id, opened, notices)
 
     async def _apply(self, tenant_id: str, opened: OpenAccount, notices: Sequence[Notice]) -> list[str]:
         try:
