@@ -23,7 +23,7 @@ from tests.simulators.common import (
     Handler,
     SimError,
     WebhookDelivery,
-    WebhookDispatcher,
+    WebhookSettings,
     add_shared_control_routes,
     basic_auth_header,
     control_error,
@@ -88,16 +88,12 @@ class Commerce7Tenant:
 
 
 @dataclasses.dataclass
-class Commerce7Config:
+class Commerce7Config(WebhookSettings):
     """Settings of one Commerce7 simulator; `from_dict` reads the JSON config file's shape."""
 
     tenants: list[Commerce7Tenant] = dataclasses.field(default_factory=list)
     rate_limit_per_minute: int = 100
     first_order_number: int = 1001
-    webhook_retries: int = 3
-    webhook_backoff_s: float = 0.2
-    webhook_timeout_s: float = 5.0
-    webhook_workers: int = 8
 
     def __post_init__(self) -> None:
         self.tenants = records_of(Commerce7Tenant, self.tenants, "tenants")
@@ -149,12 +145,7 @@ class Commerce7State:
     def __init__(self, config: Commerce7Config):
         self.config = config
         self.tenants = {tenant.tenant_id: tenant for tenant in config.tenants}
-        self.webhooks = WebhookDispatcher(
-            retries=config.webhook_retries,
-            backoff_s=config.webhook_backoff_s,
-            timeout_s=config.webhook_timeout_s,
-            workers=config.webhook_workers,
-        )
+        self.webhooks = config.webhook_dispatcher()
         self.limiter = FixedWindowRateLimiter(config.rate_limit_per_minute, 60.0)
         self.faults = FaultQueue()
         self.reset()

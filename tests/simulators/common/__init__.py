@@ -354,6 +354,26 @@ class WebhookDelivery:
         }
 
 
+@dataclasses.dataclass
+class WebhookSettings:
+    """How a simulator delivers its webhooks; each simulator's config extends it, so the JSON
+    config file takes `webhook_retries`, `webhook_backoff_s`, `webhook_timeout_s` and
+    `webhook_workers` alike everywhere."""
+
+    webhook_retries: int = 3
+    webhook_backoff_s: float = 0.2
+    webhook_timeout_s: float = 5.0
+    webhook_workers: int = 8
+
+    def webhook_dispatcher(self) -> WebhookDispatcher:
+        return WebhookDispatcher(
+            retries=self.webhook_retries,
+            backoff_s=self.webhook_backoff_s,
+            timeout_s=self.webhook_timeout_s,
+            workers=self.webhook_workers,
+        )
+
+
 class WebhookDispatcher:
     """Delivers webhooks from background workers, retrying failures with doubling backoff.
 

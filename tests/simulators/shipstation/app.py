@@ -27,7 +27,7 @@ from tests.simulators.common import (
     Handler,
     SimError,
     WebhookDelivery,
-    WebhookDispatcher,
+    WebhookSettings,
     add_shared_control_routes,
     basic_auth_header,
     control_error,
@@ -80,7 +80,7 @@ class ShipStationAccount:
 
 
 @dataclasses.dataclass
-class ShipStationConfig:
+class ShipStationConfig(WebhookSettings):
     """Settings of one ShipStation simulator; `from_dict` reads the JSON config file's shape."""
 
     accounts: list[ShipStationAccount] = dataclasses.field(default_factory=list)
@@ -89,10 +89,6 @@ class ShipStationConfig:
     rate_window_s: float = 60.0
     random_429_rate: float = 0.0
     seed: int = 0
-    webhook_retries: int = 3
-    webhook_backoff_s: float = 0.2
-    webhook_timeout_s: float = 5.0
-    webhook_workers: int = 8
     store_pull_interval_s: float = 0.0  # the Custom Store scheduler's interval; 0: pulls only on demand
 
     def __post_init__(self) -> None:
@@ -163,12 +159,7 @@ class ShipStationState:
     def __init__(self, config: ShipStationConfig):
         self.config = config
         self.accounts = {a.account_id: a for a in config.accounts}
-        self.webhooks = WebhookDispatcher(
-            retries=config.webhook_retries,
-            backoff_s=config.webhook_backoff_s,
-            timeout_s=config.webhook_timeout_s,
-            workers=config.webhook_workers,
-        )
+        self.webhooks = config.webhook_dispatcher()
         self.faults = FaultQueue()
         self.rng = random.Random(config.seed)
         self.window = RateWindow(config.rate_limit_per_minute, config.rate_window_s)

@@ -25,7 +25,7 @@ from tests.simulators.common import (
     Handler,
     SimError,
     WebhookDelivery,
-    WebhookDispatcher,
+    WebhookSettings,
     add_shared_control_routes,
     control_error,
     control_error_middleware,
@@ -69,7 +69,7 @@ class VinoshipperProducer:
 
 
 @dataclasses.dataclass
-class VinoshipperConfig:
+class VinoshipperConfig(WebhookSettings):
     """Settings of one Vinoshipper simulator; `from_dict` reads the JSON config file's shape."""
 
     producers: list[VinoshipperProducer] = dataclasses.field(default_factory=list)
@@ -78,10 +78,6 @@ class VinoshipperConfig:
     minimum_age: int = 21
     random_429_rate: float = 0.0
     seed: int = 0
-    webhook_retries: int = 3
-    webhook_backoff_s: float = 0.2
-    webhook_timeout_s: float = 5.0
-    webhook_workers: int = 8
 
     def __post_init__(self) -> None:
         self.producers = records_of(VinoshipperProducer, self.producers, "producers")
@@ -268,12 +264,7 @@ class VinoshipperState:
     def __init__(self, config: VinoshipperConfig):
         self.config = config
         self.producers = {producer.producer_id: producer for producer in config.producers}
-        self.webhooks = WebhookDispatcher(
-            retries=config.webhook_retries,
-            backoff_s=config.webhook_backoff_s,
-            timeout_s=config.webhook_timeout_s,
-            workers=config.webhook_workers,
-        )
+        self.webhooks = config.webhook_dispatcher()
         self.faults = FaultQueue()
         self.on_order_created: list[OrderHook] = []
         # Separate generators: tracking numbers stay reproducible however many 429s were drawn.
