@@ -97,6 +97,12 @@ class ConnectorInfo:
             the label by `provider_titles` unless the vendor's own words differ.
         needs_service_code: a provider that needs the order's shipping code translated to its
             own (carrier mapping); an order whose code maps to nothing fails as UNMAPPED_CARRIER.
+        needs_carrier_code: a channel that takes shipments only with a carrier code of its own
+            list (Groupon's approved couriers): a shipment whose carrier maps to none of them is
+            *blocked* in writeback, with the fix, and written once the mapping exists.
+        maps_products: a provider with SKUs of its own (a warehouse): each order line goes
+            through the tenant's product map (an alternative code, or a bundle of components)
+            before it is submitted; `Submission.items` holds the result.
     """
 
     id: str
@@ -106,6 +112,8 @@ class ConnectorInfo:
     limits: Limits = Limits()
     status_titles: Mapping[str, str] = field(default_factory=dict)
     needs_service_code: bool = False
+    needs_carrier_code: bool = False
+    maps_products: bool = False
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -216,6 +224,17 @@ class ChannelUpdate:
 
 
 @dataclass(frozen=True)
+class SubmissionItem:
+    """One line as a product-mapping provider must receive it: its SKU there, the quantity, and
+    the channel line it comes from (a bundle gives several items of one channel line)."""
+
+    channel_line_id: str
+    sku: str
+    quantity: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class Submission:
     """One order to hand a provider.
 
@@ -227,6 +246,8 @@ class Submission:
         may_exist: an earlier attempt may have reached the provider (a crash, a timeout):
             read back before creating, so nothing is created twice.
         options: the route's per-route options for this provider (e.g. a warehouse id).
+        items: for a provider with `maps_products`, the order's lines through the tenant's
+            product map (empty for other providers: they take the order's own lines).
     """
 
     order: order_pb2.Order
@@ -235,6 +256,7 @@ class Submission:
     service_code: str = ""
     may_exist: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    items: Sequence[SubmissionItem] = ()
 
 
 @dataclass(frozen=True)
@@ -288,6 +310,17 @@ class NoticeHead:
     same_news_on_reread: bool = False
 
 
+class AckMoment(Enum):
+    """When a channel with Capability.ACKNOWLEDGE is told of an order (per account)."""
+
+    ON_COMMIT = "on_commit"  # once intake committed it
+    # once the provider accepted it (dispatch reported it sent): for a channel that stops
+    # listing an acknowledged order (CommerceInterface's mark_exported), so an order never
+    # vanishes from the channel before it reached the warehouse
+    ON_HANDOVER = "on_handover"
+    NEVER = "never"  # the account is set not to be told (its orders keep coming back)
+
+
 # ---- the connector kinds -------------------------------------------------------------------
 
 
@@ -329,8 +362,13 @@ class ChannelConnector(Connector):
         raise NotImplementedError(f"{self.info.id} is not polled")
 
     async def acknowledge(self, client: Any, settings: Any, orders: Sequence[ParsedOrder]) -> None:
-        """Tell the channel these orders are committed here (only after the commit)."""
+        """Tell the channel these orders are committed here (only after the commit), or handed
+        over (see `acknowledge_when`). Must be safe to repeat."""
         raise NotImplementedError(f"{self.info.id} takes no acknowledgements")
+
+    def acknowledge_when(self, settings: Any) -> AckMoment:
+        """When this account's orders are acknowledged (Capability.ACKNOWLEDGE only)."""
+        return AckMoment.ON_COMMIT
 
     # -- write back
     async def write_back(self, client: Any, settings: Any, update: ChannelUpdate) -> bool:
@@ -459,11 +497,25 @@ class CustomerDirectory(Protocol):
     async def upsert_customer(self, client: Any, settings: Any, customer: order_pb2.Customer) -> str: ...
 
 
+@dataclass(frozen=True)
+class CatalogProduct:
+    """A product in a provider's catalog: its SKU there and its name."""
+
+    sku: str
+    name: str
+
+
 @runtime_checkable
 class ProductCatalog(Protocol):
-    """Capability.PRODUCT_CATALOG: the provider's products, for SKU checks and product sync."""
+    """Capability.PRODUCT_CATALOG: the provider's products, for SKU checks and product sync.
 
-    async def list_products(self, client: Any, settings: Any) -> list[Mapping[str, Any]]: ...
+    `list_products` reads every product (all pages); `create_product` creates one and returns
+    False when a product with that SKU already exists (safe to repeat).
+    """
+
+    async def list_products(self, client: Any, settings: Any) -> list[CatalogProduct]: ...
+
+    async def create_product(self, client: Any, settings: Any, product: CatalogProduct) -> bool: ...
 
 
 class ExportStatus(Enum):

@@ -124,6 +124,13 @@ class Rejected(ConnectorError):
     reason_code = "PROVIDER_REJECTED"
 
 
+class UnknownProduct(Rejected):
+    """The provider has no product with a line's SKU (map the SKU, or sync the product); the
+    message names the SKU. Not retryable until the mapping or the product exists."""
+
+    reason_code = "UNKNOWN_SKU"
+
+
 class RateLimited(ConnectorError):
     """The vendor throttled us; `retry_after` (seconds) is its hint, or None."""
 
