@@ -18,7 +18,7 @@ from .settings import GrouponSettings
 
 CONNECTOR = "groupon"
 # CommerceInterface publishes no rate limit. 120 a minute is polite for a supplier account and
-# still reads a listing of 25 pages (6,000 lines) within one burst, back to back, which keeps
+# still reads a listing of 30 pages (7,500 lines) within one burst, back to back, which keeps
 # the window in which the listing can shift under a read short.
 REQUESTS_PER_MINUTE = 120
 BURST = 30
