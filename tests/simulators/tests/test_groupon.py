@@ -255,3 +255,13 @@ async def test_the_connector_hears_refusals_and_server_errors_as_such(http, ci):
         await http.post(f"{ci.base_url}/_sim/refusals", json={"route": "mark_exported", "reason": "Try later"})
         with pytest.raises(InvalidRequest):
             await client.mark_exported([1])
+
+
+@pytest.mark.asyncio
+async def test_a_slow_answer_times_the_connector_out_and_the_listing_is_asked_again(http, ci):
+    await seed(http, ci, {"orderid": "A", "lines": 1})
+    await http.post(f"{ci.base_url}/_sim/faults", json={"route": "get_orders", "delay_s": 1.0})
+    async with connector_client(ci, timeout_s=0.2) as client:
+        page = await GrouponConnector().fetch_page(client, GrouponSettings("48213", "tok-value"), "", "harbour")
+    assert [p.order.external_id for p in page.orders] == ["A"]
+    assert (await http.get(f"{ci.base_url}/_sim/stats")).json()["requests"]["get_orders"] == 2
