@@ -223,6 +223,7 @@ class HttpTransport:
         path: str,
         *,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
@@ -237,6 +238,8 @@ class HttpTransport:
             method: HTTP method.
             path: path relative to base_url (callers quote ids they put in it).
             json: JSON body.
+            data: form fields, sent as an application/x-www-form-urlencoded body (vendors
+                taking form posts, e.g. CommerceInterface); not together with `json`.
             params: query parameters.
             headers: extra headers for this call.
             idempotency_key: sent as `Idempotency-Key`; makes the call replay-safe, so only
@@ -288,7 +291,9 @@ class HttpTransport:
             started = time.monotonic()
             try:
                 async with self._slots or contextlib.nullcontext():
-                    response = await client.request(method, path, json=json, params=params, headers=send_headers)
+                    response = await client.request(
+                        method, path, json=json, data=data, params=params, headers=send_headers
+                    )
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
                 raise InvalidRequest(f"{label}: request cannot be sent ({type(exc).__name__})") from exc
             except httpx.TimeoutException as exc:
