@@ -21,6 +21,7 @@ BUILT_IN = (
     "libs.connectors.vinoshipper.connector",
     "libs.connectors.cin7.connector",
     "libs.connectors.shipstation.connector",
+    "libs.connectors.mintsoft.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 
