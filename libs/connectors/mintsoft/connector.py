@@ -63,6 +63,7 @@ from .shipments import (
 # Where an empty polling cursor starts: before any order an account can hold.
 START_OF_TIME = "2000-01-01T00:00:00"
 MAX_PRODUCT_PAGES = 1000
+_OPTIONAL_TEXT = frozenset({"order_number_prefix", "channel", "callback_base_url"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class MintsoftConnector(ProviderConnector):
     # -- settings and client
 
     def parse_settings(self, section: Mapping[str, Any], resolve: SecretResolver, where: str) -> MintsoftAccount:
+        # An optional text key written out empty means "none", as leaving it out does.
+        section = {k: v for k, v in section.items() if not (k in _OPTIONAL_TEXT and v == "")}
         read = SectionReader(section, resolve, where)
         username = read.text("username")
         password = read.secret("password")
@@ -126,7 +129,7 @@ class MintsoftConnector(ProviderConnector):
         except ValueError as exc:
             raise SettingsError(f"{where}: {exc}") from None
         channel = read.text("channel") if "channel" in section else ""
-        prefix = read.text("order_number_prefix") if section.get("order_number_prefix", "") != "" else ""
+        prefix = read.text("order_number_prefix") if "order_number_prefix" in section else ""
         callback_base_url = read.text("callback_base_url") if "callback_base_url" in section else ""
         if callback_base_url and urlsplit(callback_base_url).scheme not in ("http", "https"):
             raise read.error("callback_base_url", "must be an http(s) URL")

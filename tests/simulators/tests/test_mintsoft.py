@@ -20,6 +20,7 @@ from libs.connectors.mintsoft.settings import MintsoftSettings
 from libs.connectors.mintsoft.tests.builders import submission
 from tests.simulators.common import SimulatorServer
 from tests.simulators.mintsoft import STATE_KEY, MintsoftConfig, create_app
+from tests.simulators.mintsoft.app import MsOrder
 from tests.simulators.tests.conftest import FAST_WEBHOOKS, Receiver, eventually
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(15), pytest.mark.filterwarnings("error")]
@@ -263,3 +264,38 @@ async def test_the_connector_polls_despatches_and_cancellations_it_missed(http, 
 
 def _resources() -> ClientResources:
     return ClientResources()
+
+
+async def test_polling_sees_every_despatch_when_hundreds_of_orders_share_one_second(http, ms):
+    state = ms.app[STATE_KEY]
+    second = 1_714_660_269.0
+    despatched = set()
+    for n in range(400):
+        # 250 orders updated in one second (more than two pages of ties), then 150 a second apart.
+        updated = second if n < 250 else second + (n - 249)
+        order = MsOrder(
+            id=50_000 + n,
+            client_id=12,
+            submitted=order_body(OrderNumber=f"GR-{n}", ExternalOrderReference=f"r{n}"),
+            warehouse_id=3,
+            status_id=4 if n % 3 == 0 else 1,
+            created_at=updated,
+            last_updated=updated,
+            tracking_number=f"RM{n}GB" if n % 3 == 0 else None,
+        )
+        state.orders[order.id] = order
+        if n % 3 == 0:
+            despatched.add(f"GR-{n}")
+    settings = connector_account(ms)
+    seen: set[str] = set()
+    cursor = ""
+    async with CONNECTOR.open_client(settings, _resources()) as client:
+        for _ in range(20):
+            page = await CONNECTOR.read_back_since(client, settings, cursor)
+            seen |= {n.order_number for n in page.notices}
+            cursor = page.next_cursor
+            if not page.more:
+                break
+        assert not page.more, "polling did not come to an end"
+    assert seen == despatched
+    assert cursor == "2024-05-02T14:33:39|1|"  # the newest order's second, not before it
