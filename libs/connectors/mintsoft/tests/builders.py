@@ -7,7 +7,9 @@ from typing import Any
 from ordersync.common.v1 import money_pb2, order_pb2, postal_address_pb2
 
 from libs.connectors.base.contract import Submission, SubmissionItem
-from libs.connectors.mintsoft.client import MintsoftClient
+from libs.connectors.base.ratelimit import KeyedRateLimiter
+from libs.connectors.base.testing import FakeClock
+from libs.connectors.mintsoft.client import BURST, MintsoftClient
 from libs.connectors.mintsoft.connector import MintsoftAccount
 from libs.connectors.mintsoft.settings import MintsoftSettings
 
@@ -92,7 +94,8 @@ def account(**changes: Any) -> MintsoftAccount:
 
 
 def client(transport: Any, settings: MintsoftSettings | None = None) -> MintsoftClient:
-    async def no_sleep(_: float) -> None:
-        return None
-
-    return MintsoftClient(settings or account().api, transport=transport, sleep=no_sleep)
+    """A client on `transport` whose pacing and backoff run on a fake clock (no real waits)."""
+    settings = settings or account().api
+    clock = FakeClock()
+    limiter = KeyedRateLimiter(settings.requests_per_minute, burst=BURST, clock=clock, sleep=clock.sleep)
+    return MintsoftClient(settings, transport=transport, rate_limiter=limiter, sleep=clock.sleep)

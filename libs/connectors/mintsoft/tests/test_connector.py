@@ -326,3 +326,23 @@ async def test_products_are_listed_over_every_page_and_created_unless_the_sku_ex
         assert await CONNECTOR.create_product(ms, account(), CatalogProduct("SKU-1", "Again")) is False
     assert [r.url.params.get("PageNo") for r in recorder.requests[1:3]] == ["1", "2"]
     assert request_json(recorder.requests[3]) == {"SKU": "NEW", "Name": "New thing", "Weight": 0}
+
+
+@pytest.mark.asyncio
+async def test_a_plain_400_answer_to_a_create_is_a_refusal_with_its_message():
+    result = await submit(RequestRecorder(AUTH, json_response(400, {"Message": "The request is invalid."})))
+    assert isinstance(result, Rejected) and "The request is invalid." in result.message
+
+
+@pytest.mark.asyncio
+async def test_a_429_on_create_is_waited_out_and_the_order_sent_once():
+    recorder = RequestRecorder(
+        AUTH,
+        json_response(429, {"Message": "Too many requests"}, headers={"Retry-After": "1"}),
+        json_response(200, load_vendor_json("mintsoft", "create_order_success.json")),
+        json_response(200, {"Success": True}),
+    )
+    result = await submit(recorder)
+    assert isinstance(result, Submitted)
+    assert [r.method for r in recorder.requests] == ["POST", "PUT", "PUT", "PUT"]
+    assert [r.url.path for r in recorder.requests[1:3]] == ["/api/Order", "/api/Order"]
