@@ -22,6 +22,7 @@ BUILT_IN = (
     "libs.connectors.cin7.connector",
     "libs.connectors.shipstation.connector",
     "libs.connectors.groupon.connector",
+    "libs.connectors.mintsoft.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 

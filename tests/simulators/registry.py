@@ -33,6 +33,7 @@ BUILT_IN = (
     "tests.simulators.cin7.entry",
     "tests.simulators.shipstation.entry",
     "tests.simulators.groupon.entry",
+    "tests.simulators.mintsoft.entry",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_SIMULATOR_MODULES"
 REPO = Path(__file__).resolve().parents[2]
