@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -104,8 +105,38 @@ def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     AsyncPGInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(request_hook=_redact_span_url, async_request_hook=_redact_span_url_async)
     GrpcAioInstrumentorClient().instrument()
+
+
+# Query parameters vendors take credentials in (CommerceInterface's `token`, Mintsoft's
+# `APIKey`): the httpx instrumentation puts the full URL on every span and redacts only cloud
+# signatures, so the values are replaced here before the span is exported.
+SECRET_QUERY_PARAMETERS = frozenset({"token", "apikey", "api_key", "key", "password", "secret", "access_token"})
+_URL_ATTRIBUTES = ("url.full", "http.url")
+
+
+def redact_secret_query(url: str) -> str:
+    """`url` with the values of SECRET_QUERY_PARAMETERS (any case) replaced by REDACTED."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(name.lower() in SECRET_QUERY_PARAMETERS for name, _ in pairs):
+        return url
+    query = urlencode([(n, "REDACTED" if n.lower() in SECRET_QUERY_PARAMETERS else v) for n, v in pairs])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _redact_span_url(span, request) -> None:
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        if name in attributes:
+            span.set_attribute(name, redact_secret_query(str(attributes[name])))
+
+
+async def _redact_span_url_async(span, request) -> None:
+    _redact_span_url(span, request)
 
 
 def setup_logging(service_name: str, level: str = "INFO") -> None:
