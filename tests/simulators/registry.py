@@ -105,6 +105,9 @@ class SimulatorEntry:
         simulator_only: account options the simulator holds but the tenants file has no key for.
         notice_token: the secret forming the tail of dispatch's notice URL; None when the
             connector's notices carry no token in their URL.
+        callback_base_option: the account key the connector builds its notice URLs from
+            (Mintsoft registers a callback URL per order): the stack sets it to dispatch's
+            address. None when the vendor is told the URL some other way.
         samples: the connector's vendor/ folder of recorded payloads the simulator follows.
     """
 
@@ -117,6 +120,7 @@ class SimulatorEntry:
     base_url: Callable[[str], str] = lambda address: address
     simulator_only: frozenset[str] = frozenset()
     notice_token: str | None = None
+    callback_base_option: str | None = None
     samples: Path | None = None
 
     @property

@@ -63,6 +63,8 @@ LOCAL_ROLE_PASSWORDS = {role: f"{role}-local" for role in (*SERVICES, MIGRATOR_R
 STORE, WINE_SHIPPING, SHIPPING_ROUTE = "store", "wine-shipping", "wine-clubs-and-web"
 # The accounts and route of TenantSpec.cin7_shipstation.
 OMNI, LABELS, LABELS_ROUTE = "omni", "labels", "omni-to-labels"
+# The accounts and route of TenantSpec.groupon_mintsoft.
+DEALS, WAREHOUSE, WAREHOUSE_ROUTE = "deals", "warehouse", "deals-to-warehouse"
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,27 @@ class TenantSpec:
         labels = simulators.get("shipstation").new_account(LABELS, tenant_id, **dict(shipstation or {}))
         route = RouteSpec(LABELS_ROUTE, OMNI, LABELS, ship_to_states=None, options=dict(route_options or {}))
         return cls(tenant_id, (omni, labels), (route,), operators)
+
+    @classmethod
+    def groupon_mintsoft(
+        cls,
+        tenant_id: str,
+        *,
+        groupon: Mapping[str, Any] | None = None,
+        mintsoft: Mapping[str, Any] | None = None,
+        route_options: Mapping[str, Any] | None = None,
+        operators: tuple[str, ...] = (),
+    ) -> TenantSpec:
+        """A Groupon supplier account ("deals", read through CommerceInterface) whose orders go
+        to a Mintsoft warehouse ("warehouse") by one route, anywhere; `groupon`/`mintsoft` are
+        the accounts' options (e.g. `mark_exported`, `products`)."""
+        simulators = default_simulators()
+        deals = simulators.get("groupon").new_account(DEALS, tenant_id, **dict(groupon or {}))
+        warehouse = simulators.get("mintsoft").new_account(WAREHOUSE, tenant_id, **dict(mintsoft or {}))
+        route = RouteSpec(
+            WAREHOUSE_ROUTE, DEALS, WAREHOUSE, ship_to_states=None, options=dict(route_options or {})
+        )
+        return cls(tenant_id, (deals, warehouse), (route,), operators)
 
     def account(self, name: str) -> AccountSpec:
         for account in self.accounts:
@@ -533,6 +556,8 @@ class Stack:
                 # Never let a test account fall back to the vendor's real address.
                 raise RuntimeError(f"no {account.connector} simulator is running for account {account.name!r}")
             section["base_url"] = entry.base_url(self.sim_urls[account.connector])
+            if entry.callback_base_option and entry.callback_base_option not in section:
+                section[entry.callback_base_option] = self.http_url("fulfillment_dispatch")
             accounts[account.name] = section
         return {"accounts": accounts, "routes": [_route_section(route) for route in tenant.routes]}
 

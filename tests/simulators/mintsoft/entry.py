@@ -4,7 +4,8 @@ A user's client catalog holds the account's `products` (SKUs), which only the si
 An account with a `client_id` is a 3PL admin user acting for that client (the connector sends
 `ClientId`); one without is a client user whose client id the simulator derives from the
 account's name. Callbacks go wherever the connector registers them (its `callback_base_url` and
-`callback_token`): the simulator needs no webhook URL of its own.
+`callback_token`): the simulator needs no webhook URL of its own; the stack points
+`callback_base_url` at dispatch (`callback_base_option`).
 """
 
 from __future__ import annotations
@@ -67,4 +68,5 @@ SIMULATOR = SimulatorEntry(
     base_url=lambda address: f"{address.rstrip('/')}/api/",
     simulator_only=frozenset({"products"}),
     notice_token="callback_token",
+    callback_base_option="callback_base_url",
 )

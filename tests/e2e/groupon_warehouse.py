@@ -1,0 +1,112 @@
+"""Driving a Groupon → Mintsoft merchant in e2e tests: the two simulated systems, as staff use them.
+
+`Warehouse` places Groupon orders (the CommerceInterface simulator's control API), reads what
+CommerceInterface shows (lines, exported marks, tracking and the call log), reads and despatches
+orders in Mintsoft (its simulator's control API), and reads the hub's records through the
+services' gRPC APIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tests.simulators.groupon import entry as groupon_entry
+from tests.simulators.mintsoft import entry as mintsoft_entry
+from tests.system.stack import DEALS, WAREHOUSE, Stack, TenantSpec
+
+T = TypeVar("T")
+
+
+async def eventually(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str, timeout_s=90.0) -> T:
+    """Poll `read` until `done` holds for its value; return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last seen: {value}")
+        await asyncio.sleep(0.3)
+
+
+class Warehouse:
+    """One tenant's Groupon supplier account and Mintsoft warehouse, both simulated."""
+
+    def __init__(self, stack: Stack, spec: TenantSpec):
+        self.stack = stack
+        self.spec = spec
+        self.http = stack.http
+        [deals] = [a for a in stack.simulated_accounts("groupon") if a.tenant_id == spec.tenant_id]
+        [warehouse] = [a for a in stack.simulated_accounts("mintsoft") if a.tenant_id == spec.tenant_id]
+        self.supplier_id = groupon_entry.supplier(deals)["supplier_id"]
+        self.client_id = mintsoft_entry.user(warehouse)["client_id"]
+        self.groupon = f"{stack.sim_urls['groupon']}/_sim/suppliers/{self.supplier_id}"
+        self.mintsoft = stack.sim_urls["mintsoft"]
+        self.prefix = spec.account(WAREHOUSE).options.get("order_number_prefix", "")
+        self.deals = spec.account(DEALS)
+
+    # -- Groupon (CommerceInterface)
+
+    async def place(self, **fields: Any) -> dict[str, Any]:
+        """A Groupon order as CommerceInterface lists it whole (its lines with their ids)."""
+        response = await self.http.post(f"{self.groupon}/orders", json={"orders": [fields]})
+        response.raise_for_status()
+        [order] = response.json()["orders"]
+        return order
+
+    async def groupon_state(self) -> dict[str, Any]:
+        response = await self.http.get(f"{self.groupon}/state")
+        response.raise_for_status()
+        return response.json()
+
+    async def groupon_lines(self, order: dict[str, Any]) -> list[dict[str, Any]]:
+        return [line for line in (await self.groupon_state())["lines"] if line["orderid"] == order["orderid"]]
+
+    async def groupon_calls(self, kind: str) -> list[dict[str, Any]]:
+        """The simulator's log of one kind of call (mark_exported, tracking_notification)."""
+        return [entry for entry in (await self.groupon_state())["log"] if entry.get("route", entry.get("call")) == kind]
+
+    async def groupon_fault(self, route: str, **fault: Any) -> None:
+        response = await self.http.post(f"{self.stack.sim_urls['groupon']}/_sim/faults", json={"route": route, **fault})
+        response.raise_for_status()
+
+    # -- Mintsoft
+
+    def order_number(self, order: dict[str, Any]) -> str:
+        return f"{self.prefix}{order['orderid']}"
+
+    async def in_mintsoft(self, order: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every Mintsoft order under the Groupon order's number (more than one is a duplicate)."""
+        response = await self.http.get(
+            f"{self.mintsoft}/_sim/orders", params={"client_id": self.client_id, "order_number": self.order_number(order)}
+        )
+        response.raise_for_status()
+        return response.json()["orders"]
+
+    async def sent(self, order: dict[str, Any], timeout_s: float = 90.0) -> dict[str, Any]:
+        """The order's one Mintsoft order, once it is there."""
+        [created] = await eventually(
+            lambda: self.in_mintsoft(order), lambda found: len(found) == 1, f"{order['orderid']} in Mintsoft", timeout_s
+        )
+        return created
+
+    async def despatch(self, mintsoft_order: dict[str, Any], courier: str, tracking: str, **options: Any) -> None:
+        """Despatch in Mintsoft with the named courier service; its callback follows."""
+        body = {"CourierServiceName": courier, "TrackingNumber": tracking, **options}
+        response = await self.http.post(f"{self.mintsoft}/_sim/orders/{mintsoft_order['ID']}/despatch", json=body)
+        response.raise_for_status()
+
+    async def add_products(self, *skus: str) -> None:
+        products = [{"SKU": sku, "Name": sku} for sku in skus]
+        response = await self.http.post(
+            f"{self.mintsoft}/_sim/clients/{self.client_id}/products", json={"products": products}
+        )
+        response.raise_for_status()
+
+    async def mintsoft_stats(self) -> dict[str, Any]:
+        response = await self.http.get(f"{self.mintsoft}/_sim/stats")
+        response.raise_for_status()
+        return response.json()
