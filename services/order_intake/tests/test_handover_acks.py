@@ -36,7 +36,7 @@ from order_intake.pulling import PullScheduler
 from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
 from order_intake.storage import pulls
 from order_intake.storage.orders import RevisionWriter
-from services.order_intake.tests.pull_channel import CONNECTOR_ID, PullClient, PullConnector, Vendor
+from services.order_intake.tests.pull_channel import CONNECTOR_ID, PullAccount, PullClient, PullConnector, Vendor
 from services.order_intake.tests.test_pull_intake import ACCOUNT, SETTINGS, TENANT, eventually, recorded, setup
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(90)]
@@ -45,9 +45,8 @@ GROUP = "order-intake"
 
 
 @dataclass(frozen=True)
-class HandoverAccount:
-    base_url: str
-    acknowledge: str  # on_commit | on_handover | never
+class HandoverAccount(PullAccount):
+    acknowledge: str = "on_commit"  # on_commit | on_handover | never
 
 
 class RelistingConnector(PullConnector):
@@ -365,7 +364,7 @@ async def test_a_newer_revision_replaces_the_token_until_acknowledged(database):
         async with pool.acquire() as conn:
             await pulls.await_handover(conn, key, [pulls.PendingAck("o", "t3")])  # told already: kept
         row = await pool.fetchrow("SELECT ack_token, acknowledged_at FROM handover_acks")
-        assert row["ack_token"] == "t2" and row["acknowledged_at"] is not None
+        assert row is not None and row["ack_token"] == "t2" and row["acknowledged_at"] is not None
         assert await pool.fetchval("SELECT count(*) FROM handover_acks") == 1
     finally:
         await pool.close()

@@ -35,7 +35,7 @@ class OrderDispatchedConsumer:
         async with self._pool.acquire() as conn, conn.transaction():
             dispatched = []
             for event in await claim_fresh(conn, self._group, events):
-                if not event.envelope.payload.Is(events_pb2.OrderDispatched.DESCRIPTOR):
+                if event.envelope.payload.TypeName() != events_pb2.OrderDispatched.DESCRIPTOR.full_name:
                     continue  # a failed dispatch, or news intake has no use for
                 try:
                     dispatched.append(unpack(event.envelope, events_pb2.OrderDispatched).order_id)
