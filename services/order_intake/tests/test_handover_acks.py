@@ -368,3 +368,18 @@ async def test_a_newer_revision_replaces_the_token_until_acknowledged(database):
         assert await pool.fetchval("SELECT count(*) FROM handover_acks") == 1
     finally:
         await pool.close()
+
+
+async def test_a_handover_brings_a_healthy_accounts_poll_forward_but_not_one_in_backoff(database):
+    await migrate(database, "order_intake", MIGRATIONS)
+    pool = await create_pool(database, "order_intake", 2)
+    healthy, failing = pulls.AccountKey(TENANT, "shop"), pulls.AccountKey(TENANT, "outlet")
+    try:
+        await pulls.ensure_rows(pool, [(TENANT, "shop", CONNECTOR_ID), (TENANT, "outlet", CONNECTOR_ID)])
+        await pool.execute("UPDATE pull_cursors SET next_poll_at = now() + interval '1 hour'")
+        await pool.execute("UPDATE pull_cursors SET failures = 2 WHERE account = 'outlet'")
+        await pulls.poll_soon(pool, [healthy, failing])
+        due = await pool.fetch("SELECT account FROM pull_cursors WHERE next_poll_at <= now()")
+        assert [r["account"] for r in due] == ["shop"]
+    finally:
+        await pool.close()

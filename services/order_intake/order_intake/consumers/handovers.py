@@ -43,6 +43,7 @@ class OrderDispatchedConsumer:
                     await keep_dead_letter(conn, self._group, event, f"OrderDispatched that does not parse: {exc}")
             accounts = await pulls.handed_over(conn, dispatched) if dispatched else []
         if accounts:
+            await pulls.poll_soon(self._pool, accounts)
             log.info(
                 "orders handed over; their accounts acknowledge them at their next poll",
                 extra={"fields": {"accounts": len(accounts), "events": len(dispatched)}},

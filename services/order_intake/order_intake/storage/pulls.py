@@ -216,6 +216,8 @@ async def await_handover(conn: PgConnection, key: AccountKey, pending: Sequence[
     token replaces the old one while the channel has not been told yet."""
     if not pending:
         return
+    # Rows locked in order-id order, as handed_over locks them: the two never wait in a cycle.
+    pending = sorted(pending, key=lambda p: p.order_id)
     await conn.execute(
         "INSERT INTO handover_acks (order_id, tenant_id, account, ack_token)"
         " SELECT o, $1, $2, t FROM unnest($3::text[], $4::text[]) AS u(o, t)"
@@ -229,27 +231,39 @@ async def await_handover(conn: PgConnection, key: AccountKey, pending: Sequence[
 
 
 async def handed_over(conn: PgConnection, order_ids: Sequence[str]) -> list[AccountKey]:
-    """Mark these orders handed over (the provider accepted them) and bring their accounts' next
-    poll forward, so their acknowledgements go out promptly; return the accounts concerned.
+    """Inside the consumer's transaction: mark these orders handed over (the provider accepted
+    them); return the accounts concerned, to wake with `poll_soon` after the commit.
 
-    Orders without a row (their account acknowledges on commit, or is pushed) change nothing. An
-    account in backoff keeps its wait: its poll fails anyway until the channel answers again.
+    Orders without a row (their account acknowledges on commit, never, or is pushed) change nothing.
     """
     rows = await conn.fetch(
-        "UPDATE handover_acks SET handed_over_at = now()"
-        " WHERE order_id = ANY($1::text[]) AND handed_over_at IS NULL RETURNING tenant_id, account",
+        "UPDATE handover_acks h SET handed_over_at = now()"
+        " FROM (SELECT order_id FROM handover_acks WHERE order_id = ANY($1::text[]) AND handed_over_at IS NULL"
+        "       ORDER BY order_id FOR UPDATE) due"  # the lock order of await_handover
+        " WHERE h.order_id = due.order_id RETURNING h.tenant_id, h.account",
         list(order_ids),
     )
-    keys = sorted({AccountKey(r["tenant_id"], r["account"]) for r in rows}, key=lambda k: (k.tenant_id, k.account))
-    if keys:
-        await conn.execute(
-            "UPDATE pull_cursors SET next_poll_at = now()"
-            " WHERE (tenant_id, account) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-            "   AND failures = 0 AND next_poll_at > now()",
-            [k.tenant_id for k in keys],
-            [k.account for k in keys],
-        )
-    return keys
+    return sorted({AccountKey(r["tenant_id"], r["account"]) for r in rows}, key=lambda k: (k.tenant_id, k.account))
+
+
+async def poll_soon(pool: asyncpg.Pool, keys: Sequence[AccountKey]) -> None:
+    """Bring these accounts' next poll forward, so handed-over orders are acknowledged promptly.
+
+    A hint only, so it waits for nothing: an account being polled right now (its row locked by a
+    page's commit) is skipped, as that poll acknowledges after its page anyway; an account in
+    backoff keeps its wait, as its poll would fail until the channel answers again.
+    """
+    if not keys:
+        return
+    await pool.execute(
+        "UPDATE pull_cursors p SET next_poll_at = now()"
+        " FROM (SELECT tenant_id, account FROM pull_cursors"
+        "       WHERE (tenant_id, account) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        "         AND failures = 0 AND next_poll_at > now() FOR UPDATE SKIP LOCKED) due"
+        " WHERE p.tenant_id = due.tenant_id AND p.account = due.account",
+        [k.tenant_id for k in keys],
+        [k.account for k in keys],
+    )
 
 
 async def handed_over_unacknowledged(pool: asyncpg.Pool, key: AccountKey, limit: int) -> list[PendingAck]:
