@@ -8,7 +8,9 @@ stream, deadlines on every call, and retries on UNAVAILABLE.
 
 The cache answers only while the client is subscribed to WatchChanges: a change of a tenant's
 mappings drops that tenant's cached answers, and losing the stream drops all of them, so an
-answer is never served from the cache after the service has announced it changed.
+answer is never served from the cache after the service has announced it changed. Callers that
+hold work waiting for a mapping (writeback's blocked writes) subscribe to the same news with
+`on_change`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -108,6 +110,13 @@ class CarrierMappingClient:
         self._stub: pb_grpc.CarrierMappingServiceStub | None = None
         self._watch_task: asyncio.Task | None = None
         self.synced = asyncio.Event()  # set while the change stream is live (tests wait on it)
+        self._listeners: list[Callable[[str | None], None]] = []
+
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
+        """Call `listener(tenant_id)` when a tenant's mappings change, and `listener(None)` when
+        the change stream (re)connects, as changes may have been missed meanwhile. It runs in
+        the stream's task: it must return at once (set a flag, wake a worker)."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         if self._channel is not None:
@@ -234,8 +243,16 @@ class CarrierMappingClient:
                     self.synced.set()
                 else:
                     self._forget_tenant(change.tenant_id)
+                self._tell_listeners(None if change.resync else change.tenant_id)
         finally:
             stream.cancel()
+
+    def _tell_listeners(self, tenant_id: str | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(tenant_id)
+            except Exception:  # a listener's bug must not take the cache's freshness down with it
+                log.exception("carrier mapping change listener failed")
 
     def _forget_all(self) -> None:
         self._generation += 1

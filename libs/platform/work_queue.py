@@ -105,7 +105,8 @@ class WorkQueue:
         """Store results whose attempt still holds its row; return the keys stored.
 
         Each result has attributes named after the key, `tenant_id`, `attempt`, `status`,
-        `next_attempt_at` (None keeps the row's), `activity` (the log line) and every one of
+        `next_attempt_at` (None keeps the row's), `activity` (the log line; '' adds none, for
+        a result that repeats the last one) and every one of
         the table's `results`. A stored result releases the lease; a dropped one changes
         nothing. Run it in the transaction that writes the results' events, and write only the
         events of the keys returned.
@@ -119,7 +120,11 @@ class WorkQueue:
         columns += [[getattr(r, name) for r in results] for name in self._result_names]
         stored = await conn.fetch(self._record_sql, *columns)
         recorded = {row[key] for row in stored}
-        entries = [(getattr(r, key), r.tenant_id, r.status, r.activity) for r in results if getattr(r, key) in recorded]
+        entries = [
+            (getattr(r, key), r.tenant_id, r.status, r.activity)
+            for r in results
+            if getattr(r, key) in recorded and r.activity
+        ]
         await append_activity(conn, self.config.activity_table, entries)
         return recorded
 

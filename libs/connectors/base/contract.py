@@ -213,7 +213,9 @@ class ChannelUpdate:
     """What a channel must learn of one order: the steps from what was written to what is wanted.
 
     `carrier` is the channel's spelling of the shipment's carrier from carrier mapping, or None
-    (the connector spells the canonical carrier itself).
+    (the connector spells the canonical carrier itself). For a channel with `needs_carrier_code`
+    it is the channel's carrier code (e.g. Groupon's "DPDUK"), never None: without one the write
+    is blocked and the connector is not called.
     """
 
     external_id: str

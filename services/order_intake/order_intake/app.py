@@ -1,5 +1,5 @@
-"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC, pulls
-and the failed-import mail sender."""
+"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC, pulls,
+the consumer of dispatch's handovers and the failed-import mail sender."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
+from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.mail import SmtpMailer
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
@@ -25,6 +26,7 @@ from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
 from order_intake.api.webhooks import WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
+from order_intake.consumers.handovers import DISPATCH_TOPIC, OrderDispatchedConsumer
 from order_intake.mail import ImportMailSender
 from order_intake.pulling import PullScheduler
 from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
@@ -71,6 +73,10 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             pool.pool, tenants, accounts, writer.component, builder, owner=owner, settings=settings.pull
         )
 
+    def handover_consumer() -> BatchConsumer:
+        handler = OrderDispatchedConsumer(pool.pool, group=platform.consumer_group)
+        return service_consumer(platform, DISPATCH_TOPIC, handler.handle, pool.pool)
+
     # Failed-import mails are queued whatever the SMTP settings; sent only when a server is set.
     mail_sender = []
     if settings.smtp is not None:
@@ -88,6 +94,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             writer,
             accounts,
             LazyComponent(pull_scheduler),
+            LazyComponent(handover_consumer),
             *mail_sender,
             LazyComponent(grpc_server),
             LazyComponent(http_server),

@@ -3,9 +3,13 @@
     python -m order_intake.cli --addr HOST:PORT --tenant acme list --status not-imported
     python -m order_intake.cli --tenant acme list --code NOT_FULLY_PICKED
     python -m order_intake.cli --tenant acme show cin7 41872
+    python -m order_intake.cli --tenant acme accounts
 
 `list` pages newest first through the tenant's orders, optionally of one status and failing one
-import rule (its code); `show` prints one order's intake record by its channel and channel id.
+import rule (its code); `show` prints one order's intake record by its channel and channel id;
+`accounts` prints each pulled channel account's poll state: cursor, next poll, failures, last
+error, and the acknowledgements it still owes the channel (after commit, or after handover: the
+orders awaiting the provider and those handed over but not yet acknowledged).
 The caller's bearer token is read from ORDERSYNC_INTAKE_TOKEN (another variable with
 --token-env, or a file with --token-file), never from the command line; it must be a reader of
 the tenant. TLS as the admin CLI (ORDERSYNC_GRPC_CA_FILE ...). Exit codes: 0 done, 1 refused (the
@@ -81,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("channel", help="the channel's connector id, e.g. cin7")
     show.add_argument("external_id", help="the order's id in the channel")
     show.set_defaults(run=_show)
+
+    accounts = commands.add_parser("accounts", help="pulled channel accounts: polling and acknowledgements owed")
+    accounts.set_defaults(run=_accounts)
     return parser
 
 
@@ -120,6 +127,25 @@ def _show(stub, args) -> int:
             print(f"    {failure.code:<22} {failure.sentence}")
     elif record.status_reason:
         print(f"  reason:    {record.status_reason}")
+    return 0
+
+
+def _accounts(stub, args) -> int:
+    answer = stub.ListPullCursors(pb.ListPullCursorsRequest(tenant_id=args.tenant), timeout=10, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    for cursor in answer.cursors:
+        polling = f"polled by {cursor.lease_owner}" if cursor.lease_owner else "next poll"
+        when = cursor.next_poll_time.ToDatetime().isoformat(timespec="seconds") + "Z"
+        print(f"{cursor.account} ({cursor.connector}): {cursor.orders_pulled} revision(s) pulled, {polling} {when}")
+        print(
+            f"  to acknowledge: {cursor.unacknowledged_count} committed,"
+            f" {cursor.awaiting_handover_count} awaiting handover,"
+            f" {cursor.handed_over_unacknowledged_count} handed over not yet acknowledged"
+        )
+        if cursor.failures or cursor.last_error:
+            print(f"  {cursor.failures} failed poll(s) in a row; last error: {cursor.last_error or '-'}")
+    print(f"({len(answer.cursors)} pulled account(s))")
     return 0
 
 

@@ -40,21 +40,30 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     carriers = CarrierMappingClient(
         settings.carrier_mapping_addr, token=settings.carrier_mapping_token, tls=platform.grpc_client_tls
     )
-    writer = LazyComponent(
-        lambda: PollingWorker(
-            "writeback-writer",
-            Writer(
-                pool.pool,
-                channels,
-                carriers,
-                topic=platform.topic(WRITEBACKS_TOPIC),
-                producer=platform.service_name,
-                lease_s=settings.lease_s,
-                batch=settings.claim_batch,
-                max_attempts=settings.max_attempts,
-            ).run_once,
+
+    def writer_worker() -> PollingWorker:
+        writer = Writer(
+            pool.pool,
+            channels,
+            carriers,
+            topic=platform.topic(WRITEBACKS_TOPIC),
+            producer=platform.service_name,
+            lease_s=settings.lease_s,
+            batch=settings.claim_batch,
+            max_attempts=settings.max_attempts,
+            blocked_recheck_s=settings.blocked_recheck_s,
         )
-    )
+        worker = PollingWorker("writeback-writer", writer.run_once)
+
+        def mappings_changed(tenant_id: str | None) -> None:
+            # Writes blocked for want of a carrier code may be writable now.
+            writer.mappings_changed(tenant_id)
+            worker.wake()
+
+        carriers.on_change(mappings_changed)
+        return worker
+
+    writer = LazyComponent(writer_worker)
 
     def consumer() -> BatchConsumer:
         handler = ShipmentUpdatedConsumer(

@@ -19,6 +19,9 @@ class WritebackSettings:
     claim_batch: int
     max_attempts: int
     callers: CallerDirectory
+    # How often a writeback blocked for want of a channel carrier code is checked again (it is
+    # also checked at once when carrier mapping announces a change of the tenant's mappings).
+    blocked_recheck_s: float = 60.0
 
     @classmethod
     def from_env(cls) -> WritebackSettings:
@@ -31,4 +34,5 @@ class WritebackSettings:
             claim_batch=env_int("ORDERSYNC_WRITEBACK_CLAIM_BATCH", 50),
             max_attempts=env_int("ORDERSYNC_WRITEBACK_MAX_ATTEMPTS", 20),
             callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
+            blocked_recheck_s=env_float("ORDERSYNC_WRITEBACK_BLOCKED_RECHECK_S", 60.0),
         )

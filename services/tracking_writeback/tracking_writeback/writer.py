@@ -6,6 +6,13 @@ carrier as the channel does, and the account's channel connector applies the ste
 (`write_back`), which it must make safe to repeat (a retry after a lost response, or a crash
 before recording, writes nothing twice). The account's client paces itself by the channel's
 limit, a budget shared by every replica (channels.py).
+
+A channel that takes only carrier codes of its own list (`ConnectorInfo.needs_carrier_code`,
+Groupon's approved couriers) is never sent a shipment whose courier maps to none of them: the
+row is *blocked*, its reason naming the courier and the carrier-mapping command that fixes it.
+A blocked row is checked again every `blocked_recheck_s`, and at once when carrier mapping
+announces a change of the tenant's mappings (`mappings_changed`), without using up attempts;
+it is written as soon as the mapping exists. Carrier mapping unreachable is a retry, not a block.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -24,14 +31,14 @@ from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.tracking.v1 import events_pb2
 
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
-from libs.connectors.base.contract import Capability, ChannelUpdate, WritebackStep
+from libs.connectors.base.contract import Capability, ChannelUpdate, ConnectorInfo, WritebackStep
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
 from libs.platform.work_queue import retry_delay
 from tracking_writeback.domain.writeback import Plan, plan
-from tracking_writeback.storage.writebacks import WriteResult, claim_due, record_results
+from tracking_writeback.storage.writebacks import WriteResult, claim_due, recheck_blocked, record_results
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -48,6 +55,11 @@ class TakesNoWriteback(LookupError):
     """The order's channel connector does not declare Capability.WRITE_BACK: nothing to retry."""
 
 
+class NoChannelCarrierCode(Exception):
+    """The channel takes only carrier codes of its own and the shipment's courier maps to none:
+    the write is blocked until the tenant's mapping exists. The message is the operator's reason."""
+
+
 class Writer:
     """One pass = lease due orders, write each to its channel, record outcomes with their events."""
 
@@ -62,6 +74,7 @@ class Writer:
         lease_s: float,
         batch: int,
         max_attempts: int,
+        blocked_recheck_s: float = 60.0,
     ):
         self._pool = pool
         self._channels = channels
@@ -71,8 +84,17 @@ class Writer:
         self._lease_s = lease_s
         self._batch = batch
         self._max_attempts = max_attempts
+        self._blocked_recheck = timedelta(seconds=blocked_recheck_s)
+        # Tenants whose carrier mappings changed since the last pass (None in it: every tenant).
+        self._changed: set[str | None] = set()
+
+    def mappings_changed(self, tenant_id: str | None) -> None:
+        """Carrier mapping reported a change of the tenant's mappings (None: maybe of any): its
+        blocked writes are checked again at the next pass. Wake the worker after calling it."""
+        self._changed.add(tenant_id)
 
     async def run_once(self) -> int:
+        await self._recheck_changed()
         rows = await claim_due(self._pool, self._batch, self._lease_s)
         if not rows:
             return 0
@@ -88,6 +110,18 @@ class Writer:
             await write_events(conn, [self._event(row, r) for row, r in written])
         return len(rows)
 
+    async def _recheck_changed(self) -> None:
+        changed, self._changed = self._changed, set()
+        if not changed:
+            return
+        try:
+            made_due = await recheck_blocked(self._pool, None if None in changed else sorted(t for t in changed if t))
+        except Exception:
+            self._changed |= changed  # try again at the next pass; the schedule re-checks them anyway
+            raise
+        if made_due:
+            log.info("carrier mappings changed; blocked writebacks checked again", extra={"fields": {"rows": made_due}})
+
     async def _write(self, row, carriers: dict) -> WriteResult:
         parent = propagate.extract({"traceparent": row["traceparent"]})
         with _tracer.start_as_current_span("write back to channel", context=parent) as span:
@@ -95,6 +129,8 @@ class Writer:
             try:
                 the_plan = _plan_of(row)
                 notified = await self._apply(row, the_plan, carriers)
+            except NoChannelCarrierCode as exc:
+                return self._blocked(row, str(exc))
             except (ConnectorError, LookupError) as exc:
                 return self._failure(row, exc)
             except CarrierMappingUnavailable as exc:
@@ -139,7 +175,10 @@ class Writer:
         if not the_plan.steps:
             return False
         shipment = _writable(_shipment_of(row), the_plan)
-        carrier = _carrier_for(carriers, row, shipment) if WritebackStep.SHIP in the_plan.steps else None
+        ships = WritebackStep.SHIP in the_plan.steps
+        carrier = _carrier_for(carriers, row, shipment, as_code=info.needs_carrier_code) if ships else None
+        if carrier is None and info.needs_carrier_code and ships:
+            raise NoChannelCarrierCode(_no_carrier_code(row, shipment, info))
         update = ChannelUpdate(row["external_id"], row["external_number"], the_plan.steps, shipment, carrier)
         return await account.connector.write_back(account.client, account.settings, update)
 
@@ -188,6 +227,24 @@ class Writer:
             when,
             f"attempt {attempts} to write {row['target_status'] or 'a retraction'} failed: {message}",
             attempts,
+            _json_text(row["written_tracking"]),
+            row["target_revision"],
+        )
+
+    def _blocked(self, row, reason: str) -> WriteResult:
+        """Blocked until the tenant's mapping exists: nothing written, checked again later; the
+        activity log has the block once, not once per re-check."""
+        repeated = row["status"] == "blocked" and row["reason"] == reason
+        return WriteResult(
+            row["order_id"],
+            row["tenant_id"],
+            "blocked",
+            row["written_status"],
+            reason,
+            False,
+            datetime.now(UTC) + self._blocked_recheck,
+            "" if repeated else f"blocked, not written to the channel: {reason}",
+            row["attempts"],
             _json_text(row["written_tracking"]),
             row["target_revision"],
         )
@@ -255,11 +312,33 @@ def _carrier_query(row, shipment: shipment_pb2.Shipment) -> CodeQuery | None:
     return CodeQuery(from_system=row["provider"], code=shipment.service_code, to_system=row["channel"])
 
 
-def _carrier_for(carriers: dict, row, shipment: shipment_pb2.Shipment) -> str | None:
-    """The mapped carrier spelling; None (the connector spells the canonical carrier) when the
+def _no_carrier_code(row, shipment: shipment_pb2.Shipment, channel: ConnectorInfo) -> str:
+    """The blocked write's reason: which courier has no code of the channel's, and the fix."""
+    tenant, provider, code = row["tenant_id"], row["provider"], shipment.service_code
+    catalog = f"python -m carrier_mapping.cli catalog {channel.id} lists the {channel.label} codes"
+    if not code:
+        courier = shipment.carrier or "(not named)"
+        return (
+            f"courier {courier} has no {channel.label} code: {provider} reported the shipment without its courier"
+            f" service code, so none can be mapped; fix: have {provider} report the courier service, and map it"
+            f" with python -m carrier_mapping.cli add {tenant} {provider} CODE NAME CARRIER CANONICAL_CARRIER"
+            f" [CANONICAL_SERVICE] ({catalog})"
+        )
+    return (
+        f"courier {code} has no {channel.label} code; fix: python -m carrier_mapping.cli add {tenant} {provider}"
+        f" {code} NAME CARRIER CANONICAL_CARRIER [CANONICAL_SERVICE], naming a canonical carrier (and service)"
+        f" that {channel.label} has a code for ({catalog}); written as soon as the mapping exists"
+    )
+
+
+def _carrier_for(carriers: dict, row, shipment: shipment_pb2.Shipment, *, as_code: bool = False) -> str | None:
+    """The mapped carrier spelling (`as_code`: the channel's carrier code, for a channel that
+    takes only codes of its own list); None (the connector spells the canonical carrier) when the
     provider gave no service code or the tenant maps none. Raises CarrierMappingUnavailable."""
     query = _carrier_query(row, shipment)
     answer = carriers.get((row["tenant_id"], query)) if query else None
     if isinstance(answer, CarrierMappingUnavailable):
         raise answer
-    return answer.carrier if answer is not None and answer.found else None
+    if answer is None or not answer.found:
+        return None
+    return answer.code if as_code else answer.carrier

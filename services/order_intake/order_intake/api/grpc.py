@@ -89,6 +89,8 @@ def _cursor(row) -> pb.PullCursor:
         last_error=row["last_error"],
         orders_pulled=row["orders_pulled"],
         unacknowledged_count=row["unacknowledged_count"],
+        awaiting_handover_count=row["awaiting_handover_count"],
+        handed_over_unacknowledged_count=row["handed_over_unacknowledged_count"],
     )
     for field, column in (
         ("lease_expire_time", "lease_until"),

@@ -27,6 +27,19 @@ One poll, for a leased account:
    `Account.poll_interval_s`. An error releases with an exponential backoff with jitter, counted
    in `failures`, the error in `last_error`.
 
+When an account is acknowledged is its connector's choice (`acknowledge_when(settings)`):
+- AckMoment.ON_COMMIT: as above.
+- AckMoment.ON_HANDOVER: for a channel that stops listing an acknowledged order (CommerceInterface's
+  mark_exported), so it is told only once the provider accepted the order. The page's transaction
+  records each order's (order_id, ack_token) in `handover_acks` instead (one row per order; a newer
+  revision's token replaces the old one); intake's consumer of dispatch.orders.v1 marks a row handed
+  over at OrderDispatched (consumers/handovers.py) and brings the account's poll forward; the poller
+  acknowledges the handed-over rows at the start of each poll and after each page. A failed
+  create is never acknowledged. A crash anywhere between the provider's create and the
+  acknowledgement loses nothing: until acknowledged the channel keeps listing the order, which
+  dedupes as the same revision, and the handed-over row is acknowledged by the next poll.
+- AckMoment.NEVER: nothing is queued or sent; the orders keep coming back and dedupe.
+
 Import delay (`Account.import_delay_s`): an order placed less than that long ago is left out of
 the commit, and the cursor does not move past the page holding it (the cursor is the channel's,
 opaque, so it cannot stop midway); the page's older orders are committed, and fetched again
@@ -54,7 +67,7 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from ordersync.common.v1 import order_pb2
 
-from libs.connectors.base.contract import Capability, ChannelConnector, Ignored, OrderPage, ParsedOrder
+from libs.connectors.base.contract import AckMoment, Capability, ChannelConnector, Ignored, OrderPage, ParsedOrder
 from libs.connectors.base.errors import ConnectorError, redact
 from libs.platform.accounts import AccountClients, AccountNotConfigured, OpenAccount
 from libs.platform.db import PgConnection
@@ -74,6 +87,8 @@ _COMMITTED = frozenset({"accepted", "invalid", "unchanged", "duplicate", "stale"
 # Outcomes of a revision taken for the first time, counted in orders_pulled.
 _NEW = frozenset({"accepted", "invalid", "unchanged", "stale"})
 _ENSURE_EVERY_S = 60.0
+# Handed-over orders acknowledged per call to the channel.
+_HANDOVER_ACK_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -238,26 +253,44 @@ class PullScheduler:
         """Fetch and commit pages until the channel has no more now; return when to poll next
         and the acknowledgement error to show ('' if none)."""
         connector: ChannelConnector = opened.connector
-        acknowledges = connector.info.can(Capability.ACKNOWLEDGE)
+        moment = self._ack_moment(opened)
         ack_error = ""
-        if acknowledges and lease.unacknowledged:
+        if moment is AckMoment.ON_COMMIT and lease.unacknowledged:
             ack_error = await self._acknowledge(opened, await self._pending(lease))
+        elif moment is AckMoment.ON_HANDOVER:
+            ack_error = await self._acknowledge_handed_over(opened)
         cursor = lease.cursor
         while True:
             page = await connector.fetch_page(opened.client, opened.settings, cursor, lease.key.tenant_id)
-            result = await self._commit(lease.key, opened.account, connector, cursor, page)
-            if acknowledges and result.to_acknowledge:
+            result = await self._commit(lease.key, opened.account, connector, cursor, page, moment)
+            if moment is AckMoment.ON_COMMIT and result.to_acknowledge:
                 ack_error = await self._acknowledge(opened, result.to_acknowledge) or ack_error
+            elif moment is AckMoment.ON_HANDOVER:
+                ack_error = await self._acknowledge_handed_over(opened) or ack_error
             cursor = result.cursor
             if result.held_for_s is not None:
                 return min(result.held_for_s, opened.account.poll_interval_s), ack_error
             if not page.more:
                 return opened.account.poll_interval_s, ack_error
 
+    @staticmethod
+    def _ack_moment(opened: OpenAccount) -> AckMoment | None:
+        """When the account's orders are acknowledged; None for a channel that takes none."""
+        if not opened.connector.info.can(Capability.ACKNOWLEDGE):
+            return None
+        return opened.connector.acknowledge_when(opened.settings)
+
     async def _commit(
-        self, key: AccountKey, account: Account, connector: ChannelConnector, cursor: str, page: OrderPage
+        self,
+        key: AccountKey,
+        account: Account,
+        connector: ChannelConnector,
+        cursor: str,
+        page: OrderPage,
+        moment: AckMoment | None,
     ) -> _PageResult:
-        """Commit the page's revisions and its cursor together, fenced by the lease."""
+        """Commit the page's revisions and its cursor together, fenced by the lease, with the
+        page's acknowledgements queued as the account's AckMoment wants."""
         now = time.time()
         revisions: list[Revision] = []
         ackable: dict[int, ParsedOrder] = {}  # revision index -> the parsed order it records
@@ -277,13 +310,20 @@ class PullScheduler:
             await pulls.hold(conn, key, self._owner)
 
         async def move_cursor(conn: PgConnection, recorded: list[Recorded]) -> None:
+            latest: list[PendingAck] = []  # the orders' newest tokens, for acknowledging on handover
             for index, parsed in ackable.items():
                 order_id, outcome = recorded[index].order_id, recorded[index].outcome
                 if order_id and outcome in _COMMITTED:
-                    result.to_acknowledge.append((PendingAck(order_id, parsed.ack_token), parsed))
+                    ack = PendingAck(order_id, parsed.ack_token)
+                    if moment is AckMoment.ON_COMMIT:
+                        result.to_acknowledge.append((ack, parsed))
+                    elif outcome != "stale":  # an older revision than stored: not its latest token
+                        latest.append(ack)
             taken = sum(1 for r in recorded if r.order_id and r.outcome in _NEW)
-            pending = [ack for ack, _ in result.to_acknowledge] if connector.info.can(Capability.ACKNOWLEDGE) else []
+            pending = [ack for ack, _ in result.to_acknowledge]
             await pulls.advance(conn, key, self._owner, self._settings.lease_s, result.cursor, taken, pending)
+            if moment is AckMoment.ON_HANDOVER:
+                await pulls.await_handover(conn, key, latest)
 
         recorded = await self._writer.commit_page(revisions, before=fence, after=move_cursor)
         log.info(
@@ -310,7 +350,10 @@ class PullScheduler:
 
     async def _pending(self, lease: Lease) -> list[tuple[PendingAck, ParsedOrder]]:
         """The acknowledgements earlier polls left, with the orders as stored."""
-        acks = [PendingAck(p["order_id"], p["ack_token"]) for p in lease.unacknowledged]
+        return await self._with_orders([PendingAck(p["order_id"], p["ack_token"]) for p in lease.unacknowledged])
+
+    async def _with_orders(self, acks: list[PendingAck]) -> list[tuple[PendingAck, ParsedOrder]]:
+        """Each acknowledgement with its order as stored, as the connector is handed it."""
         stored = await pulls.orders_to_acknowledge(self._pool, [a.order_id for a in acks])
         pending = []
         for ack in acks:
@@ -319,12 +362,29 @@ class PullScheduler:
             pending.append((ack, ParsedOrder(order, ack_token=ack.ack_token)))
         return pending
 
-    async def _acknowledge(self, opened: OpenAccount, items: list[tuple[PendingAck, ParsedOrder]]) -> str:
-        """Tell the channel these committed orders are taken; '' or the error to show."""
+    async def _acknowledge_handed_over(self, opened: OpenAccount) -> str:
+        """Tell the channel of the account's orders the provider accepted (AckMoment.ON_HANDOVER),
+        a batch at a time; '' or the error to show (the rest is tried at the next poll)."""
+        key = AccountKey(opened.tenant_id, opened.account.name)
+        while True:
+            acks = await pulls.handed_over_unacknowledged(self._pool, key, _HANDOVER_ACK_BATCH)
+            if not acks:
+                return ""
+            error = await self._acknowledge(opened, await self._with_orders(acks), handover=True)
+            if error or len(acks) < _HANDOVER_ACK_BATCH:
+                return error
+
+    async def _acknowledge(
+        self, opened: OpenAccount, items: list[tuple[PendingAck, ParsedOrder]], *, handover: bool = False
+    ) -> str:
+        """Tell the channel these committed (or handed-over) orders are taken; '' or the error to show."""
         key = AccountKey(opened.tenant_id, opened.account.name)
         try:
             await opened.connector.acknowledge(opened.client, opened.settings, [parsed for _, parsed in items])
-            await pulls.acknowledged(self._pool, key, self._owner, [ack for ack, _ in items])
+            if handover:
+                await pulls.handovers_acknowledged(self._pool, [ack for ack, _ in items])
+            else:
+                await pulls.acknowledged(self._pool, key, self._owner, [ack for ack, _ in items])
         except Exception as exc:
             log.warning(
                 "acknowledge failed; repeated at the next poll",

@@ -1,4 +1,5 @@
-"""Intake's SQL for pulled channels: the `pull_cursors` rows, their leases, cursors and backoff.
+"""Intake's SQL for pulled channels: the `pull_cursors` rows, their leases, cursors and backoff,
+and the `handover_acks` of accounts acknowledged once the provider accepted an order.
 
 One row per (tenant, channel account). A replica polls an account only while it holds the row's
 lease (`lease_owner`, `lease_until`); every write a poller makes checks that it still does, so a
@@ -192,10 +193,99 @@ async def orders_to_acknowledge(pool: asyncpg.Pool, order_ids: Sequence[str]) ->
 
 
 async def list_cursors(pool: asyncpg.Pool, tenant_id: str) -> list[asyncpg.Record]:
-    """A tenant's pull cursors, by account, for operators (the gRPC ListPullCursors)."""
+    """A tenant's pull cursors, by account, for operators (the gRPC ListPullCursors), with the
+    account's orders awaiting their handover and those handed over but not yet acknowledged."""
     return await pool.fetch(
-        "SELECT account, connector, cursor, lease_owner, lease_until, next_poll_at, failures, last_error,"
-        " last_polled_at, orders_pulled, jsonb_array_length(unacknowledged) AS unacknowledged_count"
-        " FROM pull_cursors WHERE tenant_id = $1 ORDER BY account",
+        "SELECT p.account, p.connector, p.cursor, p.lease_owner, p.lease_until, p.next_poll_at, p.failures,"
+        " p.last_error, p.last_polled_at, p.orders_pulled, jsonb_array_length(p.unacknowledged) AS unacknowledged_count,"
+        " count(h.order_id) FILTER (WHERE h.handed_over_at IS NULL) AS awaiting_handover_count,"
+        " count(h.order_id) FILTER (WHERE h.handed_over_at IS NOT NULL) AS handed_over_unacknowledged_count"
+        " FROM pull_cursors p LEFT JOIN handover_acks h"
+        "   ON h.tenant_id = p.tenant_id AND h.account = p.account AND h.acknowledged_at IS NULL"
+        " WHERE p.tenant_id = $1 GROUP BY p.tenant_id, p.account ORDER BY p.account",
         tenant_id,
+    )
+
+
+# ---- acknowledgements on handover (AckMoment.ON_HANDOVER) -------------------------------------
+
+
+async def await_handover(conn: PgConnection, key: AccountKey, pending: Sequence[PendingAck]) -> None:
+    """Inside the page's transaction: record each order's acknowledgement to make once the
+    provider accepted it. One row per order: a re-listed order adds none, and a newer revision's
+    token replaces the old one while the channel has not been told yet."""
+    if not pending:
+        return
+    # Rows locked in order-id order, as handed_over locks them: the two never wait in a cycle.
+    pending = sorted(pending, key=lambda p: p.order_id)
+    await conn.execute(
+        "INSERT INTO handover_acks (order_id, tenant_id, account, ack_token)"
+        " SELECT o, $1, $2, t FROM unnest($3::text[], $4::text[]) AS u(o, t)"
+        " ON CONFLICT (order_id) DO UPDATE SET ack_token = EXCLUDED.ack_token"
+        " WHERE handover_acks.acknowledged_at IS NULL AND handover_acks.ack_token <> EXCLUDED.ack_token",
+        key.tenant_id,
+        key.account,
+        [p.order_id for p in pending],
+        [p.ack_token for p in pending],
+    )
+
+
+async def handed_over(conn: PgConnection, order_ids: Sequence[str]) -> list[AccountKey]:
+    """Inside the consumer's transaction: mark these orders handed over (the provider accepted
+    them); return the accounts concerned, to wake with `poll_soon` after the commit.
+
+    Orders without a row (their account acknowledges on commit, never, or is pushed) change nothing.
+    """
+    rows = await conn.fetch(
+        "UPDATE handover_acks h SET handed_over_at = now()"
+        " FROM (SELECT order_id FROM handover_acks WHERE order_id = ANY($1::text[]) AND handed_over_at IS NULL"
+        "       ORDER BY order_id FOR UPDATE) due"  # the lock order of await_handover
+        " WHERE h.order_id = due.order_id RETURNING h.tenant_id, h.account",
+        list(order_ids),
+    )
+    return sorted({AccountKey(r["tenant_id"], r["account"]) for r in rows}, key=lambda k: (k.tenant_id, k.account))
+
+
+async def poll_soon(pool: asyncpg.Pool, keys: Sequence[AccountKey]) -> None:
+    """Bring these accounts' next poll forward, so handed-over orders are acknowledged promptly.
+
+    A hint only, so it waits for nothing: an account being polled right now (its row locked by a
+    page's commit) is skipped, as that poll acknowledges after its page anyway; an account in
+    backoff keeps its wait, as its poll would fail until the channel answers again.
+    """
+    if not keys:
+        return
+    await pool.execute(
+        "UPDATE pull_cursors p SET next_poll_at = now()"
+        " FROM (SELECT tenant_id, account FROM pull_cursors"
+        "       WHERE (tenant_id, account) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        "         AND failures = 0 AND next_poll_at > now() FOR UPDATE SKIP LOCKED) due"
+        " WHERE p.tenant_id = due.tenant_id AND p.account = due.account",
+        [k.tenant_id for k in keys],
+        [k.account for k in keys],
+    )
+
+
+async def handed_over_unacknowledged(pool: asyncpg.Pool, key: AccountKey, limit: int) -> list[PendingAck]:
+    """Up to `limit` of the account's orders the provider accepted and the channel was not told of."""
+    rows = await pool.fetch(
+        "SELECT order_id, ack_token FROM handover_acks"
+        " WHERE tenant_id = $1 AND account = $2 AND handed_over_at IS NOT NULL AND acknowledged_at IS NULL"
+        " ORDER BY handed_over_at, order_id LIMIT $3",
+        key.tenant_id,
+        key.account,
+        limit,
+    )
+    return [PendingAck(r["order_id"], r["ack_token"]) for r in rows]
+
+
+async def handovers_acknowledged(pool: asyncpg.Pool, done: Sequence[PendingAck]) -> None:
+    """Mark these acknowledgements made. Only the token the channel was given counts: a newer
+    revision's token that arrived meanwhile is acknowledged next time."""
+    await pool.execute(
+        "UPDATE handover_acks h SET acknowledged_at = now()"
+        " FROM unnest($1::text[], $2::text[]) AS d(order_id, ack_token)"
+        " WHERE h.order_id = d.order_id AND h.ack_token = d.ack_token AND h.acknowledged_at IS NULL",
+        [p.order_id for p in done],
+        [p.ack_token for p in done],
     )

@@ -19,6 +19,7 @@ _STATUS = {
     "retry_wait": pb.WRITEBACK_STATUS_RETRY_WAIT,
     "written": pb.WRITEBACK_STATUS_WRITTEN,
     "failed": pb.WRITEBACK_STATUS_FAILED,
+    "blocked": pb.WRITEBACK_STATUS_BLOCKED,
 }
 _SHIPMENT = {
     "shipped": shipment_pb2.SHIPMENT_STATUS_SHIPPED,
@@ -47,7 +48,7 @@ class TrackingWritebackServicer(pb_grpc.TrackingWritebackServiceServicer):
             )
         shipment = shipment_pb2.Shipment()
         shipment.ParseFromString(row["shipment_proto"])
-        in_progress = row["status"] in ("pending", "retry_wait")
+        in_progress = row["status"] in ("pending", "retry_wait", "blocked")
         written = row["status"] == "written" or (in_progress and row["written_status"])
         shown = row["written_status"] if written else row["target_status"]
         # What the channel shows as ordersync wrote it; rows from before that was kept show the

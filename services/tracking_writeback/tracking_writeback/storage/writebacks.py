@@ -32,7 +32,7 @@ class WantedState:
 class WriteResult:
     order_id: str
     tenant_id: str
-    status: str  # written | retry_wait | failed
+    status: str  # written | retry_wait | failed | blocked
     written_status: str
     reason: str
     customer_notified: bool
@@ -99,8 +99,10 @@ WRITE_QUEUE = WorkQueue(
     QueueTable(
         table="writebacks",
         key="order_id",
-        due_statuses=("pending", "retry_wait"),
+        due_statuses=("pending", "retry_wait", "blocked"),
         returned=(
+            "status",  # as before the claim: a blocked row's re-check says so
+            "reason",
             "tenant_id",
             "channel",
             "provider",
@@ -123,14 +125,22 @@ WRITE_QUEUE = WorkQueue(
             "target_revision": "bigint",
         },
         stored=("written_status", "reason", "written_tracking"),
-        set_clauses=("customer_notified = q.customer_notified OR r.customer_notified", "updated_at = now()"),
+        set_clauses=(
+            "customer_notified = q.customer_notified OR r.customer_notified",
+            "updated_at = now()",
+            # A blocked row's re-check is not an attempt: it gives back the one its claim counted,
+            # so a courier left unmapped for days never uses up the attempts its write will need.
+            # (The lease is released with it, so a late result of an earlier attempt stays fenced out.)
+            "attempts = CASE WHEN r.status = 'blocked' THEN q.attempts - 1 ELSE q.attempts END",
+        ),
         # A newer wanted state that arrived while this write was under way stays pending, a
         # voided label (same status, newer revision) included.
         status_sql="CASE WHEN q.target_revision <> r.target_revision THEN 'pending' ELSE r.status END",
         activity_table="writeback_activity",
     )
 )
-"""The write queue: orders whose channel update is 'pending' or 'retry_wait' (libs.platform.work_queue)."""
+"""The write queue: orders whose channel update is 'pending', 'retry_wait' or 'blocked' (re-checked)
+(libs.platform.work_queue)."""
 
 
 async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyncpg.Record]:
@@ -146,6 +156,17 @@ async def record_results(conn: PgConnection, results: Sequence[WriteResult]) -> 
     the lock order of load_targets.
     """
     return await WRITE_QUEUE.record(conn, results)
+
+
+async def recheck_blocked(pool: asyncpg.Pool, tenant_ids: Sequence[str] | None) -> int:
+    """Make the blocked writebacks of these tenants (None: of every tenant) due now, as their
+    carrier mappings changed; return how many."""
+    result = await pool.execute(
+        "UPDATE writebacks SET next_attempt_at = now()"
+        " WHERE status = 'blocked' AND next_attempt_at > now() AND ($1::text[] IS NULL OR tenant_id = ANY($1::text[]))",
+        None if tenant_ids is None else list(tenant_ids),
+    )
+    return int(result.split()[-1])
 
 
 async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str, str]]) -> None:
