@@ -13,9 +13,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import grpc
+from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
+from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
+from ordersync.carriers.v1 import carriers_service_pb2 as carriers_pb
+from ordersync.carriers.v1 import carriers_service_pb2_grpc as carriers_grpc
+from ordersync.tracking.v1 import tracking_service_pb2 as tracking_pb
+from ordersync.tracking.v1 import tracking_service_pb2_grpc as tracking_grpc
+
+from libs.platform.testing import authorized
 from tests.simulators.groupon import entry as groupon_entry
 from tests.simulators.mintsoft import entry as mintsoft_entry
-from tests.system.stack import DEALS, WAREHOUSE, Stack, TenantSpec
+from tests.system.journey import Journey, JourneyReader
+from tests.system.stack import DEALS, READER, WAREHOUSE, Stack, TenantSpec
 
 T = TypeVar("T")
 
@@ -81,7 +91,8 @@ class Warehouse:
     async def in_mintsoft(self, order: dict[str, Any]) -> list[dict[str, Any]]:
         """Every Mintsoft order under the Groupon order's number (more than one is a duplicate)."""
         response = await self.http.get(
-            f"{self.mintsoft}/_sim/orders", params={"client_id": self.client_id, "order_number": self.order_number(order)}
+            f"{self.mintsoft}/_sim/orders",
+            params={"client_id": self.client_id, "order_number": self.order_number(order)},
         )
         response.raise_for_status()
         return response.json()["orders"]
@@ -110,3 +121,52 @@ class Warehouse:
         response = await self.http.get(f"{self.mintsoft}/_sim/stats")
         response.raise_for_status()
         return response.json()
+
+
+class Hub:
+    """The hub's side, through the services' gRPC APIs: journeys, writebacks, carrier mapping,
+    operator actions. Use as an async context manager."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._reader = JourneyReader({name: stack.grpc_address(name) for name in stack.services}, stack.token(READER))
+
+    def _channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = grpc.aio.insecure_channel(self.stack.grpc_address(service))
+        return self._channels[service]
+
+    async def __aenter__(self) -> Hub:
+        await self._reader.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._reader.__aexit__(*exc)
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def journey(self, tenant_id: str, order: dict[str, Any]) -> Journey:
+        return await self._reader.read(tenant_id, "groupon", str(order["orderid"]))
+
+    async def writeback(self, tenant_id: str, order_id: str) -> tracking_pb.WritebackRecord:
+        stub = tracking_grpc.TrackingWritebackServiceStub(self._channel("tracking_writeback"))
+        request = tracking_pb.GetWritebackRequest(tenant_id=tenant_id, order_id=order_id)
+        return (await authorized(stub, self.stack.token(READER)).GetWriteback(request)).record
+
+    async def map_courier(self, tenant_id: str, courier: str, canonical_carrier: str) -> None:
+        """The tenant's Mintsoft courier service mapped to a canonical carrier (Groupon's code follows)."""
+        stub = carriers_grpc.CarrierMappingServiceStub(self._channel("carrier_mapping"))
+        mapping = carriers_pb.Mapping(
+            system="mintsoft", code=courier, name=courier, carrier=courier, canonical_carrier=canonical_carrier
+        )
+        request = carriers_pb.CreateMappingRequest(tenant_id=tenant_id, mapping=mapping)
+        await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).CreateMapping(request)
+
+    async def retry(self, tenant_id: str, order_id: str, reason: str = "mapping added") -> None:
+        stub = admin_grpc.OrderAdminServiceStub(self._channel("fulfillment_dispatch"))
+        request = admin_pb.RetrySendRequest(
+            order=admin_pb.OrderSelector(tenant_id=tenant_id, order_id=order_id),
+            action=admin_pb.OperatorAction(reason=reason),
+        )
+        await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).RetrySend(request)
