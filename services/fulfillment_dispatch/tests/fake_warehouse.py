@@ -128,6 +128,7 @@ class World:
     warehouse: Warehouse
     registry: Registry
     accounts: AccountClients
+    tenants: TenantDirectory
 
 
 def world() -> World:
@@ -146,7 +147,8 @@ def world() -> World:
 
     acme = accounts("A") | {"down": Account("down", "warehouse", WarehouseAccount(DOWN))}
     directory = TenantDirectory({"acme": Tenant("acme", acme), "globex": Tenant("globex", accounts("G"))})
-    return World(warehouse, registry, AccountClients(directory, registry, ClientResources(max_concurrency=4)))
+    accounts_clients = AccountClients(directory, registry, ClientResources(max_concurrency=4))
+    return World(warehouse, registry, accounts_clients, directory)
 
 
 def order(tenant_id: str, number: str, lines: Sequence[tuple[str, str, int]]) -> order_pb2.Order:
