@@ -105,6 +105,19 @@ async def test_a_mapping_is_put_listed_replaced_and_deleted(api):
     assert await api.mappings() == [HOODIE]
 
 
+async def test_writers_of_one_new_channel_sku_at_once_all_succeed_and_one_created_it(api):
+    versions = [
+        pb.ProductMapping(channel_sku="GRP-NEW", components=[component(f"SKU-{n}"), component("MUG-BLUE", n + 1)])
+        for n in range(5)
+    ]
+    answers = await asyncio.gather(*(api.put(m) for m in versions))
+
+    assert sorted(a.created for a in answers) == [False] * 4 + [True]
+    [stored] = await api.mappings()
+    assert stored in versions  # one writer's mapping whole, never a mix
+    assert await api.stored_rows() == 2
+
+
 async def test_a_tenants_map_is_its_own(api):
     await api.put(GIFT_SET)
     other = pb.ProductMapping(channel_sku="GRP-GIFT-SET", components=[component("GLOBEX-SET")])
