@@ -29,7 +29,7 @@ from fulfillment_dispatch.domain.product_map import catalog_products
 from fulfillment_dispatch.storage import product_syncs
 from fulfillment_dispatch.storage.product_map import list_mappings
 from fulfillment_dispatch.storage.product_syncs import SyncLease
-from libs.connectors.base.contract import Capability, CatalogProduct, ProductCatalog
+from libs.connectors.base.contract import Capability, CatalogProduct, ProductCatalog, ProviderConnector
 from libs.connectors.base.errors import ConnectorError, redact
 from libs.platform.accounts import AccountClients
 from libs.platform.tenants import TenantDirectory
@@ -123,7 +123,9 @@ class ProductSync:
             connector = self._accounts.registry.get(account.connector)
         except LookupError as exc:  # AccountNotConfigured, UnknownConnector
             raise SyncNotFound(str(exc)) from None
-        if not connector.info.can(Capability.PRODUCT_CATALOG) or not isinstance(connector, ProductCatalog):
+        # A provider's catalog only: the products are the ones dispatch sends to it.
+        provider = isinstance(connector, ProviderConnector) and connector.info.can(Capability.PRODUCT_CATALOG)
+        if not provider or not isinstance(connector, ProductCatalog):
             raise SyncUnsupported(f"account {name!r} ({account.connector}) has no product catalog to sync")
         return connector
 
