@@ -18,12 +18,14 @@ from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.custom_store import CustomStoreHandler, add_store_routes
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
+from fulfillment_dispatch.api.product_map import product_map_binding
 from fulfillment_dispatch.api.rates import rate_quote_binding
 from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.operator_actions import OperatorActions
+from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipment_polling import PollSettings, ShipmentPoller
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
@@ -120,6 +122,26 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
     )
 
+    # Periodic product sync of warehouse accounts, off unless ORDERSYNC_DISPATCH_PRODUCT_SYNC_S > 0.
+    product_syncs = []
+    if settings.product_sync_s > 0:
+        product_syncs.append(
+            LazyComponent(
+                lambda: PollingWorker(
+                    "dispatch-product-sync",
+                    ProductSyncScheduler(
+                        pool.pool,
+                        tenants,
+                        ProductSync(pool.pool, accounts),
+                        registry,
+                        interval_s=settings.product_sync_s,
+                        owner=owner,
+                    ).run_once,
+                    idle_s=min(settings.product_sync_s, 60.0),
+                )
+            )
+        )
+
     def consumer() -> BatchConsumer:
         handler = RoutingDecidedConsumer(
             pool.pool,
@@ -161,7 +183,10 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             OrderAdminServicer(pool.pool, actions, peers, access, registry=registry),
         )
         rates = rate_quote_binding(pool.pool, accounts, access)
-        return GrpcServer([reads, admin, rates], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        products = product_map_binding(pool.pool, accounts, access)
+        return GrpcServer(
+            [reads, admin, rates, products], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+        )
 
     return ComponentGroup(
         [
@@ -177,6 +202,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             sender,
             status_checker,
             shipment_poller,
+            *product_syncs,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
             LazyComponent(consumer),

@@ -14,6 +14,20 @@ is TLS. Exit codes: 0 done, 1 refused (the message says why), 2 bad usage, 3 una
 `quote` prices an order (ordersync's id, or a JSON Order with --order-file) through the tenant's
 rate-quoting account with its markup; --write puts the quote of that service code onto the
 order in its channel as the freight (operator role).
+
+The tenant's product map (for warehouse providers; changes need the operator role) and product
+sync take the tenant as an argument, not --tenant:
+
+    python -m fulfillment_dispatch.cli product-map list acme
+    python -m fulfillment_dispatch.cli product-map add acme GRP-GIFT-SET MUG-BLUE TEA-EARLGREY*3 \
+        --name "Blue mug" --name "Earl Grey tea (20 bags)"
+    python -m fulfillment_dispatch.cli product-map remove acme GRP-GIFT-SET
+    python -m fulfillment_dispatch.cli product-map import map.csv     (all rows or none)
+    python -m fulfillment_dispatch.cli product-map export acme > map.csv
+    python -m fulfillment_dispatch.cli sync-products acme warehouse [--dry-run]
+
+`add` takes components as SKU or SKU*QTY; one --name per component, in their order, names the
+products sync creates. The CSV shape is in `fulfillment_dispatch.product_map_csv`.
 """
 
 from __future__ import annotations
@@ -32,10 +46,13 @@ from google.protobuf.json_format import MessageToDict, Parse, ParseError
 from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.dispatch.v1 import product_map_service_pb2 as map_pb
+from ordersync.dispatch.v1 import product_map_service_pb2_grpc as map_grpc
 from ordersync.dispatch.v1 import rates_service_pb2 as rates_pb
 from ordersync.dispatch.v1 import rates_service_pb2_grpc as rates_grpc
 
 from fulfillment_dispatch.domain.rate_markup import minor_unit_decimals
+from fulfillment_dispatch.product_map_csv import CsvError, parse_csv, write_csv
 from libs.platform.auth import bearer, cli_token
 from libs.platform.config import ConfigError, grpc_client_tls_from_env
 from libs.platform.grpc_server import channel_credentials
@@ -62,6 +79,8 @@ _REFUSALS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.needs_tenant and not args.tenant:
+        return _usage(f"{args.command}: --tenant is required")
     try:
         args.metadata = bearer(cli_token(args.token_env, args.token_file, os.environ))
         with _channel(args.addr) as channel:
@@ -85,7 +104,7 @@ def _channel(address: str) -> grpc.Channel:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fulfillment_dispatch.cli", description=__doc__.split("\n\n")[0])
     parser.add_argument("--addr", default=os.environ.get("ORDERSYNC_ADMIN_ADDR", DEFAULT_ADDR))
-    parser.add_argument("--tenant", required=True, help="tenant id")
+    parser.add_argument("--tenant", help="tenant id (the orders' commands)")
     parser.add_argument("--token-env", default="ORDERSYNC_ADMIN_TOKEN",
                         help="environment variable holding the bearer token (never pass a token itself)")  # fmt: skip
     parser.add_argument("--token-file", help="file holding the bearer token, instead of --token-env")
@@ -115,7 +134,40 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("--carrier", action="append", default=[], help="a carrier code to quote with (repeatable)")
     quote.add_argument("--write", metavar="SERVICE_CODE", help="write this service's quote onto the order's channel")
     quote.set_defaults(run=_quote)
+    parser.set_defaults(needs_tenant=True)
+    _product_commands(commands)
     return parser
+
+
+def _product_commands(commands) -> None:
+    products = commands.add_parser("product-map", help="the tenant's product map (warehouse SKUs and bundles)")
+    products.set_defaults(needs_tenant=False)
+    verbs = products.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="the tenant's mappings")
+    listing.add_argument("tenant")
+    listing.set_defaults(run=_map_list)
+    add = verbs.add_parser("add", help="map a channel SKU to a warehouse SKU, or to a bundle (replaces it)")
+    add.add_argument("tenant")
+    add.add_argument("channel_sku")
+    add.add_argument("components", nargs="+", metavar="SKU[*QTY]")
+    add.add_argument("--name", action="append", default=[], help="a component's product name; one per component")
+    add.set_defaults(run=_map_add)
+    remove = verbs.add_parser("remove", help="remove a channel SKU's mapping (it is sent as it is again)")
+    remove.add_argument("tenant")
+    remove.add_argument("channel_sku")
+    remove.set_defaults(run=_map_remove)
+    importing = verbs.add_parser("import", help="create or replace mappings from CSV, all or nothing")
+    importing.add_argument("file")
+    importing.set_defaults(run=_map_import)
+    export = verbs.add_parser("export", help="write the tenant's map as CSV to stdout (what import reads)")
+    export.add_argument("tenant")
+    export.set_defaults(run=_map_export)
+
+    sync = commands.add_parser("sync-products", help="create the map's missing products in the provider's catalog")
+    sync.add_argument("tenant")
+    sync.add_argument("provider_account")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be created; create nothing")
+    sync.set_defaults(run=_sync_products, needs_tenant=False)
 
 
 def _selector(args) -> pb.OrderSelector:
@@ -210,6 +262,88 @@ def _quote(_, args) -> int:
         f"freight {_money(chosen.total)} ({chosen.service_name}) {outcome} {done.channel_account} order {done.channel_order_id}"
     )
     return 0
+
+
+def _map_stub(args) -> map_grpc.ProductMapServiceStub:
+    return map_grpc.ProductMapServiceStub(args.channel)
+
+
+def _map_list(_, args) -> int:
+    answer = _map_stub(args).ListProductMappings(
+        map_pb.ListProductMappingsRequest(tenant_id=args.tenant), timeout=30, metadata=args.metadata
+    )
+    if args.json:
+        return _print_json(answer)
+    for mapping in answer.mappings:
+        parts = ", ".join(f"{c.sku} x{c.quantity}" + (f" ({c.name})" if c.name else "") for c in mapping.components)
+        kind = "bundle" if len(mapping.components) > 1 or mapping.components[0].quantity != 1 else "alternative"
+        print(f"{mapping.channel_sku:<24} {kind:<11} -> {parts}")
+    print(f"({len(answer.mappings)} mapping(s))")
+    return 0
+
+
+def _map_add(_, args) -> int:
+    if args.name and len(args.name) != len(args.components):
+        return _usage(f"give one --name per component ({len(args.components)}), or none")
+    components = []
+    for position, text in enumerate(args.components):
+        sku, star, quantity = text.rpartition("*")
+        if not star or not quantity.isdigit():
+            sku, quantity = text, "1"
+        name = args.name[position] if args.name else ""
+        components.append(map_pb.ProductComponent(sku=sku, quantity=int(quantity), name=name))
+    mapping = map_pb.ProductMapping(channel_sku=args.channel_sku, components=components)
+    answer = _map_stub(args).PutProductMapping(
+        map_pb.PutProductMappingRequest(tenant_id=args.tenant, mapping=mapping), timeout=30, metadata=args.metadata
+    )
+    print(f"{'added' if answer.created else 'replaced'} the mapping of {args.channel_sku!r} for tenant {args.tenant!r}")
+    return 0
+
+
+def _map_remove(_, args) -> int:
+    request = map_pb.DeleteProductMappingRequest(tenant_id=args.tenant, channel_sku=args.channel_sku)
+    _map_stub(args).DeleteProductMapping(request, timeout=30, metadata=args.metadata)
+    print(f"removed the mapping of {args.channel_sku!r} of tenant {args.tenant!r}")
+    return 0
+
+
+def _map_import(_, args) -> int:
+    try:
+        rows = parse_csv(Path(args.file).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        return _usage(f"cannot read {args.file}: {exc.strerror}")
+    except CsvError as exc:
+        return _usage(f"{args.file}: {exc}; nothing imported")
+    request = map_pb.ImportProductMappingsRequest(rows=rows)
+    answer = _map_stub(args).ImportProductMappings(request, timeout=60, metadata=args.metadata)
+    print(f"imported {len(rows)} row(s): {answer.created} mapping(s) created, {answer.replaced} replaced")
+    return 0
+
+
+def _map_export(_, args) -> int:
+    answer = _map_stub(args).ListProductMappings(
+        map_pb.ListProductMappingsRequest(tenant_id=args.tenant), timeout=30, metadata=args.metadata
+    )
+    write_csv([(args.tenant, answer.mappings)], sys.stdout)
+    return 0
+
+
+def _sync_products(_, args) -> int:
+    request = map_pb.SyncProductsRequest(
+        tenant_id=args.tenant, provider_account=args.provider_account, dry_run=args.dry_run
+    )
+    answer = _map_stub(args).SyncProducts(request, timeout=300, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    verb = "would create" if answer.dry_run else "created"
+    for product in answer.created:
+        print(f"{verb:<13} {product.sku:<24} {product.name}")
+    for sku in answer.present:
+        print(f"{'present':<13} {sku}")
+    for failure in answer.failed:
+        print(f"{'failed':<13} {failure.sku:<24} {failure.reason}")
+    print(f"({len(answer.created)} {verb}, {len(answer.present)} present, {len(answer.failed)} failed)")
+    return 1 if answer.failed else 0
 
 
 def _usage(message: str) -> int:

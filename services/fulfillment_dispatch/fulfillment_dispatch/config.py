@@ -37,6 +37,7 @@ class DispatchSettings:
     peers_token: str | None  # the bearer token dispatch presents to those read APIs
     callers: CallerDirectory
     store_page_size: int = 100  # orders per page of a pull-mode provider's export (Custom Store)
+    product_sync_s: float = 0.0  # between periodic product syncs of a warehouse account; 0 = only on demand
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
@@ -66,4 +67,5 @@ class DispatchSettings:
             peers_token=peers_token,
             callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
             store_page_size=env_int("ORDERSYNC_DISPATCH_STORE_PAGE_SIZE", 100),
+            product_sync_s=env_float("ORDERSYNC_DISPATCH_PRODUCT_SYNC_S", 0.0),
         )

@@ -16,6 +16,10 @@ An order whose earlier attempt may have reached the provider (a crash, a timeout
 `may_exist`, so the connector reads it back before creating it; each carries an idempotency
 key stable across attempts. Nothing is created twice, even while an earlier attempt is still
 being handled at the provider.
+
+A provider with SKUs of its own (`maps_products`, a warehouse) receives each order's lines through
+the tenant's product map (`Submission.items`), loaded for the whole pass in one query at every
+attempt, so a mapping added after a failure is what an operator's Retry sends.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from fulfillment_dispatch.domain.dispatch import (
     outcome_of_error,
     sent,
 )
+from fulfillment_dispatch.domain.product_map import expand
 from fulfillment_dispatch.storage.dispatches import AttemptResult, batch_filling, claim_due, record_results
+from fulfillment_dispatch.storage.product_map import mappings_for
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
-from libs.connectors.base.contract import ProviderConnector, Submission, Submitted
+from libs.connectors.base.contract import ProviderConnector, Submission, SubmissionItem, Submitted
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.base.idempotency import idempotency_key
 from libs.platform.accounts import AccountClients
@@ -68,6 +74,7 @@ class _Due:
     account: Account
     connector: ProviderConnector
     service_code: str = ""
+    items: tuple[SubmissionItem, ...] = ()  # the lines through the product map (maps_products)
 
 
 _Result = tuple[Outcome, str]  # the attempt's outcome and its activity line
@@ -126,6 +133,7 @@ class Sender:
             else:
                 results[row["order_id"]] = self._failure(resolved, row)
         ready = await self._translate_service_codes(due, results)
+        await self._map_products(ready)
         chunks = [chunk for group in _by_account(ready) for chunk in _chunks(group)]
         for chunk_results in await asyncio.gather(*(self._submit(chunk) for chunk in chunks)):
             results.update(chunk_results)
@@ -196,6 +204,18 @@ class Sender:
             translated = dict.fromkeys(queries, ProviderError("CARRIER_MAPPING_ERROR", message, True))
         return {(tenant_id, query): answer for query, answer in translated.items()}
 
+    # ---- product map --------------------------------------------------------------------
+
+    async def _map_products(self, due: list[_Due]) -> None:
+        """Fill the items of orders whose provider maps products, from one query for the pass."""
+        mapping = [item for item in due if item.connector.info.maps_products]
+        wanted = {(item.order.tenant_id, line.sku) for item in mapping for line in item.order.lines}
+        by_tenant: dict[str, dict] = defaultdict(dict)
+        for (tenant_id, sku), found in (await mappings_for(self._pool, wanted)).items():
+            by_tenant[tenant_id][sku] = found
+        for item in mapping:
+            item.items = expand(item.order.lines, by_tenant[item.order.tenant_id])
+
     # ---- submitting ----------------------------------------------------------------------
 
     async def _submit(self, chunk: list[_Due]) -> dict[str, _Result]:
@@ -242,6 +262,7 @@ class Sender:
             # An earlier attempt may have reached the provider (a crash, a timeout): read back first.
             may_exist=item.row["attempts"] > 1,
             options=route.options if route is not None else {},
+            items=item.items,
         )
 
     def _result_of(self, item: _Due, answer: Any) -> _Result:

@@ -1,0 +1,84 @@
+"""Product-sync schedules: one row per provider account synced periodically, leased by one
+replica at a time (`FOR UPDATE SKIP LOCKED`), as storage/shipment_polls.py leases its cursors;
+releasing is fenced by the lease, so a replica that stalled past its lease changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class SyncLease:
+    """A leased account: whose, which provider, and its failures in a row so far."""
+
+    tenant_id: str
+    provider_account: str
+    provider: str
+    failures: int
+
+
+async def ensure_rows(pool: asyncpg.Pool, accounts: Sequence[tuple[str, str, str]]) -> None:
+    """Make a row (due now) for every (tenant, account, provider) that has none."""
+    if accounts:
+        await pool.executemany(
+            "INSERT INTO product_sync_schedules (tenant_id, provider_account, provider) VALUES ($1, $2, $3)"
+            " ON CONFLICT (tenant_id, provider_account) DO NOTHING",
+            accounts,
+        )
+
+
+async def claim_due(
+    pool: asyncpg.Pool, owner: str, lease_s: float, limit: int, accounts: Sequence[tuple[str, str, str]]
+) -> list[SyncLease]:
+    """Lease up to `limit` due rows of the configured `accounts` that nobody holds."""
+    if limit <= 0 or not accounts:
+        return []
+    tenants, names, providers = (list(column) for column in zip(*accounts, strict=True))
+    rows = await pool.fetch(
+        """
+        UPDATE product_sync_schedules s
+           SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+          FROM (SELECT tenant_id, provider_account FROM product_sync_schedules
+                 WHERE next_sync_at <= now()
+                   AND (lease_until IS NULL OR lease_until < now())
+                   AND (tenant_id, provider_account, provider) IN
+                       (SELECT * FROM unnest($4::text[], $5::text[], $6::text[]))
+                 ORDER BY next_sync_at
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED) due
+         WHERE s.tenant_id = due.tenant_id AND s.provider_account = due.provider_account
+        RETURNING s.tenant_id, s.provider_account, s.provider, s.failures
+        """,
+        owner,
+        lease_s,
+        limit,
+        tenants,
+        names,
+        providers,
+    )
+    return [SyncLease(r["tenant_id"], r["provider_account"], r["provider"], r["failures"]) for r in rows]
+
+
+async def release(
+    pool: asyncpg.Pool, lease: SyncLease, owner: str, next_in_s: float, *, error: str = "", failed: bool = False
+) -> None:
+    """Give the lease back with the next sync due in `next_in_s`. `failed` counts a failure (the
+    sync could not run); `error` is kept either way (products refused are said, not counted)."""
+    await pool.execute(
+        """
+        UPDATE product_sync_schedules
+           SET lease_owner = NULL, lease_until = NULL, next_sync_at = now() + make_interval(secs => $4),
+               failures = CASE WHEN $6 THEN failures + 1 ELSE 0 END, last_error = $5,
+               last_synced_at = CASE WHEN $6 THEN last_synced_at ELSE now() END
+         WHERE tenant_id = $1 AND provider_account = $2 AND lease_owner = $3
+        """,
+        lease.tenant_id,
+        lease.provider_account,
+        owner,
+        next_in_s,
+        error,
+        failed,
+    )
