@@ -149,10 +149,16 @@ class Hub:
     async def journey(self, tenant_id: str, order: dict[str, Any]) -> Journey:
         return await self._reader.read(tenant_id, "groupon", str(order["orderid"]))
 
-    async def writeback(self, tenant_id: str, order_id: str) -> tracking_pb.WritebackRecord:
+    async def writeback(self, tenant_id: str, order_id: str) -> tracking_pb.WritebackRecord | None:
+        """The order's writeback record, or None while writeback has none."""
         stub = tracking_grpc.TrackingWritebackServiceStub(self._channel("tracking_writeback"))
         request = tracking_pb.GetWritebackRequest(tenant_id=tenant_id, order_id=order_id)
-        return (await authorized(stub, self.stack.token(READER)).GetWriteback(request)).record
+        try:
+            return (await authorized(stub, self.stack.token(READER)).GetWriteback(request)).record
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
 
     async def map_courier(self, tenant_id: str, courier: str, canonical_carrier: str) -> None:
         """The tenant's Mintsoft courier service mapped to a canonical carrier (Groupon's code follows)."""

@@ -157,9 +157,7 @@ class TenantSpec:
         simulators = default_simulators()
         deals = simulators.get("groupon").new_account(DEALS, tenant_id, **dict(groupon or {}))
         warehouse = simulators.get("mintsoft").new_account(WAREHOUSE, tenant_id, **dict(mintsoft or {}))
-        route = RouteSpec(
-            WAREHOUSE_ROUTE, DEALS, WAREHOUSE, ship_to_states=None, options=dict(route_options or {})
-        )
+        route = RouteSpec(WAREHOUSE_ROUTE, DEALS, WAREHOUSE, ship_to_states=None, options=dict(route_options or {}))
         return cls(tenant_id, (deals, warehouse), (route,), operators)
 
     def account(self, name: str) -> AccountSpec:

@@ -327,8 +327,13 @@ def order_view(state: MintsoftState, order: MsOrder, *, items: bool = True) -> d
 
 
 def sim_view(state: MintsoftState, order: MsOrder) -> dict[str, Any]:
-    """The order plus what only the simulator shows: its Connect Actions."""
-    return {**order_view(state, order), "ConnectActions": [dict(a) for a in order.connect_actions]}
+    """The order plus what only the simulator shows: its Connect Actions and when it was
+    created (epoch seconds, for tests ordering it against other systems' calls)."""
+    return {
+        **order_view(state, order),
+        "ConnectActions": [dict(a) for a in order.connect_actions],
+        "created_at": order.created_at,
+    }
 
 
 # --- vendor middleware: auth, random 429s, faults ------------------------------------------
