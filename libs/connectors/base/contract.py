@@ -215,7 +215,10 @@ class ChannelUpdate:
     `carrier` is the channel's spelling of the shipment's carrier from carrier mapping, or None
     (the connector spells the canonical carrier itself). For a channel with `needs_carrier_code`
     it is the channel's carrier code (e.g. Groupon's "DPDUK"), never None: without one the write
-    is blocked and the connector is not called.
+    is blocked and the connector is not called. `order_lines` are the order's lines as the
+    channel gave them (empty when not known), for a channel writing tracking per line: the
+    shipment's items must name lines of the order, and an item shipping less than its line's
+    quantity is a partial shipment.
     """
 
     external_id: str
@@ -223,6 +226,7 @@ class ChannelUpdate:
     steps: Sequence[WritebackStep]
     shipment: shipment_pb2.Shipment
     carrier: str | None = None
+    order_lines: Sequence[order_pb2.OrderLine] = ()
 
 
 @dataclass(frozen=True)

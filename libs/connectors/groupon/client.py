@@ -97,6 +97,18 @@ class GrouponClient(ConnectorClient):
             "POST", "tracking_notification", operation="tracking_notification", data=form, refusals=False
         )
 
+    async def lineitem_tracking_notification(self, tracking_info: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """v4 `POST lineitem_tracking_notification` with `tracking_info` (a JSON array of one entry
+        per fulfillment line shipped in part). Answers as tracking_notification."""
+        form = {**self._credentials(), "tracking_info": json.dumps([dict(entry) for entry in tracking_info])}
+        return await self._call(
+            "POST",
+            "lineitem_tracking_notification",
+            operation="lineitem_tracking_notification",
+            data=form,
+            refusals=False,
+        )
+
     async def _call(
         self,
         method: str,

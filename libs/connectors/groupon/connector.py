@@ -35,7 +35,7 @@ from .client import BURST, REQUESTS_PER_MINUTE, GrouponClient
 from .errors import ListingChanged
 from .orders import Page, build_get_orders_params, build_orders, line_ids_of, parse_page
 from .settings import GrouponSettings
-from .tracking import build_tracking_info, check_tracking_response, wire_id
+from .tracking import build_upload, check_tracking_response, wire_id
 
 
 class GrouponConnector(ChannelConnector):
@@ -148,8 +148,11 @@ class GrouponConnector(ChannelConnector):
             raise InvalidRequest(_unsupported_message(update, unsupported))
         if WritebackStep.SHIP not in steps:
             return False
-        tracking_info = build_tracking_info(update.external_id, update.shipment, update.carrier)
-        check_tracking_response(await client.tracking_notification(tracking_info))
+        upload = build_upload(update.external_id, update.shipment, update.carrier, update.order_lines)
+        if upload.whole:
+            check_tracking_response(await client.tracking_notification(upload.whole))
+        if upload.partial:
+            check_tracking_response(await client.lineitem_tracking_notification(upload.partial))
         return True
 
 

@@ -67,6 +67,16 @@ class OrderEntry(InboundModel):
     line_items: list[LineItem] = Field(default_factory=list)
 
 
+class LineTrackingEntry(OutboundModel):
+    """One entry of v4 lineitem_tracking_notification's `tracking_info`: a quantity of one
+    fulfillment line shipped under one tracking number (a partial shipment)."""
+
+    carrier: str
+    fulfillment_lineitem_id: str
+    tracking: str
+    quantity: int
+
+
 class TrackingEntry(OutboundModel):
     """One entry of tracking_notification's `tracking_info`: tracking of a quantity of one line."""
 

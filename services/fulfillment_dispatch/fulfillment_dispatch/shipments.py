@@ -146,6 +146,7 @@ class ShipmentRecorder:
             provider_order_number=row["provider_order_number"],
             shipment=shipment,
             provider_account=row["provider_account"],
+            order_lines=_order_lines(row["order_proto"]),
         )
         with _tracer.start_as_current_span("shipment updated", context=self._order_context(row)) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
@@ -157,6 +158,12 @@ class ShipmentRecorder:
     def _order_context(row):
         # Continue the order's own trace so the writeback joins the journey that began at intake.
         return propagate.extract({"traceparent": row["traceparent"]}) if row["traceparent"] else None
+
+
+def _order_lines(order_proto: bytes | None) -> list[order_pb2.OrderLine]:
+    order = order_pb2.Order()
+    order.ParseFromString(order_proto or b"")
+    return list(order.lines)
 
 
 async def apply_notices(

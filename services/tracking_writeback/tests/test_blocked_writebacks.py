@@ -262,3 +262,29 @@ async def test_a_blocked_writeback_is_shown_as_blocked_with_its_reason_over_grpc
     assert record.status == pb.WRITEBACK_STATUS_BLOCKED
     assert record.reason.startswith("courier DPD-NEXT-DAY has no Groupon code")
     assert (record.shipment_status, record.attempts) == (shipment_pb2.SHIPMENT_STATUS_SHIPPED, 0)
+
+
+async def test_the_orders_lines_reach_the_channel_with_the_update_and_survive_a_report_without_them(pool, mapping):
+    """A channel writing tracking per line is handed the order's lines from dispatch's event; a
+    later report carrying none (an older dispatch) keeps the lines stored before."""
+    channel = ApprovedCodesChannel(needs_carrier_code=False)
+    lines = [
+        order_pb2.OrderLine(channel_line_id="54553920", sku="TEE", quantity=2),
+        order_pb2.OrderLine(channel_line_id="54553921", sku="MUG", quantity=1),
+    ]
+    first = shipped("o1", service_code="")
+    first.order_lines.extend(lines)
+    delivered = shipped("o1", service_code="")
+    delivered.shipment.status = shipment_pb2.SHIPMENT_STATUS_DELIVERED
+    async with CarrierMappingClient(mapping.address, token=ADMIN) as carriers:
+        writer, clients = writer_of(pool, channel, carriers)
+        await consume(pool, first, delivered)  # the second carries no lines
+        assert await writer.run_once() == 1
+        assert (await row(pool))["written_status"] == "delivered"
+
+        [update] = channel.writes
+        assert [(line.channel_line_id, line.quantity) for line in update.order_lines] == [
+            ("54553920", 2),
+            ("54553921", 1),
+        ]
+        await clients.stop()

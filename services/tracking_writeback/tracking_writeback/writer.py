@@ -179,7 +179,9 @@ class Writer:
         carrier = _carrier_for(carriers, row, shipment, as_code=info.needs_carrier_code) if ships else None
         if carrier is None and info.needs_carrier_code and ships:
             raise NoChannelCarrierCode(_no_carrier_code(row, shipment, info))
-        update = ChannelUpdate(row["external_id"], row["external_number"], the_plan.steps, shipment, carrier)
+        update = ChannelUpdate(
+            row["external_id"], row["external_number"], the_plan.steps, shipment, carrier, _order_lines(row)
+        )
         return await account.connector.write_back(account.client, account.settings, update)
 
     async def _channel_carriers(self, rows) -> dict:
@@ -298,6 +300,12 @@ def _written_words(the_plan: Plan, notified: bool) -> str:
 def _json_text(value) -> str:
     # asyncpg hands jsonb over as its text; rows from before migration 0004 have '[]'.
     return value if isinstance(value, str) else json.dumps(value or [])
+
+
+def _order_lines(row) -> list[order_pb2.OrderLine]:
+    order = order_pb2.Order()
+    order.ParseFromString(row["order_lines_proto"] or b"")
+    return list(order.lines)
 
 
 def _shipment_of(row) -> shipment_pb2.Shipment:

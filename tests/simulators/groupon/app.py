@@ -45,7 +45,7 @@ from tests.simulators.common import (
     route_of,
 )
 
-FAULT_ROUTES = ("get_orders", "mark_exported", "tracking_notification")
+FAULT_ROUTES = ("get_orders", "mark_exported", "tracking_notification", "lineitem_tracking_notification")
 MAX_ITEMS_PER_PAGE = 250
 OUTPUT_DATE = "%m/%d/%Y %I:%M%p UTC"  # 08/10/2021 07:40PM UTC
 FILTER_DATE = "%m/%d/%Y %H:%M"
@@ -162,6 +162,7 @@ class SupplierBook:
         self.lines: dict[int, dict[str, Any]] = {}  # ci_lineitemid -> line (with "orderid")
         self.exported: dict[int, float] = {}  # ci_lineitemid -> when marked exported
         self.tracking: dict[int, dict[str, Any]] = {}  # ci_lineitemid -> the upload kept
+        self.parcels: dict[int, list[dict[str, Any]]] = {}  # ci_lineitemid -> line-level uploads (v4)
         self.log: list[dict[str, Any]] = []  # mark_exported and tracking_notification calls
 
     def listed(self) -> list[dict[str, Any]]:
@@ -470,6 +471,69 @@ async def tracking_notification(request: web.Request) -> web.Response:
     return answer({"success": True})
 
 
+@route("lineitem_tracking_notification")
+async def lineitem_tracking_notification(request: web.Request) -> web.Response:
+    """v4 `POST /api/v4/lineitem_tracking_notification` (form `tracking_info`, entries
+    `{carrier, fulfillment_lineitem_id, tracking, quantity}`): part of a line shipped under one
+    tracking number; the parcels of a line may not ship more than its quantity, nor the same
+    tracking number twice (an identical repeat is answered as already uploaded)."""
+    state = request.app[STATE_KEY]
+    book = state.book(request[SUPPLIER_KEY].supplier_id)
+    info = json_field(request, "tracking_info")
+    now = state.clock()
+    entry_log = {"call": "lineitem_tracking_notification", "at": now, "tracking_info": info}
+    try:
+        parcels = check_line_tracking(book, info)
+    except SimError:
+        book.log.append(entry_log | {"success": False})
+        raise
+    new = [
+        (line_id, p)
+        for line_id, p in parcels
+        if p["tracking"] not in {k["tracking"] for k in book.parcels.get(line_id, [])}
+    ]
+    book.log.append(entry_log | {"success": bool(new)})
+    if not new:
+        raise refused(ALREADY_UPLOADED.format(ids=", ".join(str(i) for i, _ in parcels)))
+    for line_id, parcel in new:
+        book.parcels.setdefault(line_id, []).append(parcel | {"at": now})
+        state.stats.tracking_uploaded += 1
+    return answer({"success": True})
+
+
+def check_line_tracking(book: SupplierBook, info: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The parcels of a valid line-level `tracking_info`; raises the refusal naming every problem."""
+    if not isinstance(info, list) or not info:
+        raise refused("tracking_info must be a non-empty JSON array")
+    by_fulfillment_line = {str(line["fulfillment_lineitem_id"]): i for i, line in book.lines.items()}
+    problems: list[str] = []
+    parcels: list[tuple[int, dict[str, Any]]] = []
+    for index, entry in enumerate(info):
+        if not isinstance(entry, dict):
+            problems.append(f"entry {index} is not an object")
+            continue
+        line_id = by_fulfillment_line.get(str(entry.get("fulfillment_lineitem_id")))
+        carrier, tracking, quantity = entry.get("carrier"), entry.get("tracking"), entry.get("quantity")
+        if line_id is None:
+            problems.append(f"entry {index}: unknown fulfillment_lineitem_id")
+            continue
+        if not isinstance(carrier, str) or carrier not in ACCEPTED_CARRIERS:
+            problems.append(f"entry {index}: carrier is not an approved carrier code")
+        if not isinstance(tracking, str) or not tracking.strip():
+            problems.append(f"entry {index}: tracking is empty")
+        kept = book.parcels.get(line_id, [])
+        repeat = any(isinstance(tracking, str) and k["tracking"] == tracking.strip() for k in kept)
+        remaining = int(book.lines[line_id]["quantity"]) - sum(k["quantity"] for k in kept)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            problems.append(f"entry {index}: quantity must be a positive integer")
+        elif not repeat and quantity > remaining:
+            problems.append(f"entry {index}: quantity {quantity} exceeds the {remaining} left to ship on the line")
+        parcels.append((line_id, {"carrier": carrier, "tracking": (tracking or "").strip(), "quantity": quantity}))
+    if problems:
+        raise refused("; ".join(problems))
+    return parcels
+
+
 def check_tracking(book: SupplierBook, info: Any) -> dict[int, dict[str, Any]]:
     """The uploads of a valid `tracking_info`, by line; raises the refusal naming every problem."""
     if not isinstance(info, list) or not info:
@@ -548,6 +612,7 @@ async def get_state(request: web.Request) -> web.Response:
             "orderid": line["orderid"],
             "exported": line_id in book.exported,
             "tracking": book.tracking.get(line_id),
+            "parcels": book.parcels.get(line_id, []),
         }
         for line_id, line in book.lines.items()
     ]
@@ -602,6 +667,7 @@ def create_app(config: GrouponConfig) -> web.Application:
     router.add_get("/api/v4/get_orders", get_orders)
     router.add_post("/api/v4/mark_exported", mark_exported)
     router.add_post("/api/v4/tracking_notification", tracking_notification)
+    router.add_post("/api/v4/lineitem_tracking_notification", lineitem_tracking_notification)
     router.add_put("/_sim/suppliers/{supplier_id}", put_supplier)
     router.add_post("/_sim/suppliers/{supplier_id}/orders", seed_orders)
     router.add_get("/_sim/suppliers/{supplier_id}/state", get_state)

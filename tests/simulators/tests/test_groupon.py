@@ -176,6 +176,28 @@ async def test_tracking_is_checked_against_the_approved_list_and_kept_once(http,
 
 
 @pytest.mark.asyncio
+async def test_line_level_tracking_ships_a_line_in_parcels_up_to_its_quantity(http, ci):
+    (order,) = await seed(http, ci, {"line_items": [{"quantity": 3, "fulfillment_lineitem_id": "fl-77"}]})
+    (line_id,) = line_ids(order)
+    first = {"carrier": "DPDUK", "fulfillment_lineitem_id": "fl-77", "tracking": "DPD1", "quantity": 2}
+    second = first | {"tracking": "DPD2", "quantity": 1}
+
+    assert await post(http, ci, "lineitem_tracking_notification", tracking_info=[first]) == {"success": True}
+    again = await post(http, ci, "lineitem_tracking_notification", tracking_info=[first])
+    too_many = await post(http, ci, "lineitem_tracking_notification", tracking_info=[second | {"quantity": 2}])
+    unknown = await post(
+        http, ci, "lineitem_tracking_notification", tracking_info=[first | {"fulfillment_lineitem_id": "x"}]
+    )
+    assert await post(http, ci, "lineitem_tracking_notification", tracking_info=[second]) == {"success": True}
+
+    assert again["success"] is False and "already uploaded" in again["reason"]
+    assert too_many["success"] is False and "exceeds the 1 left" in too_many["reason"]
+    assert unknown["success"] is False and "unknown fulfillment_lineitem_id" in unknown["reason"]
+    [line] = [x for x in (await sim_state(http, ci))["lines"] if x["ci_lineitemid"] == line_id]
+    assert [(p["tracking"], p["quantity"]) for p in line["parcels"]] == [("DPD1", 2), ("DPD2", 1)]
+
+
+@pytest.mark.asyncio
 async def test_injected_faults_and_refusals_answer_the_next_calls(http, ci):
     await http.post(f"{ci.base_url}/_sim/faults", json={"route": "get_orders", "status": 503})
     await http.post(f"{ci.base_url}/_sim/refusals", json={"route": "get_orders", "reason": "Maintenance"})

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from ordersync.common.v1 import shipment_pb2
+from ordersync.common.v1 import order_pb2, shipment_pb2
 
 from libs.connectors.base.contract import ChannelUpdate, WritebackStep
 from libs.connectors.base.errors import InvalidRequest, Unauthorized
@@ -155,3 +156,55 @@ def test_the_approved_list_matches_the_seed_pages_table_as_carrier_mapping_keeps
     with source.open(encoding="utf-8") as handle:
         rows = {(row["code"], row["alias"], row["name"]) for row in csv.DictReader(handle)}
     assert rows == set(codes.APPROVED_CARRIERS)
+
+
+# --- with the order's lines known: lines of this order only, partial lines at line level -------
+
+
+def order_line(line_id: str, quantity: int, fulfillment_line: str = "") -> order_pb2.OrderLine:
+    options = (
+        [order_pb2.LineOption(name=codes.OPTION_FULFILLMENT_LINE, value=fulfillment_line)] if fulfillment_line else []
+    )
+    return order_pb2.OrderLine(channel_line_id=line_id, sku="SKU", quantity=quantity, options=options)
+
+
+def update_with_lines(*lines: order_pb2.OrderLine, **changes: Any) -> ChannelUpdate:
+    return replace(update(**changes), order_lines=lines)
+
+
+@pytest.mark.asyncio
+async def test_lines_shipped_whole_go_by_tracking_notification_alone():
+    change = update_with_lines(order_line("54553920", 2, "fl-1"), order_line("54553921", 1, "fl-2"))
+    told, (request,) = await write(change, json_response(200, OK))
+    assert told is True and request.url.path.endswith("/tracking_notification")
+    assert [e["ci_lineitem_id"] for e in tracking_info(request)] == [54553920, 54553921]
+
+
+@pytest.mark.asyncio
+async def test_a_line_shipped_in_part_goes_by_lineitem_tracking_notification_with_its_fulfillment_line():
+    change = update_with_lines(order_line("54553920", 5, "fl-1"), order_line("54553921", 1, "fl-2"))
+    told, (whole, partial) = await write(change, json_response(200, OK), json_response(200, OK))
+    assert told is True
+    assert whole.url.path.endswith("/tracking_notification")
+    assert [e["ci_lineitem_id"] for e in tracking_info(whole)] == [54553921]
+    assert partial.url.path.endswith("/lineitem_tracking_notification")
+    assert tracking_info(partial) == [
+        {"carrier": "RYM", "fulfillment_lineitem_id": "fl-1", "tracking": "RM123456785GB", "quantity": 2}
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        ((order_line("54553920", 2, "fl-1"),), "line 54553921 is not a line of this order"),
+        ((order_line("54553920", 1, "fl-1"), order_line("54553921", 1, "fl-2")), "ships 2 of 1 ordered"),
+        ((order_line("54553920", 3), order_line("54553921", 1, "fl-2")), "lacks"),
+    ],
+)
+async def test_a_shipment_not_matching_the_order_lines_is_refused_before_any_call(lines, words):
+    recorder = RequestRecorder()
+    async with client(recorder.transport) as groupon:
+        with pytest.raises(TrackingRefused, match=words) as refused:
+            await GrouponConnector().write_back(groupon, settings(), update_with_lines(*lines))
+    assert not refused.value.retryable and recorder.requests == []

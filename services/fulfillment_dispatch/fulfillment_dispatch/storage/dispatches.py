@@ -216,7 +216,7 @@ async def lock_by_provider_numbers(
     """
     return await conn.fetch(
         "SELECT order_id, tenant_id, status, provider_account, provider_order_number, channel, channel_account,"
-        " external_id, external_number, traceparent, shipment_status, shipment_proto FROM dispatches"
+        " external_id, external_number, traceparent, shipment_status, shipment_proto, order_proto FROM dispatches"
         " WHERE tenant_id = $1 AND provider = $2 AND provider_order_number = ANY($3::text[])"
         " ORDER BY order_id FOR UPDATE",
         tenant_id,

@@ -7,10 +7,11 @@ the order, so a late or repeated report of a voided label's number never makes i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import asyncpg
 from opentelemetry import propagate
-from ordersync.common.v1 import shipment_pb2
+from ordersync.common.v1 import order_pb2, shipment_pb2
 from ordersync.dispatch.v1 import events_pb2
 
 from libs.platform.events import EnvelopeError, unpack
@@ -54,7 +55,11 @@ class ShipmentUpdatedConsumer:
                     continue
                 shipment = _with_voided(update.shipment, voided)
                 targets[update.order_id] = Target(target, shipment)
-                states[update.order_id] = _wanted_state(event, update, target, shipment)
+                state = _wanted_state(event, update, target, shipment)
+                earlier = states.get(update.order_id)
+                if earlier is not None and not state.order_lines_proto:  # keep lines an earlier report gave
+                    state = replace(state, order_lines_proto=earlier.order_lines_proto)
+                states[update.order_id] = state
             await want(conn, list(states.values()))
         if states:
             self._on_wanted()
@@ -85,4 +90,5 @@ def _wanted_state(
         traceparent=carrier.get("traceparent", ""),
         provider=update.provider,
         channel_account=update.channel_ref.account,
+        order_lines_proto=order_pb2.Order(lines=update.order_lines).SerializeToString() if update.order_lines else b"",
     )

@@ -26,6 +26,7 @@ class WantedState:
     traceparent: str
     provider: str
     channel_account: str = ""  # the tenant's name for the channel account; '' on older events
+    order_lines_proto: bytes = b""  # an Order holding only the order's lines; b"" on older events
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,12 @@ async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
         return
     await conn.execute(
         "INSERT INTO writebacks (order_id, tenant_id, channel, external_id, external_number, target_status,"
-        " shipment_proto, traceparent, provider, channel_account, status)"
+        " shipment_proto, traceparent, provider, channel_account, order_lines_proto, status)"
         " SELECT *, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::bytea[], $8::text[], $9::text[], $10::text[])"
+        " $7::bytea[], $8::text[], $9::text[], $10::text[], $11::bytea[])"
         " ON CONFLICT (order_id) DO UPDATE SET target_status = EXCLUDED.target_status, provider = EXCLUDED.provider,"
         " channel_account = coalesce(nullif(EXCLUDED.channel_account, ''), writebacks.channel_account),"
+        " order_lines_proto = coalesce(nullif(EXCLUDED.order_lines_proto, ''::bytea), writebacks.order_lines_proto),"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
         " target_revision = writebacks.target_revision + 1, next_attempt_at = now(), updated_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
@@ -116,6 +118,7 @@ WRITE_QUEUE = WorkQueue(
             "channel_account",
             "written_tracking",
             "target_revision",
+            "order_lines_proto",
         ),
         results={
             "written_status": "text",
