@@ -18,6 +18,8 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as carriers_pb
 from ordersync.carriers.v1 import carriers_service_pb2_grpc as carriers_grpc
+from ordersync.dispatch.v1 import product_map_service_pb2 as products_pb
+from ordersync.dispatch.v1 import product_map_service_pb2_grpc as products_grpc
 from ordersync.tracking.v1 import tracking_service_pb2 as tracking_pb
 from ordersync.tracking.v1 import tracking_service_pb2_grpc as tracking_grpc
 
@@ -176,3 +178,19 @@ class Hub:
             action=admin_pb.OperatorAction(reason=reason),
         )
         await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).RetrySend(request)
+
+    async def map_product(self, tenant_id: str, channel_sku: str, *components: tuple[str, int]) -> None:
+        """The tenant's channel SKU mapped to a warehouse SKU (one component of quantity 1: an
+        alternative code) or a bundle of (sku, quantity) components."""
+        stub = products_grpc.ProductMapServiceStub(self._channel("fulfillment_dispatch"))
+        mapping = products_pb.ProductMapping(
+            channel_sku=channel_sku,
+            components=[products_pb.ProductComponent(sku=sku, quantity=qty, name=sku) for sku, qty in components],
+        )
+        request = products_pb.PutProductMappingRequest(tenant_id=tenant_id, mapping=mapping)
+        await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).PutProductMapping(request)
+
+    async def sync_products(self, tenant_id: str, dry_run: bool = False) -> products_pb.SyncProductsResponse:
+        stub = products_grpc.ProductMapServiceStub(self._channel("fulfillment_dispatch"))
+        request = products_pb.SyncProductsRequest(tenant_id=tenant_id, provider_account=WAREHOUSE, dry_run=dry_run)
+        return await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).SyncProducts(request)

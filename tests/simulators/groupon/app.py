@@ -179,6 +179,9 @@ class GrouponState:
         self.throttle_rng = random.Random(config.seed)
         self.faults = FaultQueue()
         self.webhooks = WebhookDispatcher()  # CommerceInterface sends none; the shared routes list them
+        # In-process tests' hooks, run when a valid mark_exported arrives, before its lines are
+        # marked (e.g. to kill the caller mid-call).
+        self.on_mark_exported: list[Callable[[list[int]], None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -434,6 +437,8 @@ async def mark_exported(request: web.Request) -> web.Response:
     if unknown:
         book.log.append({"call": "mark_exported", "at": now, "ci_lineitem_ids": given, "success": False})
         raise refused(f"Unknown ci_lineitem_id(s): {', '.join(unknown)}")
+    for hook in list(state.on_mark_exported):
+        hook([i for i in ids if i is not None])
     for line_id in ids:
         if line_id is not None and line_id not in book.exported:
             book.exported[line_id] = now

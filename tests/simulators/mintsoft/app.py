@@ -23,6 +23,7 @@ import secrets
 import string
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -234,6 +235,9 @@ class MintsoftState:
         self.throttle_rng = random.Random(config.seed)
         self.key_ttl_s = config.key_ttl_s
         self.courier_services = [dict(s) for s in config.courier_services]
+        # In-process tests' hooks, run once an order is stored and before the create is answered
+        # (e.g. to kill the caller then, as a crash between the create and its record would).
+        self.on_order_created: list[Callable[[MsOrder], None]] = []
         # client id -> SKU -> product
         self.products: dict[int, dict[str, dict[str, Any]]] = {}
         for user in config.users:
@@ -543,6 +547,8 @@ async def create_order(request: web.Request) -> web.Response:
     state.next_order_id += 1
     state.orders[order.id] = order
     state.stats.orders_created += 1
+    for hook in list(state.on_order_created):
+        hook(order)
     row = {
         "OrderId": order.id,
         "OrderNumber": body["OrderNumber"],
