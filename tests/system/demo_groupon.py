@@ -420,7 +420,9 @@ def print_order(scenario: Scenario, journey: Journey, created: list[dict], lines
         state = "not imported yet" if scenario.seen["held"] else "already imported"
         release = datetime.fromtimestamp(release_time(scenario), UTC).strftime("%H:%M:%S")
         in_mintsoft = (
-            f", in Mintsoft {created[0]['created_at'] - scenario.seen['placed_at']:.0f} s after" if created else ""
+            f", in Mintsoft {created[0]['created_at'] - scenario.seen['placed_at']:.0f} s after it was placed"
+            if created
+            else ""
         )
         print(
             f"    dated {scenario.placed['date']}: {state} {held_for:.0f} s after it was placed, while the older"
