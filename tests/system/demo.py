@@ -6,8 +6,11 @@ which sends them to order intake as webhooks; has the Vinoshipper simulator fulf
 or cancel what it accepted; acts as an operator would through the admin API (Retry after fixing
 an SKU, Don't Send, Void Sync); then prints each order's status, journey and activity beside the
 outcome the integration prescribes. The clothing store (Cin7 Omni → ShipStation, both modes, a
-rate quote, the failed-import mails) is tests/system/demo_harbour.py. Each merchant ends with a
-summary line; it exits non-zero when an order is lost or ends anywhere other than expected.
+rate quote, the failed-import mails) is tests/system/demo_harbour.py; the outdoor-gear merchant
+(Groupon deals → a Mintsoft warehouse: split, delayed and bundled orders, an unmapped SKU and an
+unmapped courier fixed, mark exported on and off) is tests/system/demo_groupon.py. Each merchant
+ends with a summary line; it exits non-zero when an order is lost or ends anywhere other than
+expected.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
-from tests.system import demo_harbour
+from tests.system import demo_groupon, demo_harbour
 from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
@@ -342,7 +345,9 @@ async def run() -> int:
     trace_file.unlink(missing_ok=True)
     items = scenarios()
     print(f"demo: starting simulators and the five services (logs in {run_dir.relative_to(REPO)}/logs)")
-    async with Stack([TENANT, demo_harbour.TENANT], run_dir=run_dir, trace_file=trace_file) as stack:
+    async with Stack(
+        [TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS], run_dir=run_dir, trace_file=trace_file
+    ) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with (
             JourneyReader(addresses, stack.token(READER)) as reader,
@@ -364,7 +369,10 @@ async def run() -> int:
             print(f"\ndemo: now {demo_harbour.TENANT_ID}, Cin7 Omni → ShipStation")
             harbour, harbour_summary = await demo_harbour.run(stack, reader)
             print(harbour_summary)
-            return winery or harbour
+            print(f"\ndemo: now {demo_groupon.TENANT_ID}, Groupon (CommerceInterface) → Mintsoft")
+            groupon, groupon_summary = await demo_groupon.run(stack)
+            print(groupon_summary)
+            return winery or harbour or groupon
 
 
 async def drive_provider(demo: Demo, items: list[Scenario]) -> None:

@@ -17,13 +17,14 @@ import pytest
 from libs.connectors.registry import default_registry
 from libs.platform.tenants import TenantDirectory
 from tests.simulators.registry import AccountSpec, SimulatedAccount, default_simulators
-from tests.system import demo_harbour
+from tests.system import demo_groupon, demo_harbour
 from tests.system.demo import TENANT
 from tests.system.stack import REPO
 
 DEMO = REPO / "deploy" / "demo"
 INTAKE, DISPATCH = "http://order-intake:8080", "http://fulfillment-dispatch:8081"  # docker-compose.yml
-DEMO_TENANTS = {spec.tenant_id: spec for spec in (TENANT, demo_harbour.TENANT)}  # as `make demo` runs them
+# As `make demo` runs them.
+DEMO_TENANTS = {spec.tenant_id: spec for spec in (TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS)}
 
 
 def secrets_env() -> dict[str, str]:
@@ -85,3 +86,33 @@ def test_simulator_config_is_what_the_registry_builds_for_the_tenants_file(conne
     written = json.loads(config_file.read_text())
     expected = entry.build_config(demo_accounts()[connector])
     assert {key: written[key] for key in expected} == expected
+
+
+def test_provider_callbacks_go_to_fulfillment_dispatch():
+    # A provider posting notices to URLs the connector registers (Mintsoft) has no webhook URL in
+    # its simulator's config: the account's callback base is all that points it at dispatch.
+    document = tomllib.loads((DEMO / "tenants.toml").read_text())
+    simulators = default_simulators()
+    checked = 0
+    for tenant in document["tenants"].values():
+        for section in tenant["accounts"].values():
+            option = simulators.get(section["connector"]).callback_base_option
+            if option:
+                assert section.get(option) == DISPATCH
+                checked += 1
+    assert checked
+
+
+def test_every_demo_operator_is_a_caller_of_its_tenant_with_a_token():
+    callers = tomllib.loads((DEMO / "grpc-callers.toml").read_text())["callers"]
+    secrets = secrets_env()
+    for caller in callers.values():
+        assert caller["token"].startswith("env:") and caller["token"][4:] in secrets
+    for spec in DEMO_TENANTS.values():
+        for name in spec.operators:
+            assert spec.tenant_id in callers[name]["tenants"] and "operator" in callers[name]["roles"]
+
+
+def test_each_simulator_listens_on_a_port_of_its_own():
+    ports = re.findall(r'"--(?:http-)?port", "(\d+)"', (REPO / "docker-compose.yml").read_text())
+    assert len(ports) == len(set(ports))
