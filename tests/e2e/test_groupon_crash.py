@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.e2e.groupon_warehouse import Hub, Warehouse, eventually
 from tests.simulators import groupon, mintsoft
 from tests.simulators.common import SimulatorServer
+from tests.system.groupon_warehouse import Hub, Warehouse, eventually
 from tests.system.stack import Stack, TenantSpec
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from ordersync.tracking.v1 import tracking_service_pb2 as tracking_pb
 
-from tests.e2e.groupon_warehouse import Hub, Warehouse, eventually
+from tests.system.groupon_warehouse import Hub, Warehouse, eventually
 from tests.system.stack import Stack, TenantSpec
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from tests.e2e.groupon_warehouse import Hub, Warehouse, eventually
+from tests.system.groupon_warehouse import Hub, Warehouse, eventually
 from tests.system.stack import Stack, TenantSpec
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -33,7 +33,7 @@ from ordersync.dispatch.v1 import product_map_service_pb2_grpc as pm_grpc
 from ordersync.tracking.v1 import tracking_service_pb2 as tracking_pb
 
 from libs.platform.testing import authorized
-from tests.e2e.groupon_warehouse import Hub, Warehouse, eventually
+from tests.system.groupon_warehouse import Hub, Warehouse, eventually
 from tests.system.journey import Journey
 from tests.system.stack import WAREHOUSE, Stack, TenantSpec
 

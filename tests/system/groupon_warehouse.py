@@ -1,4 +1,4 @@
-"""Driving a Groupon → Mintsoft merchant in e2e tests: the two simulated systems, as staff use them.
+"""Driving a Groupon → Mintsoft merchant (e2e tests, the demo): the two simulated systems, as staff use them.
 
 `Warehouse` places Groupon orders (the CommerceInterface simulator's control API), reads what
 CommerceInterface shows (lines, exported marks, tracking and the call log), reads and despatches
