@@ -1,5 +1,5 @@
 """Product-sync schedules: one row per provider account synced periodically, leased by one
-replica at a time (`FOR UPDATE SKIP LOCKED`), as storage/shipment_polls.py leases its cursors;
+replica at a time (storage/account_schedules.py, as shipment-poll cursors are);
 releasing is fenced by the lease, so a replica that stalled past its lease changes nothing."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+
+from fulfillment_dispatch.storage.account_schedules import AccountSchedule
 
 
 @dataclass(frozen=True)
@@ -20,45 +22,19 @@ class SyncLease:
     failures: int
 
 
+SCHEDULE = AccountSchedule("product_sync_schedules", "next_sync_at", ("failures",))
+
+
 async def ensure_rows(pool: asyncpg.Pool, accounts: Sequence[tuple[str, str, str]]) -> None:
     """Make a row (due now) for every (tenant, account, provider) that has none."""
-    if accounts:
-        await pool.executemany(
-            "INSERT INTO product_sync_schedules (tenant_id, provider_account, provider) VALUES ($1, $2, $3)"
-            " ON CONFLICT (tenant_id, provider_account) DO NOTHING",
-            accounts,
-        )
+    await SCHEDULE.ensure_rows(pool, accounts)
 
 
 async def claim_due(
     pool: asyncpg.Pool, owner: str, lease_s: float, limit: int, accounts: Sequence[tuple[str, str, str]]
 ) -> list[SyncLease]:
     """Lease up to `limit` due rows of the configured `accounts` that nobody holds."""
-    if limit <= 0 or not accounts:
-        return []
-    tenants, names, providers = (list(column) for column in zip(*accounts, strict=True))
-    rows = await pool.fetch(
-        """
-        UPDATE product_sync_schedules s
-           SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
-          FROM (SELECT tenant_id, provider_account FROM product_sync_schedules
-                 WHERE next_sync_at <= now()
-                   AND (lease_until IS NULL OR lease_until < now())
-                   AND (tenant_id, provider_account, provider) IN
-                       (SELECT * FROM unnest($4::text[], $5::text[], $6::text[]))
-                 ORDER BY next_sync_at
-                 LIMIT $3
-                 FOR UPDATE SKIP LOCKED) due
-         WHERE s.tenant_id = due.tenant_id AND s.provider_account = due.provider_account
-        RETURNING s.tenant_id, s.provider_account, s.provider, s.failures
-        """,
-        owner,
-        lease_s,
-        limit,
-        tenants,
-        names,
-        providers,
-    )
+    rows = await SCHEDULE.claim_due(pool, owner, lease_s, limit, accounts)
     return [SyncLease(r["tenant_id"], r["provider_account"], r["provider"], r["failures"]) for r in rows]
 
 

@@ -1,7 +1,6 @@
 """Shipment-poll cursors: one row per polled provider account, leased by one replica at a time.
 
-A lease is a row's `lease_owner`/`lease_until`, taken with `FOR UPDATE SKIP LOCKED` so replicas
-never wait on each other. Every write of a cursor is fenced by the lease: a replica that stalled
+Leases are storage/account_schedules.py's. Every write of a cursor is fenced by the lease: a replica that stalled
 past its lease and was taken over cannot move the cursor back.
 """
 
@@ -11,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+
+from fulfillment_dispatch.storage.account_schedules import AccountSchedule
 
 
 @dataclass(frozen=True)
@@ -24,46 +25,19 @@ class PollLease:
     failures: int
 
 
+SCHEDULE = AccountSchedule("shipment_poll_cursors", "next_poll_at", ("cursor", "failures"))
+
+
 async def ensure_rows(pool: asyncpg.Pool, accounts: Sequence[tuple[str, str, str]]) -> None:
     """Make a row (due now, from the start) for every (tenant, account, provider) that has none."""
-    if not accounts:
-        return
-    await pool.executemany(
-        "INSERT INTO shipment_poll_cursors (tenant_id, provider_account, provider) VALUES ($1, $2, $3)"
-        " ON CONFLICT (tenant_id, provider_account) DO NOTHING",
-        accounts,
-    )
+    await SCHEDULE.ensure_rows(pool, accounts)
 
 
 async def claim_due(
     pool: asyncpg.Pool, owner: str, lease_s: float, limit: int, accounts: Sequence[tuple[str, str, str]]
 ) -> list[PollLease]:
     """Lease up to `limit` due rows of the configured `accounts` that nobody holds."""
-    if limit <= 0 or not accounts:
-        return []
-    tenants, names, providers = (list(column) for column in zip(*accounts, strict=True))
-    rows = await pool.fetch(
-        """
-        UPDATE shipment_poll_cursors c
-           SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
-          FROM (SELECT tenant_id, provider_account FROM shipment_poll_cursors
-                 WHERE next_poll_at <= now()
-                   AND (lease_until IS NULL OR lease_until < now())
-                   AND (tenant_id, provider_account, provider) IN
-                       (SELECT * FROM unnest($4::text[], $5::text[], $6::text[]))
-                 ORDER BY next_poll_at
-                 LIMIT $3
-                 FOR UPDATE SKIP LOCKED) due
-         WHERE c.tenant_id = due.tenant_id AND c.provider_account = due.provider_account
-        RETURNING c.tenant_id, c.provider_account, c.provider, c.cursor, c.failures
-        """,
-        owner,
-        lease_s,
-        limit,
-        tenants,
-        names,
-        providers,
-    )
+    rows = await SCHEDULE.claim_due(pool, owner, lease_s, limit, accounts)
     return [PollLease(r["tenant_id"], r["provider_account"], r["provider"], r["cursor"], r["failures"]) for r in rows]
 
 
