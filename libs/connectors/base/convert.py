@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pycountry
 from google.protobuf.timestamp_pb2 import Timestamp
 from ordersync.common.v1 import money_pb2
 
@@ -81,3 +82,22 @@ def minor_units_to_decimal(minor_units: int, exponent: int = 2) -> Decimal:
     29.990000000000002-style values on the way to a vendor.
     """
     return Decimal(int(minor_units)).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
+
+
+# Spellings people and channels use that ISO 3166 does not list.
+_COUNTRY_ALIASES = {"UK": "GB", "USA": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB"}
+
+
+def country_code(text: str) -> str | None:
+    """The ISO 3166 alpha-2 code of a country written as its alpha-2 or alpha-3 code or its name
+    (any case, pycountry's lookup), or None when it names no country."""
+    text = text.strip()
+    if not text:
+        return None
+    alias = _COUNTRY_ALIASES.get(text.upper())
+    if alias:
+        return alias
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return None

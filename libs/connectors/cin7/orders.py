@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-import pycountry
 from google.protobuf.timestamp_pb2 import Timestamp
 from ordersync.common.v1 import money_pb2, order_pb2, postal_address_pb2
 from pydantic import ValidationError
@@ -118,24 +117,6 @@ def parse_order(
     return ParsedOrder(result, issues, rule_failures=rule_failures)
 
 
-# Spellings staff use that ISO 3166 does not list.
-_COUNTRY_ALIASES = {"UK": "GB", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB"}
-
-
-def country_code(text: str) -> str | None:
-    """The ISO 3166 alpha-2 code of a country as Cin7 holds it (alpha-2, alpha-3 or its name,
-    any case), or None when it names no country."""
-    if not text:
-        return None
-    alias = _COUNTRY_ALIASES.get(text.upper())
-    if alias:
-        return alias
-    try:
-        return str(pycountry.countries.lookup(text).alpha_2)
-    except LookupError:
-        return None
-
-
 def _dates(result: order_pb2.Order, order: schemas.SalesOrder, issues: list[Issue]) -> None:
     modified = _timestamp(order.modifiedDate, "modifiedDate", issues)
     if modified is None:
@@ -217,7 +198,7 @@ def _address(
         postal_code=_text(postal_code),
         # Cin7 keeps the country as the tenant typed it (a code or a name): as ISO 3166 here,
         # so routes by country match; "" when it names no country (parse_order says so).
-        region_code=country_code(_text(country)) or "",
+        region_code=convert.country_code(_text(country)) or "",
         phone=phone,
     )
 

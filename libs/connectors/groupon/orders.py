@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pycountry
 from ordersync.common.v1 import money_pb2, order_pb2, postal_address_pb2
 from pydantic import ValidationError
 
@@ -220,7 +219,7 @@ def _customer(result: order_pb2.Order, entry: schemas.OrderEntry, issues: list[I
     phone = _text(customer.phone)
     result.customer.CopyFrom(order_pb2.Customer(first_name=first, last_name=last, phone=phone))
     country = _text(customer.country)
-    region = country_code(country)
+    region = convert.country_code(country)
     if country and region is None:
         issues.append(Issue("customer.country", "names no country: expected a country's name or ISO code"))
     elif not country:
@@ -246,23 +245,6 @@ def _split_name(name: str) -> tuple[str, str]:
     # last joined again give the name as written.
     first, _, last = name.partition(" ")
     return first, last.strip()
-
-
-# Spellings ISO 3166 does not list.
-_COUNTRY_ALIASES = {"UK": "GB", "USA": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB"}
-
-
-def country_code(text: str) -> str | None:
-    """The ISO 3166 alpha-2 code of a country written as its code (2 or 3 letters) or name."""
-    if not text:
-        return None
-    alias = _COUNTRY_ALIASES.get(text.upper())
-    if alias:
-        return alias
-    try:
-        return str(pycountry.countries.lookup(text).alpha_2)
-    except LookupError:
-        return None
 
 
 def _shipping(result: order_pb2.Order, entry: schemas.OrderEntry, currency: str, issues: list[Issue]) -> None:

@@ -53,3 +53,24 @@ def test_dates_keep_their_calendar_day() -> None:
         convert.parse_date("04/12/1980")
     with pytest.raises(ValueError):
         convert.parse_date("1980-02-30")
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("US", "US"),
+        ("usa", "US"),
+        ("GBR", "GB"),
+        ("United Kingdom", "GB"),
+        ("uk", "GB"),
+        (" Scotland ", "GB"),
+        ("New Zealand", "NZ"),
+    ],
+)
+def test_a_country_written_as_a_code_or_a_name_gives_its_alpha_2_code(written, code):
+    assert convert.country_code(written) == code
+
+
+@pytest.mark.parametrize("written", ["", "  ", "Atlantis", "ZZ"])
+def test_text_naming_no_country_gives_none(written):
+    assert convert.country_code(written) is None
