@@ -27,15 +27,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import grpc
 from ordersync.dispatch.v1 import product_map_service_pb2 as pm_pb
-from ordersync.dispatch.v1 import product_map_service_pb2_grpc as pm_grpc
 from ordersync.tracking.v1 import tracking_service_pb2 as tracking_pb
 
-from libs.platform.testing import authorized
 from tests.system.groupon_warehouse import Hub, Warehouse, eventually
 from tests.system.journey import Journey
-from tests.system.stack import WAREHOUSE, Stack, TenantSpec
+from tests.system.stack import Stack, TenantSpec
 
 TENANT_ID, PANEL_TENANT_ID = "kauri-outdoor", "rimu-garden"
 OPERATOR = "ops@kauri-outdoor.example"
@@ -165,23 +162,14 @@ class GrouponDemo:
     def __init__(self, stack: Stack, hub: Hub):
         self.stack, self.hub = stack, hub
         self.warehouses = {spec.tenant_id: Warehouse(stack, stack.tenants[spec.tenant_id]) for spec in TENANTS}
-        self._channel = grpc.aio.insecure_channel(stack.grpc_address("fulfillment_dispatch"))
-        self.product_map = authorized(pm_grpc.ProductMapServiceStub(self._channel), stack.token(OPERATOR))
         self.synced: list[pm_pb.SyncProductsResponse] = []
-
-    async def close(self) -> None:
-        await self._channel.close()
 
     async def map_products(self, *mappings: pm_pb.ProductMapping) -> None:
         for mapping in mappings:
-            await self.product_map.PutProductMapping(
-                pm_pb.PutProductMappingRequest(tenant_id=TENANT_ID, mapping=mapping)
-            )
+            await self.hub.put_product_mapping(TENANT_ID, mapping)
 
     async def sync_products(self) -> pm_pb.SyncProductsResponse:
-        answer = await self.product_map.SyncProducts(
-            pm_pb.SyncProductsRequest(tenant_id=TENANT_ID, provider_account=WAREHOUSE)
-        )
+        answer = await self.hub.sync_products(TENANT_ID)
         self.synced.append(answer)
         return answer
 
@@ -241,12 +229,9 @@ async def run(stack: Stack) -> tuple[int, str]:
     items = scenarios()
     async with Hub(stack) as hub:
         demo = GrouponDemo(stack, hub)
-        try:
-            await set_up(demo)
-            await drive(demo, items)
-            return await report(demo, items)
-        finally:
-            await demo.close()
+        await set_up(demo)
+        await drive(demo, items)
+        return await report(demo, items)
 
 
 async def set_up(demo: GrouponDemo) -> None:

@@ -182,11 +182,14 @@ class Hub:
     async def map_product(self, tenant_id: str, channel_sku: str, *components: tuple[str, int]) -> None:
         """The tenant's channel SKU mapped to a warehouse SKU (one component of quantity 1: an
         alternative code) or a bundle of (sku, quantity) components."""
-        stub = products_grpc.ProductMapServiceStub(self._channel("fulfillment_dispatch"))
         mapping = products_pb.ProductMapping(
             channel_sku=channel_sku,
             components=[products_pb.ProductComponent(sku=sku, quantity=qty, name=sku) for sku, qty in components],
         )
+        await self.put_product_mapping(tenant_id, mapping)
+
+    async def put_product_mapping(self, tenant_id: str, mapping: products_pb.ProductMapping) -> None:
+        stub = products_grpc.ProductMapServiceStub(self._channel("fulfillment_dispatch"))
         request = products_pb.PutProductMappingRequest(tenant_id=tenant_id, mapping=mapping)
         await authorized(stub, self.stack.token(self.stack.operator(tenant_id))).PutProductMapping(request)
 
