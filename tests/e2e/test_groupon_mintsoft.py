@@ -148,6 +148,36 @@ async def test_an_unmapped_courier_is_blocked_then_sent_once_mapped(hub, marked)
     assert (await marked.groupon_lines(order))[0]["tracking"]["carrier"] == "HMS"
 
 
+async def test_an_order_cancelled_in_mintsoft_asks_the_operator_to_cancel_it_in_commerceinterface(hub, marked):
+    order = await marked.place(lines=1)
+    created = await marked.sent(order)
+
+    await marked.cancel(created)
+
+    order_id = (await hub.journey(MARKED, order)).order_id
+    failed = await eventually(
+        lambda: hub.writeback(MARKED, order_id),
+        lambda wb: wb is not None and wb.status == tracking_pb.WRITEBACK_STATUS_FAILED,
+        "the writeback failed with what to do",
+    )
+    assert "cancel or refund its lines in the CommerceInterface portal" in failed.reason
+    journey = await hub.journey(MARKED, order)
+    assert journey.shipment == "cancelled"
+
+
+async def test_a_despatch_callback_with_a_wrong_token_is_refused_and_changes_nothing(hub, marked):
+    order = await marked.place(lines=1)
+    created = await marked.sent(order)
+    body = {**created, "OrderStatus": "DESPATCHED", "TrackingNumber": "FORGED-1"}
+    url = f"{hub.stack.http_url('fulfillment_dispatch')}/webhooks/mintsoft/{MARKED}/not-the-token"
+
+    answer = await marked.http.post(url, json=body)
+
+    assert answer.status_code == 404
+    journey = await hub.journey(MARKED, order)
+    assert journey.shipment == "" and journey.tracking == ()
+
+
 def groupon_date(moment: datetime) -> str:
     return moment.strftime(OUTPUT_DATE)
 

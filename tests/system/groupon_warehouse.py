@@ -112,6 +112,11 @@ class Warehouse:
         response = await self.http.post(f"{self.mintsoft}/_sim/orders/{mintsoft_order['ID']}/despatch", json=body)
         response.raise_for_status()
 
+    async def cancel(self, mintsoft_order: dict[str, Any]) -> None:
+        """Cancel in Mintsoft; its callback follows."""
+        response = await self.http.post(f"{self.mintsoft}/_sim/orders/{mintsoft_order['ID']}/cancel", json={})
+        response.raise_for_status()
+
     async def add_products(self, *skus: str) -> None:
         products = [{"SKU": sku, "Name": sku} for sku in skus]
         response = await self.http.post(
