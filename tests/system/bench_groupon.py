@@ -316,8 +316,8 @@ async def run_baseline(stack: Stack, orders: int, mintsoft_pace: int, window_s: 
         deadline = started + window_s
         first = parse_page(await channel.get_orders(build_get_orders_params(1)))
         entries = list(first.entries)
-        for number in range(2, first.meta.no_of_pages + 1):
-            entries.extend(parse_page(await channel.get_orders(build_get_orders_params(number))).entries)
+        for page_no in range(2, first.meta.no_of_pages + 1):
+            entries.extend(parse_page(await channel.get_orders(build_get_orders_params(page_no))).entries)
         result.pages = first.meta.no_of_pages
         parsed = [
             p for p in build_orders(entries, tenant_id="bench-baseline", currency="USD") if isinstance(p, ParsedOrder)
