@@ -75,12 +75,18 @@ BASELINE_USER = "ms-bench-baseline"
 BASELINE_CLIENT_ID = 990001
 
 
-def tenant(mintsoft_pace: int) -> TenantSpec:
+def tenant(mintsoft_pace: int, callbacks: bool) -> TenantSpec:
+    """The measured tenant; without `callbacks` its Mintsoft account names no callback URL (an
+    empty `callback_base_url` is none), so despatch would be found by polling alone."""
+    mintsoft: dict[str, Any] = {"products": WAREHOUSE_SKUS, "order_number_prefix": PREFIX}
+    mintsoft["requests_per_minute"] = mintsoft_pace
+    if not callbacks:
+        mintsoft["callback_base_url"] = ""
     return TenantSpec.groupon_mintsoft(
         TENANT_ID,
         # A second between polls, so intake's wait is not what is measured.
         groupon={"mark_exported": True, "poll_interval_s": 1.0},
-        mintsoft={"products": WAREHOUSE_SKUS, "order_number_prefix": PREFIX, "requests_per_minute": mintsoft_pace},
+        mintsoft=mintsoft,
     )
 
 
@@ -371,15 +377,16 @@ def per_order(requests: dict[str, int], orders: int) -> str:
     return f"{sum(requests.values()) / max(1, orders):.2f}"
 
 
-async def main(orders: int, mintsoft_pace: int, window_s: float, timeout_s: float) -> int:
+async def main(orders: int, mintsoft_pace: int, window_s: float, timeout_s: float, callbacks: bool) -> int:
     run_dir = REPO / ".run" / "bench-groupon"
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = tenant(mintsoft_pace)
+    spec = tenant(mintsoft_pace, callbacks)
     async with Stack([spec], run_dir=run_dir, service_env=SERVICE_ENV) as stack:
         print(
             f"bench-groupon: {orders} Groupon orders through the services to Mintsoft (CommerceInterface at"
             f" {GROUPON_PACE}/min, Mintsoft at {mintsoft_pace}/min per account); then a bare client for up to"
-            f" {window_s:.0f} s on accounts of its own; services up; load {load()}"
+            f" {window_s:.0f} s on accounts of its own; Mintsoft callbacks {'on' if callbacks else 'off'};"
+            f" services up; load {load()}"
         )
         await put_product_map(stack)
         measured = await run_measured(stack, orders, timeout_s)
@@ -432,5 +439,20 @@ if __name__ == "__main__":
     )
     parser.add_argument("--baseline-window", type=float, default=120.0, help="seconds the bare client runs at most")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before the measured side gives up")
+    parser.add_argument(
+        "--no-callbacks",
+        action="store_true",
+        help="register no Mintsoft Connect Actions (despatch found by polling): one request an order less",
+    )
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.orders, arguments.mintsoft_pace, arguments.baseline_window, arguments.timeout)))
+    sys.exit(
+        asyncio.run(
+            main(
+                arguments.orders,
+                arguments.mintsoft_pace,
+                arguments.baseline_window,
+                arguments.timeout,
+                not arguments.no_callbacks,
+            )
+        )
+    )
