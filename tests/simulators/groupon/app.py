@@ -140,9 +140,18 @@ class GrouponStats:
     faults_served: int = 0
     requests: Counter[str] = dataclasses.field(default_factory=Counter)
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
+    # supplier_id -> route -> requests, and 429s per supplier, for the calls whose supplier
+    # authenticated: benchmarks running two clients on one simulator count each apart.
+    supplier_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
+    supplier_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        return dataclasses.asdict(self) | {
+            "requests": dict(self.requests),
+            "responses": dict(self.responses),
+            "supplier_requests": {s: dict(routes) for s, routes in self.supplier_requests.items()},
+            "supplier_rate_limited": dict(self.supplier_rate_limited),
+        }
 
 
 @dataclasses.dataclass
@@ -292,6 +301,11 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
             state.stats.refused += 1
         response = exc.response()
     state.stats.responses[str(response.status)] += 1
+    if SUPPLIER_KEY in request:
+        supplier_id = request[SUPPLIER_KEY].supplier_id
+        state.stats.supplier_requests.setdefault(supplier_id, Counter())[route_name] += 1
+        if response.status == 429:
+            state.stats.supplier_rate_limited[supplier_id] += 1
     return response
 
 

@@ -218,9 +218,22 @@ class MintsoftStats:
     faults_served: int = 0
     requests: Counter[str] = dataclasses.field(default_factory=Counter)
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
+    # username -> route -> requests, for the requests a user's key (or Auth) made: benchmarks
+    # running two clients on one simulator count each apart.
+    user_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
+    user_responses: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
+
+    def count_user(self, username: str, route_name: str, status: int) -> None:
+        self.user_requests.setdefault(username, Counter())[route_name] += 1
+        self.user_responses.setdefault(username, Counter())[str(status)] += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        return dataclasses.asdict(self) | {
+            "requests": dict(self.requests),
+            "responses": dict(self.responses),
+            "user_requests": {user: dict(routes) for user, routes in self.user_requests.items()},
+            "user_responses": {user: dict(statuses) for user, statuses in self.user_responses.items()},
+        }
 
 
 class MintsoftState:
@@ -273,6 +286,7 @@ class MintsoftState:
 
 STATE_KEY = web.AppKey("mintsoft_state", MintsoftState)
 USER_KEY = web.RequestKey("mintsoft_user", MintsoftUser)
+AUTH_USER_KEY = web.RequestKey("mintsoft_auth_user", str)  # the Username an Auth call named
 
 
 def ms_error(status: int, message: str, headers: dict[str, str] | None = None) -> SimError:
@@ -356,6 +370,9 @@ async def vendor_middleware(request: web.Request, handler: Handler) -> web.Strea
     except SimError as exc:
         response = exc.response()
     state.stats.responses[str(response.status)] += 1
+    username = request[USER_KEY].username if USER_KEY in request else request.get(AUTH_USER_KEY)
+    if username is not None:
+        state.stats.count_user(username, route_name, response.status)
     return response
 
 
@@ -445,6 +462,8 @@ async def auth(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     body = await read_json_object(request) or {}
     user = state.users.get(str(body.get("Username") or ""))
+    if user is not None:
+        request[AUTH_USER_KEY] = user.username
     expected = user.password if user else "\x00unknown"
     if not hmac.compare_digest(str(body.get("Password") or "").encode(), expected.encode()) or user is None:
         state.stats.auth_refused += 1

@@ -287,3 +287,20 @@ async def test_a_slow_answer_times_the_connector_out_and_the_listing_is_asked_ag
         page = await GrouponConnector().fetch_page(client, GrouponSettings("48213", "tok-value"), "", "harbour")
     assert [p.order.external_id for p in page.orders] == ["A"]
     assert (await http.get(f"{ci.base_url}/_sim/stats")).json()["requests"]["get_orders"] == 2
+
+
+@pytest.mark.asyncio
+async def test_stats_count_each_suppliers_requests_and_429s_apart(http):
+    other = {"supplier_id": "77001", "token": "other-token"}
+    server = await run(suppliers=[dict(SUPPLIER), other], rate_limit_per_minute=2)
+    try:
+        await listing(http, server)
+        for _ in range(3):
+            await http.get(f"{server.base_url}/api/v4/get_orders", params=other)
+        await http.get(f"{server.base_url}/api/v4/get_orders", params={"supplier_id": "48213", "token": "wrong"})
+        stats = (await http.get(f"{server.base_url}/_sim/stats")).json()
+    finally:
+        await server.stop()
+    assert stats["supplier_requests"] == {"48213": {"get_orders": 1}, "77001": {"get_orders": 3}}
+    assert stats["supplier_rate_limited"] == {"77001": 1}
+    assert stats["requests"]["get_orders"] == 5  # the refused token counts only in the totals

@@ -299,3 +299,24 @@ async def test_polling_sees_every_despatch_when_hundreds_of_orders_share_one_sec
         assert not page.more, "polling did not come to an end"
     assert seen == despatched
     assert cursor == "2024-05-02T14:33:39|1|"  # the newest order's second, not before it
+
+
+async def test_stats_count_each_users_requests_apart(http):
+    other = {"username": "ms-other", "password": "other-pass", "client_id": 13, "products": ["WH-RED-750"]}
+    server = await run_ms(users=[dict(USER), other])
+    try:
+        async with await api(http, server) as client:
+            await client.put("Order", json=order_body())
+            await client.get("Order/Search", params={"OrderNumber": "GR-1001"})
+        answer = await http.post(f"{server.base_url}/api/Auth", json={"Username": "ms-other", "Password": "other-pass"})
+        await http.get(f"{server.base_url}/api/Order/Statuses", headers={"ms-apikey": answer.json()})
+        await key(http, server, password="wrong")  # a refused Auth still names its user
+        await http.get(f"{server.base_url}/api/Order/Statuses", headers={"ms-apikey": "unknown"})
+        stats = (await http.get(f"{server.base_url}/_sim/stats")).json()
+    finally:
+        await server.stop()
+    assert stats["user_requests"] == {
+        "ms-user": {"auth": 2, "create": 1, "search": 1},
+        "ms-other": {"auth": 1, "statuses": 1},
+    }
+    assert stats["user_responses"]["ms-user"] == {"200": 3, "401": 1}
