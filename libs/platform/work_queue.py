@@ -101,6 +101,23 @@ class WorkQueue:
         """
         return await pool.fetch(self._claim_sql, limit, lease_s)
 
+    async def renew(self, pool: asyncpg.Pool, held: Sequence[tuple[str, int]], lease_s: float) -> set[str]:
+        """Extend the leases of rows still held by these (key, attempt) claims for `lease_s`
+        seconds from now; return the keys renewed (a row taken over by a newer attempt is not)."""
+        if not held:
+            return set()
+        c = self.config
+        rows = await pool.fetch(
+            f"UPDATE {c.table} q SET lease_until = now() + make_interval(secs => $3)"
+            " FROM unnest($1::text[], $2::int[]) AS r(key, attempt)"
+            f" WHERE q.{c.key} = r.key AND q.attempts = r.attempt AND q.lease_until IS NOT NULL"
+            f" RETURNING q.{c.key}",
+            [key for key, _ in held],
+            [attempt for _, attempt in held],
+            lease_s,
+        )
+        return {row[c.key] for row in rows}
+
     async def record(self, conn: PgConnection, results: Sequence[Any]) -> set[str]:
         """Store results whose attempt still holds its row; return the keys stored.
 

@@ -5,7 +5,11 @@ orders whose provider needs its own service code in one carrier-mapping call per
 hands the orders to their provider connectors (found in the registry by the order's provider)
 in chunks of the connector's batch size: one chunk per call, chunks of all accounts in flight
 at once, bounded by the connector's concurrency limit and the service's. Every item's result is
-recorded with its outbox event in one transaction.
+recorded with its outbox event in one transaction, in group commits as chunks complete (at
+RECORD_EVERY results, or RECORD_AFTER_S after the oldest unrecorded one), so an order a slow,
+one-at-a-time provider accepted early in a large pass is known as sent (and its channel told)
+without waiting for the pass to end; the claims still in flight have their leases renewed
+every third of the lease, so another replica never takes over an order being sent.
 
 A burst of orders for a provider taking large batches (ShipStation: 100 a call, 40 calls a
 minute) lingers `linger_s` while it is still arriving, so it goes in full batches rather than
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +53,13 @@ from fulfillment_dispatch.domain.dispatch import (
     sent,
 )
 from fulfillment_dispatch.domain.product_map import expand
-from fulfillment_dispatch.storage.dispatches import AttemptResult, batch_filling, claim_due, record_results
+from fulfillment_dispatch.storage.dispatches import (
+    AttemptResult,
+    batch_filling,
+    claim_due,
+    record_results,
+    renew_leases,
+)
 from fulfillment_dispatch.storage.product_map import mappings_for
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.contract import ProviderConnector, Submission, SubmissionItem, Submitted
@@ -63,6 +74,9 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 ORDERS_TOPIC = "dispatch.orders.v1"
+# Group commits of a pass's results: at this many, or this long after the oldest unrecorded.
+RECORD_EVERY = 100
+RECORD_AFTER_S = 1.0
 
 
 @dataclass
@@ -135,10 +149,41 @@ class Sender:
         ready = await self._translate_service_codes(due, results)
         await self._map_products(ready)
         chunks = [chunk for group in _by_account(ready) for chunk in _chunks(group)]
-        for chunk_results in await asyncio.gather(*(self._submit(chunk) for chunk in chunks)):
-            results.update(chunk_results)
-        await self._record(rows, results)
+        await self._submit_and_record(rows, chunks, results)
         return len(rows)
+
+    async def _submit_and_record(self, rows, chunks: list[list[_Due]], results: dict[str, _Result]) -> None:
+        """Submit every chunk at once and record results in group commits as chunks complete,
+        renewing the leases of the claims not recorded yet while any call is in flight."""
+        pending = dict(results)  # known before any call: failures, held for a pull
+        oldest = time.monotonic()
+        in_flight = {row["order_id"]: row["attempts"] for row in rows}
+        calls = {asyncio.ensure_future(self._submit(chunk)) for chunk in chunks}
+        renewer = asyncio.create_task(self._keep_leased(in_flight))
+        try:
+            while calls:
+                wait_s = max(0.0, RECORD_AFTER_S - (time.monotonic() - oldest)) if pending else None
+                done, calls = await asyncio.wait(calls, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+                for call in done:
+                    if not pending:
+                        oldest = time.monotonic()
+                    pending.update(call.result())
+                if len(pending) >= RECORD_EVERY or (pending and time.monotonic() - oldest >= RECORD_AFTER_S):
+                    await self._record(rows, pending, in_flight)
+                    pending = {}
+            await self._record(rows, pending, in_flight)
+        finally:
+            renewer.cancel()
+            for call in calls:
+                call.cancel()
+
+    async def _keep_leased(self, in_flight: dict[str, int]) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await renew_leases(self._pool, list(in_flight.items()), self._lease_s)
+            except (OSError, asyncpg.PostgresError) as exc:  # the lease may lapse: a takeover reads back first
+                log.warning("could not renew send leases", extra={"fields": {"error": str(exc)}})
 
     def _resolve(self, row) -> _Due | ProviderError:
         """The row's provider account and connector, or why there is none."""
@@ -284,9 +329,14 @@ class Sender:
         attempts = row["attempts"] - row["attempts_before_retry"]
         return outcome_of_error(error, attempts=attempts, max_attempts=self._max_attempts, now=datetime.now(UTC))
 
-    async def _record(self, rows, results: dict[str, _Result]) -> None:
+    async def _record(self, rows, results: dict[str, _Result], in_flight: dict[str, int]) -> None:
+        """Record the results of these rows (the others of the pass are still in flight)."""
+        if not results:
+            return
         attempts, events = [], []
         for row in rows:
+            if row["order_id"] not in results:
+                continue
             outcome, activity = results[row["order_id"]]
             attempts.append(
                 AttemptResult(
@@ -307,6 +357,8 @@ class Sender:
             recorded = await record_results(conn, attempts, first_check_after=self._first_check_after)
             # A result whose lease was taken over by another attempt is dropped with its event.
             await write_events(conn, [event for order_id, event in events if order_id in recorded])
+        for order_id in results:
+            in_flight.pop(order_id, None)
 
     def _event_for(self, row, outcome: Outcome) -> OutgoingEvent | None:
         ref = order_pb2.ChannelOrderRef(

@@ -12,7 +12,7 @@ import pytest_asyncio
 from ordersync.dispatch.v1 import events_pb2
 
 from carrier_mapping.testing import ACME_READER, CALLERS, running_service
-from fulfillment_dispatch.sender import Sender
+from fulfillment_dispatch.sender import RECORD_AFTER_S, Sender
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.idempotency import idempotency_key
 from libs.platform.events import parse_envelope
@@ -157,9 +157,11 @@ async def test_a_re_attempt_may_exist_at_the_provider_and_keeps_its_idempotency_
 async def test_a_late_result_whose_lease_was_taken_over_is_dropped_with_its_event(pool, hub, carriers):
     await queue(pool, "5001")
     hold = hub.vendor.hold = asyncio.Event()
-    slow = asyncio.create_task(sender(pool, hub, carriers, lease_s=0.2).run_once())
+    slow = asyncio.create_task(sender(pool, hub, carriers, lease_s=30).run_once())
     await asyncio.wait_for(hub.vendor.entered.wait(), 10)
-    await asyncio.sleep(0.3)  # the slow attempt's lease runs out while the provider holds it
+    # The slow attempt's lease runs out while the provider holds it, as it does for a replica
+    # stalled past its lease (its renewals stalled with it).
+    await pool.execute("UPDATE dispatches SET lease_until = now() - interval '1 second'")
 
     assert await sender(pool, hub, carriers).run_once() == 1  # attempt 2 takes over and is recorded
     hold.set()
@@ -192,3 +194,36 @@ async def test_an_order_whose_provider_account_is_not_configured_waits_and_says_
     assert await statuses(pool) == {"7001": ("retry_wait", "PROVIDER_NOT_CONFIGURED")}
     assert hub.vendor.calls == []
     assert "has no account 'gone'" in await pool.fetchval("SELECT reason FROM dispatches")
+
+
+async def test_a_slow_call_neither_delays_recording_the_others_nor_loses_its_lease(pool, hub, carriers):
+    """Results are recorded as their calls complete (group commits), not when the whole pass
+    ends; the lease of an order whose call is still in flight is renewed, so it is never claimed
+    again meanwhile."""
+    await queue(pool, "9001")
+    await queue(pool, "9002", account="nocancel", provider="stuckship")
+    release = asyncio.Event()
+    hub.vendor.hold = release  # the first call made waits until released
+    lease_s = 0.9
+    the_pass = asyncio.create_task(sender(pool, hub, carriers, lease_s=lease_s).run_once())
+    await asyncio.wait_for(hub.vendor.entered.wait(), 10)
+
+    async def one_sent() -> dict[str, tuple[str, str]]:
+        while True:
+            found = await statuses(pool)
+            if sorted(status for status, _ in found.values()) == ["sending", "sent"]:
+                return found
+            await asyncio.sleep(0.05)
+
+    found = await asyncio.wait_for(one_sent(), RECORD_AFTER_S + 5)
+    [held] = [number for number, (status, _) in found.items() if status == "sending"]
+    await asyncio.sleep(lease_s * 2)  # past the lease it was claimed with
+    assert await pool.fetchval("SELECT lease_until > now() FROM dispatches WHERE external_number = $1", held), (
+        "the lease of the call in flight was renewed"
+    )
+    assert not the_pass.done()
+
+    release.set()
+    assert await asyncio.wait_for(the_pass, 10) == 2
+    assert await statuses(pool) == {"9001": ("sent", ""), "9002": ("sent", "")}
+    assert len(await events(pool)) == 2

@@ -157,6 +157,11 @@ async def claim_due(pool: asyncpg.Pool, limit: int, lease_s: float) -> list[asyn
     return await SEND_QUEUE.claim(pool, limit, lease_s)
 
 
+async def renew_leases(pool: asyncpg.Pool, held: Sequence[tuple[str, int]], lease_s: float) -> set[str]:
+    """Keep the (order id, attempt) claims of a pass still calling its providers leased."""
+    return await SEND_QUEUE.renew(pool, held, lease_s)
+
+
 async def batch_filling(pool: asyncpg.Pool, providers: Sequence[str], full: int, linger_s: float) -> bool:
     """True while orders for these (batching) providers are still arriving: some are due and
     unleased, fewer than `full`, and the newest of them became due less than `linger_s` ago."""
