@@ -25,7 +25,7 @@ with `retryable` and `reason_code`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -152,6 +152,10 @@ class ClientResources:
     max_concurrency: int = 8
     rate_limiter: Callable[[str, int, int], RateLimiter] | None = None
 
+    def limiter_for(self, scope: str, requests_per_minute: int, burst: int) -> RateLimiter | None:
+        """The service's limiter for one account's budget, or None (the client paces itself)."""
+        return self.rate_limiter(scope, requests_per_minute, burst) if self.rate_limiter is not None else None
+
 
 @dataclass(frozen=True)
 class PushRequest:
@@ -274,6 +278,20 @@ class Submitted:
 
 SubmitResult = Submitted | ConnectorError
 """Per item: Submitted, or the ConnectorError that refused it (retryable or not)."""
+
+
+async def submit_one_by_one(
+    batch: Sequence[Submission], submit_one: Callable[[Submission], Awaitable[Submitted]]
+) -> list[SubmitResult]:
+    """`submit` for a provider taking one order a call (batch size 1): each item in turn, an
+    item's ConnectorError its result (the loop keeps the contract for any batch it is given)."""
+    results: list[SubmitResult] = []
+    for item in batch:
+        try:
+            results.append(await submit_one(item))
+        except ConnectorError as exc:
+            results.append(exc)
+    return results
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,7 @@ class Cin7Connector(ChannelConnector):
         return settings
 
     def open_client(self, settings: Cin7Settings, resources: ClientResources) -> Cin7Client:
-        limiter = None
-        if resources.rate_limiter is not None:
-            limiter = resources.rate_limiter(self.info.id, settings.rate_limit_per_minute, BURST)
+        limiter = resources.limiter_for(self.info.id, settings.rate_limit_per_minute, BURST)
         return Cin7Client(settings, rate_limiter=limiter)
 
     async def fetch_page(self, client: Cin7Client, settings: Cin7Settings, cursor: str, tenant_id: str) -> OrderPage:

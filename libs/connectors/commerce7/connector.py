@@ -78,9 +78,7 @@ class Commerce7Connector(ChannelConnector):
         return account
 
     def open_client(self, settings: Commerce7Account, resources: ClientResources) -> Commerce7Client:
-        limiter = None
-        if resources.rate_limiter is not None:
-            limiter = resources.rate_limiter(self.info.id, settings.api.rate_limit_per_minute, BURST)
+        limiter = resources.limiter_for(self.info.id, settings.api.rate_limit_per_minute, BURST)
         return Commerce7Client(settings.api, rate_limiter=limiter)
 
     def authenticate_push(self, settings: Commerce7Account, request: PushRequest) -> bool:

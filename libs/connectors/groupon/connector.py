@@ -67,9 +67,7 @@ class GrouponConnector(ChannelConnector):
         return settings
 
     def open_client(self, settings: GrouponSettings, resources: ClientResources) -> GrouponClient:
-        limiter = None
-        if resources.rate_limiter is not None:
-            limiter = resources.rate_limiter(self.info.id, REQUESTS_PER_MINUTE, BURST)
+        limiter = resources.limiter_for(self.info.id, REQUESTS_PER_MINUTE, BURST)
         return GrouponClient(settings, rate_limiter=limiter)
 
     async def fetch_page(

@@ -40,6 +40,7 @@ from ..base.contract import (
     SubmitResult,
     Submitted,
     provider_titles,
+    submit_one_by_one,
 )
 from ..base.errors import Conflict, ConnectorError, InvalidRequest, InvalidWebhook, NotFound, Rejected
 from ..base.settings import SectionReader, SettingsError
@@ -162,9 +163,7 @@ class MintsoftConnector(ProviderConnector):
         api = dataclasses.replace(
             settings.api, max_concurrency=min(resources.max_concurrency, self.info.limits.concurrency)
         )
-        limiter = None
-        if resources.rate_limiter is not None:
-            limiter = resources.rate_limiter(self.info.id, api.requests_per_minute, BURST)
+        limiter = resources.limiter_for(self.info.id, api.requests_per_minute, BURST)
         return MintsoftClient(api, rate_limiter=limiter)
 
     # -- submit
@@ -175,13 +174,7 @@ class MintsoftConnector(ProviderConnector):
     async def submit(
         self, client: MintsoftClient, settings: MintsoftAccount, batch: Sequence[Submission]
     ) -> list[SubmitResult]:
-        results: list[SubmitResult] = []
-        for item in batch:  # batch_size is 1; the loop keeps the contract for any caller
-            try:
-                results.append(await self._submit_one(client, settings, item))
-            except ConnectorError as exc:
-                results.append(exc)
-        return results
+        return await submit_one_by_one(batch, lambda item: self._submit_one(client, settings, item))
 
     async def _submit_one(self, client: MintsoftClient, settings: MintsoftAccount, item: Submission) -> Submitted:
         number = item.order_number

@@ -166,9 +166,7 @@ class ShipStationConnector(ProviderConnector):
         api = dataclasses.replace(
             settings.api, max_concurrency=min(resources.max_concurrency, self.info.limits.concurrency)
         )
-        limiter = None
-        if resources.rate_limiter is not None:
-            limiter = resources.rate_limiter(self.info.id, api.requests_per_minute, BURST)
+        limiter = resources.limiter_for(self.info.id, api.requests_per_minute, BURST)
         return ShipStationClient(api, rate_limiter=limiter)
 
     def order_number(self, settings: ShipStationAccount, order: order_pb2.Order) -> str:

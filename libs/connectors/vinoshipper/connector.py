@@ -33,6 +33,7 @@ from ..base.contract import (
     SubmitResult,
     Submitted,
     provider_titles,
+    submit_one_by_one,
 )
 from ..base.errors import ConnectorError, InvalidWebhook, NotFound, Rejected
 from ..base.settings import SectionReader, SettingsError
@@ -108,13 +109,7 @@ class VinoshipperConnector(ProviderConnector):
     async def submit(
         self, client: VinoshipperClient, settings: VinoshipperAccount, batch: Sequence[Submission]
     ) -> list[SubmitResult]:
-        results: list[SubmitResult] = []
-        for item in batch:  # batch_size is 1; the loop keeps the contract for any caller
-            try:
-                results.append(await self._submit_one(client, settings, item))
-            except ConnectorError as exc:
-                results.append(exc)
-        return results
+        return await submit_one_by_one(batch, lambda item: self._submit_one(client, settings, item))
 
     async def _submit_one(self, client: VinoshipperClient, settings: VinoshipperAccount, item: Submission) -> Submitted:
         number = item.order_number
