@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from libs.platform.outbox import OutboxRelay
 from libs.platform.telemetry import setup_logging, setup_telemetry
 
 log = logging.getLogger(__name__)
+
+POOL_CLOSE_TIMEOUT_S = 10.0
 
 
 class PoolComponent:
@@ -39,8 +42,17 @@ class PoolComponent:
 
     async def stop(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        if pool is None:
+            return
+        # close() waits for every connection to come back; one held by a stuck task (or
+        # waiting on a cancel Postgres never acknowledges) would hold it forever.
+        try:
+            await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "pool close timed out; terminating its connections", extra={"fields": {"after_s": POOL_CLOSE_TIMEOUT_S}}
+            )
+            pool.terminate()
 
 
 class ProducerComponent:

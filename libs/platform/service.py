@@ -10,6 +10,10 @@ from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
+# A component that has not stopped in this long is abandoned (and logged by name), so one stuck
+# stop (a driver waiting forever on a cancelled query, say) never keeps a pod from exiting.
+STOP_TIMEOUT_S = 20.0
+
 
 class Component(Protocol):
     """Anything with an idempotent async start() and stop()."""
@@ -39,7 +43,12 @@ class ComponentGroup:
         while self._started:
             component = self._started.pop()
             try:
-                await component.stop()
+                await asyncio.wait_for(component.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error(
+                    "stop timed out",
+                    extra={"fields": {"component": type(component).__name__, "after_s": STOP_TIMEOUT_S}},
+                )
             except Exception:
                 log.exception("error while stopping", extra={"fields": {"component": type(component).__name__}})
 

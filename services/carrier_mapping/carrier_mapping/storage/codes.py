@@ -13,7 +13,6 @@ when notifications are missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import warnings
@@ -34,6 +33,17 @@ _SELECT_CHANGES = "SELECT version, tenant_id FROM mapping_changes WHERE version 
 _SELECT_VERSION = "SELECT coalesce(max(version), 0) FROM mapping_changes"
 # A listener that lost its connection retries this often; the periodic refresh covers the gap.
 _RELISTEN_S = 1.0
+_STOP_S = 5.0
+
+
+async def _first_of(*events: asyncio.Event, timeout_s: float | None = None) -> None:
+    """Return once any of `events` is set, or after `timeout_s`."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def row_to_code(row) -> ServiceCode:
@@ -64,8 +74,8 @@ class CodeTableSnapshot:
     start() loads the first table before starting its tasks, and fails if it cannot, so the
     service never answers from an empty table. A failed reload is logged and retried while the
     previous table keeps answering. After each reload the changes it brought are published on
-    `feed`. stop() cancels and awaits the tasks and closes the feed; it is safe twice, and the
-    last table stays readable. Works as an async context manager.
+    `feed`. stop() closes the feed and lets the tasks finish their step (cancelling any still
+    running after a few seconds); it is safe twice, and the last table stays readable. Works as an async context manager.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, refresh_s: float, channel: str):
@@ -76,6 +86,7 @@ class CodeTableSnapshot:
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.feed = ChangeFeed()
 
@@ -90,6 +101,7 @@ class CodeTableSnapshot:
     async def start(self) -> None:
         if self._tasks:
             return
+        self._stopping.clear()
         table = await self.refresh()
         log.info("code table loaded", extra={"fields": {"codes": table.row_count, "version": table.version}})
         self._tasks = [
@@ -116,11 +128,18 @@ class CodeTableSnapshot:
             await self.refresh()
 
     async def stop(self) -> None:
+        # The loops leave at their next wait rather than being cancelled mid-query: a cancelled
+        # asyncpg query leaves its connection waiting on Postgres' cancel acknowledgement.
         tasks, self._tasks = self._tasks, []
         self.feed.close()
-        for task in tasks:
+        self._stopping.set()
+        if not tasks:
+            return
+        _, still_running = await asyncio.wait(tasks, timeout=_STOP_S)
+        for task in still_running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if still_running:
+            await asyncio.wait(still_running, timeout=_STOP_S)
 
     async def __aenter__(self) -> CodeTableSnapshot:
         await self.start()
@@ -136,8 +155,9 @@ class CodeTableSnapshot:
 
     async def _refresh_forever(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._refresh_s)
+            await _first_of(self._wake, self._stopping, timeout_s=self._refresh_s)
+            if self._stopping.is_set():
+                return
             self._wake.clear()
             try:
                 await self.refresh()
@@ -146,16 +166,16 @@ class CodeTableSnapshot:
                 # logged age says how stale answers have become while Postgres is unreachable.
                 stale_s = round(time.monotonic() - self._loaded_at, 1)
                 log.exception("code table refresh failed", extra={"fields": {"stale_s": stale_s}})
-                await asyncio.sleep(min(self._refresh_s, _RELISTEN_S))
+                await _first_of(self._stopping, timeout_s=min(self._refresh_s, _RELISTEN_S))
 
     async def _listen_forever(self) -> None:
         """Hold one pooled connection LISTENing on the channel; wake the reload on each NOTIFY."""
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._listen_once()
             except Exception:
                 log.warning("change listener lost its connection; reconnecting", exc_info=True)
-            await asyncio.sleep(_RELISTEN_S)
+            await _first_of(self._stopping, timeout_s=_RELISTEN_S)
 
     async def _listen_once(self) -> None:
         lost = asyncio.Event()
@@ -164,7 +184,7 @@ class CodeTableSnapshot:
             await conn.add_listener(self._channel, self._on_notify)
             try:
                 self._wake.set()  # catch up on anything committed while not listening
-                await lost.wait()
+                await _first_of(lost, self._stopping)
             finally:
                 if not conn.is_closed():
                     await conn.remove_listener(self._channel, self._on_notify)
