@@ -32,7 +32,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.common.v1 import order_pb2, postal_address_pb2, shipment_pb2
 
 from .errors import ConnectorError
 from .http import ConnectorClient
@@ -54,6 +54,8 @@ class Capability(Enum):
     PUSH_ORDERS = "push_orders"  # posts orders to /webhooks/{channel}/{tenant}
     PULL_ORDERS = "pull_orders"  # polled page by page from a cursor
     ACKNOWLEDGE = "acknowledge"  # wants to be told which pulled orders were committed
+    SYNC_RESULTS = "sync_results"  # wants each order's handover result: accepted (with the
+    # provider's reference) or refused (with the reason); see `report_sync_results`
     WRITE_BACK = "write_back"  # takes shipments and statuses back
     # provider side
     SUBMIT = "submit"  # takes orders, in batches of Limits.batch_size
@@ -66,8 +68,10 @@ class Capability(Enum):
     # optional services
     RATE_QUOTES = "rate_quotes"
     FREIGHT_WRITE = "freight_write"  # channel side: takes the freight chosen from a rate quote
-    CUSTOMER_DIRECTORY = "customer_directory"
+    CUSTOMER_DIRECTORY = "customer_directory"  # provider side: member look-ups and upsert
     PRODUCT_CATALOG = "product_catalog"
+    INVITE_LISTS = "invite_lists"  # channel side: lists mirrored from a directory's member types
+    CONNECTION_CHECK = "connection_check"  # can say whether the account's credentials work
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class ConnectorInfo:
         maps_products: a provider with SKUs of its own (a warehouse): each order line goes
             through the tenant's product map (an alternative code, or a bundle of components)
             before it is submitted; `Submission.items` holds the result.
+        locked_after_handover: a channel whose orders cannot be edited once a provider took
+            them (a CellarPass reservation synced to VinSuite): a later change or refund is
+            recorded and shown to operators with what changed, never sent on.
     """
 
     id: str
@@ -114,6 +121,7 @@ class ConnectorInfo:
     needs_service_code: bool = False
     needs_carrier_code: bool = False
     maps_products: bool = False
+    locked_after_handover: bool = False
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -345,6 +353,24 @@ class AckMoment(Enum):
     NEVER = "never"  # the account is set not to be told (its orders keep coming back)
 
 
+@dataclass(frozen=True)
+class SyncResult:
+    """What became of one handed-over order, for a channel with Capability.SYNC_RESULTS.
+
+    `ack_token` is the order's, from its ParsedOrder. Accepted: `provider_reference` is the
+    provider's id of the order it created. Refused: `failure` says why, in a sentence an
+    operator acts on (the channel shows it; a later success is reported again).
+    """
+
+    ack_token: str
+    provider_reference: str = ""
+    failure: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return not self.failure
+
+
 # ---- the connector kinds -------------------------------------------------------------------
 
 
@@ -393,6 +419,11 @@ class ChannelConnector(Connector):
     def acknowledge_when(self, settings: Any) -> AckMoment:
         """When this account's orders are acknowledged (Capability.ACKNOWLEDGE only)."""
         return AckMoment.ON_COMMIT
+
+    async def report_sync_results(self, client: Any, settings: Any, results: Sequence[SyncResult]) -> None:
+        """Tell the channel what became of these orders at the provider (Capability.SYNC_RESULTS):
+        sent after the provider's answer, never before. Must be safe to repeat."""
+        raise NotImplementedError(f"{self.info.id} takes no sync results")
 
     # -- write back
     async def write_back(self, client: Any, settings: Any, update: ChannelUpdate) -> bool:
@@ -512,13 +543,79 @@ class FreightWrite(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ClubMembership:
+    """One club a member belongs or belonged to; `status` as the directory spells it."""
+
+    club_id: str
+    club_name: str
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status.strip().lower() == "active"
+
+
+@dataclass(frozen=True)
+class DirectoryMember:
+    """A customer as a directory (VinSuite) knows them: id, names, contact, types and clubs."""
+
+    member_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str = ""
+    member_types: tuple[str, ...] = ()
+    clubs: tuple[ClubMembership, ...] = ()
+
+    @property
+    def active_clubs(self) -> tuple[ClubMembership, ...]:
+        return tuple(club for club in self.clubs if club.active)
+
+    @property
+    def is_club_member(self) -> bool:
+        return bool(self.active_clubs)
+
+
+@dataclass(frozen=True)
+class MemberType:
+    """A customer type in a directory, as mirrored to a channel's invite lists."""
+
+    type_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UpsertedMember:
+    """The member an upsert matched (`created` False) or created."""
+
+    member_id: str
+    created: bool
+
+
 @runtime_checkable
 class CustomerDirectory(Protocol):
-    """Capability.CUSTOMER_DIRECTORY: synchronous customer and club look-ups, and upsert."""
+    """Capability.CUSTOMER_DIRECTORY: a provider's customers (members), their types and clubs.
 
-    async def find_customer(self, client: Any, settings: Any, email: str) -> Mapping[str, Any] | None: ...
+    `find_members` matches on e-mail (exact, case-insensitive) or last name; an empty list means
+    the directory answered and knows nobody. `upsert_member` matches on e-mail, so a retried
+    upsert never creates a second member. Errors raise ConnectorError (Unavailable, Timeout,
+    RateLimited: the directory could not answer; never an empty answer).
+    """
 
-    async def upsert_customer(self, client: Any, settings: Any, customer: order_pb2.Customer) -> str: ...
+    async def find_members(
+        self, client: Any, settings: Any, *, email: str = "", last_name: str = ""
+    ) -> list[DirectoryMember]: ...
+
+    async def upsert_member(
+        self,
+        client: Any,
+        settings: Any,
+        customer: order_pb2.Customer,
+        address: postal_address_pb2.PostalAddress | None = None,
+    ) -> UpsertedMember: ...
+
+    async def member_types(self, client: Any, settings: Any) -> list[MemberType]: ...
 
 
 @dataclass(frozen=True)
@@ -612,11 +709,64 @@ class PulledByProvider(Protocol):
     def parse_posted_shipment(self, settings: Any, body: bytes) -> Notice: ...
 
 
+@dataclass(frozen=True)
+class InviteList:
+    """A channel's invite list; `source_id` names the member type it mirrors ("" for lists the
+    channel's staff made, which a mirror never touches)."""
+
+    list_id: str
+    name: str
+    source_id: str = ""
+
+
+@runtime_checkable
+class InviteLists(Protocol):
+    """Capability.INVITE_LISTS: a channel's invite lists, mirrored from a directory's types.
+
+    `put_invite_list` creates or renames the list mirroring `source_id` (safe to repeat);
+    `remove_invite_list` returns False when the list was already gone.
+    """
+
+    async def list_invite_lists(self, client: Any, settings: Any) -> list[InviteList]: ...
+
+    async def put_invite_list(self, client: Any, settings: Any, name: str, source_id: str) -> InviteList: ...
+
+    async def remove_invite_list(self, client: Any, settings: Any, list_id: str) -> bool: ...
+
+
+class ConnectionProblem(Enum):
+    """Why an account's credentials do not work, as an operator fixes it."""
+
+    BAD_CREDENTIALS = "bad_credentials"  # the username/password or key is wrong
+    ACCOUNT_INACTIVE = "account_inactive"  # right credentials, the web-service account is off
+    UNREACHABLE = "unreachable"  # the vendor did not answer (network, outage, timeout)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of one credentials check: ok, or the problem and the vendor's words."""
+
+    ok: bool
+    problem: ConnectionProblem | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class ConnectionChecks(Protocol):
+    """Capability.CONNECTION_CHECK: one cheap authenticated call that says if the account works.
+
+    Never raises for a refused or unreachable vendor: the answer says which and why."""
+
+    async def check_connection(self, client: Any, settings: Any) -> ConnectionCheck: ...
+
+
 OPTIONAL_PROTOCOLS: Mapping[Capability, type] = {
     Capability.RATE_QUOTES: RateQuotes,
     Capability.FREIGHT_WRITE: FreightWrite,
     Capability.CUSTOMER_DIRECTORY: CustomerDirectory,
     Capability.PRODUCT_CATALOG: ProductCatalog,
     Capability.PULLED_BY_PROVIDER: PulledByProvider,
+    Capability.INVITE_LISTS: InviteLists,
+    Capability.CONNECTION_CHECK: ConnectionChecks,
 }
 """A connector declaring one of these capabilities must implement its Protocol."""

@@ -49,6 +49,7 @@ METHODS = {
     Capability.PUSH_ORDERS: (ChannelConnector, ("authenticate_push", "parse_push")),
     Capability.PULL_ORDERS: (ChannelConnector, ("fetch_page",)),
     Capability.ACKNOWLEDGE: (ChannelConnector, ("acknowledge",)),
+    Capability.SYNC_RESULTS: (ChannelConnector, ("report_sync_results",)),
     Capability.WRITE_BACK: (ChannelConnector, ("write_back",)),
     Capability.READ_BACK: (ProviderConnector, ("read_back",)),
     Capability.POLL_SHIPMENTS: (ProviderConnector, ("read_back_since",)),
@@ -282,3 +283,11 @@ def test_posted_shipments_parse_purely_and_malformed_ones_say_no_retry_helps(con
         with pytest.raises(ConnectorError) as raised:
             connector.parse_posted_shipment(settings, body)
         assert raised.value.retryable is False and raised.value.reason_code.isupper()
+
+
+@pytest.mark.parametrize("connector", CONNECTORS)
+def test_only_channels_lock_orders_after_handover_and_only_those_told_the_result(connector: Connector):
+    # A lock is about edits reaching the hub from a channel; a provider has none to lock.
+    if connector.info.locked_after_handover:
+        assert Role.CHANNEL in connector.info.roles
+        assert connector.info.can(Capability.SYNC_RESULTS) or connector.info.can(Capability.ACKNOWLEDGE)
