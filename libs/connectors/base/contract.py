@@ -279,9 +279,12 @@ class Submission:
 
 @dataclass(frozen=True)
 class Submitted:
-    """A provider took the order; `activity` says how, for the order's log."""
+    """A provider took the order; `activity` says how, for the order's log. `provider_reference`
+    is the id the provider gave the order it created, where that differs from our order number
+    (VinSuite's OrderID): dispatch keeps it and tells the channel ("" when there is none)."""
 
     activity: str
+    provider_reference: str = ""
 
 
 SubmitResult = Submitted | ConnectorError
@@ -310,6 +313,7 @@ class Notice:
     order_number: str
     shipment: shipment_pb2.Shipment | None
     event: str = ""
+    provider_reference: str = ""  # the provider's own id of the order, where it has one
 
 
 @dataclass(frozen=True)
