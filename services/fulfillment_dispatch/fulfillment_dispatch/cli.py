@@ -363,7 +363,10 @@ def _describe(sync: pb.OrderSync) -> str:
     if sync.reason:
         lines.append(f"  reason:   {sync.reason}")
     if sync.provider_order_number:
-        lines.append(f"  provider: {sync.provider} order {sync.provider_order_number}, {sync.attempts} attempt(s)")
+        their_id = f" (their id {sync.provider_reference})" if sync.provider_reference else ""
+        lines.append(
+            f"  provider: {sync.provider} order {sync.provider_order_number}{their_id}, {sync.attempts} attempt(s)"
+        )
     if sync.shipment.status:
         status = shipment_pb2.ShipmentStatus.Name(sync.shipment.status).removeprefix("SHIPMENT_STATUS_").lower()
         tracking = ", ".join(sync.shipment.tracking_numbers)

@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import grpc
@@ -91,7 +91,12 @@ class _Due:
     items: tuple[SubmissionItem, ...] = ()  # the lines through the product map (maps_products)
 
 
-_Result = tuple[Outcome, str]  # the attempt's outcome and its activity line
+class _Result(NamedTuple):
+    """An attempt's outcome, its activity line, and the provider's own id of the order."""
+
+    outcome: Outcome
+    activity: str
+    provider_reference: str = ""
 
 
 class Sender:
@@ -141,7 +146,7 @@ class Sender:
             if isinstance(held, ProviderError):  # the route's mode is unusable
                 results[row["order_id"]] = self._failure(held, row)
             elif held is not None:  # a pull-mode route: the provider fetches it (custom_store.py)
-                results[row["order_id"]] = held
+                results[row["order_id"]] = _Result(*held)
             elif isinstance(resolved, _Due):
                 due.append(resolved)
             else:
@@ -212,10 +217,10 @@ class Sender:
                 continue
             answer = answers[(item.order.tenant_id, _code_query(item))]
             if isinstance(answer, ProviderError):
-                results[item.order.order_id] = (self._failed(answer, item.row), answer.message)
+                results[item.order.order_id] = _Result(self._failed(answer, item.row), answer.message)
             elif not answer.found:
                 error = ProviderError("UNMAPPED_CARRIER", answer.error, retryable=False)
-                results[item.order.order_id] = (self._failed(error, item.row), answer.error)
+                results[item.order.order_id] = _Result(self._failed(error, item.row), answer.error)
             else:
                 item.service_code = answer.code
                 ready.append(item)
@@ -312,7 +317,7 @@ class Sender:
 
     def _result_of(self, item: _Due, answer: Any) -> _Result:
         if isinstance(answer, Submitted):
-            return sent(), answer.activity
+            return _Result(sent(), answer.activity, answer.provider_reference)
         if isinstance(answer, ConnectorError):
             answer = ProviderError(answer.reason_code, answer.message, answer.retryable, tuple(answer.details))
         if not isinstance(answer, ProviderError):
@@ -322,7 +327,7 @@ class Sender:
     # ---- outcomes and recording ----------------------------------------------------------
 
     def _failure(self, error: ProviderError, row) -> _Result:
-        return self._failed(error, row), activity_of_error(error, row["attempts"])
+        return _Result(self._failed(error, row), activity_of_error(error, row["attempts"]))
 
     def _failed(self, error: ProviderError, row) -> Outcome:
         # An operator's Retry gives a fresh budget: count only the attempts made since.
@@ -337,7 +342,7 @@ class Sender:
         for row in rows:
             if row["order_id"] not in results:
                 continue
-            outcome, activity = results[row["order_id"]]
+            outcome, activity, reference = results[row["order_id"]]
             attempts.append(
                 AttemptResult(
                     row["order_id"],
@@ -348,9 +353,10 @@ class Sender:
                     outcome.next_attempt_at,
                     activity,
                     row["attempts"],
+                    provider_reference=reference,
                 )
             )
-            event = self._event_for(row, outcome)
+            event = self._event_for(row, outcome, reference)
             if event is not None:
                 events.append((row["order_id"], event))
         async with self._pool.acquire() as conn, conn.transaction():
@@ -360,7 +366,7 @@ class Sender:
         for order_id in results:
             in_flight.pop(order_id, None)
 
-    def _event_for(self, row, outcome: Outcome) -> OutgoingEvent | None:
+    def _event_for(self, row, outcome: Outcome, provider_reference: str) -> OutgoingEvent | None:
         ref = order_pb2.ChannelOrderRef(
             channel=row["channel"],
             external_id=row["external_id"],
@@ -375,6 +381,7 @@ class Sender:
                 provider=row["provider"],
                 provider_order_number=row["provider_order_number"],
                 provider_account=row["provider_account"],
+                provider_reference=provider_reference,
             )
         elif outcome.status is Status.FAILED:
             message = events_pb2.OrderDispatchFailed(

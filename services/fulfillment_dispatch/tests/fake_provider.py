@@ -45,6 +45,7 @@ TENANT = "acme"
 REFUSED = "refuse"  # an order number the vendor refuses for good
 BUSY = "busy"  # ... answers "try again later" for
 DOWN = "down"  # ... fails the whole call for
+OWN_ID = "own-id"  # ... gives an id of its own for (as VinSuite's OrderID)
 NOTICE_TOKEN = "notice-s3cret"  # the 'notices' account's header token
 
 
@@ -76,6 +77,8 @@ class FakeVendor:
         if number.startswith(BUSY):
             return Unavailable("the provider answered 503")
         self.orders.setdefault(item.order_number, shipment_pb2.Shipment())
+        if number.startswith(OWN_ID):
+            return Submitted(f"taken as {item.order_number}", provider_reference=f"V{len(self.orders)}")
         return Submitted(f"taken as {item.order_number}")
 
     def ship(self, order_number: str, tracking: str) -> None:

@@ -16,7 +16,7 @@ from fulfillment_dispatch.sender import RECORD_AFTER_S, Sender
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.idempotency import idempotency_key
 from libs.platform.events import parse_envelope
-from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, REFUSED, TENANT, queue
+from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, OWN_ID, REFUSED, TENANT, queue
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -119,6 +119,17 @@ async def test_each_item_of_a_call_gets_its_own_result(pool, hub, carriers):
     assert set(announced) == {"OrderDispatched", "OrderDispatchFailed"}
     assert announced["OrderDispatchFailed"].reason_code == "UNKNOWN_SKU"
     assert announced["OrderDispatchFailed"].provider_account == "batch"
+
+
+async def test_the_providers_own_id_of_an_order_is_kept_and_announced(pool, hub, carriers):
+    await queue(pool, f"{OWN_ID}-1", "3101")
+
+    await sender(pool, hub, carriers).run_once()
+
+    rows = await pool.fetch("SELECT external_number, provider_reference FROM dispatches")
+    assert {r["external_number"]: r["provider_reference"] for r in rows} == {f"{OWN_ID}-1": "V1", "3101": ""}
+    announced = {e.channel_ref.external_number: e.provider_reference for e in await events(pool)}
+    assert announced == {f"{OWN_ID}-1": "V1", "3101": ""}
 
 
 async def test_an_error_of_the_whole_call_applies_to_its_chunk_only(pool, hub, carriers):

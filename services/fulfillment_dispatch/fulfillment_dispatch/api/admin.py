@@ -173,6 +173,7 @@ def order_sync(row, registry: Registry) -> pb.OrderSync:
         reason_code=row["reason_code"],
         reason=row["reason"],
         provider_order_number=row["provider_order_number"],
+        provider_reference=row["provider_reference"],
         attempts=row["attempts"],
     )
     sync.updated_time.FromDatetime(row["updated_at"])

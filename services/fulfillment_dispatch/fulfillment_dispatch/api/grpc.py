@@ -54,6 +54,7 @@ def _record(row) -> dispatch_pb2.DispatchRecord:
         reason_code=row["reason_code"],
         reason=row["reason"],
         provider_order_number=row["provider_order_number"],
+        provider_reference=row["provider_reference"],
         attempts=row["attempts"],
     )
     record.updated_time.FromDatetime(row["updated_at"])

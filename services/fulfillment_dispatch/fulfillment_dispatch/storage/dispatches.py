@@ -62,6 +62,7 @@ class AttemptResult:
     activity: str
     attempt: int  # the attempt number this result belongs to (fences out stale lease holders)
     check_after: timedelta | None = None  # a sent order's first read-back, set by record_results
+    provider_reference: str = ""  # the provider's own id of the order (Submitted.provider_reference)
 
 
 async def enqueue(conn: PgConnection, rows: Sequence[NewDispatch]) -> list[str]:
@@ -131,13 +132,16 @@ SEND_QUEUE = WorkQueue(
             "external_number",
             "traceparent",
         ),
-        results={"reason_code": "text", "reason": "text", "check_after": "interval"},
+        results={"reason_code": "text", "reason": "text", "check_after": "interval", "provider_reference": "text"},
         stored=("reason_code", "reason"),
         set_clauses=(
             "updated_at = now()",
             # A sent order is read back after a while, in case the provider's notices never come.
             "next_check_at = CASE WHEN r.status = 'sent' THEN now() + r.check_after ELSE NULL END",
             "status_checks = 0",
+            # The provider's own id, once it gave one; a later result without one keeps it.
+            "provider_reference = CASE WHEN r.provider_reference <> '' THEN r.provider_reference"
+            " ELSE q.provider_reference END",
             # An order held for a provider that fetches it enters the provider's export windows now.
             "export_modified_at = CASE WHEN r.status = 'awaiting_pull' THEN now() ELSE q.export_modified_at END",
         ),
@@ -308,6 +312,7 @@ async def record_webhook(conn, tenant_id: str, provider: str, body: bytes, outco
 
 _RECORD_COLUMNS = (
     "order_id, tenant_id, provider, provider_account, route, status, reason_code, reason, provider_order_number,"
+    " provider_reference,"
     " attempts, next_attempt_at, updated_at, channel, channel_account, external_id, external_number,"
     " shipment_status, shipment_proto"
 )
