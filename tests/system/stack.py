@@ -65,6 +65,8 @@ STORE, WINE_SHIPPING, SHIPPING_ROUTE = "store", "wine-shipping", "wine-clubs-and
 OMNI, LABELS, LABELS_ROUTE = "omni", "labels", "omni-to-labels"
 # The accounts and route of TenantSpec.groupon_mintsoft.
 DEALS, WAREHOUSE, WAREHOUSE_ROUTE = "deals", "warehouse", "deals-to-warehouse"
+# A CellarPass winery whose paid reservations go to VinSuite as Customer Pickup orders.
+RESERVATIONS, CLUB, PICKUP_ROUTE = "reservations", "club", "reservations-to-vinsuite"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class TenantSpec:
     accounts: tuple[AccountSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
     operators: tuple[str, ...] = ()  # callers with the operator role; ("ops@<tenant>",) when empty
+    # the tenant's automated discounts, each a [[tenants.<id>.discount_rules]] table (docs/tenants.md)
+    discount_rules: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def commerce7_vinoshipper(
@@ -159,6 +163,25 @@ class TenantSpec:
         warehouse = simulators.get("mintsoft").new_account(WAREHOUSE, tenant_id, **dict(mintsoft or {}))
         route = RouteSpec(WAREHOUSE_ROUTE, DEALS, WAREHOUSE, ship_to_states=None, options=dict(route_options or {}))
         return cls(tenant_id, (deals, warehouse), (route,), operators)
+
+    @classmethod
+    def cellarpass_vinsuite(
+        cls,
+        tenant_id: str,
+        *,
+        cellarpass: Mapping[str, Any] | None = None,
+        vinsuite: Mapping[str, Any] | None = None,
+        discount_rules: Sequence[Mapping[str, Any]] = (),
+        operators: tuple[str, ...] = (),
+    ) -> TenantSpec:
+        """A CellarPass winery ("reservations") whose paid reservations become Customer Pickup
+        orders in VinSuite ("club") by one route; VinSuite is also the tenant's customer
+        directory. `cellarpass`/`vinsuite` are the accounts' options (e.g. `order_date`)."""
+        simulators = default_simulators()
+        reservations = simulators.get("cellarpass").new_account(RESERVATIONS, tenant_id, **dict(cellarpass or {}))
+        club = simulators.get("vinsuite").new_account(CLUB, tenant_id, **dict(vinsuite or {}))
+        route = RouteSpec(PICKUP_ROUTE, RESERVATIONS, CLUB, ship_to_states=None)
+        return cls(tenant_id, (reservations, club), (route,), operators, tuple(discount_rules))
 
     def account(self, name: str) -> AccountSpec:
         for account in self.accounts:
@@ -557,7 +580,10 @@ class Stack:
             if entry.callback_base_option and entry.callback_base_option not in section:
                 section[entry.callback_base_option] = self.http_url("fulfillment_dispatch")
             accounts[account.name] = section
-        return {"accounts": accounts, "routes": [_route_section(route) for route in tenant.routes]}
+        section = {"accounts": accounts, "routes": [_route_section(route) for route in tenant.routes]}
+        if tenant.discount_rules:
+            section["discount_rules"] = [dict(rule) for rule in tenant.discount_rules]
+        return section
 
     def _write_tenants_file(self) -> None:
         # Written whole, then renamed: a service reloading the file never reads half of it.
