@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import NoReturn
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -17,7 +18,7 @@ from ordersync.intake.v1 import intake_service_pb2_grpc as pb_grpc
 
 from libs.connectors.base.contract import Capability
 from libs.connectors.base.errors import ConnectorError
-from libs.platform.accounts import AccountClients
+from libs.platform.accounts import AccountClients, OpenAccount
 from libs.platform.auth import OPERATOR, READ, GrpcAccess
 from order_intake.pulling.dry_run import MAX_PAGES, DryRunReport, dry_run
 from order_intake.revisions import RevisionBuilder
@@ -67,7 +68,7 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"tenant {request.tenant_id!r} has no such order")
         record = _record(row)
-        locked = await storage.locked_changes_of_order(self._pool, request.tenant_id, row["order_id"])
+        locked = await storage.locked_changes_of_order(self._pool, request.tenant_id, record.order.order_id)
         record.locked_changes.extend(_locked(r) for r in locked)
         return pb.GetOrderResponse(record=record)
 
@@ -120,15 +121,17 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
     async def SyncNow(self, request: pb.SyncNowRequest, context: grpc.aio.ServicerContext) -> pb.SyncNowResponse:
         await self._access.require(context, request.tenant_id, READ if request.dry_run else OPERATOR)
         if not request.account:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account is required")
-        if self._accounts is None or self._builder is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this intake serves no pulled accounts")
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "account is required")
+        accounts, builder = self._accounts, self._builder
+        if accounts is None or builder is None:
+            await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this intake serves no pulled accounts")
         try:
-            opened = await self._accounts.channel(request.tenant_id, request.account)
+            opened: OpenAccount | None = await accounts.channel(request.tenant_id, request.account)
         except LookupError:  # no such tenant or account, or an account that is not a channel
             opened = None
         if opened is None or not opened.connector.info.can(Capability.PULL_ORDERS):
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.NOT_FOUND,
                 f"tenant {request.tenant_id!r} has no pulled channel account {request.account!r}",
             )
@@ -137,8 +140,8 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
                 report = await dry_run(
                     self._pool,
                     opened,
-                    self._accounts.registry,
-                    self._builder,
+                    accounts.registry,
+                    builder,
                     RevisionWriter(self._pool),
                     max_pages=self._max_dry_run_pages,
                 )
@@ -148,6 +151,8 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
         key = pulls.AccountKey(request.tenant_id, request.account)
         await pulls.ensure_rows(self._pool, [(key.tenant_id, key.account, opened.connector.info.id)])
         was = await pulls.sync_now(self._pool, key)
+        if was is None:  # the row was made just above; only a concurrent delete gets here
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"{request.account!r} has no pull cursor")
         answer = pb.SyncNowResponse(polling_now=bool(was["lease_owner"]))
         answer.previous_next_poll_time.FromDatetime(was["next_poll_at"])
         due = was["next_poll_at"].isoformat(timespec="seconds")
@@ -157,6 +162,11 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
             else f"{request.account} will be polled within seconds (it was due {due})"
         )
         return answer
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("context.abort returned")  # it raises; this tells type checkers so
 
 
 def _dry_run_answer(report: DryRunReport) -> pb.SyncNowResponse:

@@ -18,6 +18,7 @@ import asyncpg
 from google.protobuf.message import DecodeError
 from ordersync.dispatch.v1 import events_pb2
 
+from libs.platform.db import PgConnection
 from libs.platform.events import EnvelopeError, unpack
 from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from order_intake.storage import pulls
@@ -40,14 +41,14 @@ class OrderDispatchedConsumer:
         Outcomes are applied in the batch's order, so a refusal followed by an acceptance of
         one order (a retry) ends accepted."""
         async with self._pool.acquire() as conn, conn.transaction():
-            outcomes = []
+            outcomes: list[events_pb2.OrderDispatched | events_pb2.OrderDispatchFailed] = []
             for event in await claim_fresh(conn, self._group, events):
                 kind = event.envelope.payload.TypeName()
                 message_type = _OUTCOMES.get(kind)
                 if message_type is None:
                     continue  # news intake has no use for
                 try:
-                    outcomes.append(unpack(event.envelope, message_type))
+                    outcomes.append(unpack(event.envelope, message_type))  # type: ignore[arg-type]
                 except (EnvelopeError, DecodeError) as exc:
                     await keep_dead_letter(
                         conn, self._group, event, f"{message_type.__name__} that does not parse: {exc}"
@@ -71,7 +72,9 @@ _OUTCOMES = {
 }
 
 
-async def _record(conn, outcome) -> list[pulls.AccountKey]:
+async def _record(
+    conn: PgConnection, outcome: events_pb2.OrderDispatched | events_pb2.OrderDispatchFailed
+) -> list[pulls.AccountKey]:
     if isinstance(outcome, events_pb2.OrderDispatched):
         reference = outcome.provider_reference or outcome.provider_order_number
         return await pulls.handed_over(conn, [pulls.Handover(outcome.order_id, outcome.provider, reference)])

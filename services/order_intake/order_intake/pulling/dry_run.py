@@ -10,6 +10,7 @@ acknowledged or reported. At most `max_pages` pages are fetched; the answer says
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from libs.connectors.base.contract import ChannelConnector, Ignored, ParsedOrder
@@ -97,7 +98,7 @@ async def dry_run(
 
 
 def _describe(
-    items: list[ParsedOrder | Ignored], revisions: list[Revision], recorded: list[Recorded], delay_s: float
+    items: Sequence[ParsedOrder | Ignored], revisions: list[Revision], recorded: list[Recorded], delay_s: float
 ) -> list[DryRunRecord]:
     now, described, index = time.time(), [], 0
     for item in items:
