@@ -368,6 +368,9 @@ async def test_sync_now_brings_the_poll_forward_and_says_when_it_was_due(databas
             mine = pb.SyncNowRequest(tenant_id=TENANT, account=ACCOUNT)
             assert await code_of(GLOBEX_OPERATOR, mine) == grpc.StatusCode.PERMISSION_DENIED
             assert await code_of(ACME_READER, mine) == grpc.StatusCode.PERMISSION_DENIED  # a reader only looks
+            vendor.fail_fetches = 1  # the channel is down: a dry run cannot say, and says so
+            dry = pb.SyncNowRequest(tenant_id=TENANT, account=ACCOUNT, dry_run=True)
+            assert await code_of(ACME_READER, dry) == grpc.StatusCode.UNAVAILABLE
         await pool.execute("UPDATE pull_cursors SET next_poll_at = now() + interval '1 hour'")
         capsys.readouterr()
         assert await run_cli(monkeypatch, ACME_OPERATOR, addr, "sync-now", ACCOUNT) == 0

@@ -146,7 +146,9 @@ class OrderIntakeServicer(pb_grpc.OrderIntakeServiceServicer):
                     max_pages=self._max_dry_run_pages,
                 )
             except ConnectorError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the channel did not answer the dry run: {exc}")
+                # Only a retryable error is UNAVAILABLE; bad credentials, say, will not pass by retrying.
+                code = grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.FAILED_PRECONDITION
+                await context.abort(code, f"the channel refused the dry run: {exc}")
             return _dry_run_answer(report)
         key = pulls.AccountKey(request.tenant_id, request.account)
         await pulls.ensure_rows(self._pool, [(key.tenant_id, key.account, opened.connector.info.id)])

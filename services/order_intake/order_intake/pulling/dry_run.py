@@ -9,7 +9,6 @@ acknowledged or reported. At most `max_pages` pages are fetched; the answer says
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ from libs.connectors.base.contract import ChannelConnector, Ignored, ParsedOrder
 from libs.connectors.registry import Registry
 from libs.platform.accounts import OpenAccount
 from order_intake.domain.intake import RuleFailure
-from order_intake.pulling.scheduler import page_revisions, still_delayed
+from order_intake.pulling.scheduler import page_revisions
 from order_intake.revisions import RevisionBuilder
 from order_intake.storage import pulls
 from order_intake.storage.orders import Recorded, Revision, RevisionWriter
@@ -84,9 +83,9 @@ async def dry_run(
     while report.pages < max_pages:
         page = await connector.fetch_page(opened.client, opened.settings, cursor, key.tenant_id)
         report.pages += 1
-        revisions, _, held_for = page_revisions(builder, registry, key, opened.account, connector, page)
+        revisions, taken, held_for = page_revisions(builder, registry, key, opened.account, connector, page)
         recorded = await writer.preview(revisions)
-        report.records += _describe(page.orders, revisions, recorded, opened.account.import_delay_s)
+        report.records += _describe(page.orders, revisions, recorded, taken, opened.account.import_delay_s)
         if held_for is not None:
             report.held = True  # the poll would stop here, the cursor kept before this page
             return report
@@ -98,11 +97,17 @@ async def dry_run(
 
 
 def _describe(
-    items: Sequence[ParsedOrder | Ignored], revisions: list[Revision], recorded: list[Recorded], delay_s: float
+    items: Sequence[ParsedOrder | Ignored],
+    revisions: list[Revision],
+    recorded: list[Recorded],
+    taken: dict[int, ParsedOrder],
+    delay_s: float,
 ) -> list[DryRunRecord]:
-    now, described, index = time.time(), [], 0
+    """One record per item, in the page's order; an order with no revision was held by the delay."""
+    with_revision = {id(parsed) for parsed in taken.values()}
+    described, index = [], 0
     for item in items:
-        if isinstance(item, ParsedOrder) and still_delayed(item, delay_s, now) > 0:
+        if isinstance(item, ParsedOrder) and id(item) not in with_revision:
             order = item.order
             reason = f"placed less than the account's import delay ({delay_s:g} s) ago: taken by a later poll"
             described.append(DryRunRecord(order.external_id, order.external_number, "ignored", reason))
