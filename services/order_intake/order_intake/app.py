@@ -63,7 +63,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
 
     def grpc_server() -> GrpcServer:
-        servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers))
+        servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers), accounts=accounts, builder=builder)
         binding = bind(intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", servicer)
         return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 

@@ -4,12 +4,18 @@
     python -m order_intake.cli --tenant acme list --code NOT_FULLY_PICKED
     python -m order_intake.cli --tenant acme show cin7 41872
     python -m order_intake.cli --tenant acme accounts
+    python -m order_intake.cli --tenant acme locked [ACCOUNT]
+    python -m order_intake.cli --tenant acme sync-now ACCOUNT [--dry-run]
 
 `list` pages newest first through the tenant's orders, optionally of one status and failing one
 import rule (its code); `show` prints one order's intake record by its channel and channel id;
 `accounts` prints each pulled channel account's poll state: cursor, next poll, failures, last
 error, and the acknowledgements it still owes the channel (after commit, or after handover: the
-orders awaiting the provider and those handed over but not yet acknowledged).
+orders awaiting the provider and those handed over but not yet acknowledged) and the sync
+results it has yet to tell; `locked` lists the changes of synced orders that were recorded and
+not sent on (channels locked after sync), newest first, each with its message; `sync-now` brings
+an account's poll forward (the caller must be an operator of the tenant) or, with --dry-run (a
+reader suffices), prints what a poll would do with each record, committing nothing.
 The caller's bearer token is read from ORDERSYNC_INTAKE_TOKEN (another variable with
 --token-env, or a file with --token-file), never from the command line; it must be a reader of
 the tenant. TLS as the admin CLI (ORDERSYNC_GRPC_CA_FILE ...). Exit codes: 0 done, 1 refused (the
@@ -45,6 +51,7 @@ _REFUSALS = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -88,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
 
     accounts = commands.add_parser("accounts", help="pulled channel accounts: polling and acknowledgements owed")
     accounts.set_defaults(run=_accounts)
+
+    locked = commands.add_parser("locked", help="changes of synced orders recorded and not sent on")
+    locked.add_argument("account", nargs="?", default="", help="only this channel account's")
+    locked.add_argument("--limit", type=int, default=50)
+    locked.set_defaults(run=_locked)
+
+    sync = commands.add_parser("sync-now", help="poll a pulled account now, or list what a poll would do")
+    sync.add_argument("account", help="the tenant's name for the pulled channel account")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be sent; commit and send nothing")
+    sync.set_defaults(run=_sync_now)
     return parser
 
 
@@ -127,7 +144,46 @@ def _show(stub, args) -> int:
             print(f"    {failure.code:<22} {failure.sentence}")
     elif record.status_reason:
         print(f"  reason:    {record.status_reason}")
+    if record.locked_changes:
+        print(f"  locked after sync: {len(record.locked_changes)} change(s) not sent on:")
+        for change in record.locked_changes:
+            print(f"    {_time(change.received_time)} revision {change.revision}")
+            print(f"      {change.message}")
     return 0
+
+
+def _locked(stub, args) -> int:
+    request = pb.ListLockedChangesRequest(tenant_id=args.tenant, account=args.account, page_size=min(args.limit, 500))
+    answer = stub.ListLockedChanges(request, timeout=10, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    for change in answer.changes:
+        number = change.external_number or change.external_id
+        print(f"{_time(change.received_time)} {change.account} ({change.channel}) order {number} ({change.order_id})")
+        print(f"  {change.message}")
+    more = "; more: give --limit or an account" if answer.next_page_token else ""
+    print(f"({len(answer.changes)} locked change(s){more})")
+    return 0
+
+
+def _sync_now(stub, args) -> int:
+    request = pb.SyncNowRequest(tenant_id=args.tenant, account=args.account, dry_run=args.dry_run)
+    # A dry run fetches up to its page limit from the channel: give it time.
+    answer = stub.SyncNow(request, timeout=120 if args.dry_run else 10, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    for record in answer.records:
+        action = pb.DryRunAction.Name(record.action).removeprefix("DRY_RUN_ACTION_").lower()
+        number = record.external_number or record.external_id or "-"
+        print(f"{number:<14} {action:<13} {record.detail}")
+        for failure in record.rule_failures:
+            print(f"    {failure.code:<22} {failure.sentence}")
+    print(answer.message)
+    return 0
+
+
+def _time(stamp) -> str:
+    return stamp.ToDatetime().isoformat(timespec="seconds") + "Z"
 
 
 def _accounts(stub, args) -> int:
@@ -143,6 +199,8 @@ def _accounts(stub, args) -> int:
             f" {cursor.awaiting_handover_count} awaiting handover,"
             f" {cursor.handed_over_unacknowledged_count} handed over not yet acknowledged"
         )
+        if cursor.unreported_sync_results_count:
+            print(f"  sync results to tell the channel: {cursor.unreported_sync_results_count}")
         if cursor.failures or cursor.last_error:
             print(f"  {cursor.failures} failed poll(s) in a row; last error: {cursor.last_error or '-'}")
     print(f"({len(answer.cursors)} pulled account(s))")

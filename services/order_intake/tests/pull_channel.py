@@ -1,7 +1,7 @@
 """A pulled sales channel for intake's tests: a small real HTTP vendor and its connector.
 
 The vendor (`Vendor`, aiohttp on a free port) serves its orders page by page after a cursor (the
-index of the next record) and takes acknowledgements; it records every fetch (who, when, how many
+index of the next record) and takes acknowledgements and sync results; it records every fetch (who, when, how many
 at once) and every acknowledgement, and fails on request. The connector (`PullConnector`, id
 "pullfake", PULL_ORDERS + ACKNOWLEDGE) fetches those pages over HTTP with the platform's
 HttpTransport, as a real connector would. Each replica under test gets its own connector
@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from google.protobuf import timestamp_pb2
-from ordersync.common.v1 import order_pb2
+from ordersync.common.v1 import money_pb2, order_pb2
 
 from libs.connectors.base.contract import (
     Capability,
@@ -34,6 +34,7 @@ from libs.connectors.base.contract import (
     SecretResolver,
 )
 from libs.connectors.base.http import ConnectorClient, HttpTransport, RetryPolicy
+from libs.connectors.base.issues import Issue
 from libs.connectors.base.settings import SectionReader
 
 CONNECTOR_ID = "pullfake"
@@ -60,6 +61,11 @@ class Vendor:
     acks: list[tuple[str, list[str], float]] = field(default_factory=list)  # (replica, tokens, time)
     refused_acks: list[list[str]] = field(default_factory=list)
     on_ack: Callable[[list[str]], Awaitable[None]] | None = None  # runs as each acknowledgement arrives
+    # Sync results as the channel keeps them: token -> its latest result; every call received.
+    results: dict[str, dict] = field(default_factory=dict)
+    result_calls: list[list[dict]] = field(default_factory=list)
+    fail_results: int = 0  # the next N sync-result calls answer 503
+    lose_result_answers: int = 0  # the next N sync-result calls are taken, then answered 503
     in_flight: int = 0
     most_in_flight: int = 0
     url: str = ""
@@ -102,12 +108,26 @@ class Vendor:
         self.acks.append((request.headers.get("X-Replica", ""), list(body["tokens"]), time.time()))
         return web.json_response({"ok": True})
 
+    async def _sync_results(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.fail_results > 0:
+            self.fail_results -= 1
+            return web.json_response({"error": "maintenance"}, status=503)
+        self.result_calls.append(list(body["results"]))
+        for result in body["results"]:  # keyed by the order's token: a repeat changes nothing
+            self.results[result["token"]] = result
+        if self.lose_result_answers > 0:
+            self.lose_result_answers -= 1
+            return web.json_response({"error": "answer lost"}, status=503)
+        return web.json_response({"ok": True})
+
 
 @asynccontextmanager
 async def running(vendor: Vendor) -> AsyncIterator[Vendor]:
     app = web.Application()
     app.router.add_get("/orders", vendor._orders)
     app.router.add_post("/ack", vendor._ack)
+    app.router.add_post("/sync-results", vendor._sync_results)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     vendor.url = f"http://127.0.0.1:{server.port}"
@@ -138,6 +158,11 @@ class PullClient(ConnectorClient):
 
     async def acknowledge(self, tokens: list[str]) -> None:
         await self._http.request("POST", "/ack", json={"tokens": tokens}, operation="ack", retry_unsafe=True)
+
+    async def sync_results(self, results: list[dict]) -> None:
+        await self._http.request(
+            "POST", "/sync-results", json={"results": results}, operation="sync results", retry_unsafe=True
+        )
 
 
 class PullConnector(ChannelConnector):
@@ -194,5 +219,14 @@ def _parse(record: dict, tenant_id: str) -> ParsedOrder | Ignored:
     )
     if record.get("placed") is not None:
         order.placed_time.CopyFrom(timestamp_pb2.Timestamp(seconds=int(record["placed"])))
-    order.lines.add(sku="WINE-1", quantity=1)
-    return ParsedOrder(order, ack_token=f"ack-{record['id']}")
+    order.lines.add(sku="WINE-1", quantity=record.get("quantity", 1))
+    # Optional fields a test changes between revisions: the total (minor units) and the status.
+    if "total" in record:
+        order.totals.total.CopyFrom(money_pb2.Money(currency_code="USD", minor_units=record["total"]))
+    order.channel_status = record.get("status", "")
+    parsed = ParsedOrder(order, ack_token=f"ack-{record['id']}")
+    if record.get("rule"):
+        parsed.rule_failures.append(Issue("status", f"the order is {record['rule']}", code="NOT_PAID"))
+    if record.get("bad"):
+        parsed.issues.append(Issue("lines", "a line has no SKU"))
+    return parsed

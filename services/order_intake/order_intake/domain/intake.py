@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -123,3 +124,77 @@ def same_order_content(stored_proto: bytes, new_proto: bytes) -> bool:
     stored.ClearField("revision")
     new.ClearField("revision")
     return stored == new
+
+
+# ---- locked after sync (ConnectorInfo.locked_after_handover) ------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncLock:
+    """How to word a locked change for one channel: its label, and a provider's label by its
+    connector id (the handover row names the provider that took the order)."""
+
+    channel_label: str
+    provider_label: Callable[[str], str]
+
+
+def order_changes(stored: order_pb2.Order, new: order_pb2.Order) -> list[str]:
+    """What a newer revision changes, in operator words ("total 120.00 → 90.00"); never a
+    customer's personal details themselves (they would land in logs and screens), only that
+    they changed. Empty when nothing ordersync sends differs."""
+    changes: list[str] = []
+    if stored.totals.total != new.totals.total:
+        changes.append(f"total {_money(stored.totals.total)} → {_money(new.totals.total)}")
+    if stored.channel_status != new.channel_status:
+        changes.append(f"status {stored.channel_status or '-'} → {new.channel_status or '-'}")
+    if stored.payment.status != new.payment.status:
+        changes.append(f"payment {stored.payment.status or '-'} → {new.payment.status or '-'}")
+    if _lines(stored) != _lines(new):
+        changes.append(f"lines {_lines_text(stored)} → {_lines_text(new)}")
+    for field, words in (
+        ("customer", "customer details changed"),
+        ("ship_to", "ship-to address changed"),
+        ("bill_to", "billing address changed"),
+        ("discounts", "discounts changed"),
+    ):
+        if getattr(stored, field) != getattr(new, field):
+            changes.append(words)
+    if not changes:
+        rest_stored, rest_new = order_pb2.Order(), order_pb2.Order()
+        rest_stored.CopyFrom(stored)
+        rest_new.CopyFrom(new)
+        for order in (rest_stored, rest_new):
+            order.ClearField("revision")
+        if rest_stored != rest_new:
+            changes.append("other order details changed")
+    return changes
+
+
+def locked_message(
+    lock: SyncLock, changes: list[str], *, synced_at: datetime, provider: str, provider_reference: str
+) -> str:
+    """The operator's message for a change refused because the order was synced: what changed,
+    when and as what it was synced, and what to do."""
+    provider_label = lock.provider_label(provider) if provider else "the provider"
+    reference = f" as {provider_reference}" if provider_reference else ""
+    when = synced_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Changed in {lock.channel_label} after sync: {'; '.join(changes) or 'no detail'}. "
+        f"Synced to {provider_label} on {when}{reference}. "
+        f"{provider_label} orders cannot be edited after sync: make the change in {provider_label} by hand; "
+        f"{lock.channel_label} keeps the order as synced, and ordersync sends nothing more for it."
+    )
+
+
+def _money(money) -> str:
+    # Minor units of a two-decimal currency, the common case; the currency code shows otherwise.
+    sign, units = ("-", -money.minor_units) if money.minor_units < 0 else ("", money.minor_units)
+    return f"{sign}{units // 100}.{units % 100:02d}"
+
+
+def _lines(order: order_pb2.Order) -> list[tuple[str, int, int]]:
+    return [(line.sku, line.quantity, line.unit_price.minor_units) for line in order.lines]
+
+
+def _lines_text(order: order_pb2.Order) -> str:
+    return ", ".join(f"{line.quantity}× {line.sku}" for line in order.lines) or "none"

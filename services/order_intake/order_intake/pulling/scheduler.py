@@ -40,6 +40,19 @@ When an account is acknowledged is its connector's choice (`acknowledge_when(set
   dedupes as the same revision, and the handed-over row is acknowledged by the next poll.
 - AckMoment.NEVER: nothing is queued or sent; the orders keep coming back and dedupe.
 
+Sync results (Capability.SYNC_RESULTS): the channel wants the provider's answer for each order.
+The same handover row is written with the page (`report_results`); the consumer records
+OrderDispatched as accepted with the provider's reference and OrderDispatchFailed as refused
+with its reason (a later acceptance replaces a refusal and is told again). The poller reports
+the results the channel has not been told (`connector.report_sync_results`) at the start of each
+poll and after each page, as it acknowledges; a failure is logged, shown in `last_error` and
+retried at the next poll, and a crash between the report and its bookkeeping reports it again
+(the connector's report is safe to repeat).
+
+Locked after sync (ConnectorInfo.locked_after_handover): each revision carries the channel's
+SyncLock, so the writer records a change of an order the provider already accepted as
+`locked_after_sync`, with the operator's message, instead of publishing it (storage.orders).
+
 Import delay (`Account.import_delay_s`): an order placed less than that long ago is left out of
 the commit, and the cursor does not move past the page holding it (the cursor is the channel's,
 opaque, so it cannot stop midway); the page's older orders are committed, and fetched again
@@ -67,27 +80,37 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from ordersync.common.v1 import order_pb2
 
-from libs.connectors.base.contract import AckMoment, Capability, ChannelConnector, Ignored, OrderPage, ParsedOrder
+from libs.connectors.base.contract import (
+    AckMoment,
+    Capability,
+    ChannelConnector,
+    Ignored,
+    OrderPage,
+    ParsedOrder,
+    SyncResult,
+)
 from libs.connectors.base.errors import ConnectorError, redact
+from libs.connectors.registry import Registry
 from libs.platform.accounts import AccountClients, AccountNotConfigured, OpenAccount
 from libs.platform.db import PgConnection
 from libs.platform.tenants import Account, TenantDirectory
 from libs.platform.worker import PollingWorker
+from order_intake.domain.intake import SyncLock
 from order_intake.revisions import RevisionBuilder
 from order_intake.storage import pulls
 from order_intake.storage.orders import Recorded, Revision, RevisionWriter
-from order_intake.storage.pulls import AccountKey, Lease, LeaseLost, PendingAck
+from order_intake.storage.pulls import AccountKey, Lease, LeaseLost, PendingAck, PendingResult
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 # Revisions the channel may be told are committed; refused ones (malformed, too_large) are kept
 # as receipts only, so the channel keeps them as not taken.
-_COMMITTED = frozenset({"accepted", "invalid", "unchanged", "duplicate", "stale"})
+_COMMITTED = frozenset({"accepted", "invalid", "unchanged", "duplicate", "stale", "locked_after_sync"})
 # Outcomes of a revision taken for the first time, counted in orders_pulled.
-_NEW = frozenset({"accepted", "invalid", "unchanged", "stale"})
+_NEW = frozenset({"accepted", "invalid", "unchanged", "stale", "locked_after_sync"})
 _ENSURE_EVERY_S = 60.0
-# Handed-over orders acknowledged per call to the channel.
+# Handed-over orders acknowledged (or sync results reported) per call to the channel.
 _HANDOVER_ACK_BATCH = 100
 
 
@@ -259,6 +282,7 @@ class PullScheduler:
             ack_error = await self._acknowledge(opened, await self._pending(lease))
         elif moment is AckMoment.ON_HANDOVER:
             ack_error = await self._acknowledge_handed_over(opened)
+        ack_error = await self._report_results(opened) or ack_error
         cursor = lease.cursor
         while True:
             page = await connector.fetch_page(opened.client, opened.settings, cursor, lease.key.tenant_id)
@@ -267,6 +291,7 @@ class PullScheduler:
                 ack_error = await self._acknowledge(opened, result.to_acknowledge) or ack_error
             elif moment is AckMoment.ON_HANDOVER:
                 ack_error = await self._acknowledge_handed_over(opened) or ack_error
+            ack_error = await self._report_results(opened) or ack_error
             cursor = result.cursor
             if result.held_for_s is not None:
                 return min(result.held_for_s, opened.account.poll_interval_s), ack_error
@@ -291,18 +316,10 @@ class PullScheduler:
     ) -> _PageResult:
         """Commit the page's revisions and its cursor together, fenced by the lease, with the
         page's acknowledgements queued as the account's AckMoment wants."""
-        now = time.time()
-        revisions: list[Revision] = []
-        ackable: dict[int, ParsedOrder] = {}  # revision index -> the parsed order it records
-        held_for: float | None = None
-        for item in page.orders:
-            if isinstance(item, ParsedOrder):
-                wait = _still_delayed(item, account.import_delay_s, now)
-                if wait > 0:
-                    held_for = wait if held_for is None else min(held_for, wait)
-                    continue
-                ackable[len(revisions)] = item
-            revisions.append(self._revision(key, connector.info.id, account, item))
+        revisions, ackable, held_for = page_revisions(
+            self._builder, self._accounts.registry, key, account, connector, page
+        )
+        reports = connector.info.can(Capability.SYNC_RESULTS)
         # A held order keeps the cursor where it was, so the page is fetched again.
         result = _PageResult(cursor if held_for is not None else page.next_cursor, held_for)
 
@@ -310,20 +327,22 @@ class PullScheduler:
             await pulls.hold(conn, key, self._owner)
 
         async def move_cursor(conn: PgConnection, recorded: list[Recorded]) -> None:
-            latest: list[PendingAck] = []  # the orders' newest tokens, for acknowledging on handover
+            latest: list[PendingAck] = []  # the orders' newest tokens, for their handover rows
             for index, parsed in ackable.items():
                 order_id, outcome = recorded[index].order_id, recorded[index].outcome
                 if order_id and outcome in _COMMITTED:
                     ack = PendingAck(order_id, parsed.ack_token)
                     if moment is AckMoment.ON_COMMIT:
                         result.to_acknowledge.append((ack, parsed))
-                    elif outcome != "stale":  # an older revision than stored: not its latest token
+                    if outcome != "stale":  # an older revision than stored: not its latest token
                         latest.append(ack)
             taken = sum(1 for r in recorded if r.order_id and r.outcome in _NEW)
             pending = [ack for ack, _ in result.to_acknowledge]
             await pulls.advance(conn, key, self._owner, self._settings.lease_s, result.cursor, taken, pending)
-            if moment is AckMoment.ON_HANDOVER:
-                await pulls.await_handover(conn, key, latest)
+            if moment is AckMoment.ON_HANDOVER or reports:
+                await pulls.await_handover(
+                    conn, key, latest, acknowledge=moment is AckMoment.ON_HANDOVER, report_results=reports
+                )
 
         recorded = await self._writer.commit_page(revisions, before=fence, after=move_cursor)
         log.info(
@@ -331,20 +350,6 @@ class PullScheduler:
             extra={"fields": {**_fields(key), "records": len(recorded), "held": held_for is not None}},
         )
         return result
-
-    def _revision(self, key: AccountKey, channel: str, account: Account, item: ParsedOrder | Ignored) -> Revision:
-        """The record's revision, as a webhook's would be; a refused one is kept as a receipt."""
-        body, name = _receipt_body(item), account.name
-        try:
-            revision = self._builder.from_parsed(
-                key.tenant_id, channel, name, item, body, source="pull", mail_to=account.import_errors_to
-            )
-        except ConnectorError as exc:
-            return self._builder.receipt(key.tenant_id, channel, name, body, "malformed", exc.message, source="pull")
-        too_large = self._builder.event_too_large(revision)
-        if too_large is not None:
-            return self._builder.receipt(key.tenant_id, channel, name, body, "too_large", too_large, source="pull")
-        return revision
 
     # ---- acknowledgements ------------------------------------------------------------------------
 
@@ -373,6 +378,35 @@ class PullScheduler:
             error = await self._acknowledge(opened, await self._with_orders(acks), handover=True)
             if error or len(acks) < _HANDOVER_ACK_BATCH:
                 return error
+
+    async def _report_results(self, opened: OpenAccount) -> str:
+        """Tell a channel with Capability.SYNC_RESULTS what the provider said of its orders, a
+        batch at a time; '' or the error to show (the rest is tried at the next poll)."""
+        if not opened.connector.info.can(Capability.SYNC_RESULTS):
+            return ""
+        key = AccountKey(opened.tenant_id, opened.account.name)
+        while True:
+            pending = await pulls.results_to_report(self._pool, key, _HANDOVER_ACK_BATCH)
+            if not pending:
+                return ""
+            error = await self._report(opened, key, pending)
+            if error or len(pending) < _HANDOVER_ACK_BATCH:
+                return error
+
+    async def _report(self, opened: OpenAccount, key: AccountKey, pending: list[PendingResult]) -> str:
+        results = [SyncResult(p.ack_token, p.provider_reference, p.failure) for p in pending]
+        try:
+            await opened.connector.report_sync_results(opened.client, opened.settings, results)
+            # Reported but not yet marked, a crash reports these again next poll: safe to repeat.
+            await pulls.results_reported(self._pool, pending)
+        except Exception as exc:
+            log.warning(
+                "reporting sync results failed; repeated at the next poll",
+                extra={"fields": {**_fields(key), "orders": len(pending), "error": _describe(exc)}},
+            )
+            return f"sync results: {_describe(exc)}"
+        log.info("sync results reported", extra={"fields": {**_fields(key), "orders": len(pending)}})
+        return ""
 
     async def _acknowledge(
         self, opened: OpenAccount, items: list[tuple[PendingAck, ParsedOrder]], *, handover: bool = False
@@ -403,7 +437,65 @@ class PullScheduler:
             log.warning("could not release a pull lease", exc_info=True, extra={"fields": _fields(key)})
 
 
-def _still_delayed(parsed: ParsedOrder, import_delay_s: float, now: float) -> float:
+def page_revisions(
+    builder: RevisionBuilder,
+    registry: Registry,
+    key: AccountKey,
+    account: Account,
+    connector: ChannelConnector,
+    page: OrderPage,
+) -> tuple[list[Revision], dict[int, ParsedOrder], float | None]:
+    """The page's revisions as a poll records them, the parsed order of each order's revision
+    (by index), and how long the youngest order held by the import delay waits (None: none
+    held; held orders have no revision). The dry run (pulling/dry_run.py) builds its list here too."""
+    now = time.time()
+    revisions: list[Revision] = []
+    ackable: dict[int, ParsedOrder] = {}  # revision index -> the parsed order it records
+    held_for: float | None = None
+    lock = sync_lock(registry, connector)
+    for item in page.orders:
+        if isinstance(item, ParsedOrder):
+            wait = still_delayed(item, account.import_delay_s, now)
+            if wait > 0:
+                held_for = wait if held_for is None else min(held_for, wait)
+                continue
+            ackable[len(revisions)] = item
+        revision = pulled_revision(builder, key.tenant_id, connector.info.id, account, item)
+        revision.lock = lock
+        revisions.append(revision)
+    return revisions, ackable, held_for
+
+
+def pulled_revision(
+    builder: RevisionBuilder, tenant_id: str, channel: str, account: Account, item: ParsedOrder | Ignored
+) -> Revision:
+    """The record's revision, as a webhook's would be; a refused one is kept as a receipt."""
+    body, name = _receipt_body(item), account.name
+    try:
+        revision = builder.from_parsed(
+            tenant_id, channel, name, item, body, source="pull", mail_to=account.import_errors_to
+        )
+    except ConnectorError as exc:
+        return builder.receipt(tenant_id, channel, name, body, "malformed", exc.message, source="pull")
+    too_large = builder.event_too_large(revision)
+    if too_large is not None:
+        return builder.receipt(tenant_id, channel, name, body, "too_large", too_large, source="pull")
+    return revision
+
+
+def sync_lock(registry: Registry, connector: ChannelConnector) -> SyncLock | None:
+    """The channel's SyncLock when its orders are locked once synced; None otherwise. Messages
+    name the channel and the provider by their registry labels."""
+    if not connector.info.locked_after_handover:
+        return None
+
+    def provider_label(provider: str) -> str:
+        return registry.get(provider).info.label if provider in registry else provider
+
+    return SyncLock(connector.info.label, provider_label)
+
+
+def still_delayed(parsed: ParsedOrder, import_delay_s: float, now: float) -> float:
     """Seconds until an order is old enough to import (<= 0: import it now)."""
     if import_delay_s <= 0 or not parsed.order.HasField("placed_time"):
         return 0.0

@@ -11,6 +11,15 @@ A revision failing a channel's import rules is stored as `not_imported` with eve
 and queues its failed-import mail (`storage/mails.py`) in the same transaction. A newer failing
 revision never takes back an order already accepted: that order stays accepted (the receipt
 says `kept_accepted`), since it may already be on its way to the provider.
+
+For a channel locked after sync (`Revision.lock`, from ConnectorInfo.locked_after_handover), a
+newer revision that changes an order the provider already accepted (its handover row is handed
+over) is not applied nor published: its receipt says `locked_after_sync` with the operator's
+message (what changed, when and as what it was synced, what to do), and the order keeps the
+synced content, so each later change is told against what the provider has.
+
+`preview` runs these very statements in a transaction that is always rolled back: a dry run
+says what a poll would do by doing it and taking it back, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -23,12 +32,21 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from opentelemetry import context as otel_context
+from ordersync.common.v1 import order_pb2
 
 from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
 from libs.platform.webhook_http import storable_text
-from order_intake.domain.intake import RuleFailure, revision_is_newer, same_order_content
+from order_intake.domain.intake import (
+    RuleFailure,
+    SyncLock,
+    locked_message,
+    order_changes,
+    revision_is_newer,
+    same_order_content,
+)
+from order_intake.storage import pulls
 from order_intake.storage.mails import queue_import_mail
 
 log = logging.getLogger(__name__)
@@ -56,6 +74,7 @@ class Revision:
     source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
     rule_failures: tuple[RuleFailure, ...] = ()  # the import rules it fails (not_imported)
     mail_to: str = ""  # where its failed-import mail goes; "" sends none
+    lock: SyncLock | None = None  # set for a channel whose orders are locked once synced
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -63,8 +82,8 @@ class Revision:
 class Recorded:
     """What happened to a revision: its outcome and the receipt that keeps its body."""
 
-    # accepted | unchanged | duplicate | stale | invalid | not_imported | kept_accepted | ignored
-    # | malformed | too_large
+    # accepted | unchanged | duplicate | stale | invalid | not_imported | kept_accepted
+    # | locked_after_sync | ignored | malformed | too_large
     outcome: str
     receipt_id: int
     order_id: str | None
@@ -149,6 +168,18 @@ class RevisionWriter:
             await after(conn, results)
         return results
 
+    async def preview(self, items: Sequence[Revision]) -> list[Recorded]:
+        """What committing `items` would record, without recording anything: the same writes in
+        a transaction that is rolled back (the outbox, mails and cursor untouched). Row locks
+        are held only for that transaction; sequence numbers it drew are skipped, harmlessly."""
+        async with self._pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                return await _write_all(conn, list(items))
+            finally:
+                await transaction.rollback()
+
 
 async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded]:
     results, events = [], []
@@ -204,6 +235,11 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
     elif not revision_is_newer(item.revision, latest["latest_revision"]):
         await _count_revision(conn, item)
         return await _mark(conn, receipt_id, "stale", item), None
+    elif (locked := await _locked_after_sync(conn, item, latest)) is not None:
+        await _count_revision(conn, item)
+        item.detail = locked
+        await conn.execute("UPDATE webhook_receipts SET detail = $2 WHERE id = $1", receipt_id, locked)
+        return await _mark(conn, receipt_id, "locked_after_sync", item), None
     elif item.outcome_if_new == "not_imported" and latest["status"] == "accepted":
         # Accepted orders may be at the provider already; a later change in the channel that
         # fails a rule (e.g. the stage moved back) is kept on the receipt, not acted on.
@@ -230,6 +266,29 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
     if item.outcome_if_new == "accepted":
         event = _event_in_request_context(item, first_revision=latest is None)
     return Recorded(item.outcome_if_new, receipt_id, item.order_id), event
+
+
+async def _locked_after_sync(conn: PgConnection, item: Revision, latest: asyncpg.Record) -> str | None:
+    """The operator's message when `item` changes an order its locked channel synced already;
+    None when it may flow as usual (no lock, not synced yet, or it changes nothing)."""
+    if item.lock is None or item.order_id is None or latest["status"] != "accepted" or _changes_nothing(item, latest):
+        return None
+    synced = await pulls.synced(conn, item.order_id)
+    if synced is None:
+        return None
+    stored, new = order_pb2.Order(), order_pb2.Order()
+    stored.ParseFromString(latest["order_proto"])
+    new.ParseFromString(item.order_proto or b"")
+    changes = order_changes(stored, new)
+    if item.outcome_if_new != "accepted":
+        changes.append(f"now {item.outcome_if_new.replace('_', ' ')}: {item.detail}")
+    return locked_message(
+        item.lock,
+        changes,
+        synced_at=synced["handed_over_at"],
+        provider=synced["provider"],
+        provider_reference=synced["provider_reference"],
+    )
 
 
 def _changes_nothing(item: Revision, latest: asyncpg.Record) -> bool:
@@ -351,3 +410,40 @@ async def list_orders(
         f" ORDER BY received_at DESC, order_id DESC LIMIT ${len(args)}",
         *args,
     )
+
+
+async def locked_changes_of_order(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> list[asyncpg.Record]:
+    """The changes refused for `order_id` because it was synced (oldest first)."""
+    return await pool.fetch(
+        f"{_LOCKED_SELECT} WHERE r.tenant_id = $1 AND r.order_id = $2 AND r.outcome = 'locked_after_sync'"
+        " ORDER BY r.received_at, r.id",
+        tenant_id,
+        order_id,
+    )
+
+
+async def list_locked_changes(
+    pool: asyncpg.Pool, tenant_id: str, account: str, limit: int, after: tuple | None
+) -> list[asyncpg.Record]:
+    """Up to `limit` of a tenant's locked changes (of one account, when given), newest first,
+    after the keyset (received_at, receipt id) `after`."""
+    where = ["r.tenant_id = $1", "r.outcome = 'locked_after_sync'"]
+    args: list[object] = [tenant_id]
+    if account:
+        args.append(account)
+        where.append(f"r.account = ${len(args)}")
+    if after is not None:
+        args += [after[0], after[1]]
+        where.append(f"(r.received_at, r.id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    return await pool.fetch(
+        f"{_LOCKED_SELECT} WHERE {' AND '.join(where)} ORDER BY r.received_at DESC, r.id DESC LIMIT ${len(args)}",
+        *args,
+    )
+
+
+_LOCKED_SELECT = (
+    "SELECT r.id, r.order_id, r.account, r.channel, r.detail, r.received_at, o.external_id, o.external_number,"
+    " v.revision FROM webhook_receipts r JOIN orders o ON o.order_id = r.order_id"
+    " LEFT JOIN order_revisions v ON v.receipt_id = r.id"
+)
