@@ -23,6 +23,7 @@ BUILT_IN = (
     "libs.connectors.shipstation.connector",
     "libs.connectors.groupon.connector",
     "libs.connectors.mintsoft.connector",
+    "libs.connectors.cellarpass.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 
