@@ -34,6 +34,7 @@ BUILT_IN = (
     "tests.simulators.shipstation.entry",
     "tests.simulators.groupon.entry",
     "tests.simulators.mintsoft.entry",
+    "tests.simulators.cellarpass.entry",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_SIMULATOR_MODULES"
 REPO = Path(__file__).resolve().parents[2]
