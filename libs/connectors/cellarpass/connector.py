@@ -14,6 +14,7 @@ a connection check reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..base.contract import (
@@ -36,10 +37,11 @@ from ..base.errors import ConnectorError, InvalidResponse, NotFound, RateLimited
 from ..base.settings import SectionReader, SettingsError
 from . import codes
 from .client import BURST, REQUESTS_PER_MINUTE, CellarPassClient
-from .cursor import advance, decode, instant, is_new
+from .cursor import Cursor, advance, decode, instant, is_new
 from .customer_types import parse_customer_type, parse_customer_types
 from .errors import IntegrationDisabled
 from .reservations import build_list_params, parse_list_response, parse_reservation
+from .schemas import ReservationPage
 from .settings import CellarPassSettings
 
 INACTIVE_DETAIL = "the VinSuite integration is not enabled for this CellarPass account: ask CellarPass support"
@@ -96,11 +98,11 @@ class CellarPassConnector(ChannelConnector):
                 (the watermark could not move). The errors of CellarPassClient.list_reservations.
         """
         position = decode(cursor)
-        page = parse_list_response(
-            await client.list_reservations(build_list_params(position, page_size=settings.page_size))
-        )
+        page = await self._read(client, settings, position)
         rows = page.reservations
         full = len(rows) >= settings.page_size
+        if position.page > 1:
+            rows = [*await self._overlap(client, settings, position, rows), *rows]
         keys: list[tuple[str, str]] = []
         orders: list[ParsedOrder | Ignored] = []
         for index, row in enumerate(rows):
@@ -114,6 +116,23 @@ class CellarPassConnector(ChannelConnector):
             raise InvalidResponse("cellarpass list_reservations: a full page without one readable updatedAt")
         more = full and page.total > position.page * settings.page_size
         return OrderPage(orders, advance(position, keys, full=full).encode(), more=more)
+
+    async def _read(self, client: CellarPassClient, settings: CellarPassSettings, position: Cursor) -> ReservationPage:
+        params = build_list_params(position, page_size=settings.page_size)
+        return parse_list_response(await client.list_reservations(params))
+
+    async def _overlap(
+        self, client: CellarPassClient, settings: CellarPassSettings, position: Cursor, rows: list[Any]
+    ) -> list[Any]:
+        """The rows of the page before, that are not on this one, while walking one instant.
+
+        Reservations only ever leave an instant (a change gives a later updatedAt), so one that
+        changed since the page before was read moves the rest a place down, and the first of
+        this page onto the page before: reading it again finds that one (the rest are seen).
+        """
+        before = await self._read(client, settings, replace(position, page=position.page - 1))
+        here = {key[0] for key in map(_key, rows) if key is not None}
+        return [row for row in before.reservations if (key := _key(row)) is not None and key[0] not in here]
 
     # -- sync results
 

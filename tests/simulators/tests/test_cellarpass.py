@@ -292,3 +292,24 @@ async def test_the_connector_backs_off_a_429_and_gives_up_as_rate_limited(http):
     finally:
         await server.stop()
     assert raised.value.retry_after is not None and raised.value.retry_after >= 1
+
+
+@pytest.mark.asyncio
+async def test_the_connector_walks_an_instant_wider_than_a_page_and_misses_nothing_changed_mid_walk(cp, http):
+    same = "2026-11-29T08:00:00.000Z"
+    seeded = await seed(http, cp, *({"reservationId": f"R-{i}", "updatedAt": same} for i in range(1, 6)))
+    async with connector_client(cp, page_size=2) as client:
+        first = await CONNECTOR.fetch_page(client, client.settings, "", "harbour")
+        second = await CONNECTOR.fetch_page(client, client.settings, first.next_cursor, "harbour")
+        # R-1 is refunded while the walk is on page 2: move one place down.
+        await http.patch(f"{cp.base_url}/_sim/reservations/R-1", json={"total": 40, "totalPaid": 40})
+        cursor, rest = second.next_cursor, []
+        while True:
+            page = await CONNECTOR.fetch_page(client, client.settings, cursor, "harbour")
+            rest += [p.order.external_id for p in page.orders]
+            cursor = page.next_cursor
+            if not page.more:
+                break
+    read = [p.order.external_id for p in [*first.orders, *second.orders]] + rest
+    assert set(read) == {r["reservationId"] for r in seeded}
+    assert read.count("R-1") == 2 and len(read) == 6  # every one once, and R-1 again with its refund

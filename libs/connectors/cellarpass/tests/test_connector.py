@@ -70,11 +70,30 @@ async def test_a_full_page_at_one_instant_walks_on_to_the_next_page_of_it():
     )
     assert ids(page) == [] and page.more is True
     assert decode(page.next_cursor) == Cursor(same, 2, ("R-1", "R-2"))
-    page, (request,) = await fetch(
-        page.next_cursor, page_answer(at("R-3", same), at("R-4", same), page=2, page_size=2, total=4), page_size=2
+    page, (request, overlap) = await fetch(
+        page.next_cursor,
+        page_answer(at("R-3", same), at("R-4", same), page=2, page_size=2, total=4),
+        page_answer(at("R-1", same), at("R-2", same), page_size=2, total=4),
+        page_size=2,
     )
-    assert request.url.params["page"] == "2" and ids(page) == ["R-3", "R-4"]
+    assert (request.url.params["page"], overlap.url.params["page"]) == ("2", "1")
+    assert ids(page) == ["R-3", "R-4"]
     assert page.more is False and decode(page.next_cursor) == Cursor(same, 3, ("R-1", "R-2", "R-3", "R-4"))
+
+
+@pytest.mark.asyncio
+async def test_a_reservation_leaving_the_instant_mid_walk_does_not_hide_the_one_behind_it():
+    same, later = "2026-12-01T17:00:00.000Z", "2026-12-01T18:00:00.000Z"
+    cursor = Cursor(same, 2, ("R-1", "R-2")).encode()
+    # R-1 changed after page 1 was read: R-3 moved onto page 1, R-1 to the end.
+    page, _ = await fetch(
+        cursor,
+        page_answer(at("R-4", same), at("R-1", later), page=2, page_size=2, total=4),
+        page_answer(at("R-2", same), at("R-3", same), page_size=2, total=4),
+        page_size=2,
+    )
+    assert ids(page) == ["R-3", "R-4", "R-1"]
+    assert decode(page.next_cursor) == Cursor(later, 1, ("R-1",))
 
 
 @pytest.mark.asyncio
