@@ -73,6 +73,7 @@ class CellarPassConnector(ChannelConnector):
                 api_key=read.secret("api_key"),
                 page_size=read.positive_int("page_size", codes.MAX_PAGE_SIZE),
                 timeout_s=read.positive_number("timeout_s", 15.0),
+                start_at=read.text("start_at") if "start_at" in section else "",
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
@@ -98,6 +99,8 @@ class CellarPassConnector(ChannelConnector):
                 (the watermark could not move). The errors of CellarPassClient.list_reservations.
         """
         position = decode(cursor)
+        if not cursor and settings.start_at:
+            position = Cursor(settings.start_at)
         page = await self._read(client, settings, position)
         rows = page.reservations
         full = len(rows) >= settings.page_size

@@ -42,6 +42,15 @@ async def test_the_first_page_asks_every_status_oldest_change_first_and_moves_th
 
 
 @pytest.mark.asyncio
+async def test_the_first_poll_of_an_account_with_a_start_reads_from_it():
+    recorder = RequestRecorder(page_answer())
+    async with client(recorder.transport, start_at="2026-12-01T00:00:00Z") as cellarpass:
+        page = await CONNECTOR.fetch_page(cellarpass, cellarpass.settings, "", "harbour")
+    assert recorder.last.url.params["updatedSince"] == "2026-12-01T00:00:00Z"
+    assert decode(page.next_cursor) == Cursor("2026-12-01T00:00:00Z")
+
+
+@pytest.mark.asyncio
 async def test_the_next_poll_reads_from_the_watermark_and_drops_what_it_returned_there():
     cursor = Cursor("2026-12-01T17:05:00.000Z", 1, ("R-10043",)).encode()
     page, (request,) = await fetch(
@@ -253,3 +262,6 @@ def test_settings_take_the_common_account_keys_and_refuse_a_page_size_above_50()
     assert CONNECTOR.parse_settings(section, resolve, "here").page_size == 50
     with pytest.raises(SettingsError, match="page_size"):
         CONNECTOR.parse_settings(section | {"page_size": 51}, resolve, "here")
+    assert CONNECTOR.parse_settings(section | {"start_at": "2026-12-01"}, resolve, "here").start_at == "2026-12-01"
+    with pytest.raises(SettingsError, match="start_at"):
+        CONNECTOR.parse_settings(section | {"start_at": "last week"}, resolve, "here")
