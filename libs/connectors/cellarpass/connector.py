@@ -33,7 +33,7 @@ from ..base.contract import (
     SecretResolver,
     SyncResult,
 )
-from ..base.errors import ConnectorError, InvalidResponse, NotFound, RateLimited, Unauthorized
+from ..base.errors import Conflict, ConnectorError, InvalidResponse, NotFound, RateLimited, Unauthorized
 from ..base.settings import SectionReader, SettingsError
 from . import codes
 from .client import BURST, REQUESTS_PER_MINUTE, CellarPassClient
@@ -143,15 +143,17 @@ class CellarPassConnector(ChannelConnector):
         self, client: CellarPassClient, settings: CellarPassSettings, results: Sequence[SyncResult]
     ) -> None:
         """Post each result to its reservation (Processed with VinSuite's order id, or Error with
-        the reason). Safe to repeat. Every result is posted before reservations CellarPass does
-        not know are raised together.
+        the reason). Safe to repeat. A refusal about one reservation (unknown, or Processed
+        already with another order) does not keep the others from being posted: they are raised
+        together at the end, so a repeat does not stop at the same one again.
 
         Raises:
             NotFound: CellarPass has no reservation of these ack tokens (named; not retryable).
-            Conflict: a reservation already Processed with another VinSuite order.
-            The retryable errors of the client (the caller repeats the whole call).
+            Conflict: a reservation Processed already with another outcome (named; not retryable).
+            The account-wide errors of the client at once (Unauthorized, and the retryable ones:
+            the caller repeats the whole call).
         """
-        missing: list[str] = []
+        refused: list[tuple[str, ConnectorError]] = []
         for result in results:
             body = {
                 "success": result.accepted,
@@ -160,10 +162,10 @@ class CellarPassConnector(ChannelConnector):
             }
             try:
                 await client.post_sync_result(result.ack_token, body)
-            except NotFound:
-                missing.append(result.ack_token)
-        if missing:
-            raise NotFound(f"cellarpass sync_result: CellarPass has no reservation {', '.join(missing)}")
+            except (NotFound, Conflict) as exc:
+                refused.append((result.ack_token, exc))
+        if refused:
+            raise _refusal(refused)
 
     # -- invite lists (customer types)
 
@@ -194,6 +196,16 @@ class CellarPassConnector(ChannelConnector):
         except ConnectorError as exc:
             return ConnectionCheck(False, ConnectionProblem.UNREACHABLE, f"CellarPass did not answer: {exc.message}")
         return ConnectionCheck(True)
+
+
+def _refusal(refused: list[tuple[str, ConnectorError]]) -> ConnectorError:
+    """One error for the reservations CellarPass refused a result of: NotFound when one is
+    unknown (the first thing to look at), else Conflict; every one named."""
+    missing = [token for token, exc in refused if isinstance(exc, NotFound)]
+    if missing:
+        return NotFound(f"cellarpass sync_result: CellarPass has no reservation {', '.join(missing)}")
+    names = ", ".join(token for token, _ in refused)
+    return Conflict(f"cellarpass sync_result: reservation {names} processed already with another outcome")
 
 
 def _key(row: Any) -> tuple[str, str] | None:

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from libs.connectors.base.contract import ConnectionProblem, InviteList, SyncResult
-from libs.connectors.base.errors import InvalidRequest, InvalidResponse, NotFound, Unavailable
+from libs.connectors.base.errors import Conflict, InvalidRequest, InvalidResponse, NotFound, Unavailable
 from libs.connectors.base.settings import SettingsError
 from libs.connectors.base.testing import RequestRecorder, json_response, load_vendor_json, request_json
 from libs.connectors.cellarpass.connector import INACTIVE_DETAIL, CellarPassConnector
@@ -176,6 +176,23 @@ async def test_an_unknown_reservation_is_named_after_the_others_are_posted():
             [SyncResult("R-99999", provider_reference="1"), SyncResult("R-10041", provider_reference="2")], gone, ok
         )
     assert raised.value.retryable is False
+
+
+@pytest.mark.asyncio
+async def test_a_result_contradicting_a_processed_one_is_a_conflict_naming_it_after_the_rest():
+    processed = json_response(409, {"code": "ALREADY_PROCESSED", "message": "processed as order 1"})
+    recorder = RequestRecorder(processed, json_response(200, {}))
+    async with client(recorder.transport) as cellarpass:
+        with pytest.raises(Conflict, match="R-1"):
+            await CONNECTOR.report_sync_results(
+                cellarpass,
+                cellarpass.settings,
+                [SyncResult("R-1", failure="late"), SyncResult("R-2", provider_reference="2")],
+            )
+    assert [r.url.path for r in recorder.requests] == [
+        "/api/v1/reservations/R-1/sync-result",
+        "/api/v1/reservations/R-2/sync-result",
+    ]
 
 
 @pytest.mark.asyncio
