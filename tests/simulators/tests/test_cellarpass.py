@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -313,3 +318,31 @@ async def test_the_connector_walks_an_instant_wider_than_a_page_and_misses_nothi
     read = [p.order.external_id for p in [*first.orders, *second.orders] if isinstance(p, ParsedOrder)] + rest
     assert set(read) == {r["reservationId"] for r in seeded}
     assert read.count("R-1") == 2 and len(read) == 6  # every one once, and R-1 again with its refund
+
+
+def test_the_module_runs_standalone_and_stops_on_sigterm(tmp_path):
+    config = tmp_path / "cellarpass.json"
+    config.write_text(json.dumps({"accounts": [ACCOUNT]}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.simulators.cellarpass", "--port", "0", "--config", str(config)],
+        cwd=Path(__file__).resolve().parents[3],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:")
+        base_url = line.removeprefix("listening on ")
+        response = httpx.get(f"{base_url}/v1/customer-types", headers=AUTH, trust_env=False)
+        assert response.status_code == 200 and response.json() == []
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
