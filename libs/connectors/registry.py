@@ -24,6 +24,7 @@ BUILT_IN = (
     "libs.connectors.groupon.connector",
     "libs.connectors.mintsoft.connector",
     "libs.connectors.vinsuite.connector",
+    "libs.connectors.cellarpass.connector",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_CONNECTOR_MODULES"
 

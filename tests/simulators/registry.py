@@ -35,6 +35,7 @@ BUILT_IN = (
     "tests.simulators.groupon.entry",
     "tests.simulators.mintsoft.entry",
     "tests.simulators.vinsuite.entry",
+    "tests.simulators.cellarpass.entry",
 )
 EXTRA_MODULES_ENV = "ORDERSYNC_SIMULATOR_MODULES"
 REPO = Path(__file__).resolve().parents[2]
