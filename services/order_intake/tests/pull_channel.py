@@ -69,12 +69,23 @@ class Vendor:
     in_flight: int = 0
     most_in_flight: int = 0
     url: str = ""
+    # Orders placed this long after the first fetch (id -> seconds): young at the first poll
+    # however long the services took to start, old enough a known moment later.
+    placed_after_first_fetch_s: dict[str, float] = field(default_factory=dict)
 
     def add_orders(self, count: int, *, placed_at: float | None = None, start: int = 1) -> list[str]:
         ids = [f"o-{n}" for n in range(start, start + count)]
         for external_id in ids:
             self.records.append({"id": external_id, "updated": "2026-11-30T10:00:00Z", "placed": placed_at})
         return ids
+
+    def _place_young_orders(self) -> None:
+        if self.fetches or not self.placed_after_first_fetch_s:
+            return
+        now = time.time()
+        for record in self.records:
+            if record["id"] in self.placed_after_first_fetch_s:
+                record["placed"] = now + self.placed_after_first_fetch_s[record["id"]]
 
     def acked_tokens(self) -> list[str]:
         return [token for _, tokens, _ in self.acks for token in tokens]
@@ -89,6 +100,7 @@ class Vendor:
             if self.fail_fetches > 0:
                 self.fail_fetches -= 1
                 return web.json_response({"error": "maintenance"}, status=503)
+            self._place_young_orders()
             after = int(request.query.get("after") or 0)
             page = self.records[after : after + self.page_size]
             self.fetches.append(Fetch(replica, after, time.time()))

@@ -319,7 +319,8 @@ async def test_fetch_errors_back_off_exponentially_and_are_recorded(database, tm
 async def test_orders_younger_than_the_import_delay_wait_and_the_cursor_stays_before_them(database, tmp_path):
     vendor = Vendor(page_size=10)
     vendor.add_orders(2, placed_at=time.time() - 3600)
-    vendor.add_orders(1, placed_at=time.time() + 1.0, start=3)  # old enough in a second or two
+    (young,) = vendor.add_orders(1, start=3)
+    vendor.placed_after_first_fetch_s[young] = 1.0  # held at the first poll, old enough two seconds later
     async with setup(database, vendor) as pool:
         async with replicas(
             database, tenants_file(tmp_path, vendor, import_delay_s=1.0, poll_interval_s=30), "replica-a"
