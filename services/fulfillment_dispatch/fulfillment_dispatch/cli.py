@@ -28,6 +28,12 @@ sync take the tenant as an argument, not --tenant:
 
 `add` takes components as SKU or SKU*QTY; one --name per component, in their order, names the
 products sync creates. The CSV shape is in `fulfillment_dispatch.product_map_csv`.
+
+Test Login (every account that can check its credentials; exit 1 when one fails) and the
+invite-list mirror (the directory's member types into the channel's invite lists, now):
+
+    python -m fulfillment_dispatch.cli --tenant acme test-login
+    python -m fulfillment_dispatch.cli --tenant acme sync-invite-lists
 """
 
 from __future__ import annotations

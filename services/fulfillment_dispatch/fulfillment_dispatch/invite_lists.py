@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from fulfillment_dispatch.connection_checks import without_secrets
-from fulfillment_dispatch.domain.invite_lists import MirrorPlan, plan_mirror
+from fulfillment_dispatch.domain.invite_lists import plan_mirror
 from fulfillment_dispatch.storage import invite_list_schedules as schedules
 from fulfillment_dispatch.storage.invite_list_schedules import MirrorLease
 from libs.connectors.base.contract import (
     Capability,
     ChannelConnector,
     CustomerDirectory,
-    InviteList,
     InviteLists,
     ProviderConnector,
 )
@@ -130,8 +129,8 @@ class InviteListMirror:
     async def sync_tenant(self, tenant_id: str) -> list[MirrorResult]:
         """Mirror every pair of the tenant.
 
-        Every pair is tried even when one fails; the results of those that finished are lost
-        to the caller then, but they stand (the next pass finds them unchanged).
+        Every pair is tried even when one fails; the answer is then that failure, and what the
+        other pairs did stands (the next pass finds it unchanged).
 
         Raises:
             AccountNotConfigured: no such tenant.
@@ -197,20 +196,21 @@ class InviteListMirror:
     async def _apply(self, tenant_id: str, pair: MirrorPair, result: MirrorResult) -> None:
         directory = await self._accounts.provider(tenant_id, pair.provider_account)
         channel = await self._accounts.channel(tenant_id, pair.channel_account)
-        types = await directory.connector.member_types(directory.client, directory.settings)
-        lists: list[InviteList] = await channel.connector.list_invite_lists(channel.client, channel.settings)
-        plan: MirrorPlan = plan_mirror(types, lists)
+        lists: InviteLists = channel.connector
+        plan = plan_mirror(
+            await directory.connector.member_types(directory.client, directory.settings),
+            await lists.list_invite_lists(channel.client, channel.settings),
+        )
         result.unchanged.extend(invite_list.name for invite_list in plan.unchanged)
-        lists_of = channel.connector
         for member_type in plan.create:
-            await lists_of.put_invite_list(channel.client, channel.settings, member_type.name, member_type.type_id)
+            await lists.put_invite_list(channel.client, channel.settings, member_type.name, member_type.type_id)
             result.created.append(member_type.name)
         for invite_list, member_type in plan.rename:
-            await lists_of.put_invite_list(channel.client, channel.settings, member_type.name, member_type.type_id)
+            await lists.put_invite_list(channel.client, channel.settings, member_type.name, member_type.type_id)
             result.renamed.append((invite_list.name, member_type.name))
         for invite_list in plan.remove:
             # False: already gone (another pass, or the staff, removed it): the outcome is the same.
-            await lists_of.remove_invite_list(channel.client, channel.settings, invite_list.list_id)
+            await lists.remove_invite_list(channel.client, channel.settings, invite_list.list_id)
             result.removed.append(invite_list.name)
 
 

@@ -54,10 +54,12 @@ DIRECTORY_USER, DIRECTORY_PASSWORD = "cellar-ws", "dir-pass-51d2e8"
 
 @dataclass
 class ListsVendor:
-    """A channel's invite lists: id -> (name, source id); the key it accepts; writes taken."""
+    """A channel's invite lists: id -> (name, source id); the key it accepts; writes taken.
+    `down` makes it answer 503 to everything (an outage)."""
 
     key: str = LISTS_KEY
     active: bool = True
+    down: bool = False
     lists: dict[str, tuple[str, str]] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(101))
@@ -81,6 +83,8 @@ class ListsVendor:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
+        if self.down:
+            return web.json_response({"error": "service unavailable"}, status=503)
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": "invalid API key"}, status=401)
         if not self.active:
