@@ -33,8 +33,9 @@ from libs.platform.tenants import Account, Secret
 log = logging.getLogger(__name__)
 
 # Settings fields whose values are credentials, by name: their values are cut out of the vendor's
-# words even when a vendor echoes them back (redact only knows the shapes of headers).
-_SECRET_FIELD_WORDS = ("secret", "password", "token", "key")
+# words even when a vendor echoes them back (redact only knows the shapes of headers). Usernames
+# count: the tenants file keeps them as secrets too (VinSuite's partner login).
+_SECRET_FIELD_WORDS = ("secret", "password", "token", "key", "username")
 MIN_SECRET_CHARS = 4  # shorter values would cut ordinary words out of the message
 
 
