@@ -28,6 +28,12 @@ sync take the tenant as an argument, not --tenant:
 
 `add` takes components as SKU or SKU*QTY; one --name per component, in their order, names the
 products sync creates. The CSV shape is in `fulfillment_dispatch.product_map_csv`.
+
+Test Login (every account that can check its credentials; exit 1 when one fails) and the
+invite-list mirror (the directory's member types into the channel's invite lists, now):
+
+    python -m fulfillment_dispatch.cli --tenant acme test-login
+    python -m fulfillment_dispatch.cli --tenant acme sync-invite-lists
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from google.protobuf.json_format import MessageToDict, Parse, ParseError
 from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.directory.v1 import directory_admin_service_pb2 as directory_pb
+from ordersync.directory.v1 import directory_admin_service_pb2_grpc as directory_grpc
 from ordersync.dispatch.v1 import product_map_service_pb2 as map_pb
 from ordersync.dispatch.v1 import product_map_service_pb2_grpc as map_grpc
 from ordersync.dispatch.v1 import rates_service_pb2 as rates_pb
@@ -136,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     quote.set_defaults(run=_quote)
     parser.set_defaults(needs_tenant=True)
     _product_commands(commands)
+    _directory_commands(commands)
     return parser
 
 
@@ -344,6 +353,49 @@ def _sync_products(_, args) -> int:
         print(f"{'failed':<13} {failure.sku:<24} {failure.reason}")
     print(f"({len(answer.created)} {verb}, {len(answer.present)} present, {len(answer.failed)} failed)")
     return 1 if answer.failed else 0
+
+
+def _directory_commands(commands) -> None:
+    login = commands.add_parser("test-login", help="check each account's credentials at its vendor (exit 1: one fails)")
+    login.set_defaults(run=_test_login)
+    lists = commands.add_parser("sync-invite-lists", help="mirror the directory's member types into invite lists now")
+    lists.set_defaults(run=_sync_invite_lists)
+
+
+def _test_login(_, args) -> int:
+    stub = directory_grpc.DirectoryAdminServiceStub(args.channel)
+    answer = stub.TestLogin(directory_pb.TestLoginRequest(tenant_id=args.tenant), timeout=60, metadata=args.metadata)
+    if args.json:
+        _print_json(answer)
+        return 0 if answer.all_ok else 1
+    for check in answer.checks:
+        problem = directory_pb.ConnectionProblem.Name(check.problem).removeprefix("CONNECTION_PROBLEM_").lower()
+        verdict = "ok" if check.ok else f"FAILED ({problem.replace('_', ' ')}): {check.detail}"
+        print(f"{check.account:<20} {check.connector_label:<12} {verdict}")
+    failed = sum(not check.ok for check in answer.checks)
+    print(f"({len(answer.checks)} account(s) checked, {failed} failed)")
+    return 0 if answer.all_ok else 1
+
+
+def _sync_invite_lists(_, args) -> int:
+    stub = directory_grpc.DirectoryAdminServiceStub(args.channel)
+    request = directory_pb.SyncInviteListsRequest(tenant_id=args.tenant)
+    answer = stub.SyncInviteLists(request, timeout=300, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    for mirror in answer.mirrors:
+        print(f"invite lists of {mirror.channel_account} from {mirror.provider_account}:")
+        for name in mirror.created:
+            print(f"  {'created':<10} {name}")
+        for renamed in mirror.renamed:
+            print(f"  {'renamed':<10} {renamed.old_name} -> {renamed.new_name}")
+        for name in mirror.removed:
+            print(f"  {'removed':<10} {name}")
+        print(
+            f"  ({len(mirror.created)} created, {len(mirror.renamed)} renamed, {len(mirror.removed)} removed,"
+            f" {len(mirror.unchanged)} unchanged)"
+        )
+    return 0
 
 
 def _usage(message: str) -> int:
