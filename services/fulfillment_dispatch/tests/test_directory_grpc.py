@@ -6,6 +6,8 @@ a directory that cannot answer, and the tenant's discount rules."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
@@ -27,6 +29,7 @@ from libs.platform.accounts import AccountClients
 from libs.platform.auth import bearer
 from libs.platform.db import create_pool
 from libs.platform.discounts import parse_discount_rules
+from libs.platform.grpc_server import GrpcServer
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.tenants import Account, Tenant, TenantDirectory
 from libs.platform.testing import ACME_READER, ALL_READER, GLOBEX_OPERATOR, access_for_tests, serving
@@ -452,3 +455,34 @@ async def test_a_club_rule_the_directory_cannot_decide_is_unavailable(world):
     error = await refusal(discount(world.stub, email="ana@example.com", experience_sku="TASTING-FLIGHT"))
 
     assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# ---- the CLI ----------------------------------------------------------------------------------
+
+
+async def test_the_cli_finds_a_customer_by_email_and_by_last_name(world):
+    server = GrpcServer([directory_binding(world.replicas[0].lookups, access_for_tests())], host="127.0.0.1")
+    await server.start()
+    try:
+        by_email = await cli(f"127.0.0.1:{server.port}", "find-customer", "acme", "ana@example.com")
+        by_name = await cli(f"127.0.0.1:{server.port}", "find-customer", "acme", "Reyes")
+        refused = await cli(f"127.0.0.1:{server.port}", "find-customer", "acme", "ana@", "--account", "x")
+    finally:
+        await server.stop(0)
+
+    out, _, code = by_email
+    assert code == 0
+    assert "Ana Reyes" in out and "Club Member; Reserve Club (Active), Library Club (Cancelled)" in out
+    assert out.splitlines()[-1] == "(1 customer(s) in vinsuite)"
+    assert by_name[0].splitlines()[-1] == "(2 customer(s) in vinsuite)"
+    assert refused[2] == 1 and "INVALID_ARGUMENT" in refused[1]
+
+
+async def cli(address: str, *args: str) -> tuple[str, str, int]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fulfillment_dispatch.cli", "--addr", address, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "ORDERSYNC_ADMIN_TOKEN": ACME_READER},
+    )  # fmt: skip
+    out, err = await process.communicate()
+    return out.decode(), err.decode(), process.returncode or 0
