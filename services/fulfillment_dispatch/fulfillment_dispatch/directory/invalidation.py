@@ -43,7 +43,8 @@ async def announce_directory_change(pool_or_conn, schema: str, tenant_id: str) -
 
 
 class DirectoryChangeListener:
-    """A component: LISTENs on the schema's channel and invalidates the cache per notice."""
+    """A component: LISTENs on the schema's channel and invalidates the cache per notice; logs
+    the cache's counters (CacheStats) when it stops."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, cache: DirectoryCache):
         self._pool = pool
@@ -65,6 +66,9 @@ class DirectoryChangeListener:
             _, running = await asyncio.wait([task], timeout=5.0)
             for still in running:
                 still.cancel()
+        stats = self._cache.stats
+        counters = {"hits": stats.hits, "misses": stats.misses, "coalesced": stats.coalesced}
+        log.info("directory cache counters", extra={"fields": {**counters, "invalidations": stats.invalidations}})
 
     async def _listen_forever(self) -> None:
         while not self._stopping.is_set():
