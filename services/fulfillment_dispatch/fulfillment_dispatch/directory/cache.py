@@ -68,6 +68,8 @@ class DirectoryCache:
             return await asyncio.shield(task)
         self.stats.misses += 1
         task = asyncio.ensure_future(self._load(key, load))
+        # Its waiters may all be gone (cancelled RPCs): the error is then nobody's to hear.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._in_flight[key] = task
         return await asyncio.shield(task)
 
