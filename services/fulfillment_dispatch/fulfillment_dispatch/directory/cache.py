@@ -18,6 +18,7 @@ read before a change never outlives it (the tenant's generation tells).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -46,11 +47,18 @@ Key = tuple[str, Hashable]  # (tenant id, the rest of the query)
 class DirectoryCache:
     """Answers by key, filled by the loader given to `get`; see the module docstring."""
 
-    def __init__(self, *, ttl_s: float = 300.0, negative_ttl_s: float = 30.0, max_entries: int = 10_000):
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 300.0,
+        negative_ttl_s: float = 30.0,
+        max_entries: int = 10_000,
+        timer: Callable[[], float] = time.monotonic,
+    ):
         self._enabled = ttl_s > 0
         size = max(max_entries, 1)
-        self._found: TTLCache = TTLCache(maxsize=size, ttl=max(ttl_s, 1e-9))
-        self._nobody: TTLCache = TTLCache(maxsize=size, ttl=max(min(negative_ttl_s, ttl_s), 1e-9))
+        self._found: TTLCache = TTLCache(maxsize=size, ttl=max(ttl_s, 1e-9), timer=timer)
+        self._nobody: TTLCache = TTLCache(maxsize=size, ttl=max(min(negative_ttl_s, ttl_s), 1e-9), timer=timer)
         self._in_flight: dict[Key, asyncio.Task] = {}
         self._generations: dict[str, int] = {}
         self.stats = CacheStats()
@@ -67,14 +75,14 @@ class DirectoryCache:
             self.stats.coalesced += 1
             return await asyncio.shield(task)
         self.stats.misses += 1
-        task = asyncio.ensure_future(self._load(key, load))
+        # The generation now, not when the task first runs: an invalidation in between counts.
+        task = asyncio.ensure_future(self._load(key, load, self._generations.get(key[0], 0)))
         # Its waiters may all be gone (cancelled RPCs): the error is then nobody's to hear.
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._in_flight[key] = task
         return await asyncio.shield(task)
 
-    async def _load(self, key: Key, load: Callable[[], Awaitable[Any]]) -> Any:
-        generation = self._generations.get(key[0], 0)
+    async def _load(self, key: Key, load: Callable[[], Awaitable[Any]], generation: int) -> Any:
         try:
             answer = await load()
         finally:
