@@ -3,12 +3,12 @@ same calls made straight to the directory's HTTP server, in one run.
 
     python -m tests.system.bench_lookups [--requests 20000] [--concurrency 32] [--members 200]
 
-Processes: the directory (the stand-in of services/fulfillment_dispatch/tests/directory_server.py,
-VinSuite's JSON member methods, seeded with `--members` members) and the real dispatch
-(`python -m fulfillment_dispatch` on a fresh schema and topic prefix, real auth, OpenTelemetry as
-in production, the stand-in's connector loaded through ORDERSYNC_CONNECTOR_MODULES). When a
-`vinsuite` simulator is registered (tests/simulators/registry.py), that is the one to run here
-instead, with the vinsuite connector: `start_directory` is the one place to switch.
+Processes: the directory, seeded with `--members` members, and the real dispatch (`python -m
+fulfillment_dispatch` on a fresh schema and topic prefix, real auth, OpenTelemetry as in
+production). The directory is the VinSuite simulator with the vinsuite connector when the
+simulator is registered (tests/simulators/registry.py; its rate limit off, see `_vinsuite`),
+else the stand-in of services/fulfillment_dispatch/tests/directory_server.py with its test
+connector, which dispatch loads through ORDERSYNC_CONNECTOR_MODULES.
 
 One client in this process warms the cache (each member's e-mail once), then makes `--requests`
 look-ups at `--concurrency` in flight, rotating FindCustomers, GetClubMembership and
@@ -69,46 +69,123 @@ def email(index: int) -> str:
 # ---- the directory ---------------------------------------------------------------------------
 
 
+def member_rows(members: int) -> list[dict]:
+    """The seeded members, as GetMembers lists them: a third in a club, a fifth of type Trade."""
+    return [
+        {
+            "FirstName": f"Guest{i}",
+            "LastName": f"Family{i % 20}",
+            "Email": email(i),
+            "MemberTypes": ["Trade"] if i % 5 == 0 else [],
+            "ClubMemberships": [{"ClubID": "7", "ClubName": "Reserve Club", "Status": "Active"}] if i % 3 == 0 else [],
+        }
+        for i in range(members)
+    ]
+
+
 def serve_directory(port: int, members: int) -> None:
     from services.fulfillment_dispatch.tests.directory_server import STATE, DirectoryState, create_app
 
     state = DirectoryState()
-    for i in range(members):
-        clubs = [("7", "Reserve Club", "Active")] if i % 3 == 0 else []
-        state.add(f"Guest{i}", f"Family{i % 20}", email(i), types=["Trade"] if i % 5 == 0 else [], clubs=clubs)
+    for row in member_rows(members):
+        clubs = [(c["ClubID"], c["ClubName"], c["Status"]) for c in row["ClubMemberships"]]
+        state.add(row["FirstName"], row["LastName"], row["Email"], types=row["MemberTypes"], clubs=clubs)
     app = create_app(state)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response(dict(request.app[STATE].calls))  # type: ignore[attr-defined]
+        return web.json_response({"requests": dict(request.app[STATE].calls)})  # type: ignore[attr-defined]
 
-    app.router.add_get("/_bench/calls", stats)
+    app.router.add_get("/_sim/stats", stats)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
-async def start_directory(port: int, members: int, log: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """The directory process and the tenants-file account section pointing at it."""
-    args = ["-m", "tests.system.bench_lookups", "--serve-directory", str(port), "--members", str(members)]
-    process = await _spawn(args, {}, log)
+@dataclass
+class Directory:
+    """A running directory: its process, the tenants-file account section and environment
+    pointing dispatch at it, and the GetMembers call a look-up makes there (path and body)."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    base: str
+    section: str
+    env: dict[str, str]
+    get_members: str
+    request: dict
+
+
+async def start_directory(port: int, members: int, log: Path) -> Directory:
+    """The VinSuite simulator when one is registered (with the vinsuite connector), else the
+    stand-in directory (with its test connector, loaded by dispatch from DIRECTORY_MODULE)."""
+    from tests.simulators.registry import default_simulators
+
     base = f"http://127.0.0.1:{port}"
+    if "vinsuite" in default_simulators():
+        directory = await _vinsuite(default_simulators().get("vinsuite"), port, members, log)
+    else:
+        args = ["-m", "tests.system.bench_lookups", "--serve-directory", str(port), "--members", str(members)]
+        section = (
+            f'[tenants.{TENANT}.accounts.vinsuite]\nconnector = "testdirectory"\nbase_url = "{base}"\n'
+            'password = "env:BENCH_DIRECTORY_PASSWORD"\nrequests_per_minute = 600000\n'
+        )
+        env = {"ORDERSYNC_CONNECTOR_MODULES": DIRECTORY_MODULE, "BENCH_DIRECTORY_PASSWORD": "ws-pass"}
+        request = {"WineryID": "1001", "Username": "ws-user", "Password": "ws-pass"}
+        directory = Directory(
+            "the stand-in directory", await _spawn(args, {}, log), base, section, env, "/GetMembers", request
+        )
     async with httpx.AsyncClient() as http:
         for _ in range(300):
             try:
-                (await http.get(f"{base}/_bench/calls")).raise_for_status()
-                break
+                (await http.get(f"{base}/_sim/stats")).raise_for_status()
+                return directory
             except httpx.HTTPError:
                 await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"the directory did not start; see {log}")
-    section = (
-        f'[tenants.{TENANT}.accounts.vinsuite]\nconnector = "testdirectory"\nbase_url = "{base}"\n'
-        'password = "env:BENCH_DIRECTORY_PASSWORD"\nrequests_per_minute = 600000\n'
+    raise RuntimeError(f"the directory did not start; see {log}")
+
+
+async def _vinsuite(entry, port: int, members: int, log: Path) -> Directory:
+    """The VinSuite simulator with one winery holding the members, its rate limit off: the
+    bench measures the cache, and 60 a minute would make the warm-up alone take minutes."""
+    from tests.simulators.registry import SimulatedAccount
+    from tests.simulators.vinsuite.app import SERVICE
+
+    spec = entry.new_account("vinsuite", TENANT, members=member_rows(members), member_types=["Trade"])
+    config = {**entry.build_config([SimulatedAccount(TENANT, spec, push_url="", notice_url="")])}
+    config["requests_per_minute"] = 0
+    config_file = log.parent / "vinsuite.json"
+    config_file.write_text(json.dumps(config))
+    args = [
+        "-m",
+        "tests.simulators",
+        "vinsuite",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(config_file),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    lines = [f"[tenants.{TENANT}.accounts.vinsuite]", 'connector = "vinsuite"', f'base_url = "{entry.base_url(base)}"']
+    options = {**entry.file_options(spec), "requests_per_minute": 600000}
+    lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    env = {f"BENCH_VINSUITE_{key.upper()}": value for key, value in spec.secrets.items()}
+    lines += [f'{key} = "env:BENCH_VINSUITE_{key.upper()}"' for key in spec.secrets]
+    security = {"Username": spec["username"], "Password": spec["password"]}
+    request = {"WineryID": str(spec["winery_id"]), "Security": security}
+    return Directory(
+        "the VinSuite simulator",
+        await _spawn(args, {}, log),
+        base,
+        "\n".join(lines) + "\n",
+        env,
+        f"{SERVICE}/GetMembers",
+        request,
     )
-    return process, section
 
 
 async def directory_calls(base: str) -> int:
     async with httpx.AsyncClient() as http:
-        return (await http.get(f"{base}/_bench/calls")).json().get("GetMembers", 0)
+        return (await http.get(f"{base}/_sim/stats")).json()["requests"].get("GetMembers", 0)
 
 
 # ---- the clients -----------------------------------------------------------------------------
@@ -131,7 +208,7 @@ def lookups(stub, members: int) -> Callable[[int], Awaitable[object]]:
     return call
 
 
-def straight(http: aiohttp.ClientSession, members: int) -> Callable[[int], Awaitable[object]]:
+def straight(http: aiohttp.ClientSession, directory: Directory, members: int) -> Callable[[int], Awaitable[object]]:
     """The i-th call straight to the directory: the GetMembers the look-up would make (with
     aiohttp's client: httpx's pool queues badly at 32 in flight and would measure itself)."""
 
@@ -236,9 +313,9 @@ async def main(requests: int, concurrency: int, members: int) -> None:
         log = Path(tmp) / "servers.log"
         processes = []
         try:
-            directory, section = await start_directory(directory_port, members, log)
-            processes.append(directory)
-            (Path(tmp) / "tenants.toml").write_text(section + RULES)
+            directory = await start_directory(directory_port, members, log)
+            processes.append(directory.process)
+            (Path(tmp) / "tenants.toml").write_text(directory.section + RULES)
             callers = Path(tmp) / "callers.toml"
             callers.write_text(f'[callers.bench]\ntoken = "env:BENCH_LOOKUPS_TOKEN"\ntenants = ["{TENANT}"]\n')
             env = {
@@ -248,15 +325,13 @@ async def main(requests: int, concurrency: int, members: int) -> None:
                 "ORDERSYNC_HTTP_PORT": str(http_port),
                 "ORDERSYNC_TENANTS_FILE": str(Path(tmp) / "tenants.toml"),
                 "ORDERSYNC_GRPC_CALLERS_FILE": str(callers),
-                "ORDERSYNC_CONNECTOR_MODULES": DIRECTORY_MODULE,
                 "CARRIER_MAPPING_ADDR": "127.0.0.1:9",  # never called: no orders in this run
                 "CARRIER_MAPPING_TOKEN": "unused",
-                "BENCH_DIRECTORY_PASSWORD": "ws-pass",
+                **directory.env,
             }
             dispatch = await start_dispatch(env, grpc_port, log)
             processes.append(dispatch)
-            base = f"http://127.0.0.1:{directory_port}"
-            await report(f"127.0.0.1:{grpc_port}", base, requests, concurrency, members)
+            await report(f"127.0.0.1:{grpc_port}", directory, requests, concurrency, members)
             await stop(dispatch)
             counters = cache_counters(log)
             asked = sum(counters.get(k, 0) for k in ("hits", "misses", "coalesced"))
@@ -268,18 +343,20 @@ async def main(requests: int, concurrency: int, members: int) -> None:
             await _drop_schema(dsn, schema)
 
 
-async def report(address: str, base: str, requests: int, concurrency: int, members: int) -> None:
-    print(f"bench-lookups: {requests} look-ups at concurrency {concurrency} over {members} members, cache warm")
+async def report(address: str, directory: Directory, requests: int, concurrency: int, members: int) -> None:
+    print(
+        f"bench-lookups: {requests} look-ups at concurrency {concurrency} over {members} members of {directory.name}, cache warm"
+    )
     async with grpc.aio.insecure_channel(address) as channel:
         call = lookups(pb_grpc.CustomerDirectoryServiceStub(channel), members)
         await drive(call, members * 3, concurrency)  # warm: every e-mail at least once
-        before = await directory_calls(base)
+        before = await directory_calls(directory.base)
         service = await drive(call, requests, concurrency)
-        misses = await directory_calls(base) - before
+        misses = await directory_calls(directory.base) - before
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(base_url=base, connector=connector) as http:
-        await drive(straight(http, members), members, concurrency)
-        direct = await drive(straight(http, members), requests, concurrency)
+    async with aiohttp.ClientSession(base_url=directory.base, connector=connector) as http:
+        await drive(straight(http, directory, members), members, concurrency)
+        direct = await drive(straight(http, directory, members), requests, concurrency)
     hit_ratio = 1 - misses / requests
     for name, r in (("dispatch gRPC, cached", service), ("directory HTTP", direct)):
         print(f"  {name:<22} {r.rps:8.0f} rps   p50 {r.p50_ms:6.2f} ms   p99 {r.p99_ms:6.2f} ms")
