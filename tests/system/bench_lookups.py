@@ -213,10 +213,8 @@ def straight(http: aiohttp.ClientSession, directory: Directory, members: int) ->
     aiohttp's client: httpx's pool queues badly at 32 in flight and would measure itself)."""
 
     async def call(i: int):
-        body = {
-            "request": {"WineryID": "1001", "Username": "ws-user", "Password": "ws-pass", "Email": email(i % members)}
-        }
-        async with http.post("/GetMembers", json=body) as answer:
+        body = {"request": {**directory.request, "Email": email(i % members)}}
+        async with http.post(directory.get_members, json=body) as answer:
             answer.raise_for_status()
             await answer.read()
 
