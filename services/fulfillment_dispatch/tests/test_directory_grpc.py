@@ -486,3 +486,14 @@ async def cli(address: str, *args: str) -> tuple[str, str, int]:
     )  # fmt: skip
     out, err = await process.communicate()
     return out.decode(), err.decode(), process.returncode or 0
+
+
+async def test_a_discount_for_a_malformed_email_or_an_unknown_tenant_is_refused(world):
+    malformed = await refusal(discount(world.stub, email="ana@", experience_sku="TASTING-FLIGHT"))
+    unknown = await refusal(
+        world.stub.ResolveDiscount(pb.ResolveDiscountRequest(tenant_id="hooli"), metadata=bearer(ALL_READER))
+    )
+
+    assert malformed.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND
+    assert world.state.calls["GetMembers"] == 0
