@@ -253,7 +253,8 @@ def _parse_tenant(tenant_id: str, section: dict, connectors: ConnectorCatalog) -
     unknown = sorted(set(section) - _TENANT_KEYS)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected [accounts.*], [[routes]] and [[discount_rules]]"
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))};"
+            " expected [accounts.*], [[routes]] and [[discount_rules]]"
         )
     accounts = {
         name: _parse_account(name, body, f"{where} [accounts.{name}]", connectors)
