@@ -25,6 +25,10 @@ from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.custom_store import Exporter
+from fulfillment_dispatch.directory.cache import DirectoryCache
+from fulfillment_dispatch.directory.invalidation import DirectoryChangeListener, announce_directory_change
+from fulfillment_dispatch.directory.lookups import CustomerLookups
+from fulfillment_dispatch.directory.servicer import directory_binding
 from fulfillment_dispatch.invite_lists import InviteListMirror, InviteListScheduler
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
@@ -92,6 +96,13 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
     )
     peers = PeerViews(settings.peer_addrs, settings.peers_token, platform.grpc_client_tls)
+    # Customer look-ups: one cache per process, emptied of a tenant by any replica's NOTIFY.
+    directory_cache = DirectoryCache(
+        ttl_s=settings.directory_cache_ttl_s,
+        negative_ttl_s=settings.directory_negative_ttl_s,
+        max_entries=settings.directory_cache_size,
+    )
+    directory_changes = LazyComponent(lambda: DirectoryChangeListener(pool.pool, platform.db_schema, directory_cache))
 
     def recorder() -> ShipmentRecorder:
         topic = platform.topic(SHIPMENTS_TOPIC)
@@ -206,9 +217,16 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
         rates = rate_quote_binding(pool.pool, accounts, access)
         products = product_map_binding(pool.pool, accounts, access)
+        lookups = CustomerLookups(
+            accounts,
+            directory_cache,
+            announce=lambda tenant_id: announce_directory_change(pool.pool, platform.db_schema, tenant_id),
+            timeout_s=settings.directory_timeout_s,
+        )
+        directory = directory_binding(lookups, access)
         directory_admin = directory_admin_binding(pool.pool, platform.db_schema, accounts, access)
         return GrpcServer(
-            [reads, admin, rates, products, directory_admin],
+            [reads, admin, rates, products, directory, directory_admin],
             port=platform.grpc_port,
             health=health,
             tls=platform.grpc_server_tls,
@@ -225,6 +243,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             accounts,
             carriers,
             peers,
+            directory_changes,
             sender,
             status_checker,
             shipment_poller,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from fulfillment_dispatch.connection_checks import without_secrets
+from fulfillment_dispatch.directory.invalidation import announce_directory_change
 from fulfillment_dispatch.domain.invite_lists import plan_mirror
 from fulfillment_dispatch.storage import invite_list_schedules as schedules
 from fulfillment_dispatch.storage.invite_list_schedules import MirrorLease
@@ -183,7 +184,7 @@ class InviteListMirror:
         finally:
             # Also after a failure half-way: the steps taken before it are real changes.
             if result.changed:
-                await _announce_directory_change(self._pool, self._schema, tenant_id)
+                await announce_directory_change(self._pool, self._schema, tenant_id)
         log.info(
             "invite lists mirrored",
             extra={"fields": {"tenant_id": tenant_id, "account": pair.channel_account,
@@ -212,12 +213,6 @@ class InviteListMirror:
             # False: already gone (another pass, or the staff, removed it): the outcome is the same.
             await lists.remove_invite_list(channel.client, channel.settings, invite_list.list_id)
             result.removed.append(invite_list.name)
-
-
-# replaced by directory.invalidation.announce_directory_change on merge
-async def _announce_directory_change(pool: asyncpg.Pool, schema: str, tenant_id: str) -> None:
-    """Tell every replica's directory look-up cache that the tenant's directory changed."""
-    await pool.execute("SELECT pg_notify($1 || '_directory', $2)", schema, tenant_id)
 
 
 class InviteListScheduler:
