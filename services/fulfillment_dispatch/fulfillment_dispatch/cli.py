@@ -413,6 +413,7 @@ def _sync_invite_lists(_, args) -> int:
             f"  ({len(mirror.created)} created, {len(mirror.renamed)} renamed, {len(mirror.removed)} removed,"
             f" {len(mirror.unchanged)} unchanged)"
         )
+    return 0
 
 
 def _find_customer(_, args) -> int:
