@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -73,14 +74,20 @@ class ProducerComponent:
             await self.producer.stop()
 
 
-async def prepare(settings: PlatformSettings, migrations_dir: Path, *, grpc_server_spans: bool = True) -> None:
+async def prepare(
+    settings: PlatformSettings,
+    migrations_dir: Path,
+    *,
+    grpc_server_spans: bool = True,
+    untraced_grpc_services: Sequence[str] = (),
+) -> None:
     """Set up logging and tracing (see setup_telemetry), then bring the service's schema up to date.
 
     With ORDERSYNC_MIGRATE=off the schema is only checked: a schema behind its migration files
     stops the process (SystemExit) with a message naming the command that applies them.
     """
     setup_logging(settings.service_name)
-    setup_telemetry(settings, grpc_server_spans=grpc_server_spans)
+    setup_telemetry(settings, grpc_server_spans=grpc_server_spans, untraced_grpc_services=untraced_grpc_services)
     if settings.migrate_on_start:
         await migrate(settings.pg_dsn, settings.db_schema, migrations_dir)
         return

@@ -64,12 +64,16 @@ def _span_to_dict(span: ReadableSpan) -> dict:
     }
 
 
-def setup_telemetry(settings: PlatformSettings, *, grpc_server_spans: bool = True) -> TracerProvider:
+def setup_telemetry(
+    settings: PlatformSettings, *, grpc_server_spans: bool = True, untraced_grpc_services: Sequence[str] = ()
+) -> TracerProvider:
     """Install the tracer provider, exporters and library instrumentation once per process.
 
     grpc_server_spans=False leaves gRPC servers uninstrumented: the instrumentation is an aio
     interceptor on every call, which a service answering in microseconds may not afford
     (carrier mapping measured it; docs/benchmarks.md). Callers' client spans still time its calls.
+    `untraced_grpc_services` (full names) are left out of server spans in a service whose other
+    gRPC services keep theirs: high-rate look-ups answered from memory (docs/benchmarks.md).
     """
     global _installed, _grpc_server_installed
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
@@ -92,7 +96,9 @@ def setup_telemetry(settings: PlatformSettings, *, grpc_server_spans: bool = Tru
         # interceptor breaks Health/Watch (it iterates the handler's result, while the aio health
         # servicer streams with context.write, so every Watch ended with UNKNOWN).
         infrastructure = filters.any_of(
-            filters.service_name(health.SERVICE_NAME), filters.service_name(reflection.SERVICE_NAME)
+            filters.service_name(health.SERVICE_NAME),
+            filters.service_name(reflection.SERVICE_NAME),
+            *(filters.service_name(name) for name in untraced_grpc_services),
         )
         GrpcAioInstrumentorServer(filter_=filters.negate(infrastructure)).instrument()
         _grpc_server_installed = True

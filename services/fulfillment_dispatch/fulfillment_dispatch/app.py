@@ -28,7 +28,7 @@ from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.directory.cache import DirectoryCache
 from fulfillment_dispatch.directory.invalidation import DirectoryChangeListener, announce_directory_change
 from fulfillment_dispatch.directory.lookups import CustomerLookups
-from fulfillment_dispatch.directory.servicer import directory_binding
+from fulfillment_dispatch.directory.servicer import DIRECTORY_SERVICE, directory_binding
 from fulfillment_dispatch.invite_lists import InviteListMirror, InviteListScheduler
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
@@ -58,7 +58,10 @@ DECISIONS_TOPIC = "compliance.decisions.v1"
 async def build(settings: DispatchSettings) -> ComponentGroup:
     """Migrate the schema and return the service's components, in start order."""
     platform = settings.platform
-    await prepare(platform, MIGRATIONS)
+    # Customer look-ups come from booking engines at page-view rates and are answered from the
+    # cache: no server span each (the interceptor cost ~40% of their throughput; benchmarks.md).
+    # A miss's VinSuite call is still traced by the httpx instrumentation, callers' spans time all.
+    await prepare(platform, MIGRATIONS, untraced_grpc_services=(DIRECTORY_SERVICE,))
     registry = default_registry()
     tenants = TenantDirectory.load(platform.tenants_file, registry)
     watcher = TenantsWatcher(tenants).as_worker(platform.tenants_reload_s)

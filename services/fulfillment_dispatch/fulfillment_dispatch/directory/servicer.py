@@ -24,6 +24,8 @@ from libs.connectors.base.errors import ConnectorError, InvalidRequest, InvalidR
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import ServiceBinding, abort, bind
 
+DIRECTORY_SERVICE = pb.DESCRIPTOR.services_by_name["CustomerDirectoryService"].full_name
+
 
 def directory_binding(lookups: CustomerLookups, access: GrpcAccess) -> ServiceBinding:
     """The service as the gRPC server registers it."""
