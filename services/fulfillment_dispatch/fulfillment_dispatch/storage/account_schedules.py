@@ -3,8 +3,8 @@ replica at a time.
 
 A lease is a row's `lease_owner`/`lease_until`, taken with `FOR UPDATE SKIP LOCKED` so replicas
 never wait on each other. The tables using it (shipment-poll cursors, product-sync schedules)
-fence their own writes by the lease; this module holds what they share: making the rows and
-leasing the due ones.
+fence their own writes by the lease; this module holds what they share: making the rows,
+leasing the due ones, and releasing a periodic pass (product sync, invite-list mirror).
 """
 
 from __future__ import annotations
@@ -62,4 +62,35 @@ class AccountSchedule:
             tenants,
             names,
             providers,
+        )
+
+    async def release_pass(
+        self,
+        pool: asyncpg.Pool,
+        key: tuple[str, str],
+        owner: str,
+        next_in_s: float,
+        *,
+        error: str = "",
+        failed: bool = False,
+    ) -> None:
+        """Give back the lease of (tenant, provider account) after a periodic pass, next due in
+        `next_in_s`. `failed` counts a pass that could not run (in `failures`) and keeps the
+        last pass time; `error` is kept either way (a pass may complete and still have refusals
+        to say). Fenced: a replica that lost the lease changes nothing. For tables with
+        `failures`, `last_error` and `last_synced_at`."""
+        await pool.execute(
+            f"""
+            UPDATE {self.table}
+               SET lease_owner = NULL, lease_until = NULL,
+                   {self.due_column} = now() + make_interval(secs => $4),
+                   failures = CASE WHEN $6 THEN failures + 1 ELSE 0 END, last_error = $5,
+                   last_synced_at = CASE WHEN $6 THEN last_synced_at ELSE now() END
+             WHERE tenant_id = $1 AND provider_account = $2 AND lease_owner = $3
+            """,
+            *key,
+            owner,
+            next_in_s,
+            error,
+            failed,
         )

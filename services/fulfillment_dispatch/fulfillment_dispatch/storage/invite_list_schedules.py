@@ -41,17 +41,5 @@ async def claim_due(
 async def release(pool: asyncpg.Pool, lease: MirrorLease, owner: str, next_in_s: float, *, error: str = "") -> None:
     """Give the lease back with the next pass due in `next_in_s`; a non-empty `error` counts a
     failed pass (and is kept), an empty one marks the pass done."""
-    await pool.execute(
-        """
-        UPDATE invite_list_schedules
-           SET lease_owner = NULL, lease_until = NULL, next_sync_at = now() + make_interval(secs => $4),
-               failures = CASE WHEN $5 = '' THEN 0 ELSE failures + 1 END, last_error = $5,
-               last_synced_at = CASE WHEN $5 = '' THEN now() ELSE last_synced_at END
-         WHERE tenant_id = $1 AND provider_account = $2 AND lease_owner = $3
-        """,
-        lease.tenant_id,
-        lease.provider_account,
-        owner,
-        next_in_s,
-        error,
-    )
+    key = (lease.tenant_id, lease.provider_account)
+    await SCHEDULE.release_pass(pool, key, owner, next_in_s, error=error, failed=bool(error))

@@ -43,18 +43,5 @@ async def release(
 ) -> None:
     """Give the lease back with the next sync due in `next_in_s`. `failed` counts a failure (the
     sync could not run); `error` is kept either way (products refused are said, not counted)."""
-    await pool.execute(
-        """
-        UPDATE product_sync_schedules
-           SET lease_owner = NULL, lease_until = NULL, next_sync_at = now() + make_interval(secs => $4),
-               failures = CASE WHEN $6 THEN failures + 1 ELSE 0 END, last_error = $5,
-               last_synced_at = CASE WHEN $6 THEN last_synced_at ELSE now() END
-         WHERE tenant_id = $1 AND provider_account = $2 AND lease_owner = $3
-        """,
-        lease.tenant_id,
-        lease.provider_account,
-        owner,
-        next_in_s,
-        error,
-        failed,
-    )
+    key = (lease.tenant_id, lease.provider_account)
+    await SCHEDULE.release_pass(pool, key, owner, next_in_s, error=error, failed=failed)
