@@ -180,7 +180,7 @@ class TenantSpec:
         simulators = default_simulators()
         reservations = simulators.get("cellarpass").new_account(RESERVATIONS, tenant_id, **dict(cellarpass or {}))
         club = simulators.get("vinsuite").new_account(CLUB, tenant_id, **dict(vinsuite or {}))
-        route = RouteSpec(PICKUP_ROUTE, RESERVATIONS, CLUB, ship_to_states=None)
+        route = RouteSpec(PICKUP_ROUTE, RESERVATIONS, CLUB, order_kinds=("reservation",), ship_to_states=None)
         return cls(tenant_id, (reservations, club), (route,), operators, tuple(discount_rules))
 
     def account(self, name: str) -> AccountSpec:
