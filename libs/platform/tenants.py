@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from libs.platform.config import ConfigError
+from libs.platform.discounts import DiscountRule, parse_discount_rules
 from libs.platform.mail import check_address
 from libs.platform.worker import PollingWorker
 
@@ -93,11 +94,13 @@ class Route:
 
 @dataclass(frozen=True)
 class Tenant:
-    """One merchant: its named connector accounts and its ordered routes."""
+    """One merchant: its named connector accounts, its ordered routes and its automated
+    discount rules (libs.platform.discounts, in file order)."""
 
     tenant_id: str
     accounts: Mapping[str, Account]
     routes: tuple[Route, ...] = ()
+    discount_rules: tuple[DiscountRule, ...] = ()
 
     def account(self, name: str) -> Account | None:
         return self.accounts.get(name)
@@ -241,7 +244,7 @@ def resolve_secret_value(reference: str, where: str) -> str:
 
 
 _ROUTE_KEYS = {"name", "channel", "provider", "order_kinds", "ship_to_states", "ship_to_countries", "options"}
-_TENANT_KEYS = {"accounts", "routes"}
+_TENANT_KEYS = {"accounts", "routes", "discount_rules"}
 
 
 def _parse_tenant(tenant_id: str, section: dict, connectors: ConnectorCatalog) -> Tenant:
@@ -250,7 +253,8 @@ def _parse_tenant(tenant_id: str, section: dict, connectors: ConnectorCatalog) -
     unknown = sorted(set(section) - _TENANT_KEYS)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected [accounts.*] and [[routes]]"
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))};"
+            " expected [accounts.*], [[routes]] and [[discount_rules]]"
         )
     accounts = {
         name: _parse_account(name, body, f"{where} [accounts.{name}]", connectors)
@@ -264,7 +268,8 @@ def _parse_tenant(tenant_id: str, section: dict, connectors: ConnectorCatalog) -
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise ConfigError(f"{where}: two routes are named {duplicate!r}")
-    return Tenant(tenant_id, accounts, routes)
+    rules = parse_discount_rules(tenant_id, section.get("discount_rules", []))
+    return Tenant(tenant_id, accounts, routes, rules)
 
 
 def _table(section: dict, key: str, where: str) -> dict:

@@ -107,8 +107,23 @@ def _parse(reservation: schemas.Reservation, tenant_id: str) -> ParsedOrder:
 
 def check_import(reservation: schemas.Reservation, total: Decimal | None, balance: Decimal | None) -> list[Issue]:
     """CellarPass's sync rules the reservation fails (empty: it is synced), in this order:
-    not a ticket order, not cancelled, fully paid or complimentary."""
+    not synced already, not a ticket order, not cancelled, fully paid or complimentary.
+
+    A reservation CellarPass shows Processed was synced before: by ordersync (its later edits
+    reach intake as changes of an order already handed over, which intake locks whatever rule
+    they fail) or by CellarPass's own sync before the hub took over, which must never send it
+    again (AddOrder has no upsert).
+    """
     failures: list[Issue] = []
+    if _text(reservation.syncStatus) == codes.SYNC_STATUS_PROCESSED:
+        order = f" as VinSuite order {_text(reservation.externalOrderId)}" if _text(reservation.externalOrderId) else ""
+        failures.append(
+            Issue(
+                "syncStatus",
+                f"CellarPass shows this reservation synced already{order}: a synced reservation is never sent again",
+                code=codes.ALREADY_SYNCED,
+            )
+        )
     if _text(reservation.orderType).casefold() == codes.ORDER_TYPE_TICKET.casefold():
         failures.append(
             Issue("orderType", "CellarPass ticket orders are never synced to VinSuite", code=codes.TICKET_ORDER)

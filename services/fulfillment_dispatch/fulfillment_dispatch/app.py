@@ -16,6 +16,7 @@ from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grp
 
 from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.custom_store import CustomStoreHandler, add_store_routes
+from fulfillment_dispatch.api.directory_admin import directory_admin_binding
 from fulfillment_dispatch.api.grpc import FulfillmentDispatchServicer
 from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.api.product_map import product_map_binding
@@ -24,6 +25,11 @@ from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_
 from fulfillment_dispatch.config import DispatchSettings
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.custom_store import Exporter
+from fulfillment_dispatch.directory.cache import DirectoryCache
+from fulfillment_dispatch.directory.invalidation import DirectoryChangeListener, announce_directory_change
+from fulfillment_dispatch.directory.lookups import CustomerLookups
+from fulfillment_dispatch.directory.servicer import directory_binding
+from fulfillment_dispatch.invite_lists import InviteListMirror, InviteListScheduler
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
@@ -90,6 +96,13 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
     )
     peers = PeerViews(settings.peer_addrs, settings.peers_token, platform.grpc_client_tls)
+    # Customer look-ups: one cache per process, emptied of a tenant by any replica's NOTIFY.
+    directory_cache = DirectoryCache(
+        ttl_s=settings.directory_cache_ttl_s,
+        negative_ttl_s=settings.directory_negative_ttl_s,
+        max_entries=settings.directory_cache_size,
+    )
+    directory_changes = LazyComponent(lambda: DirectoryChangeListener(pool.pool, platform.db_schema, directory_cache))
 
     def recorder() -> ShipmentRecorder:
         topic = platform.topic(SHIPMENTS_TOPIC)
@@ -142,6 +155,26 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             )
         )
 
+    # Member types -> invite lists, every ORDERSYNC_DISPATCH_INVITE_LIST_SYNC_S (0: only on demand).
+    invite_lists = []
+    if settings.invite_list_sync_s > 0:
+        invite_lists.append(
+            LazyComponent(
+                lambda: PollingWorker(
+                    "dispatch-invite-lists",
+                    InviteListScheduler(
+                        pool.pool,
+                        tenants,
+                        InviteListMirror(pool.pool, platform.db_schema, accounts),
+                        registry,
+                        interval_s=settings.invite_list_sync_s,
+                        owner=owner,
+                    ).run_once,
+                    idle_s=min(settings.invite_list_sync_s, 60.0),
+                )
+            )
+        )
+
     def consumer() -> BatchConsumer:
         handler = RoutingDecidedConsumer(
             pool.pool,
@@ -184,8 +217,19 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
         rates = rate_quote_binding(pool.pool, accounts, access)
         products = product_map_binding(pool.pool, accounts, access)
+        lookups = CustomerLookups(
+            accounts,
+            directory_cache,
+            announce=lambda tenant_id: announce_directory_change(pool.pool, platform.db_schema, tenant_id),
+            timeout_s=settings.directory_timeout_s,
+        )
+        directory = directory_binding(lookups, access)
+        directory_admin = directory_admin_binding(pool.pool, platform.db_schema, accounts, access)
         return GrpcServer(
-            [reads, admin, rates, products], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+            [reads, admin, rates, products, directory, directory_admin],
+            port=platform.grpc_port,
+            health=health,
+            tls=platform.grpc_server_tls,
         )
 
     return ComponentGroup(
@@ -199,10 +243,12 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             accounts,
             carriers,
             peers,
+            directory_changes,
             sender,
             status_checker,
             shipment_poller,
             *product_syncs,
+            *invite_lists,
             LazyComponent(grpc_server),
             LazyComponent(http_server),
             LazyComponent(consumer),

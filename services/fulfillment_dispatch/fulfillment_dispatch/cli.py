@@ -26,8 +26,19 @@ sync take the tenant as an argument, not --tenant:
     python -m fulfillment_dispatch.cli product-map export acme > map.csv
     python -m fulfillment_dispatch.cli sync-products acme warehouse [--dry-run]
 
+Customers in the tenant's directory (VinSuite), by e-mail or by last name, with their clubs:
+
+    python -m fulfillment_dispatch.cli find-customer acme ana@example.com [--account vinsuite]
+    python -m fulfillment_dispatch.cli find-customer acme Reyes
+
 `add` takes components as SKU or SKU*QTY; one --name per component, in their order, names the
 products sync creates. The CSV shape is in `fulfillment_dispatch.product_map_csv`.
+
+Test Login (every account that can check its credentials; exit 1 when one fails) and the
+invite-list mirror (the directory's member types into the channel's invite lists, now):
+
+    python -m fulfillment_dispatch.cli --tenant acme test-login
+    python -m fulfillment_dispatch.cli --tenant acme sync-invite-lists
 """
 
 from __future__ import annotations
@@ -46,6 +57,10 @@ from google.protobuf.json_format import MessageToDict, Parse, ParseError
 from ordersync.admin.v1 import order_admin_service_pb2 as pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 from ordersync.common.v1 import order_pb2, shipment_pb2
+from ordersync.directory.v1 import directory_admin_service_pb2 as directory_admin_pb
+from ordersync.directory.v1 import directory_admin_service_pb2_grpc as directory_admin_grpc
+from ordersync.directory.v1 import directory_service_pb2 as directory_pb
+from ordersync.directory.v1 import directory_service_pb2_grpc as directory_grpc
 from ordersync.dispatch.v1 import product_map_service_pb2 as map_pb
 from ordersync.dispatch.v1 import product_map_service_pb2_grpc as map_grpc
 from ordersync.dispatch.v1 import rates_service_pb2 as rates_pb
@@ -136,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     quote.set_defaults(run=_quote)
     parser.set_defaults(needs_tenant=True)
     _product_commands(commands)
+    _directory_commands(commands)
+    _directory_admin_commands(commands)
     return parser
 
 
@@ -168,6 +185,14 @@ def _product_commands(commands) -> None:
     sync.add_argument("provider_account")
     sync.add_argument("--dry-run", action="store_true", help="list what would be created; create nothing")
     sync.set_defaults(run=_sync_products, needs_tenant=False)
+
+
+def _directory_commands(commands) -> None:
+    find = commands.add_parser("find-customer", help="the tenant's customers in its directory, with their clubs")
+    find.add_argument("tenant")
+    find.add_argument("query", help="an e-mail address (an exact match), or a last name")
+    find.add_argument("--account", default="", help="the directory account (default: the tenant's only one)")
+    find.set_defaults(run=_find_customer, needs_tenant=False)
 
 
 def _selector(args) -> pb.OrderSelector:
@@ -344,6 +369,68 @@ def _sync_products(_, args) -> int:
         print(f"{'failed':<13} {failure.sku:<24} {failure.reason}")
     print(f"({len(answer.created)} {verb}, {len(answer.present)} present, {len(answer.failed)} failed)")
     return 1 if answer.failed else 0
+
+
+def _directory_admin_commands(commands) -> None:
+    login = commands.add_parser("test-login", help="check each account's credentials at its vendor (exit 1: one fails)")
+    login.set_defaults(run=_test_login)
+    lists = commands.add_parser("sync-invite-lists", help="mirror the directory's member types into invite lists now")
+    lists.set_defaults(run=_sync_invite_lists)
+
+
+def _test_login(_, args) -> int:
+    stub = directory_admin_grpc.DirectoryAdminServiceStub(args.channel)
+    answer = stub.TestLogin(
+        directory_admin_pb.TestLoginRequest(tenant_id=args.tenant), timeout=60, metadata=args.metadata
+    )
+    if args.json:
+        _print_json(answer)
+        return 0 if answer.all_ok else 1
+    for check in answer.checks:
+        problem = directory_admin_pb.ConnectionProblem.Name(check.problem).removeprefix("CONNECTION_PROBLEM_").lower()
+        verdict = "ok" if check.ok else f"FAILED ({problem.replace('_', ' ')}): {check.detail}"
+        print(f"{check.account:<20} {check.connector_label:<12} {verdict}")
+    failed = sum(not check.ok for check in answer.checks)
+    print(f"({len(answer.checks)} account(s) checked, {failed} failed)")
+    return 0 if answer.all_ok else 1
+
+
+def _sync_invite_lists(_, args) -> int:
+    stub = directory_admin_grpc.DirectoryAdminServiceStub(args.channel)
+    request = directory_admin_pb.SyncInviteListsRequest(tenant_id=args.tenant)
+    answer = stub.SyncInviteLists(request, timeout=300, metadata=args.metadata)
+    if args.json:
+        return _print_json(answer)
+    for mirror in answer.mirrors:
+        print(f"invite lists of {mirror.channel_account} from {mirror.provider_account}:")
+        for name in mirror.created:
+            print(f"  {'created':<10} {name}")
+        for renamed in mirror.renamed:
+            print(f"  {'renamed':<10} {renamed.old_name} -> {renamed.new_name}")
+        for name in mirror.removed:
+            print(f"  {'removed':<10} {name}")
+        print(
+            f"  ({len(mirror.created)} created, {len(mirror.renamed)} renamed, {len(mirror.removed)} removed,"
+            f" {len(mirror.unchanged)} unchanged)"
+        )
+    return 0
+
+
+def _find_customer(_, args) -> int:
+    by = {"email": args.query} if "@" in args.query else {"last_name": args.query}
+    request = directory_pb.FindCustomersRequest(tenant_id=args.tenant, account=args.account, **by)
+    answer = directory_grpc.CustomerDirectoryServiceStub(args.channel).FindCustomers(
+        request, timeout=30, metadata=args.metadata
+    )
+    if args.json:
+        return _print_json(answer)
+    for customer in answer.customers:
+        clubs = ", ".join(f"{c.club_name} ({c.status})" for c in customer.clubs) or "no clubs"
+        types = ", ".join(customer.member_types) or "no member types"
+        name = f"{customer.first_name} {customer.last_name}"
+        print(f"{customer.member_id:<10} {name:<28} {customer.email:<32} {types}; {clubs}")
+    print(f"({len(answer.customers)} customer(s) in {answer.account})")
+    return 0
 
 
 def _usage(message: str) -> int:

@@ -38,6 +38,13 @@ class DispatchSettings:
     callers: CallerDirectory
     store_page_size: int = 100  # orders per page of a pull-mode provider's export (Custom Store)
     product_sync_s: float = 0.0  # between periodic product syncs of a warehouse account; 0 = only on demand
+    invite_list_sync_s: float = 3600.0  # between invite-list mirror passes of a directory account; 0 = only on demand
+    # Customer look-ups (directory/): how long answers are kept (0: no cache), answers naming
+    # nobody, how many per kind, and how long one directory call may take.
+    directory_cache_ttl_s: float = 300.0
+    directory_negative_ttl_s: float = 30.0
+    directory_cache_size: int = 10_000
+    directory_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
@@ -68,4 +75,9 @@ class DispatchSettings:
             callers=load_callers(env_str(CALLERS_VARIABLE), platform.service_name),
             store_page_size=env_int("ORDERSYNC_DISPATCH_STORE_PAGE_SIZE", 100),
             product_sync_s=env_float("ORDERSYNC_DISPATCH_PRODUCT_SYNC_S", 0.0),
+            invite_list_sync_s=env_float("ORDERSYNC_DISPATCH_INVITE_LIST_SYNC_S", 3600.0),
+            directory_cache_ttl_s=env_float("ORDERSYNC_DISPATCH_DIRECTORY_CACHE_TTL_S", 300.0),
+            directory_negative_ttl_s=env_float("ORDERSYNC_DISPATCH_DIRECTORY_NEGATIVE_TTL_S", 30.0),
+            directory_cache_size=env_int("ORDERSYNC_DISPATCH_DIRECTORY_CACHE_SIZE", 10_000),
+            directory_timeout_s=env_float("ORDERSYNC_DISPATCH_DIRECTORY_TIMEOUT_S", 5.0),
         )

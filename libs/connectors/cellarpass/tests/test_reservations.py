@@ -89,6 +89,16 @@ def test_a_ticket_order_is_never_synced():
     assert failure.message == "CellarPass ticket orders are never synced to VinSuite"
 
 
+def test_a_reservation_cellarpass_shows_synced_already_is_never_sent_again():
+    (failure,) = parse(reservation(0, syncStatus="Processed", externalOrderId="84512")).rule_failures
+    assert failure.code == codes.ALREADY_SYNCED and failure.field == "syncStatus"
+    assert failure.message == (
+        "CellarPass shows this reservation synced already as VinSuite order 84512: "
+        "a synced reservation is never sent again"
+    )
+    assert parse(reservation(0, syncStatus="Error")).rule_failures == []
+
+
 @pytest.mark.parametrize("status", ["Cancelled", "NoShow"])
 def test_cancelled_and_no_show_reservations_are_not_synced(status):
     (failure,) = parse(reservation(0, status=status)).rule_failures

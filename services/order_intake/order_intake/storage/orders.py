@@ -280,6 +280,9 @@ async def _locked_after_sync(conn: PgConnection, item: Revision, latest: asyncpg
     stored.ParseFromString(latest["order_proto"])
     new.ParseFromString(item.order_proto or b"")
     changes = order_changes(stored, new)
+    if not changes:
+        # The same order; only the verdict moved (the channel now shows it synced): no edit to lock.
+        return None
     if item.outcome_if_new != "accepted":
         changes.append(f"now {item.outcome_if_new.replace('_', ' ')}: {item.detail}")
     return locked_message(
