@@ -1,7 +1,8 @@
 """CellarPass → VinSuite: paid and complimentary reservations become one Customer Pickup order
 each, CellarPass is told the outcome (Processed with VinSuite's OrderID, or Error with the
-reason), the sync rules keep the rest out, a change after sync is locked, and sync now (with its
-dry run) answers an operator.
+reason), the sync rules keep the rest out (also a reservation CellarPass's own sync sent before
+the hub took over), a change after sync is locked, and sync now (with its dry run) answers an
+operator.
 
 One stack (five service processes, real Kafka and Postgres) with both simulators in this process
 (so their rate limits can be raised: the connectors still pace themselves) serves five wineries:
@@ -273,3 +274,28 @@ async def test_sync_now_dry_run_lists_what_a_poll_would_do_and_changes_nothing(h
     shown = await winery.synced(paid, timeout_s=60)
     assert shown["externalOrderId"] == str((await club.order(paid))["OrderID"])
     assert [o["OrderNumber"] for o in await club.orders()] == [club.order_number(paid)]
+
+
+async def test_a_reservation_cellarpass_synced_before_the_hub_is_never_sent(hub):
+    winery, club = sides(hub, YEW)
+    reservation = await winery.book()
+    await winery.mark_processed(reservation, "812345")  # by CellarPass's own VinSuite sync
+
+    dry = await hub.sync_now(YEW, dry_run=True)
+    [judged] = [r for r in dry.records if r.external_id == reservation["reservationId"]]
+    assert (judged.action, [f.code for f in judged.rule_failures]) == (
+        intake_pb.DRY_RUN_ACTION_NOT_IMPORTED,
+        ["ALREADY_SYNCED"],
+    )
+    await hub.sync_now(YEW)
+
+    record = await eventually(
+        lambda: hub.intake_record(YEW, reservation),
+        lambda rec: rec is not None and rec.status == intake_pb.INTAKE_STATUS_NOT_IMPORTED,
+        "not imported",
+    )
+    [failure] = record.rule_failures
+    assert failure.code == "ALREADY_SYNCED" and "812345" in failure.sentence, failure
+    assert await club.orders(reservation) == []
+    shown = await winery.shown(reservation)
+    assert (shown["syncStatus"], shown["externalOrderId"]) == ("Processed", "812345")

@@ -39,6 +39,7 @@ class Winery:
         [account] = [a for a in stack.simulated_accounts("cellarpass") if a.tenant_id == spec.tenant_id]
         self.account_id = cellarpass_entry.account(account)["account_id"]
         self.base = f"{stack.sim_urls['cellarpass']}/_sim"
+        self.api_key = spec.account(RESERVATIONS)["api_key"]
 
     async def book(self, **fields: Any) -> dict[str, Any]:
         """A reservation as CellarPass holds it (the simulator's defaults fill what is not given:
@@ -57,6 +58,16 @@ class Winery:
         response = await self.http.patch(f"{self.base}/reservations/{reservation['reservationId']}", json=changes)
         response.raise_for_status()
         return response.json()
+
+    async def mark_processed(self, reservation: dict[str, Any], external_order_id: str) -> None:
+        """Mark a reservation Processed through CellarPass's API, as CellarPass's own VinSuite
+        sync did for the reservations it sent before the hub took over."""
+        response = await self.http.post(
+            f"{self.stack.sim_urls['cellarpass']}/v1/reservations/{reservation['reservationId']}/sync-result",
+            json={"success": True, "externalOrderId": external_order_id, "error": ""},
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        response.raise_for_status()
 
     async def reservations(self) -> dict[str, dict[str, Any]]:
         """Every reservation of the account by id, with `syncStatus`, `externalOrderId`, `syncError`."""
