@@ -145,10 +145,13 @@ class VinSuiteConnector(ProviderConnector):
         if item.may_exist:
             found = await _search(client, number)
             if found is not None:
-                return Submitted(
-                    f"already in VinSuite as order {found} ({number}) after an interrupted attempt; not sent again",
-                    provider_reference=found,
+                activity = (
+                    f"already in VinSuite as order {found} ({number}) after an interrupted attempt; not sent again"
                 )
+                if item.order.customer_notes.strip():
+                    # SearchOrders does not show notes, and a second AddOrderNote could double one.
+                    activity += "; the guest notes may NOT be attached: check the order in VinSuite"
+                return Submitted(activity, provider_reference=found)
         today = settings.today()
         body = build_add_order(
             item.order,

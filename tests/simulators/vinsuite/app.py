@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import hmac
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -164,6 +165,9 @@ class VinSuiteState:
         self.products: dict[str, dict[str, bool]] = {}  # winery -> SKU -> active
         self.next_member_id = 70001
         self.next_type_id = 11
+        # In-process tests' hooks, run once an order is stored and before AddOrder is answered
+        # (e.g. to kill the caller then, as a crash between the create and its record would).
+        self.on_order_created: list[Callable[[VsOrder], None]] = []
         for winery in config.wineries:
             self.put_winery(winery)
         self.reset()
@@ -392,6 +396,8 @@ async def add_order(request: web.Request) -> web.Response:
     state.orders[stored.order_id] = stored
     state.next_order_id += 1
     state.stats.orders_created += 1
+    for hook in list(state.on_order_created):
+        hook(stored)
     return answer(winery.winery_id, OrderID=stored.order_id, CreatedProducts=created)
 
 

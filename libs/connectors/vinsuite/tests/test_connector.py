@@ -123,6 +123,14 @@ async def test_a_send_that_may_have_arrived_is_found_and_not_sent_again():
     assert "already in VinSuite as order 900017" in result.activity
     assert [method_of(r) for r in recorder.requests] == ["SearchOrders"]
     assert request_json(recorder.last)["request"]["OrderNumber"] == ORDER_NUMBER
+    # The interrupted attempt may have died before its note: said, not guessed at.
+    assert "guest notes may NOT be attached" in result.activity
+
+
+async def test_a_found_order_without_guest_notes_says_nothing_of_notes():
+    recorder = RequestRecorder(sample("search_orders_found.json"))
+    result = await submit_one(recorder, submission(valid_order(customer_notes=""), may_exist=True))
+    assert isinstance(result, Submitted) and "notes" not in result.activity
 
 
 async def test_a_send_that_may_have_arrived_but_did_not_is_created_once():
