@@ -148,6 +148,21 @@ async def test_members_are_seeded_found_by_email_or_last_name_and_upserted_on_em
     assert [t["Name"] for t in types] == ["Club Member", "Trade"]
 
 
+async def test_a_renamed_member_type_keeps_its_id_and_its_members(http, sim):
+    await http.post(f"{sim.base_url}/_sim/wineries/4471/members", json={"members": [MEMBER]})
+    [club] = [t for t in d(await call(http, sim, "GetMemberTypes"))["MemberTypes"] if t["Name"] == "Club Member"]
+    url = f"{sim.base_url}/_sim/wineries/4471/member-types"
+
+    renamed = await http.patch(f"{url}/{club['MemberTypeID']}", json={"name": "Reserve Member"})
+
+    assert renamed.status_code == 200
+    types = d(await call(http, sim, "GetMemberTypes"))["MemberTypes"]
+    assert {"MemberTypeID": club["MemberTypeID"], "Name": "Reserve Member"} in types
+    [ana] = d(await call(http, sim, "GetMembers", Email=MEMBER["Email"]))["Members"]
+    assert "Reserve Member" in ana["MemberTypes"] and "Club Member" not in ana["MemberTypes"]
+    assert (await http.patch(f"{url}/999999", json={"name": "X"})).status_code == 404
+
+
 async def test_each_winery_has_60_calls_a_minute_then_429_with_retry_after(http):
     server = await run_vinsuite(requests_per_minute=3)
     try:

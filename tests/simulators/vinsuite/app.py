@@ -569,6 +569,25 @@ async def delete_member_type(request: web.Request) -> web.Response:
     return web.json_response({"member_types": kept})
 
 
+async def rename_member_type(request: web.Request) -> web.Response:
+    """`{"name"}`: rename a member type as the winery's staff would; its MemberTypeID stays, and
+    members holding the old name hold the new one."""
+    winery = _winery(request)
+    body = await read_control_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise control_error(400, "'name' must be a non-empty string")
+    state = request.app[STATE_KEY]
+    types = state.member_types.get(winery.winery_id, [])
+    found = next((t for t in types if str(t["MemberTypeID"]) == request.match_info["type_id"]), None)
+    if found is None:
+        raise control_error(404, "no such member type")
+    old, found["Name"] = found["Name"], name
+    for member in state.members.get(winery.winery_id, {}).values():
+        member["MemberTypes"] = [name if t == old else t for t in member.get("MemberTypes", [])]
+    return web.json_response({"member_types": types})
+
+
 async def list_sim_orders(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     winery_id = request.query.get("winery_id")
@@ -613,6 +632,7 @@ def create_app(config: VinSuiteConfig) -> web.Application:
     router.add_get("/_sim/wineries/{winery_id}/members", get_sim_members)
     router.add_post("/_sim/wineries/{winery_id}/member-types", post_member_types)
     router.add_delete("/_sim/wineries/{winery_id}/member-types/{type_id}", delete_member_type)
+    router.add_patch("/_sim/wineries/{winery_id}/member-types/{type_id}", rename_member_type)
     router.add_get("/_sim/wineries/{winery_id}/products", get_products)
     router.add_get("/_sim/orders", list_sim_orders)
     router.add_put("/_sim/down", put_down)
