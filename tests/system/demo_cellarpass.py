@@ -65,11 +65,11 @@ DISCOUNT_RULES = (
 PRODUCTS = ["TAST-EST", "TAST-RES", "TOUR-CAVE"]
 
 
-def _winery(tenant_id: str, prefix: str, poll_interval_s: int, **vinsuite: Any) -> TenantSpec:
+def _winery(tenant_id: str, winery_id: str, prefix: str, poll_interval_s: int, **vinsuite: Any) -> TenantSpec:
     spec = TenantSpec.cellarpass_vinsuite(
         tenant_id,
         cellarpass={"poll_interval_s": poll_interval_s},
-        vinsuite={"order_number_prefix": prefix, "products": PRODUCTS, **vinsuite},
+        vinsuite={"winery_id": winery_id, "order_number_prefix": prefix, "products": PRODUCTS, **vinsuite},
         discount_rules=DISCOUNT_RULES if tenant_id == TENANT_ID else (),
         operators=(OPERATORS[tenant_id],),
     )
@@ -78,9 +78,9 @@ def _winery(tenant_id: str, prefix: str, poll_interval_s: int, **vinsuite: Any) 
     return dataclasses.replace(spec, routes=(route,))
 
 
-TENANT = _winery(TENANT_ID, "OH-", 1, member_types=MEMBER_TYPES, members=MEMBERS)
-EVENT_TENANT = _winery(EVENT_TENANT_ID, "SC-", 1, order_date="event", pickup_date="booked")
-SYNC_DAY_TENANT = _winery(SYNC_DAY_TENANT_ID, "MA-", 3600, order_date="sync_day")  # polled on demand
+TENANT = _winery(TENANT_ID, "4101", "OH-", 1, member_types=MEMBER_TYPES, members=MEMBERS)
+EVENT_TENANT = _winery(EVENT_TENANT_ID, "4102", "SC-", 1, order_date="event", pickup_date="booked")
+SYNC_DAY_TENANT = _winery(SYNC_DAY_TENANT_ID, "4103", "MA-", 3600, order_date="sync_day")  # polled on demand
 TENANTS = (TENANT, EVENT_TENANT, SYNC_DAY_TENANT)
 
 
