@@ -500,7 +500,7 @@ async def mirror_invite_lists(demo: WineryDemo) -> int:
     after a type is deleted in VinSuite: its customer type goes from CellarPass."""
     t, admin = TENANT_ID, demo.admin(TENANT_ID)
     first = await admin.SyncInviteLists(admin_pb.SyncInviteListsRequest(tenant_id=t), timeout=30)
-    _print_mirror(t, "VinSuite member types mirrored into CellarPass customer types (on demand)", first)
+    _print_mirror(t, "mirrored again on demand (dispatch mirrored the member types as it started)", first)
     # The control API answers a winery's member types with any it adds: none here.
     url = f"{demo.vs}/_sim/wineries/{demo.winery_id(t)}/member-types"
     types = (await demo.stack.http.post(url, json={"names": []})).json()["member_types"]
