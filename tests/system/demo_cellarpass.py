@@ -82,6 +82,7 @@ TENANT = _winery(TENANT_ID, "4101", "OH-", 1, member_types=MEMBER_TYPES, members
 EVENT_TENANT = _winery(EVENT_TENANT_ID, "4102", "SC-", 1, order_date="event", pickup_date="booked")
 SYNC_DAY_TENANT = _winery(SYNC_DAY_TENANT_ID, "4103", "MA-", 3600, order_date="sync_day")  # polled on demand
 TENANTS = (TENANT, EVENT_TENANT, SYNC_DAY_TENANT)
+TENANTS_BY_ID = {spec.tenant_id: spec for spec in TENANTS}
 
 
 @dataclasses.dataclass
@@ -247,24 +248,26 @@ async def run(stack: Stack) -> tuple[int, str]:
             await demo.book(booking)
         print(f"demo: booked {len(items)} reservations in the CellarPass simulator at three wineries")
         polled = [b for b in items if b.tenant_id != SYNC_DAY_TENANT_ID]
-        await eventually("the reservations synced or kept out", partial_all(demo, polled))
+        await eventually("the reservations synced or kept out", all_settled(demo, polled))
         await sync_now(demo, [b for b in items if b.tenant_id == SYNC_DAY_TENANT_ID])
         print()
         counts.update(await report(demo, items))
         counts["locked"] = await edit_after_sync(demo, items[0])
-        counts["logins"] = await test_login(demo)
+        login = await check_logins(demo)
         counts["lists"] = await mirror_invite_lists(demo)
     failed = counts.pop("failed")
     summary = (
         f"demo {TENANT_ID}, {EVENT_TENANT_ID}, {SYNC_DAY_TENANT_ID}: {len(items)} reservations, "
         f"{counts['synced']} synced to VinSuite and Processed in CellarPass, {counts['skipped']} kept out, "
         f"{counts['locked']} locked change, {counts['discounts']} discounts applied, "
-        f"Test Login {counts['logins']}, {counts['lists']} invite lists mirrored, {failed} unexpected"
+        f"Test Login {login}, {counts['lists']} invite lists mirrored, {failed} unexpected"
     )
     return (1 if failed else 0), summary
 
 
-def partial_all(demo: WineryDemo, items: list[Booking]) -> Callable[[], Awaitable[bool]]:
+def all_settled(demo: WineryDemo, items: list[Booking]) -> Callable[[], Awaitable[bool]]:
+    """A probe for `eventually`: each booking synced (Processed, in VinSuite) or kept out."""
+
     async def probe() -> bool:
         return all([await demo.settled(b) for b in items])
 
@@ -371,14 +374,16 @@ async def sync_now(demo: WineryDemo, items: list[Booking]) -> None:
     now = await stub.SyncNow(intake_pb.SyncNowRequest(tenant_id=t, account=RESERVATIONS), timeout=30)
     due = now.previous_next_poll_time.ToDatetime(UTC).strftime("%H:%M UTC")
     print(f"demo: {t}'s operator pressed Sync Now: the poll due at {due} runs now")
-    sent = partial_all_sent(demo, items)
+    sent = all_in_vinsuite(demo, items)
     await eventually("mesa-alta's orders in VinSuite", sent)
     # Sync results are posted at the start of a poll: the next one, made due now again.
     await stub.SyncNow(intake_pb.SyncNowRequest(tenant_id=t, account=RESERVATIONS), timeout=30)
-    await eventually("mesa-alta's reservations Processed", partial_all(demo, items))
+    await eventually("mesa-alta's reservations Processed", all_settled(demo, items))
 
 
-def partial_all_sent(demo: WineryDemo, items: list[Booking]) -> Callable[[], Awaitable[bool]]:
+def all_in_vinsuite(demo: WineryDemo, items: list[Booking]) -> Callable[[], Awaitable[bool]]:
+    """A probe for `eventually`: each booking has its VinSuite order."""
+
     async def probe() -> bool:
         return all([await demo.vinsuite_order(b) is not None for b in items])
 
@@ -400,12 +405,12 @@ async def report(demo: WineryDemo, items: list[Booking]) -> dict[str, int]:
         reservation = await demo.reservation(booking)
         order = await demo.vinsuite_order(booking)
         record = await demo.record(booking)
-        ok = await (_skipped if booking.skipped else _synced)(booking, reservation, order, record)
+        ok = (_skipped if booking.skipped else _synced)(booking, reservation, order, record)
         counts["failed" if not ok else ("skipped" if booking.skipped else "synced")] += 1
     return counts
 
 
-async def _synced(booking: Booking, reservation: dict, order: dict | None, record) -> bool:
+def _synced(booking: Booking, reservation: dict, order: dict | None, record) -> bool:
     account = TENANTS_BY_ID[booking.tenant_id].account(CLUB)
     options = f"order_date={account.options.get('order_date', 'booked')}, pickup_date={account.options.get('pickup_date', 'event')}"
     print(f"{booking.tenant_id} {booking.fields['bookingCode']} {booking.label} ({options})")
@@ -434,7 +439,7 @@ async def _synced(booking: Booking, reservation: dict, order: dict | None, recor
     return ok
 
 
-async def _skipped(booking: Booking, reservation: dict, order: dict | None, record) -> bool:
+def _skipped(booking: Booking, reservation: dict, order: dict | None, record) -> bool:
     print(f"{booking.tenant_id} {booking.fields['bookingCode']} {booking.label}")
     codes = [f.code for f in record.rule_failures] if record is not None else []
     ok = order is None and codes == [booking.skipped] and reservation["syncStatus"] == "Pending"
@@ -447,9 +452,6 @@ async def _skipped(booking: Booking, reservation: dict, order: dict | None, reco
         f"  [{'as expected' if ok else 'UNEXPECTED'}]"
     )
     return ok
-
-
-TENANTS_BY_ID = {spec.tenant_id: spec for spec in TENANTS}
 
 
 # ---- after the sync -------------------------------------------------------------------------
@@ -474,7 +476,7 @@ async def edit_after_sync(demo: WineryDemo, booking: Booking) -> int:
     return len(changes_seen)
 
 
-async def test_login(demo: WineryDemo) -> str:
+async def check_logins(demo: WineryDemo) -> str:
     t, admin = TENANT_ID, demo.admin(TENANT_ID)
     password = str(demo.stack.tenants[t].account(CLUB)["password"])
     shown = []
