@@ -8,7 +8,9 @@ an SKU, Don't Send, Void Sync); then prints each order's status, journey and act
 outcome the integration prescribes. The clothing store (Cin7 Omni → ShipStation, both modes, a
 rate quote, the failed-import mails) is tests/system/demo_harbour.py; the outdoor-gear merchant
 (Groupon deals → a Mintsoft warehouse: split, delayed and bundled orders, an unmapped SKU and an
-unmapped courier fixed, mark exported on and off) is tests/system/demo_groupon.py. Each merchant
+unmapped courier fixed, mark exported on and off) is tests/system/demo_groupon.py; three wineries
+(CellarPass reservations → VinSuite Customer Pickup orders, customer look-ups, locked edits, a dry
+run, Test Login, invite lists) are tests/system/demo_cellarpass.py. Each merchant
 ends with a summary line; it exits non-zero when an order is lost or ends anywhere other than
 expected.
 """
@@ -27,7 +29,7 @@ from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
-from tests.system import demo_groupon, demo_harbour
+from tests.system import demo_cellarpass, demo_groupon, demo_harbour
 from tests.system.journey import Journey, JourneyReader
 from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
@@ -346,7 +348,9 @@ async def run() -> int:
     items = scenarios()
     print(f"demo: starting simulators and the five services (logs in {run_dir.relative_to(REPO)}/logs)")
     async with Stack(
-        [TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS], run_dir=run_dir, trace_file=trace_file
+        [TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS, *demo_cellarpass.TENANTS],
+        run_dir=run_dir,
+        trace_file=trace_file,
     ) as stack:
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with (
@@ -372,7 +376,10 @@ async def run() -> int:
             print(f"\ndemo: now {demo_groupon.TENANT_ID}, Groupon (CommerceInterface) → Mintsoft")
             groupon, groupon_summary = await demo_groupon.run(stack)
             print(groupon_summary)
-            return winery or harbour or groupon
+            print(f"\ndemo: now {demo_cellarpass.TENANT_ID} and two more wineries, CellarPass → VinSuite")
+            wineries, wineries_summary = await demo_cellarpass.run(stack)
+            print(wineries_summary)
+            return winery or harbour or groupon or wineries
 
 
 async def drive_provider(demo: Demo, items: list[Scenario]) -> None:

@@ -17,14 +17,16 @@ import pytest
 from libs.connectors.registry import default_registry
 from libs.platform.tenants import TenantDirectory
 from tests.simulators.registry import AccountSpec, SimulatedAccount, default_simulators
-from tests.system import demo_groupon, demo_harbour
+from tests.system import demo_cellarpass, demo_groupon, demo_harbour
 from tests.system.demo import TENANT
 from tests.system.stack import REPO
 
 DEMO = REPO / "deploy" / "demo"
 INTAKE, DISPATCH = "http://order-intake:8080", "http://fulfillment-dispatch:8081"  # docker-compose.yml
 # As `make demo` runs them.
-DEMO_TENANTS = {spec.tenant_id: spec for spec in (TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS)}
+DEMO_TENANTS = {
+    spec.tenant_id: spec for spec in (TENANT, demo_harbour.TENANT, *demo_groupon.TENANTS, *demo_cellarpass.TENANTS)
+}
 
 
 def secrets_env() -> dict[str, str]:
