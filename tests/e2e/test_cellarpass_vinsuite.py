@@ -223,6 +223,8 @@ async def test_a_refund_and_a_cancellation_after_sync_are_locked_and_vinsuite_ke
     assert refund.message.startswith("Changed in CellarPass after sync:"), refund.message
     assert "120.00" in refund.message and "80.00" in refund.message, refund.message
     assert f"as {order['OrderID']}" in refund.message and "VinSuite" in refund.message, refund.message
+    # The lock says it was synced: the rule saying CellarPass shows it synced is not repeated.
+    assert "ALREADY_SYNCED" not in refund.message and "not imported" not in refund.message, refund.message
 
     # Cancelled also fails the CANCELLED rule: for an order already synced the lock still wins.
     await winery.edit(reservation, status="Cancelled")
@@ -233,6 +235,8 @@ async def test_a_refund_and_a_cancellation_after_sync_are_locked_and_vinsuite_ke
     assert record.order.totals.total.minor_units == 12000, "the order keeps its synced content"
     cancel = next(change for change in record.locked_changes if change.message != refund.message)
     assert "Cancelled" in cancel.message, cancel.message
+    assert "now not imported: CANCELLED: cancelled reservations are not synced" in cancel.message, cancel.message
+    assert "ALREADY_SYNCED" not in cancel.message, cancel.message
     listed = {
         change.message for change in await hub.locked_changes(OAK) if change.external_id == reservation["reservationId"]
     }

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The rule code of a channel record the channel itself shows as sent to the provider already
+# (CellarPass's syncStatus Processed): never sent again. For an order the hub synced, intake's
+# locked-after-sync record already says so, and leaves this rule out of its message.
+ALREADY_SYNCED = "ALREADY_SYNCED"
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:

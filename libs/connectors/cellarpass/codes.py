@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ordersync.common.v1 import order_pb2
 
+from libs.connectors.base import issues
+
 CHANNEL_NAME = "cellarpass"
 CURRENCY = "USD"  # CellarPass sells US wineries' reservations; the stand-in names no currency
 MAX_PAGE_SIZE = 50  # the stand-in's pageSize bound (the help pages recommend batches of about 50)
@@ -34,5 +36,5 @@ PAYMENT_BALANCE_DUE = "Balance due"
 NOT_PAID = "NOT_PAID"
 TICKET_ORDER = "TICKET_ORDER"
 CANCELLED = "CANCELLED"
-ALREADY_SYNCED = "ALREADY_SYNCED"
+ALREADY_SYNCED = issues.ALREADY_SYNCED
 SYNC_STATUS_PROCESSED = "Processed"

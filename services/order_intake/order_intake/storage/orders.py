@@ -34,6 +34,7 @@ import asyncpg
 from opentelemetry import context as otel_context
 from ordersync.common.v1 import order_pb2
 
+from libs.connectors.base.issues import ALREADY_SYNCED
 from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
@@ -283,8 +284,12 @@ async def _locked_after_sync(conn: PgConnection, item: Revision, latest: asyncpg
     if not changes:
         # The same order; only the verdict moved (the channel now shows it synced): no edit to lock.
         return None
-    if item.outcome_if_new != "accepted":
-        changes.append(f"now {item.outcome_if_new.replace('_', ' ')}: {item.detail}")
+    if item.outcome_if_new == "invalid":
+        changes.append(f"now invalid: {item.detail}")
+    # "Synced already" is what the lock says; the other rules it now fails are news.
+    failing = [f for f in item.rule_failures if f.code != ALREADY_SYNCED]
+    if failing:
+        changes.append("now not imported: " + "; ".join(f"{f.code}: {f.sentence}" for f in failing))
     return locked_message(
         item.lock,
         changes,
