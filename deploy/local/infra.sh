@@ -4,7 +4,9 @@
 #   deploy/local/infra.sh up | down [--wipe] | status | env | restart-pg [S] | restart-kafka [S]
 #
 # Environment (all optional):
-#   ORDERSYNC_PG_PORT (55432)  ORDERSYNC_KAFKA_PORT (59092)  ORDERSYNC_KAFKA_CONTROLLER_PORT (59093)
+#   ORDERSYNC_PG_PORT (25432)  ORDERSYNC_KAFKA_PORT (29092)  ORDERSYNC_KAFKA_CONTROLLER_PORT (29093)
+#   (below Linux's ephemeral range, 32768-60999: a default there can be taken, now and then, by
+#   the local end of some outgoing connection, and the server then cannot bind it)
 #   ORDERSYNC_PG_FSYNC (on|off, default on)  ORDERSYNC_RUN_DIR (default <repo>/.run)
 #   ORDERSYNC_PYTHON (default <repo>/.venv/bin/python; needs aiokafka)
 # `up` writes <run dir>/infra.env with ORDERSYNC_PG_DSN and ORDERSYNC_KAFKA_BOOTSTRAP exports.
@@ -15,9 +17,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 HERE="$ROOT/deploy/local"
 
-PG_PORT="${ORDERSYNC_PG_PORT:-55432}"
-KAFKA_PORT="${ORDERSYNC_KAFKA_PORT:-59092}"
-CTRL_PORT="${ORDERSYNC_KAFKA_CONTROLLER_PORT:-59093}"
+PG_PORT="${ORDERSYNC_PG_PORT:-25432}"
+KAFKA_PORT="${ORDERSYNC_KAFKA_PORT:-29092}"
+CTRL_PORT="${ORDERSYNC_KAFKA_CONTROLLER_PORT:-29093}"
 PG_FSYNC="${ORDERSYNC_PG_FSYNC:-on}"
 PYTHON="${ORDERSYNC_PYTHON:-$ROOT/.venv/bin/python}"
 # Relative values are taken from the caller's directory; everything below needs absolute paths
