@@ -47,6 +47,7 @@ from tests.simulators.common import (
     retry_after_header,
     route,
     route_of,
+    stats_as_dict,
 )
 
 FAULT_ROUTES = (
@@ -147,11 +148,7 @@ class CellarPassStats:
     account_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {
-            "requests": dict(self.requests),
-            "responses": dict(self.responses),
-            "account_requests": {a: dict(r) for a, r in self.account_requests.items()},
-        }
+        return stats_as_dict(self)
 
 
 class AccountBook:

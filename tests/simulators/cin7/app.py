@@ -40,6 +40,7 @@ from tests.simulators.common import (
     retry_after_header,
     route,
     route_of,
+    stats_as_dict,
 )
 
 FAULT_ROUTES = ("list", "get", "update")
@@ -129,7 +130,7 @@ class Cin7Stats:
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        return stats_as_dict(self)
 
 
 def utc_now_text() -> str:

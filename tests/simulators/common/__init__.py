@@ -517,6 +517,17 @@ def webhook_cleanup_ctx(dispatcher_of: Callable[[web.Application], WebhookDispat
 # --- configuration ------------------------------------------------------------------
 
 
+def stats_as_dict(stats: Any) -> dict[str, Any]:
+    """A simulator's counters dataclass as JSON-ready data, Counters (and maps of them) as plain
+    dicts. Not dataclasses.asdict: it rebuilds a Counter from its (key, count) pairs, counting
+    the pairs."""
+    return {f.name: _plain(getattr(stats, f.name)) for f in dataclasses.fields(stats)}
+
+
+def _plain(value: Any) -> Any:
+    return {key: _plain(item) for key, item in value.items()} if isinstance(value, Mapping) else value
+
+
 def records_of(cls: type[T], items: list[Any], field: str) -> list[T]:
     """A config's list of `cls` records, each built from its JSON object unless it is one already.
 

@@ -43,6 +43,7 @@ from tests.simulators.common import (
     retry_after_header,
     route,
     route_of,
+    stats_as_dict,
 )
 
 FAULT_ROUTES = ("get_orders", "mark_exported", "tracking_notification", "lineitem_tracking_notification")
@@ -146,12 +147,7 @@ class GrouponStats:
     supplier_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {
-            "requests": dict(self.requests),
-            "responses": dict(self.responses),
-            "supplier_requests": {s: dict(routes) for s, routes in self.supplier_requests.items()},
-            "supplier_rate_limited": dict(self.supplier_rate_limited),
-        }
+        return stats_as_dict(self)
 
 
 @dataclasses.dataclass

@@ -46,6 +46,7 @@ from tests.simulators.common import (
     records_of,
     route,
     route_of,
+    stats_as_dict,
     webhook_cleanup_ctx,
 )
 
@@ -228,12 +229,7 @@ class MintsoftStats:
         self.user_responses.setdefault(username, Counter())[str(status)] += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {
-            "requests": dict(self.requests),
-            "responses": dict(self.responses),
-            "user_requests": {user: dict(routes) for user, routes in self.user_requests.items()},
-            "user_responses": {user: dict(statuses) for user, statuses in self.user_responses.items()},
-        }
+        return stats_as_dict(self)
 
 
 class MintsoftState:

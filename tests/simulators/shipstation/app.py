@@ -39,6 +39,7 @@ from tests.simulators.common import (
     records_of,
     route,
     route_of,
+    stats_as_dict,
     webhook_cleanup_ctx,
 )
 
@@ -148,9 +149,7 @@ class ShipStationStats:
     account_rate_limited: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        counters = {name: dict(getattr(self, name)) for name in ("requests", "responses", "account_rate_limited")}
-        by_account = {account: dict(routes) for account, routes in self.account_requests.items()}
-        return dataclasses.asdict(self) | counters | {"account_requests": by_account}
+        return stats_as_dict(self)
 
 
 class ShipStationState:

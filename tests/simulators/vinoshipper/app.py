@@ -39,6 +39,7 @@ from tests.simulators.common import (
     records_of,
     route,
     route_of,
+    stats_as_dict,
     webhook_cleanup_ctx,
 )
 
@@ -250,8 +251,7 @@ class VinoshipperStats:
     responses: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the counters as JSON-ready data."""
-        return dataclasses.asdict(self) | {"requests": dict(self.requests), "responses": dict(self.responses)}
+        return stats_as_dict(self)
 
 
 class VinoshipperState:

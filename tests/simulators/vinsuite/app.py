@@ -40,6 +40,7 @@ from tests.simulators.common import (
     read_json_object,
     records_of,
     retry_after_header,
+    stats_as_dict,
 )
 
 SERVICE = "/2.00/EWSWebServices.asmx"
@@ -144,11 +145,7 @@ class VinSuiteStats:
     winery_requests: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {
-            "requests": dict(self.requests),
-            "responses": dict(self.responses),
-            "winery_requests": {w: dict(c) for w, c in self.winery_requests.items()},
-        }
+        return stats_as_dict(self)
 
 
 class VinSuiteState:
