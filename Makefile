@@ -28,6 +28,9 @@ $(VENV)/.installed: requirements.lock
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	  { echo "$(CURDIR)"; echo "$(CURDIR)/libs/genproto"; \
 	    for s in $(SERVICES); do echo "$(CURDIR)/services/$$s"; done; } > "$$site/ordersync-paths.pth"
+	@# The operator command: `ordersync ...` in the venv's bin (python -m libs.cli).
+	@printf '#!/bin/sh\nexec "$$(dirname "$$0")/python" -m libs.cli "$$@"\n' > $(VENV)/bin/ordersync
+	@chmod +x $(VENV)/bin/ordersync
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv from requirements.lock

@@ -1,0 +1,1 @@
+"""`ordersync`: the operator command, one entry point over the services' gRPC APIs."""
