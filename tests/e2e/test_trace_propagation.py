@@ -141,4 +141,5 @@ async def test_an_idle_system_exports_no_trace(traced):
     await asyncio.sleep(15)
     new = _spans(trace_file)[before:]
     assert new == [], f"idle passes exported {len(new)} spans, e.g. {new[:3]}"
-    assert await driver.provider_stats(), "the simulator answered the idle shipment polls"
+    # The period had idle passes that called out, not only SQL: dispatch polled the provider.
+    assert sum((await driver.provider_stats())["requests"].values()) > polls_before
