@@ -10,12 +10,16 @@ BUF_VERSION   := v1.47.2
 BUF           := $(TOOLS)/bin/buf
 GRPCURL_VERSION := v1.9.3
 GRPCURL       := $(TOOLS)/bin/grpcurl
+# promtool checks the alert rules; Prometheus' module builds with the Go here (first install ~8 min, then cached).
+PROMTOOL_VERSION := v0.316.0
+PROMTOOL      := $(TOOLS)/bin/promtool
+ALERTS_DIR    := deploy/observability/prometheus
 SERVICES      := order_intake compliance_routing fulfillment_dispatch tracking_writeback carrier_mapping
 PROTO_FILES    = $(shell find protos -name '*.proto')
 
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: help venv protos lint lint-protos test test-unit test-integration test-e2e test-faults \
+.PHONY: help venv protos lint lint-protos lint-alerts test test-unit test-integration test-e2e test-faults \
         infra-up infra-down demo bench bench-mapping bench-shipstation bench-groupon bench-lookups up down clean grpcurl
 
 help: ## list the targets
@@ -49,12 +53,20 @@ $(BUF):
 $(GRPCURL):
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+$(PROMTOOL):
+	GOBIN=$(TOOLS)/bin go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+lint-alerts: $(PROMTOOL) ## promtool check rules and the alert rules' unit tests
+	$(PROMTOOL) check config --syntax-only $(ALERTS_DIR)/prometheus.yml
+	$(PROMTOOL) check rules $(ALERTS_DIR)/alerts.yml
+	cd $(ALERTS_DIR) && $(PROMTOOL) test rules alerts_test.yml
+
 grpcurl: $(GRPCURL) ## install grpcurl into .tools/bin (for deploy/local/grpc-auth-check.sh)
 
 lint-protos: $(BUF) ## buf lint (STANDARD + COMMENTS)
 	$(BUF) lint protos
 
-lint: venv protos lint-protos ## ruff, mypy and buf lint
+lint: venv protos lint-protos lint-alerts ## ruff, mypy, buf lint and promtool
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	@# What mypy checks (libs and services, tests included) and how: [tool.mypy] in pyproject.toml.

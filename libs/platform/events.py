@@ -26,8 +26,14 @@ class OutgoingEvent:
     event_id: str
 
 
-def new_event(topic: str, payload: Message, *, aggregate_id: str, tenant_id: str, producer: str) -> OutgoingEvent:
-    """Wrap `payload` in an EventEnvelope keyed by `aggregate_id`, carrying the current trace."""
+def new_event(
+    topic: str, payload: Message, *, aggregate_id: str, tenant_id: str, producer: str, traceparent: str = ""
+) -> OutgoingEvent:
+    """Wrap `payload` in an EventEnvelope keyed by `aggregate_id`, carrying the order's trace.
+
+    `traceparent` is the one the order's work was queued with (see inject_headers): given, the
+    event carries that trace unless the current span already belongs to it; else the current trace.
+    """
     packed = any_pb2.Any()
     packed.Pack(payload)
     occurred = timestamp_pb2.Timestamp()
@@ -42,7 +48,7 @@ def new_event(topic: str, payload: Message, *, aggregate_id: str, tenant_id: str
         producer=producer,
         payload=packed,
     )
-    headers = inject_headers() + [("event_type", envelope.event_type.encode())]
+    headers = inject_headers(traceparent) + [("event_type", envelope.event_type.encode())]
     return OutgoingEvent(topic, aggregate_id.encode(), envelope.SerializeToString(), headers, event_id)
 
 

@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import structlog
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import SpanKind
 
 from libs.platform.outage import RepeatedRecordFilter
+from libs.platform.redaction import redact_processor
 
 if TYPE_CHECKING:
     from libs.platform.config import PlatformSettings
@@ -64,6 +68,32 @@ def _span_to_dict(span: ReadableSpan) -> dict:
     }
 
 
+class OwnRootsSampler(Sampler):
+    """Samples a trace only when our own code started it: a server, consumer or internal span.
+
+    A root CLIENT span is a library call made outside any span of ours: the SQL of an idle
+    polling loop (leased work queues, pollers, schedules, snapshot refreshes) or an HTTP or
+    gRPC call of a background loop that found nothing to do. Those were nearly every exported
+    trace and showed no order's work, so they are dropped; ParentBased then drops their
+    children too. Work our code does starts a span first (the aiohttp middleware, the gRPC
+    server, a consumer's or a worker's span continuing the order's trace), so its library
+    calls are children of a sampled span and are kept whole.
+    """
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "OwnRootsSampler"
+
+
+def quiet_sampler() -> Sampler:
+    """The sampler of every service: children follow their parent, roots as OwnRootsSampler says."""
+    return ParentBased(root=OwnRootsSampler())
+
+
 def setup_telemetry(
     settings: PlatformSettings, *, grpc_server_spans: bool = True, untraced_grpc_services: Sequence[str] = ()
 ) -> TracerProvider:
@@ -76,7 +106,9 @@ def setup_telemetry(
     gRPC services keep theirs: high-rate look-ups answered from memory (docs/benchmarks.md).
     """
     global _installed, _grpc_server_installed
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.service_name}), sampler=quiet_sampler()
+    )
     if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -146,9 +178,21 @@ async def _redact_span_url_async(span, request) -> None:
 
 
 def setup_logging(service_name: str, level: str = "INFO") -> None:
-    """Log one JSON object per line with the current trace id, so logs join traces."""
+    """Log one JSON object per line through structlog, stdlib `logging` calls included.
+
+    Every line has time (UTC, ISO 8601), level, service, logger, message, the trace_id and
+    span_id of the current span, the fields bound with structlog.contextvars (order_id and
+    tenant where an order is handled) and those passed as `extra={"fields": {...}}`; the
+    redaction processor (libs.platform.redaction) then removes personal data and secrets.
+    """
+    structlog.configure(
+        processors=[*_shared_processors(service_name), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter(service_name))
+    handler.setFormatter(log_formatter(service_name))
     # aiokafka logs every reconnect attempt (about a hundred lines a second while Kafka is down):
     # one line per kind and reminder period is enough, and our own loops log the outage's state.
     handler.addFilter(RepeatedRecordFilter("aiokafka"))
@@ -160,27 +204,57 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-class _JsonFormatter(logging.Formatter):
-    def __init__(self, service_name: str):
-        super().__init__()
-        self._service = service_name
+def log_formatter(service_name: str) -> logging.Formatter:
+    """The formatter of setup_logging's handler: JSON lines for structlog and stdlib records alike."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(service_name),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    )
 
-    def format(self, record: logging.LogRecord) -> str:
-        span_context = trace.get_current_span().get_span_context()
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "service": self._service,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if span_context.is_valid:
-            entry["trace_id"] = format(span_context.trace_id, "032x")
-        for key, value in getattr(record, "fields", {}).items():
-            entry[key] = value
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+
+def _shared_processors(service_name: str) -> list:
+    def add_service(logger, method_name, event_dict):
+        event_dict["service"] = service_name
+        return event_dict
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        _add_level,
+        add_service,
+        structlog.stdlib.add_logger_name,
+        _add_record_fields,
+        _add_trace_ids,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.format_exc_info,
+        structlog.processors.EventRenamer("message"),
+        redact_processor,
+    ]
+
+
+def _add_level(logger, method_name, event_dict):
+    record = event_dict.get("_record")
+    event_dict["level"] = record.levelname if record is not None else method_name.upper().replace("EXCEPTION", "ERROR")
+    return event_dict
+
+
+def _add_record_fields(logger, method_name, event_dict):
+    # The stdlib calls' structured fields: log.info("...", extra={"fields": {...}}).
+    record = event_dict.get("_record")
+    for key, value in (getattr(record, "fields", None) or {}).items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _add_trace_ids(logger, method_name, event_dict):
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+    return event_dict
 
 
 def current_trace_id() -> str:
@@ -189,11 +263,26 @@ def current_trace_id() -> str:
     return format(span_context.trace_id, "032x") if span_context.is_valid else ""
 
 
-def inject_headers() -> list[tuple[str, bytes]]:
-    """Return the current trace context as Kafka headers (W3C traceparent/tracestate)."""
+def inject_headers(order_traceparent: str = "") -> list[tuple[str, bytes]]:
+    """Return the trace context for an event's Kafka headers (W3C traceparent/tracestate).
+
+    `order_traceparent` is the traceparent an order's work was queued with. An event written
+    after the order's span closed, or inside a span of another trace (a provider's notice, a
+    batch whose span joined another order's trace), would otherwise carry no trace or the
+    wrong one: it carries the order's own instead, so one order keeps one trace id end to end.
+    """
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    current = trace.get_current_span().get_span_context()
+    queued = trace.get_current_span(_context_of(order_traceparent)).get_span_context()
+    if queued.is_valid and not (current.is_valid and current.trace_id == queued.trace_id):
+        carrier["traceparent"] = order_traceparent
+    else:
+        propagate.inject(carrier)
     return [(key, value.encode()) for key, value in carrier.items()]
+
+
+def _context_of(traceparent: str) -> context.Context:
+    return propagate.extract({"traceparent": traceparent}) if traceparent else context.Context()
 
 
 def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> context.Context:

@@ -147,7 +147,12 @@ class Exporter:
             provider_account=row["provider_account"],
         )
         return new_event(
-            self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
+            self._topic,
+            message,
+            aggregate_id=row["order_id"],
+            tenant_id=row["tenant_id"],
+            producer=self._producer,
+            traceparent=row["traceparent"],
         )
 
 

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 import grpc
+import structlog
 from opentelemetry import propagate, trace
 from ordersync.common.v1 import order_pb2
 from ordersync.dispatch.v1 import events_pb2
@@ -276,7 +277,11 @@ class Sender:
         )
         # The connector's own slot first: a chunk waiting for it holds none of the shared ones.
         async with per_connector, self._limit:
-            with _span("dispatch order", [_trace_of(item.row) for item in chunk]) as span:
+            with (
+                _span("dispatch order", [_trace_of(item.row) for item in chunk]) as span,
+                # A batch of one is one order's line; a larger one names its orders in the fields.
+                structlog.contextvars.bound_contextvars(tenant=chunk[0].order.tenant_id, **_order_field(chunk)),
+            ):
                 span.set_attribute("ordersync.order_id", chunk[0].order.order_id)
                 span.set_attribute("ordersync.dispatch.attempt", chunk[0].row["attempts"])
                 span.set_attribute("ordersync.dispatch.batch_size", len(chunk))
@@ -395,7 +400,12 @@ class Sender:
         else:
             return None
         return new_event(
-            self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
+            self._topic,
+            message,
+            aggregate_id=row["order_id"],
+            tenant_id=row["tenant_id"],
+            producer=self._producer,
+            traceparent=row["traceparent"],
         )
 
 
@@ -416,6 +426,10 @@ def _span(name: str, contexts: list):
     """A span joining the first order's trace and linking the others'."""
     links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
     return _tracer.start_as_current_span(name, context=contexts[0], links=links)
+
+
+def _order_field(chunk: list[_Due]) -> dict[str, str]:
+    return {"order_id": chunk[0].order.order_id} if len(chunk) == 1 else {}
 
 
 def _trace_of(row):

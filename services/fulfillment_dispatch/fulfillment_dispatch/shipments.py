@@ -151,7 +151,12 @@ class ShipmentRecorder:
         with _tracer.start_as_current_span("shipment updated", context=self._order_context(row)) as span:
             span.set_attribute("ordersync.order_id", row["order_id"])
             return new_event(
-                self._topic, message, aggregate_id=row["order_id"], tenant_id=row["tenant_id"], producer=self._producer
+                self._topic,
+                message,
+                aggregate_id=row["order_id"],
+                tenant_id=row["tenant_id"],
+                producer=self._producer,
+                traceparent=row["traceparent"],
             )
 
     @staticmethod

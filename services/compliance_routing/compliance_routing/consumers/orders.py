@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from ordersync.common.v1 import order_pb2
@@ -80,7 +81,10 @@ class OrderAcceptedConsumer:
         return opened
 
     def _decide(self, event: ConsumedEvent, order: order_pb2.Order) -> tuple[DecisionRow, OutgoingEvent]:
-        with _tracer.start_as_current_span("route order", context=event.trace_context, kind=SpanKind.CONSUMER) as span:
+        with (
+            _tracer.start_as_current_span("route order", context=event.trace_context, kind=SpanKind.CONSUMER) as span,
+            structlog.contextvars.bound_contextvars(order_id=order.order_id, tenant=order.tenant_id),
+        ):
             decision = decide(self._facts(order))
             span.set_attribute("ordersync.order_id", order.order_id)
             span.set_attribute("ordersync.routing.outcome", decision.outcome.value)

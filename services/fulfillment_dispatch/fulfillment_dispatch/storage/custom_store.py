@@ -64,7 +64,7 @@ async def mark_fetched(
         " next_check_at = now() + $2::interval, status_checks = 0"
         " WHERE order_id = ANY($1::text[]) AND status = 'awaiting_pull'"
         " RETURNING order_id, tenant_id, provider, provider_account, provider_order_number, channel,"
-        " channel_account, external_id, external_number",
+        " channel_account, external_id, external_number, traceparent",
         list(order_ids),
         first_check_after,
     )

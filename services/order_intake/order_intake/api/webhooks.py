@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 from opentelemetry import trace
 
@@ -95,15 +96,18 @@ class WebhookHandler:
             return await self._refuse(sender, body, "malformed", 400, InvalidWebhook.reason_code, exc.message)
         if revision.order_id is not None:
             trace.get_current_span().set_attribute("ordersync.order_id", revision.order_id)
-        too_large = self._builder.event_too_large(revision)
-        if too_large is not None:
-            return await self._refuse(sender, body, "too_large", 413, "PAYLOAD_TOO_LARGE", too_large)
-        try:
-            recorded = await self._writer.record(revision)
-        except Exception:
-            log.exception("could not record webhook", extra={"fields": {"tenant_id": tenant_id}})
-            return _unavailable()
-        return _answer(recorded, revision.detail)
+        # Every log line about this order names it (a context manager: one connection's task
+        # serves several requests, so nothing bound may outlive this one).
+        with structlog.contextvars.bound_contextvars(tenant=tenant_id, order_id=revision.order_id or ""):
+            too_large = self._builder.event_too_large(revision)
+            if too_large is not None:
+                return await self._refuse(sender, body, "too_large", 413, "PAYLOAD_TOO_LARGE", too_large)
+            try:
+                recorded = await self._writer.record(revision)
+            except Exception:
+                log.exception("could not record webhook", extra={"fields": {"tenant_id": tenant_id}})
+                return _unavailable()
+            return _answer(recorded, revision.detail)
 
     def _authenticate(
         self, channel: str, tenant_id: str, account: str | None, tail: str, request: web.Request
