@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -272,7 +273,7 @@ class SampledGauge:
     known: Callable[[], Iterable[tuple[str, ...]]] | None = None
     _seen: set[tuple[str, ...]] = field(default_factory=set)
 
-    def apply(self, rows: Sequence[Sequence]) -> None:
+    def apply(self, rows: Sequence[Any]) -> None:
         values = {tuple(str(v) for v in row[:-1]): float(row[-1] or 0) for row in rows}
         if self.known is not None:
             for labels in self.known():
@@ -280,7 +281,11 @@ class SampledGauge:
         for labels in self._seen - values.keys():
             values[labels] = 0.0
         for labels, value in values.items():
-            (self.gauge.labels(*labels) if labels else self.gauge).set(value)
+            if labels:
+                self.gauge.labels(*labels).set(value)
+            else:
+                assert isinstance(self.gauge, Gauge), "an unlabelled sample needs a plain Gauge"
+                self.gauge.set(value)
         self._seen = set(values)
 
 
