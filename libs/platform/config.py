@@ -60,6 +60,9 @@ class PlatformSettings:
     # Optional TLS for gRPC (off when unset): this service's server side, and its client channels.
     grpc_server_tls: GrpcServerTls | None = None
     grpc_client_tls: GrpcClientTls | None = None
+    # Prometheus /metrics port (ORDERSYNC_METRICS_PORT) and how often DB-read gauges are sampled.
+    metrics_port: int = 9100
+    metrics_sample_s: float = 15.0
 
     def topic(self, name: str) -> str:
         """Return the full topic name; tests isolate themselves with ORDERSYNC_TOPIC_PREFIX."""
@@ -90,7 +93,28 @@ class PlatformSettings:
             migrate_on_start=env_on_off("ORDERSYNC_MIGRATE", True),
             grpc_server_tls=grpc_server_tls_from_env(),
             grpc_client_tls=grpc_client_tls_from_env(),
+            metrics_port=metrics_port_from_env(service_name),
+            metrics_sample_s=env_float("ORDERSYNC_METRICS_SAMPLE_S", 15.0),
         )
+
+
+# One default port per service, so all five can run on one host; 0 (any port) is refused, since
+# Prometheus could not find it.
+DEFAULT_METRICS_PORTS = {
+    "order-intake": 9101,
+    "compliance-routing": 9102,
+    "fulfillment-dispatch": 9103,
+    "tracking-writeback": 9104,
+    "carrier-mapping": 9105,
+}
+
+
+def metrics_port_from_env(service_name: str) -> int:
+    """ORDERSYNC_METRICS_PORT, else the service's default; raise ConfigError unless 1..65535."""
+    port = env_int("ORDERSYNC_METRICS_PORT", DEFAULT_METRICS_PORTS.get(service_name, 9100))
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"environment variable ORDERSYNC_METRICS_PORT must be a port (1-65535), got {port}")
+    return port
 
 
 def env_on_off(name: str, default: bool) -> bool:

@@ -21,6 +21,7 @@ from ordersync.common.v1 import event_pb2
 
 from libs.platform.db import PgConnection
 from libs.platform.events import EnvelopeError, parse_envelope
+from libs.platform.metrics import DEAD_LETTERS_TOTAL, KAFKA_CONSUMER_LAG
 from libs.platform.outage import OutageLog
 from libs.platform.telemetry import extract_context
 
@@ -163,12 +164,27 @@ class BatchConsumer:
         fetched = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
         records = [record for batch in fetched.values() for record in batch]
         if not records:
+            await self._report_lag()
             return
         events = await self._decode(records)
         if events:
             await self._handle_until_done(events)
         await self._consumer.commit(_next_offsets(records))
         self.handled += len(events)
+        await self._report_lag()
+
+    async def _report_lag(self) -> None:
+        """Set the lag gauge of each assigned partition: highwater (as of the last fetch) - position.
+
+        Both are the client's own bookkeeping, no broker call; a partition not fetched yet has
+        no highwater and is skipped.
+        """
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self._consumer.position(tp)
+            KAFKA_CONSUMER_LAG.labels(self._group_id, tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     async def _handle_until_done(self, events: list[ConsumedEvent]) -> None:
         # The handler fails as a whole only when its infrastructure does (database down): retry
@@ -208,6 +224,8 @@ class BatchConsumer:
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 [(self._group_id, r.topic, r.partition, r.offset, r.key, r.value, error) for r, error in rejected],
             )
+        for record, _error in rejected:  # a redelivered one is counted again: it was moved again
+            DEAD_LETTERS_TOTAL.labels("consumer", record.topic).inc()
 
 
 def service_consumer(settings, topic: str, handler: BatchHandler, pool: asyncpg.Pool) -> BatchConsumer:
@@ -243,3 +261,4 @@ async def keep_dead_letter(conn: PgConnection, consumer_group: str, event: Consu
         event.envelope.SerializeToString(),
         error,
     )
+    DEAD_LETTERS_TOTAL.labels("consumer", event.topic).inc()

@@ -34,6 +34,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
+from libs.platform.metrics import DEAD_LETTERS_TOTAL
 from libs.platform.outage import OutageLog
 from libs.platform.topic_limits import TopicLimits, record_size
 
@@ -228,6 +229,8 @@ class OutboxRelay:
             " VALUES ('outbox', $1, $2, $3, $4, $5, $6)",
             [(r["id"], r["topic"], r["key"], r["value"], r["headers"], error) for r, error in refused],
         )
+        for row, _error in refused:
+            DEAD_LETTERS_TOTAL.labels("outbox", row["topic"]).inc()
 
 
 def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:

@@ -25,6 +25,7 @@ import asyncpg
 
 from libs.connectors.base.ratelimit import Priority, reserve_for
 from libs.platform.db import PgConnection
+from libs.platform.metrics import RATE_BUDGET_REMAINING
 
 PoolSource = Callable[[], asyncpg.Pool]
 Sleep = Callable[[float], Awaitable[None]]
@@ -115,6 +116,7 @@ class SharedRateLimiter:
                 await conn.execute(
                     "UPDATE rate_budgets SET tokens = $2, refreshed_at = $3 WHERE key = $1", key, tokens, refreshed_at
                 )
+        RATE_BUDGET_REMAINING.labels(self._scope).set(tokens)  # the vendor's budget, never the tenant's key
         if granted:
             return None
         paused_s = max(0.0, (refreshed_at - row["now"]).total_seconds())

@@ -334,6 +334,8 @@ class Stack:
             grpc_port = mapping_port if name == "carrier_mapping" else free_port()
             env = {**common, "ORDERSYNC_GRPC_PORT": str(grpc_port), "CARRIER_MAPPING_ADDR": f"127.0.0.1:{mapping_port}"}
             env["ORDERSYNC_PG_DSN"] = self._role_dsn(name)  # each service logs in as its own role
+            env["ORDERSYNC_METRICS_PORT"] = str(free_port())  # scraped by tests via metrics_url
+            env["ORDERSYNC_METRICS_SAMPLE_S"] = "1"  # sampled gauges follow a test's traffic quickly
             if http_port:
                 env["ORDERSYNC_HTTP_PORT"] = str(http_port)
             self.services[name] = ServiceProcess(name, grpc_port, http_port, env, self.run_dir / "logs" / f"{name}.log")
@@ -444,6 +446,10 @@ class Stack:
 
     def http_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.services[name].http_port}"
+
+    def metrics_url(self, name: str) -> str:
+        """The service's Prometheus /metrics address."""
+        return f"http://127.0.0.1:{self.services[name].env['ORDERSYNC_METRICS_PORT']}/metrics"
 
     # ---- simulators ------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import httpx
 from opentelemetry import trace
 
+from libs.platform.metrics import EXTERNAL_RATE_LIMITED, EXTERNAL_REQUEST_DURATION, status_class
+
 from .errors import (
     ConnectorError,
     InvalidRequest,
@@ -297,6 +299,7 @@ class HttpTransport:
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
                 raise InvalidRequest(f"{label}: request cannot be sent ({type(exc).__name__})") from exc
             except httpx.TimeoutException as exc:
+                self._observe(method, None, started)
                 # Connect and pool timeouts happen before the request leaves this process.
                 sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 error: ConnectorError = Timeout(
@@ -307,6 +310,7 @@ class HttpTransport:
                 delay = self.retry.backoff(attempt, self._jitter())
                 reason = type(exc).__name__
             except httpx.RequestError as exc:
+                self._observe(method, None, started)
                 # Everything else httpx raises for a request (broken connection, bad encoding
                 # of the answer); only a refused connection proves nothing was sent.
                 sent = not isinstance(exc, httpx.ConnectError)
@@ -317,6 +321,7 @@ class HttpTransport:
                 reason = type(exc).__name__
             else:
                 status = response.status_code
+                self._observe(method, status, started)
                 logger.debug(
                     "%s: HTTP %d in %.3fs (attempt %d)",
                     label,
@@ -360,6 +365,14 @@ class HttpTransport:
                 self.retry.max_attempts,
             )
             await self._sleep(delay)
+
+    def _observe(self, method: str, status: int | None, started: float) -> None:
+        """Every attempt is one observation (a retried call is several), a 429 also counted."""
+        EXTERNAL_REQUEST_DURATION.labels(self.connector, method, status_class(status)).observe(
+            time.monotonic() - started
+        )
+        if status == 429:
+            EXTERNAL_RATE_LIMITED.labels(self.connector).inc()
 
 
 def json_body(response: httpx.Response, *, label: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
@@ -11,10 +12,11 @@ from carrier_mapping.api.grpc import CarrierMappingServicer
 from carrier_mapping.config import CarrierMappingSettings
 from carrier_mapping.storage.codes import CodeTableSnapshot
 from carrier_mapping.storage.mappings import MappingStore
+from libs.platform import metrics
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.health import HealthMonitor
 from libs.platform.runtime import PoolComponent, prepare, readiness
-from libs.platform.service import ComponentGroup, LazyComponent
+from libs.platform.service import Component, ComponentGroup, LazyComponent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,8 +34,9 @@ class CarrierMappingApp(ComponentGroup):
         health: HealthMonitor,
         codes: LazyComponent[CodeTableSnapshot],
         grpc_server: LazyComponent[GrpcServer],
+        observed: Sequence[Component] = (),
     ):
-        super().__init__([pool, health, codes, grpc_server])
+        super().__init__([pool, *observed, health, codes, grpc_server])
         self.codes = codes
         self.grpc_server = grpc_server
 
@@ -74,4 +77,6 @@ async def build(settings: CarrierMappingSettings) -> CarrierMappingApp:
         binding = bind(pb, pb_grpc, "CarrierMappingService", servicer)
         return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
-    return CarrierMappingApp(pool, health, codes, LazyComponent(grpc_server))
+    return CarrierMappingApp(
+        pool, health, codes, LazyComponent(grpc_server), observed=metrics.metrics_components(platform, pool)
+    )

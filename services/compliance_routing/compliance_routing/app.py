@@ -10,6 +10,7 @@ from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
 from libs.connectors.registry import default_registry
+from libs.platform import metrics
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -54,6 +55,7 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
     return ComponentGroup(
         [
             pool,
+            *metrics.metrics_components(platform, pool),
             producer,
             RelayComponent(platform, pool, producer),
             health,

@@ -39,6 +39,7 @@ from fulfillment_dispatch.status_checks import StatusChecker
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.contract import ClientResources
 from libs.connectors.registry import default_registry
+from libs.platform import metrics
 from libs.platform.accounts import AccountClients
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
@@ -53,6 +54,28 @@ from libs.platform.worker import PollingWorker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DECISIONS_TOPIC = "compliance.decisions.v1"
+
+
+def _samples(tenants: TenantDirectory, registry) -> list[metrics.SampledGauge]:
+    """Dispatch's sampled gauges: the send queue, and each provider account's oldest unsent order."""
+    unsent = "('sending', 'retry_wait', 'failed', 'awaiting_pull')"
+    return [
+        metrics.work_queue_sample("dispatches", ("sending", "retry_wait", "awaiting_pull", "failed")),
+        metrics.SampledGauge(
+            metrics.OLDEST_UNSENT_ORDER_AGE,
+            "SELECT tenant_id, provider_account, extract(epoch FROM now() - min(created_at))"
+            f" FROM dispatches WHERE status IN {unsent} GROUP BY tenant_id, provider_account",
+            known=metrics.tenant_accounts(tenants, lambda c: c in registry and _is_provider(registry, c)),
+        ),
+    ]
+
+
+def _is_provider(registry, connector_id: str) -> bool:
+    try:
+        registry.provider(connector_id)
+    except LookupError:
+        return False
+    return True
 
 
 async def build(settings: DispatchSettings) -> ComponentGroup:
@@ -238,6 +261,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
     return ComponentGroup(
         [
             pool,
+            *metrics.metrics_components(platform, pool, _samples(tenants, registry)),
             producer,
             RelayComponent(platform, pool, producer),
             health,

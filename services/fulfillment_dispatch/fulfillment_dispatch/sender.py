@@ -66,6 +66,7 @@ from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUna
 from libs.connectors.base.contract import ProviderConnector, Submission, SubmissionItem, Submitted
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.base.idempotency import idempotency_key
+from libs.platform import metrics
 from libs.platform.accounts import AccountClients
 from libs.platform.events import OutgoingEvent, new_event
 from libs.platform.outbox import write_events
@@ -131,6 +132,8 @@ class Sender:
         self._first_check_after = first_check_after
         self._linger_s = linger_s
         self._batching = [c.info.id for c in accounts.registry if c.info.limits.batch_size > 1]
+        # Whole calls failed in a row per (tenant, provider account): reported, never disabling it.
+        self._connections = metrics.ConnectionFailures(log)
 
     async def run_once(self) -> int:
         """Handle one leased batch; return its size (0 when nothing is due, or a batch fills)."""
@@ -295,7 +298,16 @@ class Sender:
                         extra={"fields": {"order_ids": [item.order.order_id for item in chunk]}},
                     )
                     answers = [ProviderError("INTERNAL", f"unexpected error: {exc!r}", retryable=True)] * len(chunk)
+        self._count_connection(chunk[0], answers)
         return {item.order.order_id: self._result_of(item, answer) for item, answer in zip(chunk, answers, strict=True)}
+
+    def _count_connection(self, first: _Due, answers: Sequence[Any]) -> None:
+        """Count a call the provider account failed as a whole (unreachable, 5xx, timeout)."""
+        key = (first.order.tenant_id, first.account.name)
+        if answers and all(isinstance(a, ConnectorError) and a.retryable for a in answers):
+            self._connections.failed(*key)
+        else:
+            self._connections.succeeded(*key)
 
     async def _call(self, chunk: list[_Due]) -> Sequence[Any]:
         first = chunk[0]
@@ -370,6 +382,7 @@ class Sender:
             await write_events(conn, [event for order_id, event in events if order_id in recorded])
         for order_id in results:
             in_flight.pop(order_id, None)
+        _observe(rows, results, recorded)
 
     def _event_for(self, row, outcome: Outcome, provider_reference: str) -> OutgoingEvent | None:
         ref = order_pb2.ChannelOrderRef(
@@ -407,6 +420,23 @@ class Sender:
             producer=self._producer,
             traceparent=row["traceparent"],
         )
+
+
+_OUTCOME_NAMES = {Status.SENT: "sent", Status.FAILED: "failed", Status.RETRY_WAIT: "retry"}
+
+
+def _observe(rows, results: dict[str, _Result], recorded) -> None:
+    """Count each recorded attempt's outcome and, for a sent order, its handover time."""
+    now = datetime.now(UTC)
+    for row in rows:
+        result = results.get(row["order_id"])
+        if result is None or row["order_id"] not in recorded:
+            continue
+        outcome = result.outcome
+        name = _OUTCOME_NAMES.get(outcome.status, outcome.status.value)
+        metrics.ORDER_OUTCOMES.labels("fulfillment-dispatch", row["provider"], name, outcome.reason_code).inc()
+        if outcome.status is Status.SENT:
+            metrics.ORDER_HANDOVER.labels(row["provider"]).observe((now - row["created_at"]).total_seconds())
 
 
 def _by_account(due: list[_Due]) -> list[list[_Due]]:

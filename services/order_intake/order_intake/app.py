@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
 
-from libs.connectors.base.contract import ClientResources
+from libs.connectors.base.contract import Capability, ClientResources
 from libs.connectors.registry import default_registry
+from libs.platform import metrics
 from libs.platform.accounts import AccountClients
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
@@ -33,6 +34,26 @@ from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
 from order_intake.storage.orders import RevisionWriter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _samples(tenants: TenantDirectory, registry) -> list[metrics.SampledGauge]:
+    """Intake's sampled gauges: the mail queue, and each pulled channel account's poll state."""
+    pulled = metrics.tenant_accounts(
+        tenants, lambda c: c in registry and registry.get(c).info.can(Capability.PULL_ORDERS)
+    )
+    return [
+        metrics.work_queue_sample("import_mails", ("pending", "retry_wait")),
+        metrics.SampledGauge(
+            metrics.POLL_CURSOR_AGE,
+            "SELECT tenant_id, account, extract(epoch FROM now() - last_polled_at) FROM pull_cursors",
+            known=pulled,
+        ),
+        metrics.SampledGauge(
+            metrics.CONNECTION_CONSECUTIVE_FAILURES,
+            "SELECT tenant_id, account, failures FROM pull_cursors",
+            known=pulled,
+        ),
+    ]
 
 
 async def build(settings: IntakeSettings) -> ComponentGroup:
@@ -86,6 +107,7 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
     return ComponentGroup(
         [
             pool,
+            *metrics.metrics_components(platform, pool, _samples(tenants, registry)),
             producer,
             relay,
             health,

@@ -8,7 +8,9 @@ from pathlib import Path
 from ordersync.tracking.v1 import tracking_service_pb2, tracking_service_pb2_grpc
 
 from libs.clients.carrier_mapping import CarrierMappingClient
+from libs.connectors.base.contract import Capability
 from libs.connectors.registry import default_registry
+from libs.platform import metrics
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
@@ -25,6 +27,24 @@ from tracking_writeback.writer import WRITEBACKS_TOPIC, Writer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SHIPMENTS_TOPIC = "dispatch.shipments.v1"
+
+
+def _samples(tenants: TenantDirectory, registry) -> list[metrics.SampledGauge]:
+    """Writeback's sampled gauges: the write queue, and each channel account's oldest unwritten shipment.
+
+    A row has no creation time: its age counts from its last change or attempt (updated_at).
+    """
+    return [
+        metrics.work_queue_sample("writebacks", ("pending", "retry_wait", "blocked", "failed")),
+        metrics.SampledGauge(
+            metrics.OLDEST_UNWRITTEN_SHIPMENT_AGE,
+            "SELECT tenant_id, channel_account, extract(epoch FROM now() - min(updated_at)) FROM writebacks"
+            " WHERE status IN ('pending', 'retry_wait', 'blocked', 'failed') GROUP BY tenant_id, channel_account",
+            known=metrics.tenant_accounts(
+                tenants, lambda c: c in registry and registry.get(c).info.can(Capability.WRITE_BACK)
+            ),
+        ),
+    ]
 
 
 async def build(settings: WritebackSettings) -> ComponentGroup:
@@ -83,6 +103,7 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
     return ComponentGroup(
         [
             pool,
+            *metrics.metrics_components(platform, pool, _samples(tenants, registry)),
             producer,
             RelayComponent(platform, pool, producer),
             health,

@@ -34,6 +34,7 @@ from ordersync.tracking.v1 import events_pb2
 from libs.clients.carrier_mapping import CarrierMappingClient, CarrierMappingUnavailable, CodeQuery, Translation
 from libs.connectors.base.contract import Capability, ChannelUpdate, ConnectorInfo, WritebackStep
 from libs.connectors.base.errors import ConnectorError
+from libs.platform import metrics
 from libs.platform.accounts import AccountClients, AccountNotConfigured
 from libs.platform.events import new_event
 from libs.platform.outbox import write_events
@@ -88,6 +89,7 @@ class Writer:
         self._blocked_recheck = timedelta(seconds=blocked_recheck_s)
         # Tenants whose carrier mappings changed since the last pass (None in it: every tenant).
         self._changed: set[str | None] = set()
+        self._connections = metrics.ConnectionFailures(log)
 
     def mappings_changed(self, tenant_id: str | None) -> None:
         """Carrier mapping reported a change of the tenant's mappings (None: maybe of any): its
@@ -109,6 +111,7 @@ class Writer:
                 if r.status == "written" and r.order_id in recorded
             ]
             await write_events(conn, [self._event(row, r) for row, r in written])
+        _observe(rows, results, recorded)
         return len(rows)
 
     async def _recheck_changed(self) -> None:
@@ -136,12 +139,15 @@ class Writer:
             except NoChannelCarrierCode as exc:
                 return self._blocked(row, str(exc))
             except (ConnectorError, LookupError) as exc:
+                if isinstance(exc, ConnectorError) and exc.retryable:  # the channel is unreachable or failing
+                    self._connections.failed(row["tenant_id"], row["channel_account"])
                 return self._failure(row, exc)
             except CarrierMappingUnavailable as exc:
                 return self._failure(row, exc, retryable=True)
             except Exception as exc:  # never leave a write without a recorded outcome and reason
                 log.exception("writeback failed unexpectedly", extra={"fields": {"order_id": row["order_id"]}})
                 return self._failure(row, exc, retryable=True)
+        self._connections.succeeded(row["tenant_id"], row["channel_account"])
         return WriteResult(
             row["order_id"],
             row["tenant_id"],
@@ -289,6 +295,25 @@ def _batch_span(name: str, traceparents: list[str]):
     contexts = [propagate.extract({"traceparent": tp}) for tp in traceparents]
     links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts[1:]]
     return _tracer.start_as_current_span(name, context=contexts[0], links=links)
+
+
+_OUTCOME_NAMES = {"retry_wait": "retry"}
+
+
+def _observe(rows, results: list[WriteResult], recorded) -> None:
+    """Count each recorded outcome and, for a shipment first written back, its time since shipping."""
+    now = datetime.now(UTC)
+    for row, result in zip(rows, results, strict=True):
+        if result.order_id not in recorded:
+            continue
+        outcome = _OUTCOME_NAMES.get(result.status, result.status)
+        # Reasons here are sentences (unbounded), so the reason code stays empty.
+        metrics.ORDER_OUTCOMES.labels("tracking-writeback", row["channel"], outcome, "").inc()
+        if result.status == "written" and row["written_status"] == "" and result.written_status:
+            shipment = _shipment_of(row)
+            if shipment.HasField("shipped_time"):
+                shipped = shipment.shipped_time.ToDatetime(tzinfo=UTC)
+                metrics.SHIPMENT_WRITEBACK.labels(row["channel"]).observe(max(0.0, (now - shipped).total_seconds()))
 
 
 def _plan_of(row) -> Plan:

@@ -26,8 +26,14 @@ from carrier_mapping.storage.mappings import (
     decode_page_token,
     encode_page_token,
 )
+from libs.platform import metrics
 from libs.platform.auth import Caller, CallerDirectory, GrpcAccess, PermissionDenied, Unauthenticated, token_of
 from libs.platform.grpc_server import abort
+
+# One counter increment per call (the children bound once here): the look-up path stays lock-free
+# apart from the counter's own.
+_TRANSLATE_ONE = metrics.CARRIER_TRANSLATIONS.labels("TranslateCode")
+_TRANSLATE_BATCH = metrics.CARRIER_TRANSLATIONS.labels("BatchTranslateCodes")
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,7 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
             found = table.translate(tenant_id, q.from_system, q.code, q.to_system)
         except TranslationError as exc:
             await context.abort(_status_of(exc), str(exc))
+        _TRANSLATE_ONE.inc()
         return pb.TranslateCodeResponse(translation=self._messages.get(table, found))
 
     async def BatchTranslateCodes(
@@ -103,6 +110,7 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
                 await _abort_if_expired(context)
             chunk = queries[start : start + _CHUNK]
             self._translate_chunk(table, tenant_id, chunk, response.results)
+        _TRANSLATE_BATCH.inc(len(queries))
         return response
 
     def _translate_chunk(self, table: CodeTable, tenant_id: str, queries, results) -> None:

@@ -14,6 +14,7 @@ from ordersync.intake.v1 import events_pb2 as intake_events
 
 from compliance_routing.domain.routing import Decision, Kind, Outcome, RouteRules, RoutingInput, decide
 from compliance_routing.storage.decisions import DecisionRow, decided_order_ids, insert_decisions
+from libs.platform import metrics
 from libs.platform.events import EnvelopeError, OutgoingEvent, new_event, unpack
 from libs.platform.kafka import ConsumedEvent, claim_fresh, keep_dead_letter
 from libs.platform.outbox import write_events
@@ -70,6 +71,11 @@ class OrderAcceptedConsumer:
             inserted = await insert_decisions(conn, rows)
             # Publish only what was stored: a concurrent consumer (rebalance) may have decided first.
             await write_events(conn, [message for order_id, message in outgoing if order_id in inserted])
+        for row in rows:  # counted once committed, and only the decisions stored here
+            if row.order_id in inserted:
+                metrics.ORDER_OUTCOMES.labels(
+                    "compliance-routing", row.provider or "none", row.outcome, row.reason_code
+                ).inc()
 
     async def _open(self, conn, events: list[ConsumedEvent]) -> list[tuple[ConsumedEvent, order_pb2.Order]]:
         opened = []

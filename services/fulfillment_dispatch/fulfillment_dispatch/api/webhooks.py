@@ -33,6 +33,7 @@ from fulfillment_dispatch.shipments import ShipmentRecorder, apply_notices
 from fulfillment_dispatch.storage.dispatches import record_webhook
 from libs.connectors.base.contract import Capability, Notice, NoticeHead, PushRequest
 from libs.connectors.base.errors import ConnectorError
+from libs.platform import metrics
 from libs.platform.accounts import AccountClients, OpenAccount
 from libs.platform.tenants import Account
 from libs.platform.webhook_http import (
@@ -106,13 +107,22 @@ class ProviderWebhookHandler:
         provider, tenant_id = request.match_info["provider"], request.match_info["tenant_id"]
         account = self._authenticated_account(provider, tenant_id, request)
         if account is None:
+            metrics.WEBHOOKS.labels(self._known_provider(provider), "unauthenticated").inc()
             log.warning("provider webhook refused: unknown URL", extra={"fields": {"tenant_id": tenant_id}})
             return json_error(404, "NOT_FOUND", "no such webhook endpoint")
         try:
             return await self._handle(tenant_id, account, request)
         except StorageUnavailable:
+            metrics.WEBHOOKS.labels(account.connector, "unavailable").inc()
             log.exception("could not store a provider webhook", extra={"fields": {"tenant_id": tenant_id}})
             return json_error(503, "TEMPORARILY_UNAVAILABLE", "could not store the webhook; retry later")
+
+    def _known_provider(self, provider: str) -> str:
+        """The path's provider as a metric label only when it is a connector (anyone can write the path)."""
+        try:
+            return self._accounts.registry.provider(provider).info.id
+        except LookupError:
+            return "unknown"
 
     def _authenticated_account(self, provider: str, tenant_id: str, request: web.Request) -> Account | None:
         """The tenant's account of `provider` that the notice authenticates for, or None."""
@@ -132,15 +142,18 @@ class ProviderWebhookHandler:
             body = await read_json_body(request, MAX_BODY_BYTES)
         except RefusedBody as refused:
             outcome = "too_large" if refused.status == 413 else "malformed"
+            metrics.WEBHOOKS.labels(provider, outcome).inc()
             receipt = await self._keep(tenant_id, provider, refused.head, outcome, refused.message)
             return json_error(refused.status, refused.code, refused.message, receipt_id=receipt)
         connector = self._accounts.provider_connector(account)
         try:
             head = connector.parse_notice(body)
         except ConnectorError as exc:
+            metrics.WEBHOOKS.labels(provider, "malformed").inc()
             receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
         if head.ignored_reason:
+            metrics.WEBHOOKS.labels(provider, "ignored").inc()
             if not head.keep:
                 return _status(202, "ignored")  # nothing to read back, nothing to keep
             receipt = await self._keep(tenant_id, provider, body, "ignored", head.ignored_reason)
@@ -157,12 +170,16 @@ class ProviderWebhookHandler:
                 outcomes, shared = await work(), False
         except ConnectorError as exc:
             if exc.retryable:
+                metrics.WEBHOOKS.labels(provider, "unavailable").inc()
                 return json_error(503, exc.reason_code, "could not read the order back; retry later")
+            metrics.WEBHOOKS.labels(provider, "malformed").inc()
             receipt = await self._keep(tenant_id, provider, body, "malformed", exc.message)
             return json_error(400, exc.reason_code, exc.message, receipt_id=receipt)
         outcome = _summary(outcomes)
         detail = f"{head.event} (a redelivery: the first delivery's re-read)" if shared else head.event
         receipt = await self._keep(tenant_id, provider, body, outcome, detail)
+        # The receipt's outcome joins the orders' outcomes (unbounded combinations): the metric says accepted.
+        metrics.WEBHOOKS.labels(provider, "accepted").inc()
         return _status(200, outcome, receipt_id=receipt)
 
     async def _resolve_and_apply(self, tenant_id: str, account: Account, head: NoticeHead) -> list[str]:

@@ -131,6 +131,7 @@ SEND_QUEUE = WorkQueue(
             "external_id",
             "external_number",
             "traceparent",
+            "created_at",  # when dispatch recorded the routed order: the handover histogram's start
         ),
         results={"reason_code": "text", "reason": "text", "check_after": "interval", "provider_reference": "text"},
         stored=("reason_code", "reason"),

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from libs.connectors.base.contract import Capability, ChannelConnector, PushRequest
 from libs.connectors.base.errors import ConnectorError, InvalidWebhook
 from libs.connectors.registry import Registry, UnknownConnector
+from libs.platform import metrics
 from libs.platform.tenants import Account, TenantDirectory
 from libs.platform.webhook_http import RefusedBody, json_error, json_errors_middleware, read_json_body
 from order_intake.revisions import RevisionBuilder
@@ -73,6 +74,7 @@ class WebhookHandler:
             request,
         )
         if sender is None:
+            metrics.WEBHOOKS.labels(self._known_channel(request.match_info["channel"]), "unauthenticated").inc()
             log.warning("webhook refused: bad credentials", extra={"fields": {"tenant_id": tenant_id}})
             return json_error(
                 401,
@@ -106,8 +108,17 @@ class WebhookHandler:
                 recorded = await self._writer.record(revision)
             except Exception:
                 log.exception("could not record webhook", extra={"fields": {"tenant_id": tenant_id}})
+                metrics.WEBHOOKS.labels(connector.info.id, "unavailable").inc()
                 return _unavailable()
+            metrics.WEBHOOKS.labels(connector.info.id, recorded.outcome).inc()
             return _answer(recorded, revision.detail)
+
+    def _known_channel(self, channel: str) -> str:
+        """The path's channel as a metric label only when it is a connector (the path is anyone's to write)."""
+        try:
+            return self._registry.channel(channel).info.id
+        except UnknownConnector:
+            return "unknown"
 
     def _authenticate(
         self, channel: str, tenant_id: str, account: str | None, tail: str, request: web.Request
@@ -132,6 +143,7 @@ class WebhookHandler:
         self, sender: _Sender, body: bytes, outcome: str, status: int, code: str, message: str
     ) -> web.Response:
         """Keep a refused body with its reason, then answer the 4xx (or 503 when it cannot be kept)."""
+        metrics.WEBHOOKS.labels(sender.connector.info.id, outcome).inc()
         tenant_id = sender.tenant_id
         log.warning("webhook refused and kept", extra={"fields": {"tenant_id": tenant_id, "error": message}})
         revision = self._builder.receipt(

@@ -35,6 +35,7 @@ from opentelemetry import context as otel_context
 from ordersync.common.v1 import order_pb2
 
 from libs.connectors.base.issues import ALREADY_SYNCED
+from libs.platform import metrics
 from libs.platform.db import PgConnection
 from libs.platform.events import OutgoingEvent
 from libs.platform.outbox import write_events
@@ -141,6 +142,7 @@ class RevisionWriter:
             if not batch[0].done.done():
                 batch[0].done.set_exception(exc)
             return
+        _count_outcomes(batch, results)
         for item, result in zip(batch, results, strict=True):
             if not item.done.done():
                 item.done.set_result(result)
@@ -167,6 +169,7 @@ class RevisionWriter:
             await before(conn)
             results = await _write_all(conn, list(items))
             await after(conn, results)
+        _count_outcomes(items, results)
         return results
 
     async def preview(self, items: Sequence[Revision]) -> list[Recorded]:
@@ -180,6 +183,13 @@ class RevisionWriter:
                 return await _write_all(conn, list(items))
             finally:
                 await transaction.rollback()
+
+
+def _count_outcomes(items: Sequence[Revision], results: Sequence[Recorded]) -> None:
+    """Count what committing each revision did (after the commit, so a rolled-back one is not)."""
+    for item, recorded in zip(items, results, strict=True):
+        reason_code = item.rule_failures[0].code if recorded.outcome == "not_imported" and item.rule_failures else ""
+        metrics.ORDER_OUTCOMES.labels("order-intake", item.channel, recorded.outcome, reason_code).inc()
 
 
 async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded]:
