@@ -207,13 +207,14 @@ async def list_runs(pool: asyncpg.Pool, service: str, tenant_id: str, limit: int
     ]
 
 
-async def ensure_rows(pool: asyncpg.Pool, accounts: Sequence[tuple[str, str, str]]) -> None:
-    """A schedule row (due now) for every configured (tenant, account, connector) without one."""
+async def ensure_rows(pool: asyncpg.Pool, accounts: Sequence[tuple[str, str, str]], first_in_s: float) -> None:
+    """A schedule row for every configured (tenant, account, connector) without one, first due
+    in `first_in_s`: a new account has no past to compare yet."""
     if accounts:
         await pool.executemany(
-            "INSERT INTO reconcile_schedules (tenant_id, account, connector) VALUES ($1, $2, $3)"
-            " ON CONFLICT (tenant_id, account) DO NOTHING",
-            accounts,
+            "INSERT INTO reconcile_schedules (tenant_id, account, connector, next_run_at)"
+            " VALUES ($1, $2, $3, now() + make_interval(secs => $4)) ON CONFLICT (tenant_id, account) DO NOTHING",
+            [(*account, first_in_s) for account in accounts],
         )
 
 
@@ -286,7 +287,7 @@ class ReconcileScheduler:
     async def run_once(self) -> int:
         """Lease the due accounts and reconcile each; return how many ran."""
         configured = self._reconciler.schedule()
-        await ensure_rows(self._pool, configured)
+        await ensure_rows(self._pool, configured, self._settings.interval_s)
         due = await claim_due(self._pool, self._owner, self._settings.lease_s, 4, configured)
         for key in due:
             error = ""
