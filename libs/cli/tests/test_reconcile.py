@@ -25,7 +25,7 @@ def test_a_window_without_a_known_unit_is_refused(text):
         command.parse_window(text)
 
 
-def _runs(*outcomes: int) -> list[pb.ReconciliationRun]:
+def _runs(*outcomes: pb.FindingOutcome) -> list[pb.ReconciliationRun]:
     findings = [
         pb.Finding(kind="lost_order", order_number=f"10{i}", channel_order_id=f"c{i}", outcome=o, reason="why")
         for i, o in enumerate(outcomes)

@@ -46,7 +46,7 @@ base_url = "{base_url}/v1"
 async def world(database):
     """(reconciler, pool, simulator URL): a Commerce7 store with no webhook URL, so every order's
     webhook is lost."""
-    config = Commerce7Config(tenants=[{"tenant_id": SLUG, "app_id": "app", "app_secret": "s3cret"}])
+    config = Commerce7Config.from_dict({"tenants": [{"tenant_id": SLUG, "app_id": "app", "app_secret": "s3cret"}]})
     await migrate(database, "order_intake", MIGRATIONS)
     pool = await create_pool(database, "order_intake", 4)
     writer = RevisionWriter(pool, max_batch=50)
