@@ -5,6 +5,7 @@ run finds nothing."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from libs.connectors.base.contract import ClientResources
 from libs.connectors.registry import load
 from libs.platform.accounts import AccountClients
 from libs.platform.db import create_pool, migrate
-from libs.platform.reconciliation import HEALED, WOULD_HEAL, RunReport, Window, reconcile
+from libs.platform.reconciliation import (
+    HEALED,
+    WOULD_HEAL,
+    ReconcileScheduler,
+    ReconcileSettings,
+    RunReport,
+    Window,
+    ensure_rows,
+    reconcile,
+)
 from libs.platform.tenants import TenantDirectory
 from order_intake.app import MIGRATIONS
 from order_intake.domain.intake import InputLimits
@@ -126,3 +136,24 @@ async def test_an_unreachable_channel_is_reported(world):
         await http.post(f"{base_url}/_sim/faults", json=fault)
     report = await run(world)
     assert [(f.kind, f.outcome) for f in report.findings] == [("unreachable", "reported")]
+
+
+async def test_the_schedule_runs_each_account_once_per_interval_on_one_replica(world):
+    reconciler, pool, base_url = world
+    await place(base_url)
+    settings = ReconcileSettings(interval_s=3600, window_s=3600)
+    first, second = (ReconcileScheduler(pool, reconciler, owner=o, settings=settings) for o in ("r1", "r2"))
+    await ensure_rows(pool, reconciler.schedule(), 0)  # due now
+    # Another replica holds the lease: nobody else runs it.
+    await pool.execute("UPDATE reconcile_schedules SET lease_owner = 'r0', lease_until = now() + interval '1 minute'")
+    await first.run_once()
+    assert await pool.fetchval("SELECT count(*) FROM reconcile_runs") == 0
+
+    await pool.execute("UPDATE reconcile_schedules SET lease_until = now() - interval '1 second'")  # r0 died
+    await first.run_once()
+    await second.run_once()
+    runs = await pool.fetch("SELECT trigger, findings FROM reconcile_runs")
+    assert [r["trigger"] for r in runs] == ["scheduled"]
+    assert json.loads(runs[0]["findings"])[0]["kind"] == "lost_order"
+    row = await pool.fetchrow("SELECT lease_owner, next_run_at - now() AS due_in FROM reconcile_schedules")
+    assert row["lease_owner"] is None and row["due_in"].total_seconds() > 3500
