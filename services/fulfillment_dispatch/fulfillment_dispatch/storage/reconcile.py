@@ -12,11 +12,13 @@ from fulfillment_dispatch.storage.dispatches import add_activity, mark_for_retry
 async def sent_in_window(
     pool: asyncpg.Pool, tenant_id: str, provider_account: str, since: datetime, until: datetime
 ) -> list[asyncpg.Record]:
-    """The account's orders with the provider (status sent) queued in [since, until]."""
+    """The account's orders with the provider (status sent) queued in [since, until], less the
+    delivered and cancelled ones: nothing further can be lost for them."""
     return await pool.fetch(
         "SELECT order_id, tenant_id, provider, provider_account, provider_order_number, external_id,"
         " external_number, shipment_status FROM dispatches"
         " WHERE tenant_id = $1 AND provider_account = $2 AND status = 'sent' AND created_at BETWEEN $3 AND $4"
+        " AND shipment_status NOT IN ('delivered', 'cancelled')"
         " ORDER BY created_at",
         tenant_id,
         provider_account,
