@@ -54,6 +54,7 @@ class Capability(Enum):
     PUSH_ORDERS = "push_orders"  # posts orders to /webhooks/{channel}/{tenant}
     PULL_ORDERS = "pull_orders"  # polled page by page from a cursor
     ACKNOWLEDGE = "acknowledge"  # wants to be told which pulled orders were committed
+    LIST_ORDERS = "list_orders"  # lists the orders changed in a window (reconciliation finds lost webhooks)
     SYNC_RESULTS = "sync_results"  # wants each order's handover result: accepted (with the
     # provider's reference) or refused (with the reason); see `report_sync_results`
     WRITE_BACK = "write_back"  # takes shipments and statuses back
@@ -414,6 +415,18 @@ class ChannelConnector(Connector):
     async def fetch_page(self, client: Any, settings: Any, cursor: str, tenant_id: str) -> OrderPage:
         """Fetch the next page of orders after `cursor` ("" = from the account's start)."""
         raise NotImplementedError(f"{self.info.id} is not polled")
+
+    # -- reconciliation
+    async def list_orders(
+        self, client: Any, settings: Any, since: datetime, until: datetime, cursor: str, tenant_id: str
+    ) -> OrderPage:
+        """One page of the orders created or changed in [since, until] (Capability.LIST_ORDERS),
+        each parsed as its webhook or poll would be, so it dedupes against it by revision;
+        `cursor` "" for the first page, then the page's `next_cursor` while `more`.
+
+        A pushed channel lists what its webhooks should have brought; a pulled channel needs it
+        less (its cursor moves only after a commit) and may leave it out."""
+        raise NotImplementedError(f"{self.info.id} cannot list orders in a window")
 
     async def acknowledge(self, client: Any, settings: Any, orders: Sequence[ParsedOrder]) -> None:
         """Tell the channel these orders are committed here (only after the commit), or handed

@@ -116,6 +116,27 @@ class Commerce7Client(ConnectorClient):
             seen.add(cursor)
             params = {**params, "cursor": str(cursor)}
 
+    async def list_orders_page(self, updated_between: tuple[str, str], cursor: str = "") -> tuple[list[Any], str]:
+        """One page of the orders updated in a window (`GET /order?updatedAt=btw:a|b&cursor=`).
+
+        Args:
+            updated_between: ISO-8601 date-times (start, end), both inclusive.
+            cursor: "" for the first page, then the cursor the previous page returned.
+
+        Returns:
+            (orders as JSON, the next page's cursor; "" after the last page).
+
+        Raises:
+            InvalidResponse: a page without an `orders` list. The errors of get_order.
+        """
+        params = {"cursor": cursor or "start", "updatedAt": f"btw:{updated_between[0]}|{updated_between[1]}"}
+        page = await self._call("GET", "/order", params=params, operation="list_orders")
+        orders = page.get("orders")
+        if not isinstance(orders, list):
+            raise InvalidResponse("commerce7 list_orders: page has no 'orders' list")
+        next_cursor = page.get("cursor")
+        return orders, str(next_cursor) if next_cursor and orders else ""
+
     async def create_fulfillment_all(self, order_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Fulfil every unfulfilled line (`POST /order/{id}/fulfillment/all`).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..base.contract import (
@@ -21,6 +22,7 @@ from ..base.contract import (
     ConnectorInfo,
     Ignored,
     Limits,
+    OrderPage,
     ParsedOrder,
     PushRequest,
     Role,
@@ -56,7 +58,7 @@ class Commerce7Connector(ChannelConnector):
         id="commerce7",
         label="Commerce7",
         roles=frozenset({Role.CHANNEL}),
-        capabilities=frozenset({Capability.PUSH_ORDERS, Capability.WRITE_BACK}),
+        capabilities=frozenset({Capability.PUSH_ORDERS, Capability.WRITE_BACK, Capability.LIST_ORDERS}),
         limits=Limits(batch_size=1, requests_per_minute=100, concurrency=4),
     )
 
@@ -98,6 +100,24 @@ class Commerce7Connector(ChannelConnector):
             return Ignored(f"Order {webhook.action} is not used")
         order, issues = parse_order(webhook.payload, tenant_id=tenant_id)
         return ParsedOrder(order, issues)
+
+    async def list_orders(
+        self,
+        client: Commerce7Client,
+        settings: Commerce7Account,
+        since: datetime,
+        until: datetime,
+        cursor: str,
+        tenant_id: str,
+    ) -> OrderPage:
+        # The list holds the full order, as a webhook's payload does: the same parse, the same
+        # revision (updatedAt), so an order listed and pushed dedupes.
+        orders, next_cursor = await client.list_orders_page((_iso(since), _iso(until)), cursor)
+        parsed = []
+        for raw in orders:
+            order, issues = parse_order(raw, tenant_id=tenant_id)
+            parsed.append(ParsedOrder(order, issues))
+        return OrderPage(parsed, next_cursor, more=bool(next_cursor))
 
     async def write_back(self, client: Commerce7Client, settings: Commerce7Account, update: ChannelUpdate) -> bool:
         # Read the order first: Commerce7 takes no idempotency key, so what is already there
@@ -146,3 +166,8 @@ async def _write_shipped(client: Commerce7Client, order: dict, update: ChannelUp
 
 
 CONNECTOR = Commerce7Connector()
+
+
+def _iso(moment: datetime) -> str:
+    """A filter bound as Commerce7 writes its timestamps: UTC, milliseconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

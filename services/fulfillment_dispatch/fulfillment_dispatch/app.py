@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ordersync.admin.v1 import order_admin_service_pb2, order_admin_service_pb2_grpc
 from ordersync.dispatch.v1 import dispatch_service_pb2, dispatch_service_pb2_grpc
+from ordersync.ops.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 
 from fulfillment_dispatch.api.admin import OrderAdminServicer
 from fulfillment_dispatch.api.custom_store import CustomStoreHandler, add_store_routes
@@ -32,6 +33,7 @@ from fulfillment_dispatch.directory.servicer import DIRECTORY_SERVICE, directory
 from fulfillment_dispatch.invite_lists import InviteListMirror, InviteListScheduler
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
+from fulfillment_dispatch.reconcile import DispatchReconciler
 from fulfillment_dispatch.sender import ORDERS_TOPIC, Sender
 from fulfillment_dispatch.shipment_polling import PollSettings, ShipmentPoller
 from fulfillment_dispatch.shipments import SHIPMENTS_TOPIC, ShipmentRecorder
@@ -47,6 +49,7 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.rate_budgets import SharedRateLimiter
+from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -224,6 +227,9 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             pool.pool, topic=topic, producer=platform.service_name, first_check_after=first_check, page_size=page_size
         )
 
+    def reconciler() -> DispatchReconciler:
+        return DispatchReconciler(pool.pool, tenants, accounts, recorder(), on_requeued=lambda: sender.component.wake())
+
     def grpc_server() -> GrpcServer:
         access = GrpcAccess(settings.callers)
         reads = bind(
@@ -251,8 +257,14 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
         )
         directory = directory_binding(lookups, access)
         directory_admin = directory_admin_binding(pool.pool, platform.db_schema, accounts, access)
+        reconciliation = bind(
+            reconciliation_pb2,
+            reconciliation_pb2_grpc,
+            "ReconciliationService",
+            ReconciliationServicer(pool.pool, reconciler(), access, settings.reconcile),
+        )
         return GrpcServer(
-            [reads, admin, rates, products, directory, directory_admin],
+            [reads, admin, rates, products, directory, directory_admin, reconciliation],
             port=platform.grpc_port,
             health=health,
             tls=platform.grpc_server_tls,
@@ -274,6 +286,9 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             sender,
             status_checker,
             shipment_poller,
+            LazyComponent(
+                lambda: ReconcileScheduler(pool.pool, reconciler(), owner=owner, settings=settings.reconcile)
+            ),
             *product_syncs,
             *invite_lists,
             LazyComponent(grpc_server),

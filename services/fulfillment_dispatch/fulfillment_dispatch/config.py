@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
 from libs.platform.config import ConfigError, PlatformSettings, env_float, env_int, env_optional, env_str
+from libs.platform.reconciliation import ReconcileSettings
 
 PEER_VARIABLES = {
     "order-intake": "ORDER_INTAKE_ADDR",
@@ -45,6 +46,7 @@ class DispatchSettings:
     directory_negative_ttl_s: float = 30.0
     directory_cache_size: int = 10_000
     directory_timeout_s: float = 5.0
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def from_env(cls) -> DispatchSettings:
@@ -80,4 +82,5 @@ class DispatchSettings:
             directory_negative_ttl_s=env_float("ORDERSYNC_DISPATCH_DIRECTORY_NEGATIVE_TTL_S", 30.0),
             directory_cache_size=env_int("ORDERSYNC_DISPATCH_DIRECTORY_CACHE_SIZE", 10_000),
             directory_timeout_s=env_float("ORDERSYNC_DISPATCH_DIRECTORY_TIMEOUT_S", 5.0),
+            reconcile=ReconcileSettings.from_env("ORDERSYNC_DISPATCH"),
         )

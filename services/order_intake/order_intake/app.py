@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
+from ordersync.ops.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 
 from libs.connectors.base.contract import Capability, ClientResources
 from libs.connectors.registry import default_registry
@@ -21,6 +22,7 @@ from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.mail import SmtpMailer
 from libs.platform.rate_budgets import SharedRateLimiter
+from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -30,6 +32,7 @@ from order_intake.config import IntakeSettings
 from order_intake.consumers.handovers import DISPATCH_TOPIC, OrderDispatchedConsumer
 from order_intake.mail import ImportMailSender
 from order_intake.pulling import PullScheduler
+from order_intake.reconcile import IntakeReconciler
 from order_intake.revisions import ORDERS_TOPIC, RevisionBuilder
 from order_intake.storage.orders import RevisionWriter
 
@@ -79,6 +82,11 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
         ),
     )
 
+    owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"  # this replica, in leases
+
+    def reconciler() -> IntakeReconciler:
+        return IntakeReconciler(pool.pool, tenants, accounts, writer.component, builder)
+
     def http_server() -> HttpServer:
         handler = WebhookHandler(tenants, registry, writer.component, builder)
         return HttpServer(build_web_app(handler, [tracing_middleware]), port=settings.http_port, health=health)
@@ -86,10 +94,17 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
     def grpc_server() -> GrpcServer:
         servicer = OrderIntakeServicer(pool.pool, GrpcAccess(settings.callers), accounts=accounts, builder=builder)
         binding = bind(intake_service_pb2, intake_service_pb2_grpc, "OrderIntakeService", servicer)
-        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        reconciliation = bind(
+            reconciliation_pb2,
+            reconciliation_pb2_grpc,
+            "ReconciliationService",
+            ReconciliationServicer(pool.pool, reconciler(), GrpcAccess(settings.callers), settings.reconcile),
+        )
+        return GrpcServer(
+            [binding, reconciliation], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+        )
 
     def pull_scheduler() -> PullScheduler:
-        owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         return PullScheduler(
             pool.pool, tenants, accounts, writer.component, builder, owner=owner, settings=settings.pull
         )
@@ -116,6 +131,9 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             writer,
             accounts,
             LazyComponent(pull_scheduler),
+            LazyComponent(
+                lambda: ReconcileScheduler(pool.pool, reconciler(), owner=owner, settings=settings.reconcile)
+            ),
             LazyComponent(handover_consumer),
             *mail_sender,
             LazyComponent(grpc_server),

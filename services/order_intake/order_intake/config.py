@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
 from libs.platform.config import PlatformSettings, env_float, env_int, env_str
 from libs.platform.mail import SmtpSettings
+from libs.platform.reconciliation import ReconcileSettings
 from libs.platform.tenants import resolve_secret_value
 from order_intake.domain.intake import InputLimits
 from order_intake.mail.sender import MailSettings
@@ -29,6 +30,7 @@ class IntakeSettings:
     pull: PullSettings = PullSettings()
     smtp: SmtpSettings | None = None
     mail: MailSettings = MailSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def from_env(cls) -> IntakeSettings:
@@ -50,6 +52,7 @@ class IntakeSettings:
                 backoff_max_s=env_float("ORDERSYNC_INTAKE_PULL_BACKOFF_MAX_S", PullSettings.backoff_max_s),
             ),
             smtp=SmtpSettings.from_env(resolve_secret_value),
+            reconcile=ReconcileSettings.from_env("ORDERSYNC_INTAKE"),
             mail=MailSettings(
                 max_attempts=env_int("ORDERSYNC_INTAKE_MAIL_MAX_ATTEMPTS", MailSettings.max_attempts),
                 backoff_base_s=env_float("ORDERSYNC_INTAKE_MAIL_BACKOFF_BASE_S", MailSettings.backoff_base_s),

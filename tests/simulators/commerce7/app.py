@@ -950,17 +950,18 @@ async def put_tenant(request: web.Request) -> web.Response:
 
 
 async def create_sim_order(request: web.Request) -> web.Response:
-    """`POST /_sim/orders`: store a completed order and fire Order Create."""
+    """`POST /_sim/orders`: store a completed order and fire Order Create (unless `webhook` is false)."""
     state = request.app[STATE_KEY]
     body = await read_control_body(request)
     tenant_id = body.get("tenant_id")
     if tenant_id not in state.tenants:
         raise control_error(400, f"unknown tenant_id {tenant_id!r}")
-    wait = flag(body, "wait", False)
+    wait, webhook = flag(body, "wait", False), flag(body, "webhook", True)
     order = build_order(state, tenant_id, body.get("order", {}))
     stored = state.orders[order["id"]] = StoredOrder(tenant_id, order)
     state.stats.orders_created += 1
-    delivery = send_order_webhook(state, stored, "Create", SIM_USER)
+    # "webhook": false stands for a delivery lost on the way: the order exists, nobody was told.
+    delivery = send_order_webhook(state, stored, "Create", SIM_USER) if webhook else None
     return web.json_response({"order": order, "delivery": await delivery_outcome(state, delivery, wait)}, status=201)
 
 

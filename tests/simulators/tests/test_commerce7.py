@@ -199,6 +199,40 @@ async def test_updated_at_filter_returns_only_later_changes(c7: SimulatorServer,
     assert [order["id"] for order in response.json()["orders"]] == [recent["id"]]
 
 
+async def test_a_btw_window_is_listed_page_by_page_in_cursor_mode(c7: SimulatorServer, http: httpx.AsyncClient) -> None:
+    # What reconciliation asks: the orders changed in a window, every page of them.
+    await create_order(http, c7, updatedAt="2024-01-01T00:00:00.000Z")
+    inside = [await create_order(http, c7, updatedAt=f"2024-02-0{day}T12:00:00.000Z") for day in (1, 2, 3)]
+    await create_order(http, c7, updatedAt="2024-03-01T00:00:00.000Z")
+    window = "btw:2024-02-01T00:00:00.000Z|2024-02-28T23:59:59.999Z"
+    seen, cursor = [], "start"
+    while cursor is not None:
+        response = await http.get(
+            f"{c7.base_url}/v1/order",
+            params={"updatedAt": window, "cursor": cursor, "limit": 2},
+            auth=AUTH,
+            headers=HEADERS,
+        )
+        assert response.json()["total"] == 3
+        seen += [order["id"] for order in response.json()["orders"]]
+        cursor = response.json()["cursor"]
+    assert seen == [order["id"] for order in inside]
+
+
+async def test_an_order_created_without_its_webhook_is_listed_but_not_delivered(
+    c7: SimulatorServer,
+    http: httpx.AsyncClient,
+    receiver: Receiver,
+) -> None:
+    await point_webhooks_at(http, c7, receiver)
+    body = {"tenant_id": "cellar", "order": {}, "wait": True, "webhook": False}
+    created = (await http.post(f"{c7.base_url}/_sim/orders", json=body)).json()
+    assert created["delivery"] is None
+    listed = (await http.get(f"{c7.base_url}/v1/order", auth=AUTH, headers=HEADERS)).json()["orders"]
+    assert [order["id"] for order in listed] == [created["order"]["id"]]
+    assert receiver.requests == []
+
+
 async def test_unknown_order_is_404_in_the_error_shape(c7: SimulatorServer, http: httpx.AsyncClient) -> None:
     response = await http.get(f"{c7.base_url}/v1/order/does-not-exist", auth=AUTH, headers=HEADERS)
     assert response.status_code == 404 and response.json()["type"] == "notFound"
