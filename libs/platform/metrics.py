@@ -368,3 +368,10 @@ def tenant_accounts(tenants, connector_kind: Callable[[str], bool]) -> Callable[
         ]
 
     return known
+
+
+def record_reconcile_run(tenant_id: str, account: str, finished_at: float, outcomes: list[tuple[str, str]]) -> None:
+    """Count a real reconciliation run's findings, as (kind, outcome) pairs, and stamp its account's last run."""
+    for kind, outcome in outcomes:
+        RECONCILE_FINDINGS.labels(kind=kind, outcome=outcome).inc()
+    RECONCILE_LAST_RUN.labels(tenant=tenant_id, account=account).set(finished_at)

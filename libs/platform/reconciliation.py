@@ -7,7 +7,7 @@ Two services reconcile, each its own side of a connection: order intake the chan
 need:
 
 - `Finding` and `RunReport`, stored in the service's `reconcile_runs` table (migration intake 0006,
-  dispatch 0010, the same shape in each schema) and counted in libs.platform.reconcile_metrics;
+  dispatch 0010, the same shape in each schema) and counted in libs.platform.metrics;
 - `ReconcileScheduler`: one row per (tenant, account) in `reconcile_schedules`, leased by one
   replica at a time (`FOR UPDATE SKIP LOCKED`, as pull cursors and account schedules are), run every
   `ReconcileSettings.interval_s` over the last `window_s`;
@@ -34,7 +34,7 @@ from google.protobuf import timestamp_pb2
 from ordersync.ops.v1 import reconciliation_pb2 as pb
 from ordersync.ops.v1 import reconciliation_pb2_grpc as pb_grpc
 
-from libs.platform import reconcile_metrics
+from libs.platform import metrics
 from libs.platform.auth import OPERATOR, READ, GrpcAccess
 from libs.platform.config import env_float
 from libs.platform.worker import PollingWorker
@@ -144,7 +144,7 @@ async def reconcile(pool: asyncpg.Pool, reconciler: Reconciler, report: RunRepor
     report.finished_at = datetime.now(UTC)
     await store_run(pool, report)
     if not report.dry_run:
-        reconcile_metrics.record_run(
+        metrics.record_reconcile_run(
             report.tenant_id,
             report.account,
             report.finished_at.timestamp(),

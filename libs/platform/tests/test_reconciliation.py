@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ordersync.ops.v1 import reconciliation_pb2 as pb
 from prometheus_client import REGISTRY
 
-from libs.platform import reconcile_metrics
+from libs.platform import metrics
 from libs.platform.reconciliation import HEALED, REPORTED, Finding, ReconcileSettings, RunReport, Window, run_to_proto
 
 
@@ -44,7 +44,7 @@ def test_a_run_counts_its_findings_and_stamps_the_account():
         return value or 0.0
 
     before = findings("healed")
-    reconcile_metrics.record_run("acme", "store", 1_700_000_000.0, [("lost_order", "healed")] * 2)
+    metrics.record_reconcile_run("acme", "store", 1_700_000_000.0, [("lost_order", "healed")] * 2)
     assert findings("healed") == before + 2
     stamp = {"tenant": "acme", "account": "store"}
     assert REGISTRY.get_sample_value("ordersync_reconcile_last_run_timestamp_seconds", stamp) == 1_700_000_000.0

@@ -11,37 +11,24 @@ from __future__ import annotations
 import json
 import re
 
+from prometheus_client import REGISTRY
+
+import libs.platform.metrics  # noqa: F401 - registers the catalogue
 from tests.system.stack import REPO
 
 OBSERVABILITY = REPO / "deploy" / "observability"
 ALERTS = OBSERVABILITY / "prometheus" / "alerts.yml"
 DASHBOARD = OBSERVABILITY / "grafana" / "ordersync.json"
 
-# The metric catalogue (docs: issue 13). One list for the rules and the dashboard; to be read
-# from libs/platform/metrics.py once it names them.
+# The metric catalogue: every ordersync_ metric the services export, as libs/platform/metrics.py
+# defines them (counters by their exposed name, with _total).
 CATALOGUE = frozenset(
-    {
-        "ordersync_kafka_consumer_lag",
-        "ordersync_outbox_backlog_events",
-        "ordersync_outbox_oldest_event_age_seconds",
-        "ordersync_work_queue_items",
-        "ordersync_order_outcomes_total",
-        "ordersync_external_request_duration_seconds",
-        "ordersync_external_rate_limited_total",
-        "ordersync_rate_budget_remaining",
-        "ordersync_webhooks_total",
-        "ordersync_dead_letters",
-        "ordersync_dead_letters_total",
-        "ordersync_order_handover_seconds",
-        "ordersync_shipment_writeback_seconds",
-        "ordersync_oldest_unsent_order_age_seconds",
-        "ordersync_oldest_unwritten_shipment_age_seconds",
-        "ordersync_poll_cursor_age_seconds",
-        "ordersync_connection_consecutive_failures",
-        "ordersync_reconcile_findings_total",
-        "ordersync_reconcile_last_run_timestamp_seconds",
-    }
+    family.name + ("_total" if family.type == "counter" else "")
+    for family in REGISTRY.collect()
+    if family.name.startswith("ordersync_")
 )
+# Carrier mapping's own traffic counter: on its service's page, not an SLO of the order flow.
+NOT_ON_THE_DASHBOARD = frozenset({"ordersync_carrier_translations_total"})
 METRICS_PORTS = {
     "order-intake": 9101,
     "compliance-routing": 9102,
@@ -71,7 +58,8 @@ def test_every_metric_the_alert_rules_query_is_in_the_catalogue():
 def test_every_metric_the_dashboard_queries_is_in_the_catalogue_and_every_one_has_a_panel():
     used = _metrics_in("\n".join(_dashboard_exprs()))
     assert used <= CATALOGUE, sorted(used - CATALOGUE)
-    assert used == CATALOGUE, f"no panel for {sorted(CATALOGUE - used)}"
+    missing = CATALOGUE - NOT_ON_THE_DASHBOARD - used
+    assert not missing, f"no panel for {sorted(missing)}"
 
 
 def test_dashboard_queries_the_provisioned_datasource():
