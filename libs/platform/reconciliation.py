@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -260,6 +260,23 @@ async def release(pool: asyncpg.Pool, key: tuple[str, str], owner: str, next_in_
 
 
 # ---- the schedule ------------------------------------------------------------------------------
+
+
+def reconcilable_accounts(tenants: Iterable, registry, accepts: Callable[[object], bool]) -> list[tuple[str, str, str]]:
+    """Every (tenant, account, connector) of the tenants file whose registered connector `accepts`
+    says this service reconciles (a Reconciler's schedule)."""
+    found = []
+    for tenant in tenants:
+        for account in tenant.accounts.values():
+            connector = registry.get(account.connector) if account.connector in registry else None
+            if connector is not None and accepts(connector):
+                found.append((tenant.tenant_id, account.name, account.connector))
+    return found
+
+
+def accounts_of(schedule: Sequence[tuple[str, str, str]], tenant_id: str) -> list[str]:
+    """The accounts of `tenant_id` in a schedule of (tenant, account, connector)."""
+    return [account for tenant, account, _ in schedule if tenant == tenant_id]
 
 
 class ReconcileScheduler:

@@ -33,7 +33,16 @@ from fulfillment_dispatch.storage.reconcile import requeue_missing, sent_in_wind
 from libs.connectors.base.contract import Capability, ProviderConnector
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
-from libs.platform.reconciliation import HEALED, REPORTED, UNREACHABLE, WOULD_HEAL, Finding, RunReport
+from libs.platform.reconciliation import (
+    HEALED,
+    REPORTED,
+    UNREACHABLE,
+    WOULD_HEAL,
+    Finding,
+    RunReport,
+    accounts_of,
+    reconcilable_accounts,
+)
 from libs.platform.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -68,17 +77,10 @@ class DispatchReconciler:
         self._on_requeued = on_requeued
 
     def accounts(self, tenant_id: str) -> list[str]:
-        return [account for tenant, account, _ in self.schedule() if tenant == tenant_id]
+        return accounts_of(self.schedule(), tenant_id)
 
     def schedule(self) -> list[tuple[str, str, str]]:
-        registry = self._accounts.registry
-        found = []
-        for tenant in self._tenants:
-            for account in tenant.accounts.values():
-                connector = registry.get(account.connector) if account.connector in registry else None
-                if isinstance(connector, ProviderConnector) and connector.info.can(Capability.READ_BACK):
-                    found.append((tenant.tenant_id, account.name, account.connector))
-        return found
+        return reconcilable_accounts(self._tenants, self._accounts.registry, _reconciles)
 
     async def run(self, report: RunReport) -> None:
         try:
@@ -130,3 +132,7 @@ class DispatchReconciler:
         if outcome in ("applied", "partial"):
             return finding("unrecorded_shipment", HEALED, f"{name} shows it {reported}; recorded, to be written back")
         return None
+
+
+def _reconciles(connector: object) -> bool:
+    return isinstance(connector, ProviderConnector) and connector.info.can(Capability.READ_BACK)

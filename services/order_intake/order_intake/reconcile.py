@@ -26,7 +26,16 @@ from google.protobuf import json_format
 from libs.connectors.base.contract import Capability, ChannelConnector, ParsedOrder
 from libs.connectors.base.errors import ConnectorError
 from libs.platform.accounts import AccountClients, AccountNotConfigured
-from libs.platform.reconciliation import HEALED, REPORTED, UNREACHABLE, WOULD_HEAL, Finding, RunReport
+from libs.platform.reconciliation import (
+    HEALED,
+    REPORTED,
+    UNREACHABLE,
+    WOULD_HEAL,
+    Finding,
+    RunReport,
+    accounts_of,
+    reconcilable_accounts,
+)
 from libs.platform.tenants import TenantDirectory
 from order_intake.pulling.scheduler import sync_lock
 from order_intake.revisions import RevisionBuilder
@@ -61,17 +70,10 @@ class IntakeReconciler:
         self._builder = builder
 
     def accounts(self, tenant_id: str) -> list[str]:
-        return [account for tenant, account, _ in self.schedule() if tenant == tenant_id]
+        return accounts_of(self.schedule(), tenant_id)
 
     def schedule(self) -> list[tuple[str, str, str]]:
-        registry = self._accounts.registry
-        found = []
-        for tenant in self._tenants:
-            for account in tenant.accounts.values():
-                connector = registry.get(account.connector) if account.connector in registry else None
-                if isinstance(connector, ChannelConnector) and connector.info.can(Capability.LIST_ORDERS):
-                    found.append((tenant.tenant_id, account.name, account.connector))
-        return found
+        return reconcilable_accounts(self._tenants, self._accounts.registry, _reconciles)
 
     async def run(self, report: RunReport) -> None:
         try:
@@ -148,3 +150,7 @@ class IntakeReconciler:
                 report.tenant_id, channel, report.account, body, "too_large", too_large, source="reconcile"
             )
         return revision
+
+
+def _reconciles(connector: object) -> bool:
+    return isinstance(connector, ChannelConnector) and connector.info.can(Capability.LIST_ORDERS)
