@@ -23,6 +23,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 
 from libs.platform.outage import OutageLog
 from libs.platform.worker import PollingWorker
@@ -375,3 +376,13 @@ def record_reconcile_run(tenant_id: str, account: str, finished_at: float, outco
     for kind, outcome in outcomes:
         RECONCILE_FINDINGS.labels(kind=kind, outcome=outcome).inc()
     RECONCILE_LAST_RUN.labels(tenant=tenant_id, account=account).set(finished_at)
+
+
+def catalogue() -> frozenset[str]:
+    """The names of every metric this module defines, as exported (counters with _total)."""
+    names = set()
+    for value in globals().values():
+        if isinstance(value, MetricWrapperBase | _KeptGauge):
+            for family in value.collect():
+                names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return frozenset(names)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -232,10 +233,35 @@ class CallerSpec:
         return self.variable or f"ORDERSYNC_CALLER_TOKEN_{re.sub(r'[^A-Z0-9]', '_', self.name.upper())}"
 
 
+# Ports for the processes a stack starts. Each pytest-xdist worker (and a process outside
+# pytest: the demo, a bench) takes them from a block of its own, below the kernel's ephemeral
+# range, in turn: a port is free between this check and the service's own bind only if no
+# other stack can be handed it meanwhile, which port 0 (any free port) cannot promise.
+_PORT_BLOCK_SIZE = 1000
+_PORT_BLOCKS_START = 21000  # blocks 21000-23999; infra's defaults (25432, 29092) lie above
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    index = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    start = _PORT_BLOCKS_START + index * _PORT_BLOCK_SIZE
+    return range(start, start + _PORT_BLOCK_SIZE)
+
+
+_next_ports = itertools.cycle(_port_block())
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port no process listens on, from this process's block (never one another worker uses)."""
+    for _ in range(_PORT_BLOCK_SIZE):
+        port = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_port_block()}")
 
 
 @dataclass
