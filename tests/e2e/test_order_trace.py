@@ -8,17 +8,14 @@ failing step with the retry command and exits 4; an unknown order is refused wit
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 
 import pytest
 
 from libs.cli.output import ExitCode
 from libs.cli.trace import FAILING_MARK
 from tests.e2e.conftest import Driver, web_order
-from tests.system.stack import REPO
+from tests.system.journey import ordersync_trace
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -26,16 +23,8 @@ FAILED = "Failed to Send"
 
 
 async def _trace(driver: Driver, order: str, *args: str) -> tuple[int, str, str]:
-    """Run `python -m libs.cli trace` as a subprocess (the stack's simulators share this loop, so
-    the command must not block it)."""
-    env = {**os.environ, **driver.stack.operator_env(driver.tenant_id), "NO_COLOR": "1"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.cli", "trace", driver.tenant_id, order, *args,
-        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    env = {**driver.stack.operator_env(driver.tenant_id), "NO_COLOR": "1"}
+    return await ordersync_trace(env, driver.tenant_id, order, *args)
 
 
 async def test_a_delivered_order_shows_every_step_from_webhook_to_writeback(driver):
