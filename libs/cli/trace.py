@@ -230,6 +230,10 @@ async def follow(
         journey = await fetch(connections, tenant_id, order)
         first = state.journey is None
         new = [(i, s) for i, s in enumerate(journey.steps) if s not in state.seen]
+        before = state.journey.missing if state.journey else {}
+        if not as_json and journey.missing and journey.missing != before:
+            for service, why in journey.missing.items():
+                error_console().print(f"{service} did not answer ({why}): its steps are missing")
         state.journey = journey
         state.seen.update(s for _, s in new)
         if as_json:

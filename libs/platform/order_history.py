@@ -82,7 +82,8 @@ class OrderHistoryServicer(pb_grpc.OrderHistoryServiceServicer):
         order = request.order.strip()
         if not order:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order is required")
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+        # One snapshot for every table read, so the steps agree with each other.
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             history = await self._reader.read(conn, request.tenant_id, order)
         if history is None:
             if self._reader.resolves:

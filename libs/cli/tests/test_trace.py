@@ -208,3 +208,29 @@ async def test_an_unknown_order_is_refused_and_an_unreachable_service_is_named()
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     assert list(journey.missing) == ["tracking-writeback"] and "UNAVAILABLE" in journey.missing["tracking-writeback"]
     assert len(journey.steps) == 3
+
+
+def test_follow_prints_only_new_steps_and_stops_when_the_journey_is_complete(monkeypatch):
+    received = _step(0, "order-intake", "received", "accepted")
+    sent = _step(1, "fulfillment-dispatch", "provider_attempt", "sent")
+    written = _step(2, "tracking-writeback", "writeback", "written")
+    views = [
+        Journey("acme", "ord_abc", steps=[received]),
+        Journey("acme", "ord_abc", steps=[received]),
+        Journey("acme", "ord_abc", steps=[received, sent]),
+        Journey("acme", "ord_abc", steps=[received, sent, written], complete=True),
+    ]
+    asked = []
+
+    async def fake_fetch(connections, tenant_id, order):
+        asked.append(order)
+        return views[len(asked) - 1]
+
+    monkeypatch.setattr(command, "fetch", fake_fetch)
+    monkeypatch.setenv("ORDERSYNC_TOKEN", "t")
+    cli_app._register_subcommands()
+    result = runner.invoke(cli_app.app, ["trace", "acme", "1042", "--follow", "--interval", "0.2", "--json"])
+    assert result.exit_code == ExitCode.DONE, result.output
+    assert len(asked) == 4  # it stopped at the complete view
+    printed = [json.loads(chunk) for chunk in result.output.replace("}\n{", "}\x00{").split("\x00")]
+    assert [s["status"] for s in printed] == ["accepted", "sent", "written"]  # each step once
