@@ -119,6 +119,7 @@ _passthrough("mapping", "Carrier mapping's tenant mappings and catalogs (carrier
 def _register_subcommands() -> None:
     """Subcommand modules add themselves to `app` on import (one line each, here)."""
     import libs.cli.reconcile  # noqa: F401
+    import libs.cli.trace  # noqa: F401
 
 
 def main() -> None:

@@ -12,17 +12,16 @@ unmapped courier fixed, mark exported on and off) is tests/system/demo_groupon.p
 (CellarPass reservations → VinSuite Customer Pickup orders, customer look-ups, locked edits, a dry
 run, Test Login, invite lists) are tests/system/demo_cellarpass.py. Each merchant
 ends with a summary line; it exits non-zero when an order is lost or ends anywhere other than
-expected.
+expected. The demo ends with `ordersync trace` of the winery's first order, printed as the
+command prints it to an operator (docs/trace.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
@@ -30,7 +29,7 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
 from tests.system import demo_cellarpass, demo_groupon, demo_harbour
-from tests.system.journey import Journey, JourneyReader
+from tests.system.journey import Journey, JourneyReader, ordersync_trace
 from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
 OPERATOR = "ops@cedar-ridge.example"  # the operator's caller name: the activity log shows it
@@ -369,7 +368,7 @@ async def run() -> int:
             await drive_provider(demo, items)
             print("demo: Vinoshipper simulator fulfilled, shipped, delivered or cancelled; waiting for writeback")
             journeys = await demo.wait_for(items, settled)
-            winery = await report(demo, items, journeys, trace_file)
+            winery = await report(demo, items, journeys)
             print(f"\ndemo: now {demo_harbour.TENANT_ID}, Cin7 Omni → ShipStation")
             harbour, harbour_summary = await demo_harbour.run(stack, reader)
             print(harbour_summary)
@@ -379,6 +378,7 @@ async def run() -> int:
             print(f"\ndemo: now {demo_cellarpass.TENANT_ID} and two more wineries, CellarPass → VinSuite")
             wineries, wineries_summary = await demo_cellarpass.run(stack)
             print(wineries_summary)
+            await _print_trace(stack, items[0])
             return winery or harbour or groupon or wineries
 
 
@@ -392,7 +392,7 @@ async def drive_provider(demo: Demo, items: list[Scenario]) -> None:
             await demo.provider_step(journey.provider_order_number, step)
 
 
-async def report(demo: Demo, items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> int:
+async def report(demo: Demo, items: list[Scenario], journeys: dict[int, Journey]) -> int:
     counts = dict.fromkeys((*TITLES, "shipped", "delivered", "lost", "unexpected"), 0)
     print()
     for scenario in items:
@@ -404,8 +404,6 @@ async def report(demo: Demo, items: list[Scenario], journeys: dict[int, Journey]
         _count(counts, shown, journey, lost, matches)
         verdict = "LOST" if lost else ("as expected" if matches else "UNEXPECTED")
         _print_order(scenario, shown, journey, channel_order, verdict)
-    await asyncio.sleep(1.5)  # let the services' span exporters flush
-    _print_trace(items, journeys, trace_file)
     print(
         f"demo: {len(items)} orders, {counts['sent']} sent, {counts['not_required']} not required, "
         f"{counts['failed']} failed, {counts['voided']} voided, {counts['shipped']} shipped, "
@@ -450,22 +448,12 @@ def _print_order(scenario: Scenario, shown, journey: Journey, channel_order: dic
             print(f"      {entry.actor:<24} {entry.kind:<20} {entry.message}")
 
 
-def _print_trace(items: list[Scenario], journeys: dict[int, Journey], trace_file: Path) -> None:
-    journey = journeys[id(items[0])]
-    if not journey.trace_id or not trace_file.exists():
-        return
-    spans = [json.loads(line) for line in trace_file.read_text().splitlines() if line.strip()]
-    spans = sorted((s for s in spans if s["trace_id"] == journey.trace_id), key=lambda s: s["start_ns"])
-    services = {s["service"] for s in spans}
-    print(
-        f"\ntrace {journey.trace_id} of order #{items[0].placed['orderNumber']}: {len(spans)} spans across "
-        f"{len(services)} services ({', '.join(sorted(services))})"
-    )
-    for span in spans:
-        millis = (span["start_ns"] - spans[0]["start_ns"]) / 1e6
-        what = f"SQL {span['name']}" if "db.system" in span["attributes"] else span["name"]
-        print(f"    +{millis:8.1f} ms  {span['service']:<22} {span['kind'].lower():<8} {what}")
-    print()
+async def _print_trace(stack: Stack, scenario: Scenario) -> None:
+    """The first order's whole journey, as `ordersync trace` prints it to an operator."""
+    order = str(scenario.placed["orderNumber"])
+    print(f"\ndemo: its whole journey, as an operator sees it: ordersync trace {TENANT.tenant_id} {order}")
+    code, _, _ = await ordersync_trace(stack.operator_env(TENANT.tenant_id), TENANT.tenant_id, order, capture=False)
+    print(f"demo: ordersync trace exited {code}")
 
 
 def main() -> None:

@@ -1,8 +1,14 @@
-"""Reads one order's journey from the services' gRPC APIs and the channel simulator."""
+"""Reads one order's journey from the services' gRPC APIs and the channel simulator, and runs
+`ordersync trace` on it as an operator would (ordersync_trace)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from ordersync.common.v1 import order_pb2, shipment_pb2
@@ -27,6 +33,26 @@ DISPATCH_NAMES = {
     dispatch_pb2.DISPATCH_STATUS_VOIDED: "voided",
     dispatch_pb2.DISPATCH_STATUS_AWAITING_PULL: "awaiting pull",
 }
+REPO = Path(__file__).resolve().parents[2]
+TRACE_TIMEOUT_S = 60.0
+
+
+async def ordersync_trace(
+    env: Mapping[str, str], tenant_id: str, order: str, *args: str, capture: bool = True
+) -> tuple[int, str, str]:
+    """Run `python -m libs.cli trace TENANT ORDER ARGS...` with `env` (Stack.operator_env()) and
+    return its exit code, standard output and error (both "" when not captured: printed as is).
+    A subprocess the event loop awaits: the stack's simulators run on the caller's loop."""
+    pipe = asyncio.subprocess.PIPE if capture else None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "libs.cli", "trace", tenant_id, order, *args,
+        cwd=REPO, env={**os.environ, **env}, stdout=pipe, stderr=pipe,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=TRACE_TIMEOUT_S)
+    assert process.returncode is not None
+    return process.returncode, (out or b"").decode(), (err or b"").decode()
+
+
 SHIPMENT_NAMES = {
     shipment_pb2.SHIPMENT_STATUS_FULFILLED: "fulfilled",
     shipment_pb2.SHIPMENT_STATUS_SHIPPED: "shipped",

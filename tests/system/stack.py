@@ -15,7 +15,7 @@ Every service's gRPC API admits the callers of one callers file (see _plan_grpc_
 services' own identities, a reader of every tenant for journeys, and per tenant its operators
 (TenantSpec.operators, "ops@<tenant>" by default) and a read-only "viewer@<tenant>". Tests and
 the demo call with `stack.token(name)`; libs.platform.testing's `authorized(stub, token)` adds it
-to every call.
+to every call. `stack.operator_env()` is the environment the `ordersync` command needs.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import tomli_w
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.create_topics import create_topics, read_topic_file
+from libs.cli.connect import ADDRESSES, TOKEN_VARIABLE
 from libs.platform.migrate import MIGRATOR_ROLE, bootstrap_roles, role_dsn
 from tests.simulators.registry import (
     AccountSpec,
@@ -215,6 +216,7 @@ class TenantSpec:
 
 
 READER = "journey-reader"  # reads every tenant from every service: the tests' and the demo's eyes
+OPERATOR = "operator"  # operates every tenant at every service: the `ordersync` command's (operator_env)
 
 
 @dataclass(frozen=True)
@@ -388,6 +390,8 @@ class Stack:
             # dispatch's admin API shows what its peers say of an order
             CallerSpec("fulfillment-dispatch", ("*",), services=peers, variable="ORDERSYNC_PEERS_TOKEN"),
             CallerSpec(READER, ("*",)),
+            # the operator's `ordersync` command, which asks every service (operator_env)
+            CallerSpec(OPERATOR, ("*",), roles=("operator", "write")),
         ]
         for tenant in self.tenants.values():
             for name in tenant.operators or (f"ops@{tenant.tenant_id}",):
@@ -411,6 +415,16 @@ class Stack:
     def operator(self, tenant_id: str) -> str:
         """The name of the tenant's first operator."""
         return self.tenants[tenant_id].operators[0] if self.tenants[tenant_id].operators else f"ops@{tenant_id}"
+
+    def operator_env(self, tenant_id: str | None = None) -> dict[str, str]:
+        """The environment `ordersync` needs to operate this stack: ORDERSYNC_TOKEN (the tenant's
+        first operator, or the operator of every tenant when none is named) and every service's
+        ORDERSYNC_*_ADDR (libs.cli.connect.ADDRESSES)."""
+        caller = self.operator(tenant_id) if tenant_id else OPERATOR
+        env = {TOKEN_VARIABLE: self.token(caller)}
+        for service, (variable, _) in ADDRESSES.items():
+            env[variable] = self.grpc_address(service.replace("-", "_"))
+        return env
 
     def _plan_admin_api(self) -> None:
         """Dispatch serves the admin API: it reads the other services, and checks sent orders often."""

@@ -9,12 +9,14 @@ from ordersync.compliance.v1 import compliance_service_pb2, compliance_service_p
 from compliance_routing.api.grpc import ComplianceRoutingServicer
 from compliance_routing.config import RoutingSettings
 from compliance_routing.consumers.orders import DECISIONS_TOPIC, OrderAcceptedConsumer
+from compliance_routing.history import RoutingHistory
 from libs.connectors.registry import default_registry
 from libs.platform import metrics
 from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
+from libs.platform.order_history import history_binding
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -50,7 +52,8 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             "ComplianceRoutingService",
             ComplianceRoutingServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        history = history_binding(pool.pool, RoutingHistory(), GrpcAccess(settings.callers))
+        return GrpcServer([binding, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

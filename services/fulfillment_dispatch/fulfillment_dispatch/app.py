@@ -30,6 +30,7 @@ from fulfillment_dispatch.directory.cache import DirectoryCache
 from fulfillment_dispatch.directory.invalidation import DirectoryChangeListener, announce_directory_change
 from fulfillment_dispatch.directory.lookups import CustomerLookups
 from fulfillment_dispatch.directory.servicer import DIRECTORY_SERVICE, directory_binding
+from fulfillment_dispatch.history import DispatchHistory
 from fulfillment_dispatch.invite_lists import InviteListMirror, InviteListScheduler
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.product_sync import ProductSync, ProductSyncScheduler
@@ -48,6 +49,7 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
+from libs.platform.order_history import history_binding
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
@@ -263,8 +265,9 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), access, settings.reconcile),
         )
+        history = history_binding(pool.pool, DispatchHistory(), access)
         return GrpcServer(
-            [reads, admin, rates, products, directory, directory_admin, reconciliation],
+            [reads, admin, rates, products, directory, directory_admin, reconciliation, history],
             port=platform.grpc_port,
             health=health,
             tls=platform.grpc_server_tls,

@@ -21,6 +21,7 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.mail import SmtpMailer
+from libs.platform.order_history import history_binding
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
@@ -30,6 +31,7 @@ from order_intake.api.grpc import OrderIntakeServicer
 from order_intake.api.webhooks import WebhookHandler, build_web_app
 from order_intake.config import IntakeSettings
 from order_intake.consumers.handovers import DISPATCH_TOPIC, OrderDispatchedConsumer
+from order_intake.history import IntakeHistory
 from order_intake.mail import ImportMailSender
 from order_intake.pulling import PullScheduler
 from order_intake.reconcile import IntakeReconciler
@@ -100,8 +102,9 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), GrpcAccess(settings.callers), settings.reconcile),
         )
+        history = history_binding(pool.pool, IntakeHistory(), GrpcAccess(settings.callers))
         return GrpcServer(
-            [binding, reconciliation], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+            [binding, reconciliation, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
         )
 
     def pull_scheduler() -> PullScheduler:

@@ -15,6 +15,7 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
+from libs.platform.order_history import history_binding
 from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
@@ -23,6 +24,7 @@ from tracking_writeback.api.grpc import TrackingWritebackServicer
 from tracking_writeback.channels import channel_accounts
 from tracking_writeback.config import WritebackSettings
 from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
+from tracking_writeback.history import WritebackHistory
 from tracking_writeback.writer import WRITEBACKS_TOPIC, Writer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -98,7 +100,8 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        return GrpcServer([binding], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        history = history_binding(pool.pool, WritebackHistory(), GrpcAccess(settings.callers))
+        return GrpcServer([binding, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
