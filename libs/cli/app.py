@@ -1,6 +1,6 @@
 """The `ordersync` command: every operator command in one place.
 
-    ordersync trace acme 1042                 an order's whole journey (docs/operations.md)
+    ordersync trace acme 1042                 an order's whole journey (docs/trace.md)
     ordersync orders --tenant acme show 1042  dispatch's order admin (Retry, Don't Send, ...)
     ordersync intake --tenant acme accounts   what intake received and its pollers
     ordersync mapping list acme shipstation   carrier mapping's tenant mappings
