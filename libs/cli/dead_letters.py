@@ -96,12 +96,9 @@ def show_command(
     as_json: AsJson = False,
 ) -> None:
     """Show one dead letter: where it came from, why it was set aside, its message and its replays."""
-    request = pb.GetDeadLetterRequest(tenant_id=tenant, id=dead_letter_id)
+    target, request = _services([service])[0], pb.GetDeadLetterRequest(tenant_id=tenant, id=dead_letter_id)
     shown = run_async(
-        ctx,
-        lambda connections: _stub(connections, _services([service])[0]).GetDeadLetter(
-            request, metadata=connections.metadata
-        ),
+        ctx, lambda connections: _stub(connections, target).GetDeadLetter(request, metadata=connections.metadata)
     )
     if as_json:
         print_json(json_format.MessageToDict(shown, preserving_proto_field_name=True))
@@ -138,15 +135,14 @@ def replay_command(
     as_json: AsJson = False,
 ) -> None:
     """Replay dead letters through the service's outbox; a replayed one is never replayed again."""
+    target = _services([service])[0]
     if bool(ids) == all_matching:
         raise typer.BadParameter("give dead letter ids, or --all-matching with filters")
     requests = _replay_requests(tenant, list(ids or []), all_matching, topic, error, order, since, edit)
     for request in requests:
         request.dry_run, request.reason = dry_run, reason
     total = len(ids or []) or None
-    results = run_async(
-        ctx, lambda connections: _replay_all(connections, _services([service])[0], requests, total, bar=not as_json)
-    )
+    results = run_async(ctx, lambda connections: _replay_all(connections, target, requests, total, bar=not as_json))
     if as_json:
         print_json([{**_as_dict(r), "outcome": outcome_name(r.outcome)} for r in results])
     else:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import asyncpg
 import grpc
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
 from ordersync.compliance.v1 import events_pb2 as compliance_events
 from ordersync.dispatch.v1 import events_pb2 as dispatch_events
 from ordersync.intake.v1 import events_pb2 as intake_events
@@ -30,13 +31,13 @@ from ordersync.tracking.v1 import events_pb2 as tracking_events
 from libs.platform.auth import ALL_TENANTS, OPERATOR, READ, Caller, GrpcAccess
 from libs.platform.db import PgConnection
 from libs.platform.events import EnvelopeError, OutgoingEvent, parse_envelope
-from libs.platform.grpc_server import ServiceBinding, bind
+from libs.platform.grpc_server import ServiceBinding, abort, bind
 from libs.platform.kafka import REPLAY_FOR_HEADER
 from libs.platform.metrics import DEAD_LETTER_REPLAYS
 from libs.platform.outbox import decode_headers, write_events
 
 # The event types each topic carries (topic names without the deployment's prefix).
-TOPIC_EVENT_TYPES: dict[str, tuple[type, ...]] = {
+TOPIC_EVENT_TYPES: dict[str, tuple[type[Message], ...]] = {
     "intake.orders.v1": (intake_events.OrderAccepted,),
     "compliance.decisions.v1": (compliance_events.RoutingDecided,),
     "dispatch.orders.v1": (dispatch_events.OrderDispatched, dispatch_events.OrderDispatchFailed),
@@ -71,11 +72,11 @@ class DeadLetterServicer(pb_grpc.DeadLetterServiceServicer):
         await self._access.require(context, request.tenant_id, READ)
         page_size = request.page_size or DEFAULT_PAGE
         if not 1 <= page_size <= MAX_PAGE:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 1 to {MAX_PAGE}")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 1 to {MAX_PAGE}")
         where = _Where(request.tenant_id).matching(request.filter, include_replayed=request.filter.include_replayed)
         if request.page_token:
             if not request.page_token.isdigit():
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API gave")
+                await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API gave")
             where.add("id < {}", int(request.page_token))
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
@@ -100,7 +101,7 @@ class DeadLetterServicer(pb_grpc.DeadLetterServiceServicer):
                 request.id,
             )
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.tenant_id, [request.id]))
+            await abort(context, grpc.StatusCode.NOT_FOUND, _not_found(request.tenant_id, [request.id]))
         return pb.GetDeadLetterResponse(
             dead_letter=self._proto(row),
             value=row["value"] or b"",
@@ -114,17 +115,17 @@ class DeadLetterServicer(pb_grpc.DeadLetterServiceServicer):
         caller = await self._access.require(context, request.tenant_id, READ if request.dry_run else OPERATOR)
         problem = _request_problem(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await self._chosen(conn, request)
             if request.ids and len(rows) < len(set(request.ids)):
                 missing = sorted(set(request.ids) - {r["id"] for r in rows})
-                await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.tenant_id, missing))
+                await abort(context, grpc.StatusCode.NOT_FOUND, _not_found(request.tenant_id, missing))
             edited = None
             if request.edited_value:
                 edited, problem = self._edited(rows[0], request.edited_value)
                 if edited is None:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+                    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
             replay = _Replay(conn, caller, request.reason, request.dry_run)
             results = [await replay.one(row, self._replayable(row, edited)) for row in rows]
         for result in results:
@@ -282,7 +283,7 @@ def dead_letter_binding(
     return bind(pb, pb_grpc, "DeadLetterService", DeadLetterServicer(pool, access, service=service, topic=topic))
 
 
-def outcome_name(outcome: pb.ReplayOutcome.ValueType) -> str:
+def outcome_name(outcome: pb.ReplayOutcome) -> str:
     """The outcome in words: "replayed", "would_replay", "already_replayed", "not_replayable"."""
     return pb.ReplayOutcome.Name(outcome).removeprefix("REPLAY_OUTCOME_").lower()
 
@@ -326,7 +327,7 @@ def _event(row: asyncpg.Record, value: bytes, event_id: str, event_type: str) ->
 
 
 def _result(
-    row: asyncpg.Record, outcome: pb.ReplayOutcome.ValueType, reason: str, event: OutgoingEvent | None = None
+    row: asyncpg.Record, outcome: pb.ReplayOutcome, reason: str, event: OutgoingEvent | None = None
 ) -> pb.ReplayResult:
     return pb.ReplayResult(id=row["id"], outcome=outcome, reason=reason, event_id=event.event_id if event else "")
 

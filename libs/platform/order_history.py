@@ -139,7 +139,9 @@ async def dead_letter_steps(conn: PgConnection, service: str, order_ids: Sequenc
     if not order_ids:
         return []
     rows = await conn.fetch(
-        "SELECT id, topic, error, received_at, source, replayed_at, replayed_by FROM dead_letters"
+        "SELECT id, topic, error, received_at, source, replayed_at, replayed_by,"
+        " (SELECT h->>1 FROM jsonb_array_elements(headers) AS h WHERE h->>0 = 'traceparent' LIMIT 1) AS traceparent"
+        " FROM dead_letters"
         " WHERE key = ANY(SELECT convert_to(o, 'UTF8') FROM unnest($1::text[]) AS o)"
         " ORDER BY id LIMIT $2",
         list(order_ids),
@@ -158,6 +160,7 @@ def _dead_letter_step(service: str, row: asyncpg.Record) -> Step:
             kind=DEAD_LETTER,
             status="replayed",
             message=f"{kept}; replayed by {row['replayed_by']} at {when}",
+            trace_id=trace_id_of(row["traceparent"] or ""),
         )
     return Step(
         time=row["received_at"],
@@ -165,6 +168,7 @@ def _dead_letter_step(service: str, row: asyncpg.Record) -> Step:
         kind=DEAD_LETTER,
         status="dead_lettered",
         message=kept,
+        trace_id=trace_id_of(row["traceparent"] or ""),
         failed=True,
         action=f"fix the cause, then replay it: ordersync dead-letters replay TENANT {service} {row['id']} --reason WHY",
     )

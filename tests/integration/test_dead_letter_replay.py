@@ -23,6 +23,7 @@ from libs.platform.auth import OPERATOR, Caller, CallerDirectory, GrpcAccess
 from libs.platform.dead_letters import dead_letter_binding
 from libs.platform.events import EnvelopeError, new_event, parse_envelope, unpack
 from libs.platform.kafka import BatchConsumer, claim_fresh, create_producer, keep_dead_letter
+from libs.platform.order_history import dead_letter_steps
 from libs.platform.outbox import OutboxRelay
 from libs.platform.testing import ACME_OPERATOR, ACME_READER, GLOBEX_OPERATOR, TEST_CALLERS, authorized, serving
 from tests.integration.test_outbox_and_consumer import SCHEMA, accepted, prepared_pool
@@ -256,6 +257,17 @@ async def test_an_edited_replay_reaches_our_group_once_and_is_audited(pipeline, 
     assert parse_envelope(shown.replays[0].edited_value).event_type == "ordersync.intake.v1.OrderAccepted"
     listed = await operator.ListDeadLetters(pb.ListDeadLettersRequest(tenant_id="acme"))
     assert list(listed.dead_letters) == []  # replayed ones are listed only when asked for
+    async with pipeline.pool.acquire() as conn:
+        steps = {
+            s.message.split("(dead letter ")[1].split(")")[0]: s for s in await dead_letter_steps(conn, "x", ["o-1"])
+        }
+    replayed = steps[str(dead)]
+    assert (replayed.status, replayed.failed, replayed.action) == ("replayed", False, "")
+    assert "replayed by jane@acme.example" in replayed.message
+    assert (
+        steps[str(ids["undecodable"])].failed
+        and "ordersync dead-letters replay" in steps[str(ids["undecodable"])].action
+    )
 
 
 async def test_an_undecodable_message_replays_only_edited_under_an_id_of_its_place(pipeline, infra):
