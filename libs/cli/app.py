@@ -118,6 +118,7 @@ _passthrough("mapping", "Carrier mapping's tenant mappings and catalogs (carrier
 
 def _register_subcommands() -> None:
     """Subcommand modules add themselves to `app` on import (one line each, here)."""
+    import libs.cli.dead_letters  # noqa: F401
     import libs.cli.reconcile  # noqa: F401
     import libs.cli.trace  # noqa: F401
 

@@ -68,6 +68,14 @@ def parse_envelope(value: bytes) -> event_pb2.EventEnvelope:
     return envelope
 
 
+def tenant_of(value: bytes) -> str:
+    """The tenant of an envelope's bytes; "" when they are not an envelope."""
+    try:
+        return parse_envelope(value).tenant_id
+    except EnvelopeError:
+        return ""
+
+
 def unpack(envelope: event_pb2.EventEnvelope, message_type: type[M]) -> M:
     """Return the envelope's payload as `message_type`; raise EnvelopeError on a mismatch."""
     payload = message_type()

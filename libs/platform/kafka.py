@@ -3,7 +3,9 @@
 The consumer hands each fetched batch to the service's handler and commits offsets only once the
 handler returned, that is after the handler's database transaction committed (at-least-once).
 Handlers make redelivery harmless with `claim_new_events`. A message that is not an envelope is
-kept in `dead_letters`, never dropped silently, and never blocks the partition.
+kept in `dead_letters`, never dropped silently, and never blocks the partition. A dead letter's
+replay (libs/platform/dead_letters.py) is republished for one consumer group, named in its
+REPLAY_FOR_HEADER: every other group of the topic passes it by.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from libs.platform.db import PgConnection
 from libs.platform.events import EnvelopeError, parse_envelope
 from libs.platform.metrics import DEAD_LETTERS_TOTAL, KAFKA_CONSUMER_LAG
 from libs.platform.outage import OutageLog
-from libs.platform.telemetry import extract_context
+from libs.platform.outbox import encode_headers
+from libs.platform.telemetry import context_headers, extract_context
 
 log = logging.getLogger(__name__)
+
+# The Kafka header naming the one consumer group a replayed dead letter is for.
+REPLAY_FOR_HEADER = "ordersync-replay-for"
 
 
 def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -204,6 +210,8 @@ class BatchConsumer:
     async def _decode(self, records: list[ConsumerRecord]) -> list[ConsumedEvent]:
         events, rejected = [], []
         for record in records:
+            if not self._is_for_this_group(record):
+                continue
             try:
                 envelope = parse_envelope(record.value or b"")
             except EnvelopeError as exc:
@@ -216,13 +224,23 @@ class BatchConsumer:
             await self._keep_dead_letters(rejected)
         return events
 
+    def _is_for_this_group(self, record: ConsumerRecord) -> bool:
+        """False for a replayed dead letter of another consumer group (see REPLAY_FOR_HEADER)."""
+        for name, value in record.headers or ():
+            if name == REPLAY_FOR_HEADER:
+                return value == self._group_id.encode()
+        return True
+
     async def _keep_dead_letters(self, rejected: list[tuple[ConsumerRecord, str]]) -> None:
         log.error("undecodable messages kept in dead_letters", extra={"fields": {"count": len(rejected)}})
         async with self._pool.acquire() as conn:
             await conn.executemany(
-                'INSERT INTO dead_letters (consumer_group, topic, partition, "offset", key, value, error)'
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                [(self._group_id, r.topic, r.partition, r.offset, r.key, r.value, error) for r, error in rejected],
+                'INSERT INTO dead_letters (consumer_group, topic, partition, "offset", key, value, headers, error)'
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                [
+                    (self._group_id, r.topic, r.partition, r.offset, r.key, r.value, encode_headers(r.headers), error)
+                    for r, error in rejected
+                ],
             )
         for record, _error in rejected:  # a redelivered one is counted again: it was moved again
             DEAD_LETTERS_TOTAL.labels("consumer", record.topic).inc()
@@ -251,14 +269,16 @@ async def keep_dead_letter(conn: PgConnection, consumer_group: str, event: Consu
     """Keep an event the handler cannot use (wrong payload type) for inspection and replay."""
     log.error("event kept in dead_letters", extra={"fields": {"event_id": event.event_id, "error": error}})
     await conn.execute(
-        'INSERT INTO dead_letters (consumer_group, topic, partition, "offset", key, value, error)'
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        'INSERT INTO dead_letters (consumer_group, topic, partition, "offset", key, value, headers, error, tenant_id)'
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         consumer_group,
         event.topic,
         event.partition,
         event.offset,
         event.envelope.aggregate_id.encode(),
         event.envelope.SerializeToString(),
+        encode_headers(context_headers(event.trace_context)),
         error,
+        event.envelope.tenant_id,
     )
     DEAD_LETTERS_TOTAL.labels("consumer", event.topic).inc()

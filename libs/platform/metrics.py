@@ -132,6 +132,11 @@ DEAD_LETTERS = _KeptGauge(
 DEAD_LETTERS_TOTAL = Counter(
     "ordersync_dead_letters", "Messages moved to dead_letters, by source and topic.", ["source", "topic"]
 )
+DEAD_LETTER_REPLAYS = Counter(
+    "ordersync_dead_letter_replays",
+    "Dead letters an operator asked to replay, by outcome (replayed, already_replayed, not_replayable).",
+    ["outcome"],
+)
 ORDER_HANDOVER = Histogram(
     "ordersync_order_handover_seconds",
     "From the order's acceptance to the provider accepting it, observed in dispatch. Bounded: providers.",
@@ -330,11 +335,11 @@ def platform_samples() -> list[SampledGauge]:
     return [
         SampledGauge(OUTBOX_BACKLOG, "SELECT count(*) FROM outbox"),
         SampledGauge(OUTBOX_OLDEST_AGE, "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox"),
-        # Every kept row counts until replay marks rows replayed (then this query filters them).
+        # A replayed dead letter no longer counts (libs/platform/dead_letters.py marks it).
         SampledGauge(
             DEAD_LETTERS,
             "SELECT s.source, count(d.id) FROM (VALUES ('consumer'), ('outbox')) AS s(source)"
-            " LEFT JOIN dead_letters d ON d.source = s.source GROUP BY s.source",
+            " LEFT JOIN dead_letters d ON d.source = s.source AND d.replayed_at IS NULL GROUP BY s.source",
         ),
     ]
 

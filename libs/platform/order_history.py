@@ -132,28 +132,43 @@ def trace_id_of(traceparent: str) -> str:
 
 
 async def dead_letter_steps(conn: PgConnection, service: str, order_ids: Sequence[str]) -> list[Step]:
-    """The service's dead letters of these orders (Kafka key = the order id), one step each.
+    """The service's dead letters of these orders (Kafka key = the order id), one step each; a
+    replayed one is no longer a failure (the replay's own steps follow it).
 
-    Only call it for orders the service has already tied to the tenant: dead letters carry no
-    tenant of their own."""
+    Only call it for orders the service has already tied to the tenant."""
     if not order_ids:
         return []
     rows = await conn.fetch(
-        "SELECT id, topic, error, received_at, source FROM dead_letters"
+        "SELECT id, topic, error, received_at, source, replayed_at, replayed_by,"
+        " (SELECT h->>1 FROM jsonb_array_elements(headers) AS h WHERE h->>0 = 'traceparent' LIMIT 1) AS traceparent"
+        " FROM dead_letters"
         " WHERE key = ANY(SELECT convert_to(o, 'UTF8') FROM unnest($1::text[]) AS o)"
         " ORDER BY id LIMIT $2",
         list(order_ids),
         MAX_STEPS,
     )
-    return [
-        Step(
+    return [_dead_letter_step(service, row) for row in rows]
+
+
+def _dead_letter_step(service: str, row: asyncpg.Record) -> Step:
+    kept = f"{row['source']} message on {row['topic']} set aside (dead letter {row['id']}): {row['error']}"
+    if row["replayed_at"] is not None:
+        when = row["replayed_at"].isoformat(timespec="seconds")
+        return Step(
             time=row["received_at"],
             service=service,
             kind=DEAD_LETTER,
-            status="dead_lettered",
-            message=f"{row['source']} message on {row['topic']} set aside (dead letter {row['id']}): {row['error']}",
-            failed=True,
-            action=f"fix the cause, then replay dead letter {row['id']} of {service} (ordersync dead-letters --help)",
+            status="replayed",
+            message=f"{kept}; replayed by {row['replayed_by']} at {when}",
+            trace_id=trace_id_of(row["traceparent"] or ""),
         )
-        for row in rows
-    ]
+    return Step(
+        time=row["received_at"],
+        service=service,
+        kind=DEAD_LETTER,
+        status="dead_lettered",
+        message=kept,
+        trace_id=trace_id_of(row["traceparent"] or ""),
+        failed=True,
+        action=f"fix the cause, then replay it: ordersync dead-letters replay TENANT {service} {row['id']} --reason WHY",
+    )

@@ -33,7 +33,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from asyncpg.pool import PoolConnectionProxy
 
 from libs.platform.db import PgConnection
-from libs.platform.events import OutgoingEvent
+from libs.platform.events import OutgoingEvent, tenant_of
 from libs.platform.metrics import DEAD_LETTERS_TOTAL
 from libs.platform.outage import OutageLog
 from libs.platform.topic_limits import TopicLimits, record_size
@@ -57,8 +57,18 @@ async def write_events(conn: PgConnection, events: Sequence[OutgoingEvent]) -> N
         [e.topic for e in events],
         [e.key for e in events],
         [e.value for e in events],
-        [json.dumps([[k, v.decode("latin-1")] for k, v in e.headers]) for e in events],
+        [encode_headers(e.headers) for e in events],
     )
+
+
+def encode_headers(headers: Sequence[tuple[str, bytes]] | None) -> str:
+    """Kafka headers as the outbox and dead letters keep them: JSON pairs, values as latin-1."""
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers or ()])
+
+
+def decode_headers(stored: str) -> list[tuple[str, bytes]]:
+    """The Kafka headers `encode_headers` kept."""
+    return [(k, v.encode("latin-1")) for k, v in json.loads(stored)]
 
 
 class OutboxRelay:
@@ -225,16 +235,19 @@ class OutboxRelay:
                 },
             )
         await conn.executemany(
-            "INSERT INTO dead_letters (source, outbox_id, topic, key, value, headers, error)"
-            " VALUES ('outbox', $1, $2, $3, $4, $5, $6)",
-            [(r["id"], r["topic"], r["key"], r["value"], r["headers"], error) for r, error in refused],
+            "INSERT INTO dead_letters (source, outbox_id, topic, key, value, headers, error, tenant_id)"
+            " VALUES ('outbox', $1, $2, $3, $4, $5, $6, $7)",
+            [
+                (r["id"], r["topic"], r["key"], r["value"], r["headers"], error, tenant_of(r["value"]))
+                for r, error in refused
+            ],
         )
         for row, _error in refused:
             DEAD_LETTERS_TOTAL.labels("outbox", row["topic"]).inc()
 
 
 def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
-    return [(k, v.encode("latin-1")) for k, v in json.loads(row["headers"])]
+    return decode_headers(row["headers"])
 
 
 def _size(row: asyncpg.Record) -> int:

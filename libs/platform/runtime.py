@@ -10,10 +10,14 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from libs.platform.auth import GrpcAccess
 from libs.platform.config import PlatformSettings
 from libs.platform.db import SchemaBehindError, create_pool, migrate, require_migrated
+from libs.platform.dead_letters import dead_letter_binding
+from libs.platform.grpc_server import ServiceBinding
 from libs.platform.health import HealthMonitor, kafka_probe, postgres_probe
 from libs.platform.kafka import create_producer
+from libs.platform.order_history import HistoryReader, history_binding
 from libs.platform.outbox import OutboxRelay
 from libs.platform.telemetry import setup_logging, setup_telemetry
 
@@ -132,3 +136,14 @@ def readiness(pool: PoolComponent, producer: ProducerComponent | None = None) ->
     if producer is not None:
         probes.append(kafka_probe(lambda: producer.producer))
     return HealthMonitor(probes)
+
+
+def operations_bindings(
+    platform: PlatformSettings, pool: asyncpg.Pool, access: GrpcAccess, history: HistoryReader
+) -> list[ServiceBinding]:
+    """What every pipeline service serves operators beside its own API: its part of an order's
+    history, and its dead letters to read and replay."""
+    return [
+        history_binding(pool, history, access),
+        dead_letter_binding(pool, access, service=platform.service_name, topic=platform.topic),
+    ]

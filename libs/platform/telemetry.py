@@ -285,6 +285,13 @@ def _context_of(traceparent: str) -> context.Context:
     return propagate.extract({"traceparent": traceparent}) if traceparent else context.Context()
 
 
+def context_headers(ctx: context.Context) -> list[tuple[str, bytes]]:
+    """The Kafka headers carrying `ctx`'s trace (what extract_context reads back)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
 def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> context.Context:
     """Return the trace context carried in Kafka headers (empty context when there is none)."""
     carrier = {key: value.decode("latin-1") for key, value in headers or ()}

@@ -1,5 +1,5 @@
 """Reads one order's journey from the services' gRPC APIs and the channel simulator, and runs
-`ordersync trace` on it as an operator would (ordersync_trace)."""
+`ordersync` commands on it as an operator would (ordersync, ordersync_trace)."""
 
 from __future__ import annotations
 
@@ -34,21 +34,25 @@ DISPATCH_NAMES = {
     dispatch_pb2.DISPATCH_STATUS_AWAITING_PULL: "awaiting pull",
 }
 REPO = Path(__file__).resolve().parents[2]
-TRACE_TIMEOUT_S = 60.0
+CLI_TIMEOUT_S = 60.0
 
 
 async def ordersync_trace(
     env: Mapping[str, str], tenant_id: str, order: str, *args: str, capture: bool = True
 ) -> tuple[int, str, str]:
-    """Run `python -m libs.cli trace TENANT ORDER ARGS...` with `env` (Stack.operator_env()) and
-    return its exit code, standard output and error (both "" when not captured: printed as is).
-    A subprocess the event loop awaits: the stack's simulators run on the caller's loop."""
+    """Run `ordersync trace TENANT ORDER ARGS...` (see `ordersync`)."""
+    return await ordersync(env, "trace", tenant_id, order, *args, capture=capture)
+
+
+async def ordersync(env: Mapping[str, str], *args: str, capture: bool = True) -> tuple[int, str, str]:
+    """Run `python -m libs.cli ARGS...` with `env` (Stack.operator_env()) and return its exit code,
+    standard output and error (both "" when not captured: printed as is). A subprocess the event
+    loop awaits: the stack's simulators run on the caller's loop."""
     pipe = asyncio.subprocess.PIPE if capture else None
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.cli", "trace", tenant_id, order, *args,
-        cwd=REPO, env={**os.environ, **env}, stdout=pipe, stderr=pipe,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), timeout=TRACE_TIMEOUT_S)
+        sys.executable, "-m", "libs.cli", *args, cwd=REPO, env={**os.environ, **env}, stdout=pipe, stderr=pipe
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=CLI_TIMEOUT_S)
     assert process.returncode is not None
     return process.returncode, (out or b"").decode(), (err or b"").decode()
 

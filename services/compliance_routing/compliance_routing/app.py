@@ -16,8 +16,14 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.order_history import history_binding
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
+from libs.platform.runtime import (
+    PoolComponent,
+    ProducerComponent,
+    RelayComponent,
+    operations_bindings,
+    prepare,
+    readiness,
+)
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 
@@ -52,8 +58,8 @@ async def build(settings: RoutingSettings) -> ComponentGroup:
             "ComplianceRoutingService",
             ComplianceRoutingServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        history = history_binding(pool.pool, RoutingHistory(), GrpcAccess(settings.callers))
-        return GrpcServer([binding, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), RoutingHistory())
+        return GrpcServer([binding, *operations], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [

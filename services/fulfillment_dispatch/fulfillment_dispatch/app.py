@@ -49,10 +49,16 @@ from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.order_history import history_binding
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
+from libs.platform.runtime import (
+    PoolComponent,
+    ProducerComponent,
+    RelayComponent,
+    operations_bindings,
+    prepare,
+    readiness,
+)
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -265,9 +271,9 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), access, settings.reconcile),
         )
-        history = history_binding(pool.pool, DispatchHistory(), access)
+        operations = operations_bindings(platform, pool.pool, access, DispatchHistory())
         return GrpcServer(
-            [reads, admin, rates, products, directory, directory_admin, reconciliation, history],
+            [reads, admin, rates, products, directory, directory_admin, reconciliation, *operations],
             port=platform.grpc_port,
             health=health,
             tls=platform.grpc_server_tls,

@@ -21,10 +21,16 @@ from libs.platform.housekeeping import Housekeeper
 from libs.platform.http_server import HttpServer, tracing_middleware
 from libs.platform.kafka import BatchConsumer, service_consumer
 from libs.platform.mail import SmtpMailer
-from libs.platform.order_history import history_binding
 from libs.platform.rate_budgets import SharedRateLimiter
 from libs.platform.reconciliation import ReconcileScheduler, ReconciliationServicer
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
+from libs.platform.runtime import (
+    PoolComponent,
+    ProducerComponent,
+    RelayComponent,
+    operations_bindings,
+    prepare,
+    readiness,
+)
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
@@ -102,9 +108,9 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), GrpcAccess(settings.callers), settings.reconcile),
         )
-        history = history_binding(pool.pool, IntakeHistory(), GrpcAccess(settings.callers))
+        operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), IntakeHistory())
         return GrpcServer(
-            [binding, reconciliation, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+            [binding, reconciliation, *operations], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
         )
 
     def pull_scheduler() -> PullScheduler:

@@ -15,8 +15,14 @@ from libs.platform.auth import GrpcAccess
 from libs.platform.grpc_server import GrpcServer, bind
 from libs.platform.housekeeping import Housekeeper
 from libs.platform.kafka import BatchConsumer, service_consumer
-from libs.platform.order_history import history_binding
-from libs.platform.runtime import PoolComponent, ProducerComponent, RelayComponent, prepare, readiness
+from libs.platform.runtime import (
+    PoolComponent,
+    ProducerComponent,
+    RelayComponent,
+    operations_bindings,
+    prepare,
+    readiness,
+)
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from libs.platform.worker import PollingWorker
@@ -100,8 +106,8 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        history = history_binding(pool.pool, WritebackHistory(), GrpcAccess(settings.callers))
-        return GrpcServer([binding, history], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
+        operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), WritebackHistory())
+        return GrpcServer([binding, *operations], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(
         [
