@@ -112,7 +112,8 @@ def list_command(
 
 async def _list(connections: Connections, request: pb.ListWebhookReceiptsRequest, limit: int) -> list[Any]:
     """Pages until `limit` receipts or the last page."""
-    stub, receipts = _stub(connections), list[Any]()
+    stub = _stub(connections)
+    receipts: list[Any] = []
     while True:
         request.page_size = min(MAX_PAGE, limit - len(receipts))
         page = await stub.ListWebhookReceipts(request, metadata=connections.metadata)
