@@ -39,13 +39,18 @@ from order_intake.storage.orders import Recorded, Resubmission, RevisionWriter
 
 log = logging.getLogger(__name__)
 
+# Every outcome the writer records (a channel pushing import-rule or locked-after-sync verdicts
+# gets them too; a resubmission may meet them), each a success: the body is stored.
 _STATUS_BY_OUTCOME = {
     "accepted": 202,
     "invalid": 202,
     "ignored": 202,
+    "not_imported": 202,
     "unchanged": 200,
     "duplicate": 200,
     "stale": 200,
+    "kept_accepted": 200,
+    "locked_after_sync": 200,
 }
 
 
