@@ -4,6 +4,7 @@
     ordersync orders --tenant acme show 1042  dispatch's order admin (Retry, Don't Send, ...)
     ordersync intake --tenant acme accounts   what intake received and its pollers
     ordersync mapping list acme shipstation   carrier mapping's tenant mappings
+    ordersync webhooks list acme              webhook bodies intake refused; show, resubmit them
 
 Subcommands register here (one module each under libs/cli/); the passthrough groups hand their
 arguments to the service CLIs that existed before this command, unchanged. `ordersync --help`
@@ -121,6 +122,7 @@ def _register_subcommands() -> None:
     import libs.cli.dead_letters  # noqa: F401
     import libs.cli.reconcile  # noqa: F401
     import libs.cli.trace  # noqa: F401
+    import libs.cli.webhooks  # noqa: F401
 
 
 def main() -> None:

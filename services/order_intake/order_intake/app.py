@@ -1,5 +1,6 @@
-"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC, pulls,
-the consumer of dispatch's handovers and the failed-import mail sender."""
+"""Order intake wiring: schema, pool, producer and relay, the revision writer, HTTP, gRPC (orders,
+reconciliation, order history, kept webhook receipts), pulls, the consumer of dispatch's handovers
+and the failed-import mail sender."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import socket
 import uuid
 from pathlib import Path
 
-from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
+from ordersync.intake.v1 import (
+    intake_service_pb2,
+    intake_service_pb2_grpc,
+    webhook_receipts_pb2,
+    webhook_receipts_pb2_grpc,
+)
 from ordersync.ops.v1 import reconciliation_pb2, reconciliation_pb2_grpc
 
 from libs.connectors.base.contract import Capability, ClientResources
@@ -34,7 +40,8 @@ from libs.platform.runtime import (
 from libs.platform.service import ComponentGroup, LazyComponent
 from libs.platform.tenants import TenantDirectory, TenantsWatcher
 from order_intake.api.grpc import OrderIntakeServicer
-from order_intake.api.webhooks import WebhookHandler, build_web_app
+from order_intake.api.webhook_receipts import WebhookReceiptServicer
+from order_intake.api.webhooks import WebhookHandler, WebhookIngest, build_web_app
 from order_intake.config import IntakeSettings
 from order_intake.consumers.handovers import DISPATCH_TOPIC, OrderDispatchedConsumer
 from order_intake.history import IntakeHistory
@@ -109,8 +116,19 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             ReconciliationServicer(pool.pool, reconciler(), GrpcAccess(settings.callers), settings.reconcile),
         )
         operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), IntakeHistory())
+        # Resubmitted bodies take the webhook's own ingest path, with the webhook's writer.
+        ingest = WebhookIngest(tenants, writer.component, builder)
+        receipts = bind(
+            webhook_receipts_pb2,
+            webhook_receipts_pb2_grpc,
+            "WebhookReceiptService",
+            WebhookReceiptServicer(pool.pool, GrpcAccess(settings.callers), registry, ingest),
+        )
         return GrpcServer(
-            [binding, reconciliation, *operations], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls
+            [binding, reconciliation, receipts, *operations],
+            port=platform.grpc_port,
+            health=health,
+            tls=platform.grpc_server_tls,
         )
 
     def pull_scheduler() -> PullScheduler:

@@ -18,6 +18,8 @@ from libs.platform.order_history import History, Step, dead_letter_steps
 SERVICE = "order-intake"
 # Receipt outcomes that mean the order (or this change of it) did not get in.
 _REFUSED = {"invalid", "malformed", "too_large"}
+# How a receipt's body came, by its source; pulled and reconciled records read "poll".
+_HOW = {"push": "webhook", "resubmit": "resubmitted webhook"}
 
 
 class IntakeHistory:
@@ -54,7 +56,7 @@ async def _receipts(conn: PgConnection, tenant_id: str, order: asyncpg.Record) -
     )
     steps = []
     for index, row in enumerate(rows):
-        how = "webhook" if row["source"] == "push" else "poll"
+        how = _HOW.get(row["source"], "poll")
         revision = f" revision {row['revision']}" if row["revision"] else ""
         kind = "received" if index == 0 else "revision"
         failed, action = False, ""

@@ -82,6 +82,8 @@ class Endpoint:
     http: httpx.AsyncClient
     pool: asyncpg.Pool
     dsn: str
+    handler: WebhookHandler  # its `ingest` is what resubmissions take (WebhookReceiptService)
+    registry: Registry
 
     async def post(self, body: bytes, *, content_type: str | None = "application/json", auth=(USER, PASSWORD), **kw):
         headers = {"Content-Type": content_type} if content_type is not None else {}
@@ -115,7 +117,8 @@ async def serve(
     await server.start_server()
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=20) as http:
-            yield Endpoint(f"http://127.0.0.1:{server.port}/webhooks/commerce7/{TENANT}", http, pool, dsn)
+            url = f"http://127.0.0.1:{server.port}/webhooks/commerce7/{TENANT}"
+            yield Endpoint(url, http, pool, dsn, handler, registry)
     finally:
         await server.close()
         await writer.stop()

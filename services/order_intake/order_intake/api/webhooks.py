@@ -1,5 +1,9 @@
 """Channel webhook endpoint: find the connector and account, authenticate, keep the body, record, answer.
 
+After authentication and reading the body, a webhook's body takes `WebhookIngest.ingest`; an
+operator's resubmission of a kept, refused body (api/webhook_receipts.py) takes the same
+function, so both are judged and recorded alike.
+
 One route shape serves every channel that pushes orders: `POST /webhooks/{channel}/{tenant_id}`,
 where `channel` is a connector id of the registry. A tenant with several accounts of one
 connector names the account: `/webhooks/{channel}/{tenant_id}/{account}`; without it, each of
@@ -31,37 +35,174 @@ from libs.platform import metrics
 from libs.platform.tenants import Account, TenantDirectory
 from libs.platform.webhook_http import RefusedBody, json_error, json_errors_middleware, read_json_body
 from order_intake.revisions import RevisionBuilder
-from order_intake.storage.orders import Recorded, RevisionWriter
+from order_intake.storage.orders import Recorded, Resubmission, RevisionWriter
 
 log = logging.getLogger(__name__)
 
+# Every outcome the writer records (a channel pushing import-rule or locked-after-sync verdicts
+# gets them too; a resubmission may meet them), each a success: the body is stored.
 _STATUS_BY_OUTCOME = {
     "accepted": 202,
     "invalid": 202,
     "ignored": 202,
+    "not_imported": 202,
     "unchanged": 200,
     "duplicate": 200,
     "stale": 200,
+    "kept_accepted": 200,
+    "locked_after_sync": 200,
 }
 
 
+# Outcomes of a body intake kept but did not take: operators may resubmit these (api/webhook_receipts.py).
+REFUSED_OUTCOMES = frozenset({"malformed", "invalid", "too_large"})
+UNAVAILABLE = "unavailable"  # nothing could be stored; trying again can succeed
+
+
 @dataclass(frozen=True)
-class _Sender:
-    """Who a webhook authenticated as: the tenant's account and its connector."""
+class Sender:
+    """Whose body it is: the tenant's account and its connector (a webhook authenticated as it)."""
 
     tenant_id: str
     connector: ChannelConnector
     account: Account
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """What taking one body did: its receipt's outcome, and the HTTP answer a webhook gets for it."""
+
+    outcome: str  # a Recorded outcome, or UNAVAILABLE
+    status: int
+    receipt_id: int = 0  # 0 when nothing was stored (UNAVAILABLE, or a dry run)
+    order_id: str | None = None
+    code: str = ""  # a refusal's reason code
+    message: str = ""  # a refusal's message, or an invalid order's reason
+
+
+class WebhookIngest:
+    """The one path of an authenticated body: connector.parse_push, the revision, the event's size,
+    the writer; a refused body is kept with its reason. The webhook route and an operator's
+    resubmission (`resubmission` set) both take it, so a resubmitted body is judged exactly as a
+    webhook's is; `dry_run` says what would be recorded and records nothing."""
+
+    def __init__(self, tenants: TenantDirectory, writer: RevisionWriter, builder: RevisionBuilder):
+        self._tenants = tenants
+        self._writer = writer
+        self._builder = builder
+        self.limits = builder.limits
+
+    def configured_sender(self, tenant_id: str, connector: ChannelConnector, account: str) -> Sender | None:
+        """The tenant's account of that name and connector as configured now, or None when the
+        tenant or account no longer exists (a resubmission has no credentials to check)."""
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            return None
+        matches = [a for a in tenant.accounts_of(connector.info.id) if a.name == account]
+        return Sender(tenant_id, connector, matches[0]) if matches else None
+
+    async def ingest(
+        self, sender: Sender, body: bytes, *, resubmission: Resubmission | None = None, dry_run: bool = False
+    ) -> Ingested:
+        """Take one body of `sender` (its size already checked) and say what was recorded."""
+        connector, account, tenant_id = sender.connector, sender.account, sender.tenant_id
+        source = "push" if resubmission is None else "resubmit"
+        try:
+            parsed = connector.parse_push(account.settings, body, tenant_id)
+            revision = self._builder.from_parsed(
+                tenant_id,
+                connector.info.id,
+                account.name,
+                parsed,
+                body,
+                source=source,
+                mail_to=account.import_errors_to,
+            )
+        except ConnectorError as exc:
+            return await self.refuse(
+                sender, body, "malformed", 400, InvalidWebhook.reason_code, exc.message, resubmission, dry_run
+            )
+        revision.resubmission = resubmission
+        if revision.order_id is not None:
+            trace.get_current_span().set_attribute("ordersync.order_id", revision.order_id)
+        # Every log line about this order names it (a context manager: one connection's task
+        # serves several requests, so nothing bound may outlive this one).
+        with structlog.contextvars.bound_contextvars(tenant=tenant_id, order_id=revision.order_id or ""):
+            too_large = self._builder.event_too_large(revision)
+            if too_large is not None:
+                return await self.refuse(
+                    sender, body, "too_large", 413, "PAYLOAD_TOO_LARGE", too_large, resubmission, dry_run
+                )
+            try:
+                if dry_run:
+                    [recorded] = await self._writer.preview([revision])
+                    recorded = Recorded(recorded.outcome, 0, recorded.order_id)
+                else:
+                    recorded = await self._writer.record(revision)
+            except Exception:
+                log.exception("could not record webhook", extra={"fields": {"tenant_id": tenant_id}})
+                _count(sender, UNAVAILABLE, resubmission)
+                return Ingested(UNAVAILABLE, 503)
+            _count(sender, recorded.outcome, resubmission)
+            message = revision.detail if recorded.outcome == "invalid" else ""
+            return Ingested(
+                recorded.outcome,
+                _STATUS_BY_OUTCOME[recorded.outcome],
+                recorded.receipt_id,
+                recorded.order_id,
+                message=message,
+            )
+
+    async def refuse(
+        self,
+        sender: Sender,
+        body: bytes,
+        outcome: str,
+        status: int,
+        code: str,
+        message: str,
+        resubmission: Resubmission | None = None,
+        dry_run: bool = False,
+    ) -> Ingested:
+        """Keep a refused body with its reason (UNAVAILABLE when it cannot be kept)."""
+        _count(sender, outcome, resubmission)
+        tenant_id = sender.tenant_id
+        if dry_run:
+            return Ingested(outcome, status, code=code, message=message)
+        log.warning("webhook refused and kept", extra={"fields": {"tenant_id": tenant_id, "error": message}})
+        revision = self._builder.receipt(
+            tenant_id,
+            sender.connector.info.id,
+            sender.account.name,
+            body,
+            outcome,
+            message,
+            source="push" if resubmission is None else "resubmit",
+        )
+        revision.resubmission = resubmission
+        try:
+            recorded = await self._writer.record(revision)
+        except Exception:
+            log.exception("could not keep a refused webhook", extra={"fields": {"tenant_id": tenant_id}})
+            return Ingested(UNAVAILABLE, 503)
+        return Ingested(outcome, status, recorded.receipt_id, code=code, message=message)
+
+
+def _count(sender: Sender, outcome: str, resubmission: Resubmission | None) -> None:
+    # The webhooks counter counts what channels sent; an operator's resubmission is not one.
+    if resubmission is None:
+        metrics.WEBHOOKS.labels(sender.connector.info.id, outcome).inc()
+
+
 class WebhookHandler:
-    """Handles POST /webhooks/{channel}/{tenant_id}[/{account}][/...] for every pushing channel."""
+    """Handles POST /webhooks/{channel}/{tenant_id}[/{account}][/...] for every pushing channel:
+    authenticates and reads the body, then hands it to WebhookIngest. Nothing of an
+    unauthenticated request is stored."""
 
     def __init__(self, tenants: TenantDirectory, registry: Registry, writer: RevisionWriter, builder: RevisionBuilder):
         self._tenants = tenants
         self._registry = registry
-        self._writer = writer
-        self._builder = builder
+        self.ingest = WebhookIngest(tenants, writer, builder)
         self.limits = builder.limits
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -87,31 +228,12 @@ class WebhookHandler:
             body = await read_json_body(request, self.limits.max_body_bytes)
         except RefusedBody as refused:
             outcome = "too_large" if refused.status == 413 else "malformed"
-            return await self._refuse(sender, refused.head, outcome, refused.status, refused.code, refused.message)
-        connector, account = sender.connector, sender.account
-        try:
-            parsed = connector.parse_push(account.settings, body, tenant_id)
-            revision = self._builder.from_parsed(
-                tenant_id, connector.info.id, account.name, parsed, body, mail_to=account.import_errors_to
+            ingested = await self.ingest.refuse(
+                sender, refused.head, outcome, refused.status, refused.code, refused.message
             )
-        except ConnectorError as exc:
-            return await self._refuse(sender, body, "malformed", 400, InvalidWebhook.reason_code, exc.message)
-        if revision.order_id is not None:
-            trace.get_current_span().set_attribute("ordersync.order_id", revision.order_id)
-        # Every log line about this order names it (a context manager: one connection's task
-        # serves several requests, so nothing bound may outlive this one).
-        with structlog.contextvars.bound_contextvars(tenant=tenant_id, order_id=revision.order_id or ""):
-            too_large = self._builder.event_too_large(revision)
-            if too_large is not None:
-                return await self._refuse(sender, body, "too_large", 413, "PAYLOAD_TOO_LARGE", too_large)
-            try:
-                recorded = await self._writer.record(revision)
-            except Exception:
-                log.exception("could not record webhook", extra={"fields": {"tenant_id": tenant_id}})
-                metrics.WEBHOOKS.labels(connector.info.id, "unavailable").inc()
-                return _unavailable()
-            metrics.WEBHOOKS.labels(connector.info.id, recorded.outcome).inc()
-            return _answer(recorded, revision.detail)
+        else:
+            ingested = await self.ingest.ingest(sender, body)
+        return _answer(ingested)
 
     def _known_channel(self, channel: str) -> str:
         """The path's channel as a metric label only when it is a connector (the path is anyone's to write)."""
@@ -122,7 +244,7 @@ class WebhookHandler:
 
     def _authenticate(
         self, channel: str, tenant_id: str, account: str | None, tail: str, request: web.Request
-    ) -> _Sender | None:
+    ) -> Sender | None:
         """The account whose credentials the webhook carries, or None (unknown or wrong alike)."""
         try:
             connector = self._registry.channel(channel)
@@ -137,35 +259,18 @@ class WebhookHandler:
         push = PushRequest(headers=request.headers, path_tail=tail)
         # Every candidate is checked (each in constant time), so timing tells nothing either.
         matches = [a for a in candidates if connector.authenticate_push(a.settings, push)]
-        return _Sender(tenant_id, connector, matches[0]) if matches else None
-
-    async def _refuse(
-        self, sender: _Sender, body: bytes, outcome: str, status: int, code: str, message: str
-    ) -> web.Response:
-        """Keep a refused body with its reason, then answer the 4xx (or 503 when it cannot be kept)."""
-        metrics.WEBHOOKS.labels(sender.connector.info.id, outcome).inc()
-        tenant_id = sender.tenant_id
-        log.warning("webhook refused and kept", extra={"fields": {"tenant_id": tenant_id, "error": message}})
-        revision = self._builder.receipt(
-            tenant_id, sender.connector.info.id, sender.account.name, body, outcome, message
-        )
-        try:
-            recorded = await self._writer.record(revision)
-        except Exception:
-            log.exception("could not keep a refused webhook", extra={"fields": {"tenant_id": tenant_id}})
-            return _unavailable()
-        return json_error(status, code, message, receipt_id=recorded.receipt_id)
+        return Sender(tenant_id, connector, matches[0]) if matches else None
 
 
-def _answer(recorded: Recorded, detail: str) -> web.Response:
-    payload = {"status": recorded.outcome, "order_id": recorded.order_id, "receipt_id": recorded.receipt_id}
-    if recorded.outcome == "invalid":
-        payload["reason"] = detail
-    return web.json_response(payload, status=_STATUS_BY_OUTCOME[recorded.outcome])
-
-
-def _unavailable() -> web.Response:
-    return json_error(503, "TEMPORARILY_UNAVAILABLE", "could not store the webhook; retry later")
+def _answer(ingested: Ingested) -> web.Response:
+    if ingested.outcome == UNAVAILABLE:
+        return json_error(503, "TEMPORARILY_UNAVAILABLE", "could not store the webhook; retry later")
+    if ingested.status >= 400:
+        return json_error(ingested.status, ingested.code, ingested.message, receipt_id=ingested.receipt_id)
+    payload = {"status": ingested.outcome, "order_id": ingested.order_id, "receipt_id": ingested.receipt_id}
+    if ingested.outcome == "invalid":
+        payload["reason"] = ingested.message
+    return web.json_response(payload, status=ingested.status)
 
 
 def build_web_app(handler: WebhookHandler, middlewares) -> web.Application:

@@ -73,11 +73,22 @@ class Revision:
     build_event: Callable[[bool], OutgoingEvent] | None = None  # called with first_revision
     trace_context: otel_context.Context | None = None
     account: str = ""
-    source: str = "push"  # push (a webhook) | pull (a record fetched from the channel)
+    source: str = "push"  # push (a webhook) | pull (a fetched record) | reconcile | resubmit
     rule_failures: tuple[RuleFailure, ...] = ()  # the import rules it fails (not_imported)
     mail_to: str = ""  # where its failed-import mail goes; "" sends none
     lock: SyncLock | None = None  # set for a channel whose orders are locked once synced
+    resubmission: Resubmission | None = None  # set when an operator resubmits a kept receipt
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """Where a resubmitted body came from: the refused receipt, who resubmitted it and why."""
+
+    receipt_id: int
+    by: str
+    reason: str
+    edited: bool = False  # the operator gave a replacement body
 
 
 @dataclass(frozen=True)
@@ -212,9 +223,11 @@ async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded
 async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
     # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
     item.detail = storable_text(item.detail)
+    resubmission = item.resubmission
     receipt_id = await conn.fetchval(
-        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source,"
+        " resubmitted_from, resubmitted_by, resubmit_reason, resubmit_edited)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         item.tenant_id,
         item.channel,
         item.body,
@@ -224,6 +237,10 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
         item.trace_id,
         item.account,
         item.source,
+        resubmission.receipt_id if resubmission else None,
+        resubmission.by if resubmission else None,
+        storable_text(resubmission.reason) if resubmission else None,
+        resubmission.edited if resubmission else False,
     )
     if item.order_proto is None:
         return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
