@@ -22,7 +22,7 @@ PROTO_FILES    = $(shell find protos -name '*.proto')
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: help venv protos lint lint-code lint-protos lint-alerts test test-unit test-integration test-e2e test-faults \
-        infra-up infra-down demo bench bench-mapping bench-shipstation bench-groupon bench-lookups up down clean grpcurl
+        infra-up infra-down demo bench bench-mapping bench-shipstation bench-groupon bench-lookups bench-trace up down clean grpcurl
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -125,6 +125,9 @@ bench-shipstation: protos ## N Cin7 orders (BENCH_N=5000) to ShipStation and shi
 bench-groupon: protos ## N Groupon orders (BENCH_N=2000) from CommerceInterface pages to Mintsoft creates, requests/order, beside a bare client (BENCH_MINTSOFT_PACE=1200/min)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_groupon --orders $${BENCH_N:-$${N:-2000}} \
 	  --mintsoft-pace $${BENCH_MINTSOFT_PACE:-1200} --baseline-window $${BENCH_WINDOW_S:-120}
+
+bench-trace: protos ## ordersync trace of an order with BENCH_REVISIONS (1000) more steps, beside a short one
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_trace --revisions $${BENCH_REVISIONS:-1000}
 
 bench-lookups: protos ## customer look-ups rps and p50/p99 (concurrency 32, warm cache) and hit ratio, beside the same calls straight to the directory (BENCH_N=20000)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_lookups --requests $${BENCH_N:-$${N:-20000}}

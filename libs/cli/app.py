@@ -14,7 +14,9 @@ lists them; every subcommand has --help. Exit codes: libs.cli.output.ExitCode.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import importlib
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
 import grpc
@@ -117,16 +119,38 @@ _passthrough("orders", "Orders' sync with their provider: show, list, retry, ...
 _passthrough("mapping", "Carrier mapping's tenant mappings and catalogs (carrier_mapping.cli).", _mapping)
 
 
-def _register_subcommands() -> None:
-    """Subcommand modules add themselves to `app` on import (one line each, here)."""
-    import libs.cli.dead_letters  # noqa: F401
-    import libs.cli.reconcile  # noqa: F401
-    import libs.cli.trace  # noqa: F401
-    import libs.cli.webhooks  # noqa: F401
+# Subcommand modules add themselves to `app` on import (one line each, here). A command run
+# imports only its own module: the others' imports would double `ordersync trace`'s start-up.
+SUBCOMMANDS = {
+    "dead-letters": "libs.cli.dead_letters",
+    "reconcile": "libs.cli.reconcile",
+    "trace": "libs.cli.trace",
+    "webhooks": "libs.cli.webhooks",
+}
+_OPTIONS_WITH_VALUES = {"--token-env", "--token-file"}  # the root options (see _options)
+
+
+def _register_subcommands(argv: Sequence[str] | None = None) -> None:
+    """Import the module of the subcommand `argv` names, or every one (for --help, or none named)."""
+    named = _subcommand_of(argv or [])
+    for name, module in SUBCOMMANDS.items():
+        if named is None or name == named:
+            importlib.import_module(module)
+
+
+def _subcommand_of(argv: Sequence[str]) -> str | None:
+    """The subcommand argv runs when it is one of SUBCOMMANDS and --help is not asked for."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _OPTIONS_WITH_VALUES:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
 
 
 def main() -> None:
-    _register_subcommands()
+    _register_subcommands(sys.argv[1:])
     app(prog_name="ordersync")
 
 

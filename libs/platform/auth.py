@@ -33,7 +33,7 @@ from typing import TypeGuard
 import grpc
 
 from libs.platform.config import ConfigError
-from libs.platform.tenants import resolve_secret
+from libs.platform.secrets import resolve_secret
 
 ALL_TENANTS = "*"
 READ, WRITE, OPERATOR = "read", "write", "operator"

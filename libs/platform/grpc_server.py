@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 from grpc_health.v1 import health as health_servicer
@@ -18,7 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from libs.platform.config import ConfigError, GrpcClientTls, GrpcServerTls
-from libs.platform.health import HealthMonitor
+
+if TYPE_CHECKING:  # a type only: the `ordersync` command imports this module, not the probes
+    from libs.platform.health import HealthMonitor
 
 log = logging.getLogger(__name__)
 

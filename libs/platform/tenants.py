@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,19 +26,10 @@ from typing import Any, Protocol
 from libs.platform.config import ConfigError
 from libs.platform.discounts import DiscountRule, parse_discount_rules
 from libs.platform.mail import check_address
+from libs.platform.secrets import resolve_secret_value
 from libs.platform.worker import PollingWorker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A resolved secret; repr and str never show the value."""
-
-    value: str = field(repr=False)
-
-    def __str__(self) -> str:
-        return "***"
 
 
 ORDER_KINDS = frozenset({"shipping", "pickup", "carry_out", "refund", "exchange", "reservation"})
@@ -220,27 +210,6 @@ def _parse_document(text: str, path: str | Path, connectors: ConnectorCatalog) -
         tenants[tenant_id] = _parse_tenant(tenant_id, section, connectors)
     _check_unique_keys(tenants.values(), connectors)
     return tenants
-
-
-def resolve_secret(reference: str, where: str) -> Secret:
-    """Resolve `env:NAME` or `file:PATH` into a Secret; raise ConfigError naming `where`."""
-    kind, _, target = reference.partition(":")
-    if kind == "env":
-        value = os.environ.get(target)
-        if not value:
-            raise ConfigError(f"{where}: environment variable {target} is not set")
-        return Secret(value)
-    if kind == "file":
-        try:
-            return Secret(Path(target).read_text().strip())
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read secret file: {exc.strerror}") from None
-    raise ConfigError(f"{where}: secret must be 'env:NAME' or 'file:PATH', not a literal value")
-
-
-def resolve_secret_value(reference: str, where: str) -> str:
-    """resolve_secret for connectors, which keep plain values in settings that hide them."""
-    return resolve_secret(reference, where).value
 
 
 _ROUTE_KEYS = {"name", "channel", "provider", "order_kinds", "ship_to_states", "ship_to_countries", "options"}

@@ -39,7 +39,7 @@ from libs.connectors.base.errors import ConnectorError
 from libs.connectors.base.settings import SettingsError
 from libs.connectors.base.testing import ContractSamples
 from libs.connectors.registry import default_registry
-from libs.platform.tenants import resolve_secret_value
+from libs.platform.secrets import resolve_secret_value
 
 REGISTRY = default_registry()
 CONNECTORS = [pytest.param(c, id=c.info.id) for c in REGISTRY]

@@ -28,7 +28,8 @@ from libs.connectors.base.contract import (
 )
 from libs.connectors.base.errors import ConnectorError, Unauthorized, redact
 from libs.platform.accounts import AccountClients
-from libs.platform.tenants import Account, Secret
+from libs.platform.secrets import Secret
+from libs.platform.tenants import Account
 
 log = logging.getLogger(__name__)
 

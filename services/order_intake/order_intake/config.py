@@ -8,7 +8,7 @@ from libs.platform.auth import CALLERS_VARIABLE, CallerDirectory, load_callers
 from libs.platform.config import PlatformSettings, env_float, env_int, env_str
 from libs.platform.mail import SmtpSettings
 from libs.platform.reconciliation import ReconcileSettings
-from libs.platform.tenants import resolve_secret_value
+from libs.platform.secrets import resolve_secret_value
 from order_intake.domain.intake import InputLimits
 from order_intake.mail.sender import MailSettings
 from order_intake.pulling import PullSettings

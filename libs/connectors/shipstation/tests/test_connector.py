@@ -417,7 +417,7 @@ def test_status_mapping_defaults_custom_entries_and_clear_errors():
 def test_settings_read_a_custom_status_and_refuse_on_hold(monkeypatch):
     monkeypatch.setenv("S", "secret-value")
     section = {"api_key": "k", "api_secret": "env:S", "webhook_token": "env:S", "status_shipped": "Sent"}
-    from libs.platform.tenants import resolve_secret_value
+    from libs.platform.secrets import resolve_secret_value
 
     parsed = CONNECTOR.parse_settings(section, resolve_secret_value, "tenant 't'")
     assert parsed.statuses["shipped"] == "Sent"

@@ -8,7 +8,7 @@ from libs.connectors.base.settings import SettingsError
 from libs.connectors.vinsuite.connector import CONNECTOR, DEFAULT_BASE_URL
 from libs.connectors.vinsuite.orders import DateSource
 from libs.connectors.vinsuite.tests.builders import valid_order
-from libs.platform.tenants import resolve_secret_value
+from libs.platform.secrets import resolve_secret_value
 
 WHERE = "tenant 't' [accounts.vs]"
 SECTION = {
