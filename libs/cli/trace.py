@@ -25,7 +25,7 @@ import grpc
 import typer
 from ordersync.ops.v1 import order_history_pb2 as pb
 from ordersync.ops.v1 import order_history_pb2_grpc as pb_grpc
-from rich.table import Table
+from rich.text import Text
 
 from libs.cli.app import app, run_async
 from libs.cli.connect import Connections
@@ -35,9 +35,12 @@ INTAKE = "order-intake"
 PEERS = ("compliance-routing", "fulfillment-dispatch", "tracking-writeback")
 SERVICES = (INTAKE, *PEERS)
 CALL_TIMEOUT_S = 10.0
-COLUMNS = ("", "time", "service", "step", "status", "reason code", "message", "trace id")
+COLUMNS = ("", "time", "service", "step", "status", "reason code", "trace id", "message")
+# The narrowest each column is, so the rows of one order line up from one print to the next
+# (--follow prints a few at a time); a longer value widens its column for that print.
+MIN_WIDTHS = (7, 23, 20, 16, 13, 11, 12, 0)
 FAILING_MARK = "FAILING"
-PLAIN_WIDTH = 240  # piped output is not folded to 80 columns: one step, one line, for logs and grep
+_ROW_STYLES = {FAILING_MARK: "bold red", "failed": "yellow"}
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,8 @@ def rows(steps: Sequence[Step], failing: int | None, *, offset: int = 0) -> list
             step.kind,
             step.status,
             step.reason_code,
-            step.message,
             step.trace_id[:12],
+            step.message,
         )
         for index, step in enumerate(steps)
     ]
@@ -202,16 +205,29 @@ def print_footer(journey: Journey) -> None:
 
 
 def print_table(title: str | None, table_rows: Sequence[Sequence[str]]) -> None:
-    """The steps' table; on a terminal as wide as it is, piped as wide as a step needs."""
-    table = Table(title=title, header_style="bold")
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in table_rows:
-        table.add_row(*row)
-    out = console()
+    """The steps as aligned columns, one step a line, the message last (not folded: grep and logs
+    keep a step whole); on a terminal the failing step in red and other failures in yellow.
+
+    Not a rich Table: laying one out costs about 0.6 ms a row, most of a second for an order with
+    a thousand steps; these lines cost nothing."""
+    widths = [
+        max(minimum, len(header), *(len(row[i]) for row in table_rows))
+        for i, (header, minimum) in enumerate(zip(COLUMNS, MIN_WIDTHS, strict=True))
+    ]
+    lines = [_aligned(row, widths) for row in table_rows]
+    header = _aligned(COLUMNS, widths)
     if not sys.stdout.isatty():
-        out.width = PLAIN_WIDTH
-    out.print(table)
+        sys.stdout.write("".join(f"{line}\n" for line in ([title] if title else []) + [header, *lines]))
+        return
+    text = Text(f"{title}\n" if title else "", style="bold")
+    text.append(f"{header}\n", style="bold")
+    for row, line in zip(table_rows, lines, strict=True):
+        text.append(f"{line}\n", style=_ROW_STYLES.get(row[0], ""))
+    console().print(text, end="", soft_wrap=True)
+
+
+def _aligned(row: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
 
 
 @dataclass
