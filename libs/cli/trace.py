@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import grpc
@@ -30,6 +29,7 @@ from rich.text import Text
 from libs.cli.app import app, run_async
 from libs.cli.connect import Connections
 from libs.cli.output import ExitCode, console, error_console, print_json
+from libs.platform.order_history import Step
 
 INTAKE = "order-intake"
 PEERS = ("compliance-routing", "fulfillment-dispatch", "tracking-writeback")
@@ -41,38 +41,6 @@ COLUMNS = ("", "time", "service", "step", "status", "reason code", "trace id", "
 MIN_WIDTHS = (7, 23, 20, 16, 13, 11, 12, 0)
 FAILING_MARK = "FAILING"
 _ROW_STYLES = {FAILING_MARK: "bold red", "failed": "yellow"}
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step as the command shows it (OrderStep's fields, the time as a datetime)."""
-
-    time: datetime
-    service: str
-    kind: str
-    status: str
-    reason_code: str = ""
-    message: str = ""
-    trace_id: str = ""
-    failed: bool = False
-    action: str = ""
-
-    @classmethod
-    def of(cls, step: pb.OrderStep) -> Step:
-        return cls(
-            time=step.time.ToDatetime(tzinfo=UTC),
-            service=step.service,
-            kind=step.kind,
-            status=step.status,
-            reason_code=step.reason_code,
-            message=step.message,
-            trace_id=step.trace_id,
-            failed=step.failed,
-            action=step.action,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "time": self.time.isoformat()}
 
 
 @dataclass

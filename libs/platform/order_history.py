@@ -12,9 +12,9 @@ id of a stored W3C traceparent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import asyncpg
 import grpc
@@ -32,7 +32,8 @@ MAX_STEPS = 2000  # per service and order: a long history stays one quick answer
 
 @dataclass(frozen=True)
 class Step:
-    """One thing that happened to the order at one service (fields as OrderStep's)."""
+    """One thing that happened to the order at one service (fields as OrderStep's, the time as a
+    datetime): what a service serves and what `ordersync trace` merges and shows."""
 
     time: datetime
     service: str
@@ -43,6 +44,15 @@ class Step:
     trace_id: str = ""
     failed: bool = False
     action: str = ""
+
+    @classmethod
+    def of(cls, step: pb.OrderStep) -> Step:
+        """The step an OrderStep tells (`step_to_proto` the other way)."""
+        plain = {f.name: getattr(step, f.name) for f in fields(cls) if f.name != "time"}
+        return cls(time=step.time.ToDatetime(tzinfo=UTC), **plain)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "time": self.time.isoformat()}
 
 
 @dataclass
@@ -110,17 +120,7 @@ def history_binding(pool: asyncpg.Pool, reader: HistoryReader, access: GrpcAcces
 def step_to_proto(step: Step) -> pb.OrderStep:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(step.time)
-    return pb.OrderStep(
-        time=stamp,
-        service=step.service,
-        kind=step.kind,
-        status=step.status,
-        reason_code=step.reason_code,
-        message=step.message,
-        trace_id=step.trace_id,
-        failed=step.failed,
-        action=step.action,
-    )
+    return pb.OrderStep(**{**asdict(step), "time": stamp})
 
 
 def trace_id_of(traceparent: str) -> str:

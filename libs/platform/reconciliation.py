@@ -3,8 +3,9 @@
 Two services reconcile, each its own side of a connection: order intake the channel accounts
 (orders the channel has that intake never received), fulfillment dispatch the provider accounts
 (orders sent but missing at the provider, shipments there never recorded). Each implements a
-`Reconciler` (what its accounts are, and one run over one account); this module holds what both
-need:
+`Reconciler` (what its accounts are, and one run over one account) as an `AccountReconciler`
+(which connectors it reconciles, how an account opens, the comparison); this module holds what
+both need:
 
 - `Finding` and `RunReport`, stored in the service's `reconcile_runs` table (migration intake 0006,
   dispatch 0010, the same shape in each schema) and counted in libs.platform.metrics;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,8 +37,10 @@ from ordersync.ops.v1 import reconciliation_pb2 as pb
 from ordersync.ops.v1 import reconciliation_pb2_grpc as pb_grpc
 
 from libs.platform import metrics
+from libs.platform.accounts import AccountClients, AccountNotConfigured, OpenAccount
 from libs.platform.auth import OPERATOR, READ, GrpcAccess
 from libs.platform.config import env_float
+from libs.platform.tenants import TenantDirectory
 from libs.platform.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -136,6 +140,45 @@ class Reconciler(Protocol):
         """Compare the report's account over its window, heal unless a dry run, add findings.
         An account that cannot be read adds an UNREACHABLE finding rather than raising."""
         ...
+
+
+class AccountReconciler(ABC):
+    """A Reconciler over the tenants' connector accounts, what intake's and dispatch's share: the
+    accounts reconciled are those whose connector `reconciles` accepts, and a run opens the
+    report's account (one not configured is an UNREACHABLE finding) and hands it to `compare`."""
+
+    service: str
+
+    def __init__(self, pool: asyncpg.Pool, tenants: TenantDirectory, accounts: AccountClients):
+        self._pool = pool
+        self._tenants = tenants
+        self._accounts = accounts
+
+    def accounts(self, tenant_id: str) -> list[str]:
+        return accounts_of(self.schedule(), tenant_id)
+
+    def schedule(self) -> list[tuple[str, str, str]]:
+        return reconcilable_accounts(self._tenants, self._accounts.registry, self.reconciles)
+
+    async def run(self, report: RunReport) -> None:
+        try:
+            opened = await self.open(report.tenant_id, report.account)
+        except AccountNotConfigured as exc:
+            report.add(Finding(UNREACHABLE, REPORTED, f"account not configured: {exc}"))
+            return
+        await self.compare(report, opened)
+
+    @abstractmethod
+    def reconciles(self, connector: object) -> bool:
+        """Whether this service reconciles accounts of `connector` (its kind and capability)."""
+
+    @abstractmethod
+    async def open(self, tenant_id: str, account: str) -> OpenAccount:
+        """The tenant's account with its client; AccountNotConfigured when there is none."""
+
+    @abstractmethod
+    async def compare(self, report: RunReport, opened: OpenAccount) -> None:
+        """Compare the opened account over the report's window, heal unless a dry run, add findings."""
 
 
 async def reconcile(pool: asyncpg.Pool, reconciler: Reconciler, report: RunReport) -> RunReport:

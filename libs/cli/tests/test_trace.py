@@ -22,7 +22,8 @@ import libs.cli.app as cli_app
 from libs.cli import trace as command
 from libs.cli.connect import ADDRESSES, Connections
 from libs.cli.output import ExitCode
-from libs.cli.trace import Journey, Step, exit_code, failing_step, merge
+from libs.cli.trace import Journey, exit_code, failing_step, merge
+from libs.platform.order_history import Step
 
 runner = CliRunner()
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

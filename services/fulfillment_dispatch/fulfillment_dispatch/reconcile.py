@@ -32,17 +32,8 @@ from fulfillment_dispatch.shipments import ShipmentRecorder
 from fulfillment_dispatch.storage.reconcile import requeue_missing, sent_in_window
 from libs.connectors.base.contract import Capability, ProviderConnector
 from libs.connectors.base.errors import ConnectorError
-from libs.platform.accounts import AccountClients, AccountNotConfigured
-from libs.platform.reconciliation import (
-    HEALED,
-    REPORTED,
-    UNREACHABLE,
-    WOULD_HEAL,
-    Finding,
-    RunReport,
-    accounts_of,
-    reconcilable_accounts,
-)
+from libs.platform.accounts import AccountClients, OpenAccount
+from libs.platform.reconciliation import HEALED, REPORTED, WOULD_HEAL, AccountReconciler, Finding, RunReport
 from libs.platform.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -56,7 +47,7 @@ _STATUS_NAME = {
 }
 
 
-class DispatchReconciler:
+class DispatchReconciler(AccountReconciler):
     """Reads back each provider account's sent orders and heals what went missing."""
 
     service = SERVICE
@@ -70,24 +61,17 @@ class DispatchReconciler:
         *,
         on_requeued: Callable[[], None],
     ):
-        self._pool = pool
-        self._tenants = tenants
-        self._accounts = accounts
+        super().__init__(pool, tenants, accounts)
         self._recorder = recorder
         self._on_requeued = on_requeued
 
-    def accounts(self, tenant_id: str) -> list[str]:
-        return accounts_of(self.schedule(), tenant_id)
+    def reconciles(self, connector: object) -> bool:
+        return isinstance(connector, ProviderConnector) and connector.info.can(Capability.READ_BACK)
 
-    def schedule(self) -> list[tuple[str, str, str]]:
-        return reconcilable_accounts(self._tenants, self._accounts.registry, _reconciles)
+    async def open(self, tenant_id: str, account: str) -> OpenAccount:
+        return await self._accounts.provider(tenant_id, account)
 
-    async def run(self, report: RunReport) -> None:
-        try:
-            opened = await self._accounts.provider(report.tenant_id, report.account)
-        except AccountNotConfigured as exc:
-            report.add(Finding(UNREACHABLE, REPORTED, f"account not configured: {exc}"))
-            return
+    async def compare(self, report: RunReport, opened: OpenAccount) -> None:
         rows = await sent_in_window(
             self._pool, report.tenant_id, report.account, report.window.since, report.window.until
         )
@@ -132,7 +116,3 @@ class DispatchReconciler:
         if outcome in ("applied", "partial"):
             return finding("unrecorded_shipment", HEALED, f"{name} shows it {reported}; recorded, to be written back")
         return None
-
-
-def _reconciles(connector: object) -> bool:
-    return isinstance(connector, ProviderConnector) and connector.info.can(Capability.READ_BACK)

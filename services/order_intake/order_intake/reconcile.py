@@ -25,16 +25,15 @@ from google.protobuf import json_format
 
 from libs.connectors.base.contract import Capability, ChannelConnector, ParsedOrder
 from libs.connectors.base.errors import ConnectorError
-from libs.platform.accounts import AccountClients, AccountNotConfigured
+from libs.platform.accounts import AccountClients, OpenAccount
 from libs.platform.reconciliation import (
     HEALED,
     REPORTED,
     UNREACHABLE,
     WOULD_HEAL,
+    AccountReconciler,
     Finding,
     RunReport,
-    accounts_of,
-    reconcilable_accounts,
 )
 from libs.platform.tenants import TenantDirectory
 from order_intake.pulling.scheduler import sync_lock
@@ -50,7 +49,7 @@ MAX_PAGES = 200  # a window's pages at most (50 orders each at Commerce7): a run
 _NEWS = frozenset({"accepted", "invalid", "not_imported", "locked_after_sync"})
 
 
-class IntakeReconciler:
+class IntakeReconciler(AccountReconciler):
     """Lists each channel account's orders in a window and ingests the ones intake never received."""
 
     service = SERVICE
@@ -63,24 +62,17 @@ class IntakeReconciler:
         writer: RevisionWriter,
         builder: RevisionBuilder,
     ):
-        self._pool = pool
-        self._tenants = tenants
-        self._accounts = accounts
+        super().__init__(pool, tenants, accounts)
         self._writer = writer
         self._builder = builder
 
-    def accounts(self, tenant_id: str) -> list[str]:
-        return accounts_of(self.schedule(), tenant_id)
+    def reconciles(self, connector: object) -> bool:
+        return isinstance(connector, ChannelConnector) and connector.info.can(Capability.LIST_ORDERS)
 
-    def schedule(self) -> list[tuple[str, str, str]]:
-        return reconcilable_accounts(self._tenants, self._accounts.registry, _reconciles)
+    async def open(self, tenant_id: str, account: str) -> OpenAccount:
+        return await self._accounts.channel(tenant_id, account)
 
-    async def run(self, report: RunReport) -> None:
-        try:
-            opened = await self._accounts.channel(report.tenant_id, report.account)
-        except AccountNotConfigured as exc:
-            report.add(Finding(UNREACHABLE, REPORTED, f"account not configured: {exc}"))
-            return
+    async def compare(self, report: RunReport, opened: OpenAccount) -> None:
         connector: ChannelConnector = opened.connector
         cursor = ""
         try:
@@ -150,7 +142,3 @@ class IntakeReconciler:
                 report.tenant_id, channel, report.account, body, "too_large", too_large, source="reconcile"
             )
         return revision
-
-
-def _reconciles(connector: object) -> bool:
-    return isinstance(connector, ChannelConnector) and connector.info.can(Capability.LIST_ORDERS)

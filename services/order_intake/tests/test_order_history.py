@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import pytest_asyncio
 from ordersync.ops.v1 import order_history_pb2 as pb
-from ordersync.ops.v1 import order_history_pb2_grpc as pb_grpc
 
-from libs.platform.db import create_pool, migrate
-from libs.platform.order_history import history_binding
-from libs.platform.testing import ACME_READER, GLOBEX_OPERATOR, access_for_tests, authorized, serving
+from libs.platform.testing import ACME_READER, GLOBEX_OPERATOR, authorized, refusals, refused, serving_history
 from order_intake.app import MIGRATIONS
 from order_intake.history import IntakeHistory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest_asyncio.fixture
+async def history(database):
+    """(pool, stub): intake's schema, seeded by `_seed`, and its OrderHistoryService."""
+    async with serving_history(database, "order_intake", MIGRATIONS, IntakeHistory()) as (pool, stub):
+        await _seed(pool)
+        yield pool, stub
 
 
 async def _seed(pool) -> None:
@@ -66,61 +72,40 @@ async def _seed(pool) -> None:
         )
 
 
-async def test_an_orders_receipts_results_and_dead_letters_are_its_steps_found_by_any_id(database):
-    await migrate(database, "order_intake", MIGRATIONS)
-    pool = await create_pool(database, "order_intake", 2)
-    try:
-        await _seed(pool)
-        async with serving(history_binding(pool, IntakeHistory(), access_for_tests())) as channel:
-            stub = authorized(pb_grpc.OrderHistoryServiceStub(channel), ACME_READER)
-            for given in ("ord_1", "c7-uuid-1", "1042"):
-                answer = await stub.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order=given))
-                assert (answer.order_id, answer.order_number) == ("ord_1", "1042")
-            assert [(s.kind, s.status) for s in answer.steps] == [
-                ("received", "accepted"),
-                ("revision", "accepted"),
-                ("sync_result", "handed_over"),
-                ("locked_change", "locked_after_sync"),
-                ("dead_letter", "dead_lettered"),
-            ]
-            assert answer.steps[0].trace_id == TRACE and "webhook revision r1" in answer.steps[0].message
-            assert "poll" in answer.steps[1].message
-            locked = answer.steps[3]
-            assert locked.failed and "locked" in locked.action and "ordersync intake --tenant acme" in locked.action
-            assert answer.steps[4].failed and "undecodable" in answer.steps[4].message
+async def test_an_orders_receipts_results_and_dead_letters_are_its_steps_found_by_any_id(history):
+    _, stub = history
+    stub = authorized(stub, ACME_READER)
+    for given in ("ord_1", "c7-uuid-1", "1042"):
+        answer = await stub.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order=given))
+        assert (answer.order_id, answer.order_number) == ("ord_1", "1042")
+    assert [(s.kind, s.status) for s in answer.steps] == [
+        ("received", "accepted"),
+        ("revision", "accepted"),
+        ("sync_result", "handed_over"),
+        ("locked_change", "locked_after_sync"),
+        ("dead_letter", "dead_lettered"),
+    ]
+    assert answer.steps[0].trace_id == TRACE and "webhook revision r1" in answer.steps[0].message
+    assert "poll" in answer.steps[1].message
+    locked = answer.steps[3]
+    assert locked.failed and "locked" in locked.action and "ordersync intake --tenant acme" in locked.action
+    assert answer.steps[4].failed and "undecodable" in answer.steps[4].message
 
-            not_imported = await stub.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="1043"))
-            rule = [s for s in not_imported.steps if s.kind == "import_rule_failed"]
-            assert len(rule) == 1 and (rule[0].reason_code, rule[0].failed) == ("TOO_OLD", True)
-            assert "commerce7" in rule[0].action
-    finally:
-        await pool.close()
+    not_imported = await stub.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="1043"))
+    rule = [s for s in not_imported.steps if s.kind == "import_rule_failed"]
+    assert len(rule) == 1 and (rule[0].reason_code, rule[0].failed) == ("TOO_OLD", True)
+    assert "commerce7" in rule[0].action
 
 
-async def test_unknown_orders_and_callers_and_other_tenants_are_refused(database):
-    await migrate(database, "order_intake", MIGRATIONS)
-    pool = await create_pool(database, "order_intake", 2)
-    try:
-        await _seed(pool)
-        async with serving(history_binding(pool, IntakeHistory(), access_for_tests())) as channel:
-            stub = pb_grpc.OrderHistoryServiceStub(channel)
-            request = pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1")
-            with pytest.raises(grpc.aio.AioRpcError) as unknown:
-                await authorized(stub, ACME_READER).GetOrderHistory(
-                    pb.GetOrderHistoryRequest(tenant_id="acme", order="9999")
-                )
-            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-            with pytest.raises(grpc.aio.AioRpcError) as anonymous:
-                await stub.GetOrderHistory(request, timeout=5)
-            assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
-                await authorized(stub, GLOBEX_OPERATOR).GetOrderHistory(request)
-            assert other_tenant.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            # globex asking for its own tenant does not see acme's order
-            with pytest.raises(grpc.aio.AioRpcError) as isolated:
-                await authorized(stub, GLOBEX_OPERATOR).GetOrderHistory(
-                    pb.GetOrderHistoryRequest(tenant_id="globex", order="ord_1")
-                )
-            assert isolated.value.code() == grpc.StatusCode.NOT_FOUND
-    finally:
-        await pool.close()
+async def test_unknown_orders_and_callers_and_other_tenants_are_refused(history):
+    _, stub = history
+    unknown = pb.GetOrderHistoryRequest(tenant_id="acme", order="9999")
+    assert await refused(authorized(stub, ACME_READER).GetOrderHistory(unknown)) == grpc.StatusCode.NOT_FOUND
+    request = pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1")
+    assert await refusals(stub, "GetOrderHistory", request) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    # globex asking for its own tenant does not see acme's order
+    isolated = pb.GetOrderHistoryRequest(tenant_id="globex", order="ord_1")
+    assert await refused(authorized(stub, GLOBEX_OPERATOR).GetOrderHistory(isolated)) == grpc.StatusCode.NOT_FOUND

@@ -138,6 +138,14 @@ async def test_an_unreachable_channel_is_reported(world):
     assert [(f.kind, f.outcome) for f in report.findings] == [("unreachable", "reported")]
 
 
+async def test_an_account_not_configured_is_reported_without_listing(world):
+    reconciler, pool, _ = world
+    report = RunReport(TENANT, "gone", reconciler.service, "on_demand", False, Window.last(3600))
+    await reconcile(pool, reconciler, report)
+    assert [(f.kind, f.outcome) for f in report.findings] == [("unreachable", "reported")]
+    assert report.findings[0].reason.startswith("account not configured:") and report.compared == 0
+
+
 async def test_the_schedule_runs_each_account_once_per_interval_on_one_replica(world):
     reconciler, pool, base_url = world
     await place(base_url)

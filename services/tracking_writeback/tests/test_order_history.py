@@ -6,11 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from ordersync.ops.v1 import order_history_pb2 as pb
-from ordersync.ops.v1 import order_history_pb2_grpc as pb_grpc
 
-from libs.platform.db import create_pool, migrate
-from libs.platform.order_history import history_binding
-from libs.platform.testing import ACME_READER, GLOBEX_OPERATOR, access_for_tests, authorized, serving
+from libs.platform.testing import ACME_READER, authorized, refusals, refused, serving_history
 from tracking_writeback.app import MIGRATIONS
 from tracking_writeback.history import WritebackHistory
 
@@ -18,9 +15,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(
 
 
 async def test_writeback_steps_and_completion_for_the_tenants_callers_only(database):
-    await migrate(database, "tracking_writeback", MIGRATIONS)
-    pool = await create_pool(database, "tracking_writeback", 2)
-    try:
+    async with serving_history(database, "tracking_writeback", MIGRATIONS, WritebackHistory()) as (pool, stub):
         await pool.execute(
             "INSERT INTO writebacks (order_id, tenant_id, channel, external_id, external_number, target_status,"
             " written_status, shipment_proto, status, channel_account, traceparent) VALUES"
@@ -35,30 +30,19 @@ async def test_writeback_steps_and_completion_for_the_tenants_callers_only(datab
                 kind,
                 f"{kind} for {order_id}",
             )
-        async with serving(history_binding(pool, WritebackHistory(), access_for_tests())) as channel:
-            stub = pb_grpc.OrderHistoryServiceStub(channel)
-            reader = authorized(stub, ACME_READER)
-            done = await reader.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1"))
-            assert [(s.kind, s.status, s.failed) for s in done.steps] == [
-                ("writeback", "wanted", False),
-                ("writeback", "written", False),
-            ]
-            assert done.complete and done.steps[0].trace_id == "0af7651916cd43dd8448eb211c80319c"
-            failed = await reader.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_2"))
-            assert (
-                not failed.complete
-                and failed.steps[-1].failed
-                and "ordersync reconcile acme" in failed.steps[-1].action
-            )
-            request = pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1")
-            with pytest.raises(grpc.aio.AioRpcError) as anonymous:
-                await stub.GetOrderHistory(request, timeout=5)
-            assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            with pytest.raises(grpc.aio.AioRpcError) as denied:
-                await authorized(stub, GLOBEX_OPERATOR).GetOrderHistory(request)
-            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            with pytest.raises(grpc.aio.AioRpcError) as empty:
-                await reader.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order=" "))
-            assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    finally:
-        await pool.close()
+        reader = authorized(stub, ACME_READER)
+        done = await reader.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1"))
+        assert [(s.kind, s.status, s.failed) for s in done.steps] == [
+            ("writeback", "wanted", False),
+            ("writeback", "written", False),
+        ]
+        assert done.complete and done.steps[0].trace_id == "0af7651916cd43dd8448eb211c80319c"
+        failed = await reader.GetOrderHistory(pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_2"))
+        assert not failed.complete and failed.steps[-1].failed and "ordersync reconcile acme" in failed.steps[-1].action
+        request = pb.GetOrderHistoryRequest(tenant_id="acme", order="ord_1")
+        assert await refusals(stub, "GetOrderHistory", request) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.PERMISSION_DENIED,
+        )
+        empty = pb.GetOrderHistoryRequest(tenant_id="acme", order=" ")
+        assert await refused(reader.GetOrderHistory(empty)) == grpc.StatusCode.INVALID_ARGUMENT
