@@ -91,7 +91,7 @@ test: lint-code protos ## lint, then every test (unit, integration, e2e) on real
 	@# first time only), and checks the alert rules once the tests are done.
 	@mkdir -p .run
 	@{ [ -x $(PROMTOOL) ] || nice -n 15 $(MAKE) -s $(PROMTOOL) > .run/promtool-build.log 2>&1; } & build=$$!; \
-	  bash deploy/local/with-infra.sh $(PY) -m pytest -n 2 --dist loadfile libs services tests; tests=$$?; \
+	  bash deploy/local/with-infra.sh $(PY) -m pytest -n 2 --dist loadfile --durations=15 libs services tests; tests=$$?; \
 	  wait $$build || { echo "promtool build failed:"; tail -20 .run/promtool-build.log; exit 1; }; exit $$tests
 	$(MAKE) -s lint-alerts
 	@# Outside with-infra.sh: the fault suite restarts Kafka and PostgreSQL, so it runs its own.
