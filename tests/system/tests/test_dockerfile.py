@@ -72,6 +72,7 @@ def test_build_stage_generates_protos_and_installs_the_runtime_lock() -> None:
     assert "--require-hashes -r requirements-protos.lock" in text
     assert "--require-hashes -r requirements-runtime.lock" in text
     assert "grpc_tools.protoc" in text
+    assert "/opt/venv/bin/pip uninstall --yes pip setuptools" in text, "no installer in the image's virtualenv"
     assert "requirements.lock" not in re.sub(r"requirements-\w+\.lock", "", text)
 
 
