@@ -42,25 +42,27 @@ def read_topic_file(path: str | Path = DEFAULT_TOPIC_FILE) -> list[TopicSpec]:
     return specs
 
 
-async def create_topics(bootstrap: str, topics: list[TopicSpec], prefix: str = "") -> None:
-    """Create `prefix + name` for each spec with replication factor 1, then wait for leaders.
+async def create_topics(bootstrap: str, topics: list[TopicSpec], prefix: str = "", replication_factor: int = 1) -> None:
+    """Create `prefix + name` for each spec (one replica unless told), then wait for leaders.
 
     Topics that already exist are left as they are (their partitions and configs are not
     compared), so calling this twice is harmless. Raises the broker's KafkaError for any other
     failure, and TimeoutError if some partition still has no leader after 30 s: waiting here
     means a producer started right after this call does not meet LEADER_NOT_AVAILABLE.
     """
-    await _create(bootstrap, topics, prefix)
+    await _create(bootstrap, topics, prefix, replication_factor)
 
 
-async def _create(bootstrap: str, topics: list[TopicSpec], prefix: str, leader_timeout: float = 30.0) -> list[str]:
+async def _create(
+    bootstrap: str, topics: list[TopicSpec], prefix: str, replication_factor: int = 1, leader_timeout: float = 30.0
+) -> list[str]:
     """Does create_topics' work; returns the names this call created (for the script's report)."""
     names = [prefix + spec.name for spec in topics]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(prefix + s.name, s.partitions, 1, topic_configs=dict(s.configs)) for s in topics]
+            [NewTopic(prefix + s.name, s.partitions, replication_factor, topic_configs=dict(s.configs)) for s in topics]
         )
         created = []
         for name, code, *rest in response.topic_errors:
@@ -96,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap address, HOST:PORT")
     parser.add_argument("--prefix", default="", help="prepended to every topic name (per-test topics)")
     parser.add_argument("--file", default=str(DEFAULT_TOPIC_FILE), help="topic file (default: deploy/topics.txt)")
+    parser.add_argument(
+        "--replication-factor", type=int, default=1, help="replicas of each new topic (1: a one-broker cluster)"
+    )
     args = parser.parse_args(argv)
 
     specs = read_topic_file(args.file)
     try:
-        created = asyncio.run(_create(args.bootstrap, specs, args.prefix))
+        created = asyncio.run(_create(args.bootstrap, specs, args.prefix, args.replication_factor))
     except (KafkaError, TimeoutError) as exc:
         print(f"create_topics: {exc}", file=sys.stderr)
         return 1
