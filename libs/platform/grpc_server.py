@@ -2,7 +2,9 @@
 both in plaintext or, configured by files, TLS (mTLS when the server names a client CA).
 
 Health answers SERVING only while the service's HealthMonitor (libs/platform/health.py) finds its
-dependencies reachable, for Check and Watch alike; without a monitor it is SERVING while up.
+dependencies reachable, for Check and Watch alike; without a monitor it is SERVING while up. The
+health service name LIVENESS is SERVING from start to shutdown whatever the dependencies: a
+liveness probe asks it, since restarting a process whose database is down would not help.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ if TYPE_CHECKING:  # a type only: the `ordersync` command imports this module, n
     from libs.platform.health import HealthMonitor
 
 log = logging.getLogger(__name__)
+
+LIVENESS = "liveness"  # the health service name that only says the process answers
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class GrpcServer:
             self.port = server.add_secure_port(self._address, _server_credentials(self._tls))
         await server.start()
         self._server = server
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         if self._monitor is None:
             await self._set_health(True)
         else:

@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from libs.platform.grpc_server import LIVENESS
 from tests.system.stack import Stack, TenantSpec, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,9 +111,10 @@ async def stack(own_infra, tmp_path_factory):
         yield stack
 
 
-async def check(stack: Stack, name: str) -> int:
+async def check(stack: Stack, name: str, service: str = "") -> int:
     async with grpc.aio.insecure_channel(stack.grpc_address(name)) as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply = await health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
         return reply.status
 
 
@@ -178,6 +180,10 @@ async def test_health_turns_not_serving_while_the_database_is_down_and_back_when
         sent = {name: await watcher.wait_for(NOT_SERVING) for name, watcher in watchers.items()}
         assert {await readyz(stack, n) for n in ("order_intake", "fulfillment_dispatch")} == {503}
         assert {await livez(stack, n) for n in ("order_intake", "fulfillment_dispatch")} == {200}
+        # Liveness (the Kubernetes liveness probe's health name) stays SERVING: a restart would not help.
+        assert {name: await check(stack, name, LIVENESS) for name in stack.services} == dict.fromkeys(
+            stack.services, SERVING
+        )
 
         await asyncio.to_thread(own_infra.up)
         await wait_for_status(stack, SERVING)
