@@ -27,7 +27,7 @@ HELM          := $(TOOLS)/bin/helm
 KUBECONFORM_VERSION := v0.8.0
 KUBECONFORM   := $(TOOLS)/bin/kubeconform
 APISERVER_MOD := deploy/k8s-check/apiserver
-KUBERNETES_VERSION := $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' $(APISERVER_MOD)/go.mod)
+KUBERNETES_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2}' $(APISERVER_MOD)/go.mod)
 KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
 ETCD_DEB_VERSION := 3.4.23-4+b4
 ETCD          := $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/usr/bin/etcd

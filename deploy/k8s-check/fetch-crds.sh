@@ -31,9 +31,9 @@ for crd in servicemonitors podmonitors prometheusrules; do
 done
 
 # The arguments of Strimzi's own build for these two (api/pom.xml, generate-crd-co-install-v1-eo).
-mvn -q -B -f "$HERE/strimzi/pom.xml" -Dstrimzi.version="$strimzi" \
+mvn -q -B -Dstyle.color=never -f "$HERE/strimzi/pom.xml" -Dstrimzi.version="$strimzi" \
     dependency:build-classpath -Dmdep.outputFile="$partial/strimzi.classpath"
-java -cp "$(cat "$partial/strimzi.classpath")" io.strimzi.crdgenerator.CrdGenerator \
+java -Dslf4j.internal.verbosity=ERROR -cp "$(cat "$partial/strimzi.classpath")" io.strimzi.crdgenerator.CrdGenerator \
     --label app:strimzi --label strimzi.io/crd-install:true \
     --target-kube 1.16+ --crd-api-version v1 \
     --api-versions v1alpha1,v1beta1,v1beta2 --storage-version v1beta2 \

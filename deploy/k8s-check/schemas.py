@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     custom = crd_schemas(sorted(args.crds.glob("*.yaml")), args.version, partial)
     shutil.rmtree(args.out, ignore_errors=True)
     partial.rename(args.out)
-    print(f"schemas: {count // 2} built-in kinds of Kubernetes {args.version} and {len(custom)} custom ({', '.join(custom)}) in {args.out}")
+    print(f"schemas: Kubernetes {args.version} ({count // 2} files a set) and {len(custom)} of CRDs ({', '.join(custom)}) in {args.out}")
     return 0
 
 
