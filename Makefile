@@ -106,8 +106,8 @@ $(KUBE_APISERVER): $(APISERVER_MOD)/go.mod $(APISERVER_MOD)/go.sum $(APISERVER_M
 $(ETCD):
 	rm -rf $(TOOLS)/etcd-$(ETCD_DEB_VERSION) && mkdir -p $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb
 	@# Only unpacked: no daemon is installed or started (check.sh runs it on loopback).
-	cd $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb && { apt-get download -q etcd-server=$(ETCD_DEB_VERSION) \
-	  || { apt-get update -qq && apt-get download -q etcd-server=$(ETCD_DEB_VERSION); }; }
+	cd $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb && { apt-get download -q -o APT::Sandbox::User=root etcd-server=$(ETCD_DEB_VERSION) \
+	  || { apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root etcd-server=$(ETCD_DEB_VERSION); }; }
 	dpkg -x $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb/etcd-server_*.deb $(TOOLS)/etcd-$(ETCD_DEB_VERSION)
 	test -x $@ && touch $@
 

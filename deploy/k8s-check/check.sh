@@ -128,7 +128,7 @@ openssl rsa -in "$WORK/sa.key" -pubout -out "$WORK/sa.pub" 2>/dev/null
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "k8s-check=http://127.0.0.1:$etcd_peer_port" \
-    --unsafe-no-fsync --log-level error --logger zap \
+    --logger zap --log-level error \
     > "$WORK/logs/etcd.log" 2>&1 &
 etcd_pid=$!
 

@@ -31,8 +31,10 @@ for crd in servicemonitors podmonitors prometheusrules; do
 done
 
 # The arguments of Strimzi's own build for these two (api/pom.xml, generate-crd-co-install-v1-eo).
-mvn -q -B -Dstyle.color=never -f "$HERE/strimzi/pom.xml" -Dstrimzi.version="$strimzi" \
-    dependency:build-classpath -Dmdep.outputFile="$partial/strimzi.classpath"
+# (Maven's console colours stripped: it writes some even when quiet and in batch mode.)
+mvn -q -B -f "$HERE/strimzi/pom.xml" -Dstrimzi.version="$strimzi" \
+    dependency:build-classpath -Dmdep.outputFile="$partial/strimzi.classpath" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
+
 java -Dslf4j.internal.verbosity=ERROR -cp "$(cat "$partial/strimzi.classpath")" io.strimzi.crdgenerator.CrdGenerator \
     --label app:strimzi --label strimzi.io/crd-install:true \
     --target-kube 1.16+ --crd-api-version v1 \

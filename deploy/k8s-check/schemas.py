@@ -134,7 +134,9 @@ def crd_schemas(crd_files: list[Path], version: str, out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kubernetes-validate", type=Path, required=True, help="where kubernetes-validate is installed")
+    parser.add_argument(
+        "--kubernetes-validate", type=Path, required=True, help="where kubernetes-validate is installed"
+    )
     parser.add_argument("--version", required=True, help="Kubernetes version of the schemas, e.g. 1.37.0")
     parser.add_argument("--crds", type=Path, required=True, help="a folder of CRD YAML files")
     parser.add_argument("--out", type=Path, required=True)
@@ -147,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     custom = crd_schemas(sorted(args.crds.glob("*.yaml")), args.version, partial)
     shutil.rmtree(args.out, ignore_errors=True)
     partial.rename(args.out)
-    print(f"schemas: Kubernetes {args.version} ({count // 2} files a set) and {len(custom)} of CRDs ({', '.join(custom)}) in {args.out}")
+    print(
+        f"schemas: Kubernetes {args.version} ({count // 2} files a set) and {len(custom)} of CRDs ({', '.join(custom)}) in {args.out}"
+    )
     return 0
 
 
