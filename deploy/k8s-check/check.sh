@@ -46,6 +46,7 @@ done
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/k8s-check.XXXXXX")"
 etcd_pid=""
 apiserver_pid=""
+server_logs=0  # 1 while a failure would be the servers' own: their logs are shown then
 stop() {  # SIGTERM, then SIGKILL if it has not exited within 20 s
     local pid="$1" tries=0
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -61,7 +62,7 @@ cleanup() {
     local status=$?
     stop "$apiserver_pid"
     stop "$etcd_pid"
-    if [[ $status -ne 0 && -d "$WORK/logs" ]]; then
+    if [[ $status -ne 0 && $server_logs -eq 1 ]]; then
         for log in "$WORK"/logs/*.log; do
             [[ -s "$log" ]] || continue
             echo "--- last lines of $(basename "$log") ---" >&2
@@ -150,6 +151,7 @@ apiserver_pid=$!
 
 client=("$PYTHON" "$HERE/dry_run.py" --server "https://127.0.0.1:$apiserver_port"
         --token-file "$WORK/token" --ca "$WORK/certs/apiserver.crt")
+server_logs=1
 "${client[@]}" wait --timeout 180
 shopt -s nullglob
 crds=("$K8S_CRDS"/*.yaml)
@@ -157,5 +159,6 @@ shopt -u nullglob
 if [[ ${#crds[@]} -gt 0 ]]; then
     "${client[@]}" crds "${crds[@]}"
 fi
+server_logs=0
 "${client[@]}" apply --namespace "$NAMESPACE" "${rendered[@]}"
 echo "== k8s-check: $CHART passed (helm lint, helm template, kubeconform -strict, server-side dry-run)"
