@@ -152,7 +152,7 @@ apiserver_pid=$!
 client=("$PYTHON" "$HERE/dry_run.py" --server "https://127.0.0.1:$apiserver_port"
         --token-file "$WORK/token" --ca "$WORK/certs/apiserver.crt")
 server_logs=1
-"${client[@]}" wait --timeout 180
+"${client[@]}" wait --timeout 180 --watch "etcd=$etcd_pid" --watch "kube-apiserver=$apiserver_pid"
 shopt -s nullglob
 crds=("$K8S_CRDS"/*.yaml)
 shopt -u nullglob

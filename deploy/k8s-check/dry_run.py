@@ -16,6 +16,7 @@ refused.
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 import sys
 import time
@@ -100,10 +101,25 @@ def load_objects(path: Path) -> list[dict[str, Any]]:
     return objects
 
 
-def wait_ready(server: Server, timeout: float) -> int:
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_ready(server: Server, timeout: float, watched: dict[str, int]) -> int:
+    """0 once /readyz answers 200; 1 at the timeout or as soon as a watched process has exited."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
+        for name, pid in watched.items():
+            if not _running(pid):
+                print(f"dry-run: {name} exited before the API server was ready ({last})", file=sys.stderr)
+                return 1
         try:
             if server.ca.exists():
                 response = server.client.get("/readyz")
@@ -228,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     wait = sub.add_parser("wait")
     wait.add_argument("--timeout", type=float, default=180.0)
+    wait.add_argument("--watch", action="append", default=[], metavar="NAME=PID", help="give up if it exits")
     crds = sub.add_parser("crds")
     crds.add_argument("--timeout", type=float, default=60.0)
     crds.add_argument("files", type=Path, nargs="+")
@@ -238,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server = Server(args.server, args.token_file.read_text().strip(), args.ca)
     if args.command == "wait":
-        return wait_ready(server, args.timeout)
+        watched = {name: int(pid) for name, _, pid in (w.partition("=") for w in args.watch)}
+        return wait_ready(server, args.timeout, watched)
     if args.command == "crds":
         return install_crds(server, args.files, args.timeout)
     return apply_files(server, args.files, args.namespace)

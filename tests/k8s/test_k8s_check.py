@@ -183,3 +183,13 @@ def test_missing_chart_is_named(tools, tmp_path):
 
     assert result.returncode == 1
     assert f"k8s-check: no chart at {tmp_path / 'no-such-chart'} (no Chart.yaml)" in result.stderr
+
+
+def test_api_server_that_cannot_start_fails_the_check_with_its_log(tools, tmp_path):
+    # An etcd that exits at once: the API server never gets ready, and the check says so.
+    result = run_check({**tools, "ETCD": "/bin/false"}, tmp_path, CHART)
+
+    assert result.returncode == 1
+    assert "dry-run: etcd exited before the API server was ready" in result.stderr
+    assert "--- last lines of kube-apiserver.log ---" in result.stderr
+    assert "ok      " not in result.stdout
