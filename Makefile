@@ -130,8 +130,9 @@ k8s-tools: $(HELM) $(KUBECONFORM) $(KUBE_APISERVER) $(ETCD) $(K8S_SCHEMAS)/.done
 
 k8s-check: venv k8s-tools ## the Helm chart with no cluster: helm lint and template, kubeconform -strict, dry-run on a kube-apiserver (CHART=, CHART_VALUES=)
 	$(K8S_CHECK_ENV) bash deploy/k8s-check/check.sh $(CHART) $(CHART_VALUES)
-	@# The check's own tests: the fixture chart passes, each broken copy fails with its message.
-	$(K8S_CHECK_ENV) $(PY) -m pytest -m k8s_check tests/k8s
+	@# The check's own tests: the fixture chart passes, each broken copy fails with its message
+	@# (two at a time: each starts its own etcd and kube-apiserver).
+	$(K8S_CHECK_ENV) $(PY) -m pytest -n 2 -m k8s_check tests/k8s
 
 lint-alerts: $(PROMTOOL) ## promtool check rules and the alert rules' unit tests
 	$(PROMTOOL) check config --syntax-only $(ALERTS_DIR)/prometheus.yml
