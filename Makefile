@@ -16,12 +16,42 @@ GRPCURL       := $(TOOLS)/bin/grpcurl
 PROMTOOL_VERSION := v0.316.0
 PROMTOOL      := $(TOOLS)/bin/promtool
 ALERTS_DIR    := deploy/observability/prometheus
+# The Helm chart's check with no cluster (make k8s-check; docs/kubernetes-validation.md). helm,
+# kubeconform and kube-apiserver are built from the Go module proxy (kube-apiserver through the
+# wrapper module in deploy/k8s-check/apiserver, whose go.mod pins the Kubernetes version; about
+# 5 min the first time), etcd is Debian's package unpacked, the built-in kinds' schemas come from
+# PyPI's kubernetes-validate and the custom kinds' CRDs from KEDA's and Prometheus Operator's Go
+# modules and Strimzi's jars on Maven Central. All pinned, fetched once into .tools.
+HELM_VERSION  := v3.19.5
+HELM          := $(TOOLS)/bin/helm
+KUBECONFORM_VERSION := v0.8.0
+KUBECONFORM   := $(TOOLS)/bin/kubeconform
+APISERVER_MOD := deploy/k8s-check/apiserver
+KUBERNETES_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2}' $(APISERVER_MOD)/go.mod)
+KUBE_APISERVER := $(TOOLS)/bin/kube-apiserver
+ETCD_DEB_VERSION := 3.4.23-4+b4
+ETCD          := $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/usr/bin/etcd
+K8S_SCHEMA_REQS := deploy/k8s-check/requirements-schemas.txt
+K8S_SCHEMA_VERSION := $(shell sed -n 's/^kubernetes-validate==\([0-9.]*\) .*/\1/p' $(K8S_SCHEMA_REQS))
+KEDA_VERSION  := v2.21.0
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+STRIMZI_VERSION := 0.45.0
+K8S_CACHE     := $(TOOLS)/k8s-check
+K8S_VALIDATE  := $(K8S_CACHE)/kubernetes-validate-$(K8S_SCHEMA_VERSION)
+K8S_CRDS      := $(K8S_CACHE)/crds-keda-$(KEDA_VERSION)-prometheus-operator-$(PROMETHEUS_OPERATOR_VERSION)-strimzi-$(STRIMZI_VERSION)
+K8S_SCHEMAS   := $(K8S_CACHE)/schemas-$(K8S_SCHEMA_VERSION)-$(notdir $(K8S_CRDS))
+# What make k8s-check checks: the chart with its default values, then with each values file.
+CHART         ?= deploy/helm/ordersync
+CHART_VALUES  ?= deploy/helm/values-production.yaml
+K8S_CHECK_ENV  = HELM=$(HELM) KUBECONFORM=$(KUBECONFORM) KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) \
+                 K8S_SCHEMAS=$(K8S_SCHEMAS) K8S_SCHEMA_VERSION=$(K8S_SCHEMA_VERSION) K8S_CRDS=$(K8S_CRDS) \
+                 PYTHON=$(CURDIR)/$(PY)
 SERVICES      := order_intake compliance_routing fulfillment_dispatch tracking_writeback carrier_mapping
 PROTO_FILES    = $(shell find protos -name '*.proto')
 
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
-.PHONY: help venv protos lint lint-code lint-protos lint-alerts test test-unit test-integration test-e2e test-faults \
+.PHONY: help venv protos lint lint-code lint-protos lint-alerts k8s-tools k8s-check test test-unit test-integration test-e2e test-faults \
         infra-up infra-down demo bench bench-mapping bench-shipstation bench-groupon bench-lookups bench-trace up down clean grpcurl
 
 help: ## list the targets
@@ -58,6 +88,52 @@ $(GRPCURL):
 $(PROMTOOL):
 	GOBIN=$(TOOLS)/bin go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
+$(HELM):
+	GOBIN=$(TOOLS)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(KUBECONFORM):
+	GOBIN=$(TOOLS)/bin go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+# The version -ldflags stamps is the one upstream's build stamps (hack/lib/version.sh).
+KUBE_VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
+KUBE_LDFLAGS = -s -w $(foreach p,$(KUBE_VERSION_PKGS),-X $(p).gitVersion=$(KUBERNETES_VERSION) \
+  -X $(p).gitMajor=$(word 1,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+  -X $(p).gitMinor=$(word 2,$(subst ., ,$(KUBERNETES_VERSION))) -X $(p).gitTreeState=clean)
+
+$(KUBE_APISERVER): $(APISERVER_MOD)/go.mod $(APISERVER_MOD)/go.sum $(APISERVER_MOD)/main.go
+	cd $(APISERVER_MOD) && go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ .
+
+$(ETCD):
+	rm -rf $(TOOLS)/etcd-$(ETCD_DEB_VERSION) && mkdir -p $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb
+	@# Only unpacked: no daemon is installed or started (check.sh runs it on loopback).
+	cd $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb && { apt-get download -q -o APT::Sandbox::User=root etcd-server=$(ETCD_DEB_VERSION) \
+	  || { apt-get update -qq && apt-get download -q -o APT::Sandbox::User=root etcd-server=$(ETCD_DEB_VERSION); }; }
+	dpkg -x $(TOOLS)/etcd-$(ETCD_DEB_VERSION)/deb/etcd-server_*.deb $(TOOLS)/etcd-$(ETCD_DEB_VERSION)
+	test -x $@ && touch $@
+
+$(K8S_VALIDATE)/.installed: $(K8S_SCHEMA_REQS) | $(VENV)/.installed
+	rm -rf $(K8S_VALIDATE)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes --only-binary :all: \
+	  --target $(K8S_VALIDATE) -r $(K8S_SCHEMA_REQS)
+	touch $@
+
+$(K8S_CRDS)/.fetched: deploy/k8s-check/fetch-crds.sh deploy/k8s-check/strimzi/pom.xml
+	bash deploy/k8s-check/fetch-crds.sh $(K8S_CRDS) $(KEDA_VERSION) $(PROMETHEUS_OPERATOR_VERSION) $(STRIMZI_VERSION)
+	touch $@
+
+$(K8S_SCHEMAS)/.done: $(K8S_VALIDATE)/.installed $(K8S_CRDS)/.fetched deploy/k8s-check/schemas.py
+	$(PY) deploy/k8s-check/schemas.py --kubernetes-validate $(K8S_VALIDATE) --version $(K8S_SCHEMA_VERSION) \
+	  --crds $(K8S_CRDS) --out $(K8S_SCHEMAS)
+	touch $@
+
+k8s-tools: $(HELM) $(KUBECONFORM) $(KUBE_APISERVER) $(ETCD) $(K8S_SCHEMAS)/.done ## build and fetch what make k8s-check needs into .tools (cached)
+
+k8s-check: venv k8s-tools ## the Helm chart with no cluster: helm lint and template, kubeconform -strict, dry-run on a kube-apiserver (CHART=, CHART_VALUES=)
+	$(K8S_CHECK_ENV) bash deploy/k8s-check/check.sh $(CHART) $(CHART_VALUES)
+	@# The check's own tests: the fixture chart passes, each broken copy fails with its message
+	@# (two at a time: each starts its own etcd and kube-apiserver).
+	$(K8S_CHECK_ENV) $(PY) -m pytest -n 2 -m k8s_check tests/k8s
+
 lint-alerts: $(PROMTOOL) ## promtool check rules and the alert rules' unit tests
 	$(PROMTOOL) check config --syntax-only $(ALERTS_DIR)/prometheus.yml
 	$(PROMTOOL) check rules $(ALERTS_DIR)/alerts.yml
@@ -87,18 +163,25 @@ clean: infra-down ## stop infrastructure and remove generated and run files
 
 test: lint-code protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka, then the short fault suite
 	@# Two pytest workers, each taking whole files (a module's stack stays in one worker): most
-	@# of an e2e test is waiting on its services. promtool builds meanwhile at low priority (the
-	@# first time only), and checks the alert rules once the tests are done.
+	@# of an e2e test is waiting on its services. promtool and the k8s check's tools (helm,
+	@# kubeconform, kube-apiserver, etcd, schemas) build meanwhile at low priority (the first time
+	@# only); once the tests are done promtool checks the alert rules and make k8s-check the chart
+	@# (its own tests, marked k8s_check, run there, after the tools).
 	@mkdir -p .run
 	@{ [ -x $(PROMTOOL) ] || nice -n 15 $(MAKE) -s $(PROMTOOL) > .run/promtool-build.log 2>&1; } & build=$$!; \
-	  bash deploy/local/with-infra.sh $(PY) -m pytest -n 2 --dist loadfile --durations=15 libs services tests; tests=$$?; \
-	  wait $$build || { echo "promtool build failed:"; tail -20 .run/promtool-build.log; exit 1; }; exit $$tests
+	  { nice -n 15 $(MAKE) -s k8s-tools > .run/k8s-tools-build.log 2>&1; } & k8s_build=$$!; \
+	  bash deploy/local/with-infra.sh $(PY) -m pytest -n 2 --dist loadfile --durations=15 -m "not k8s_check" \
+	    libs services tests; tests=$$?; \
+	  wait $$build || { echo "promtool build failed:"; tail -20 .run/promtool-build.log; exit 1; }; \
+	  wait $$k8s_build || { echo "k8s check tools build failed:"; tail -20 .run/k8s-tools-build.log; exit 1; }; \
+	  exit $$tests
 	$(MAKE) -s lint-alerts
+	$(MAKE) -s k8s-check
 	@# Outside with-infra.sh: the fault suite restarts Kafka and PostgreSQL, so it runs its own.
 	$(PY) -m tests.faults --short
 
 test-unit: protos ## tests that need no infrastructure
-	$(PY) -m pytest libs services tests -m "not integration and not e2e"
+	$(PY) -m pytest libs services tests -m "not integration and not e2e and not k8s_check"
 
 test-integration: protos ## integration tests on real PostgreSQL and Kafka
 	bash deploy/local/with-infra.sh $(PY) -m pytest libs services tests -m integration
