@@ -161,7 +161,7 @@ infra-down: ## stop local PostgreSQL and Kafka
 clean: infra-down ## stop infrastructure and remove generated and run files
 	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
 
-test: lint-code protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka, then the short fault suite
+test: lint-code protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka, then the Helm chart check, then the short fault suite
 	@# Two pytest workers, each taking whole files (a module's stack stays in one worker): most
 	@# of an e2e test is waiting on its services. promtool and the k8s check's tools (helm,
 	@# kubeconform, kube-apiserver, etcd, schemas) build meanwhile at low priority (the first time
