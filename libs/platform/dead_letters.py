@@ -126,8 +126,9 @@ class DeadLetterServicer(pb_grpc.DeadLetterServiceServicer):
                 edited, problem = self._edited(rows[0], request.edited_value)
                 if edited is None:
                     await abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
-            replay = _Replay(conn, caller, request.reason, request.dry_run)
-            results = [await replay.one(row, self._replayable(row, edited)) for row in rows]
+            replay = _Replay(caller, request.reason, request.dry_run)
+            results = [replay.judge(row, self._replayable(row, edited)) for row in rows]
+            await replay.republish(conn)
         for result in results:
             if result.outcome != pb.REPLAY_OUTCOME_WOULD_REPLAY:
                 DEAD_LETTER_REPLAYS.labels(outcome_name(result.outcome)).inc()
@@ -200,15 +201,17 @@ class DeadLetterServicer(pb_grpc.DeadLetterServiceServicer):
 
 
 class _Replay:
-    """One ReplayDeadLetters call's work on its transaction."""
+    """One ReplayDeadLetters call: each dead letter judged, then every replay written at once
+    (four statements, however many dead letters) on the call's transaction."""
 
-    def __init__(self, conn: PgConnection, caller: Caller, reason: str, dry_run: bool):
-        self._conn = conn
+    def __init__(self, caller: Caller, reason: str, dry_run: bool):
         self._caller = caller
         self._reason = reason
         self._dry_run = dry_run
+        self._replays: list[tuple[asyncpg.Record, OutgoingEvent]] = []
 
-    async def one(self, row: asyncpg.Record, replayable: OutgoingEvent | str) -> pb.ReplayResult:
+    def judge(self, row: asyncpg.Record, replayable: OutgoingEvent | str) -> pb.ReplayResult:
+        """What replaying `row` does; a real replay is kept for `republish`."""
         if row["replayed_at"] is not None:
             when = row["replayed_at"].isoformat(timespec="seconds")
             return _result(row, pb.REPLAY_OUTCOME_ALREADY_REPLAYED, f"replayed at {when} by {row['replayed_by']}")
@@ -216,29 +219,35 @@ class _Replay:
             return _result(row, pb.REPLAY_OUTCOME_NOT_REPLAYABLE, replayable)
         if self._dry_run:
             return _result(row, pb.REPLAY_OUTCOME_WOULD_REPLAY, f"would republish to {row['topic']}", replayable)
-        await self._republish(row, replayable)
+        self._replays.append((row, replayable))
         return _result(row, pb.REPLAY_OUTCOME_REPLAYED, f"republished to {row['topic']}", replayable)
 
-    async def _republish(self, row: asyncpg.Record, event: OutgoingEvent) -> None:
-        if row["source"] == "consumer":
-            # The group may have claimed the event before setting it aside: let it process it again.
-            await self._conn.execute(
-                "DELETE FROM processed_events WHERE consumer_group = $1 AND event_id = $2",
-                row["consumer_group"],
-                event.event_id,
-            )
-        await write_events(self._conn, [event])
-        await self._conn.execute(
-            "UPDATE dead_letters SET replayed_at = now(), replayed_by = $2 WHERE id = $1", row["id"], self._caller.name
+    async def republish(self, conn: PgConnection) -> None:
+        if not self._replays:
+            return
+        consumed = [(row["consumer_group"], e.event_id) for row, e in self._replays if row["source"] == "consumer"]
+        # A group may have claimed an event before setting it aside: let it process it again.
+        await conn.execute(
+            "DELETE FROM processed_events p USING unnest($1::text[], $2::text[]) AS r(consumer_group, event_id)"
+            " WHERE p.consumer_group = r.consumer_group AND p.event_id = r.event_id",
+            [group for group, _ in consumed],
+            [event_id for _, event_id in consumed],
         )
-        await self._conn.execute(
+        await write_events(conn, [event for _, event in self._replays])
+        ids = [row["id"] for row, _ in self._replays]
+        await conn.execute(
+            "UPDATE dead_letters SET replayed_at = now(), replayed_by = $2 WHERE id = ANY($1::bigint[])",
+            ids,
+            self._caller.name,
+        )
+        await conn.execute(
             "INSERT INTO dead_letter_replays (dead_letter_id, operator, reason, edited_value, event_id)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            row["id"],
+            " SELECT d, $2, $3, v, e FROM unnest($1::bigint[], $4::bytea[], $5::text[]) AS r(d, v, e)",
+            ids,
             self._caller.name,
             self._reason,
-            event.value if event.value != row["value"] else None,
-            event.event_id,
+            [event.value if event.value != row["value"] else None for row, event in self._replays],
+            [event.event_id for _, event in self._replays],
         )
 
 

@@ -43,6 +43,7 @@ class Pipeline:
     topic: str
     ours: str
     other_seen: list[str] = field(default_factory=list)  # event ids the other group was handed
+    unusable: set[str] = field(default_factory=set)  # order ids our handler cannot apply (yet)
     channel: grpc.aio.Channel | None = None
 
     def api(self, token: str):
@@ -74,6 +75,9 @@ async def pipeline(infra, database, topics) -> AsyncIterator[Pipeline]:
                     order = unpack(event.envelope, intake_events.OrderAccepted).order
                 except EnvelopeError as exc:
                     await keep_dead_letter(conn, found.ours, event, str(exc))
+                    continue
+                if order.order_id in found.unusable:  # e.g. configuration the order needs is missing
+                    await keep_dead_letter(conn, found.ours, event, f"could not apply order {order.order_id}")
                     continue
                 await conn.execute("INSERT INTO applied VALUES ($1, $2)", order.order_id, event.event_id)
 
@@ -323,3 +327,24 @@ async def test_a_replay_request_must_be_well_formed(pipeline):
         pb.ReplayDeadLettersRequest(tenant_id="acme", reason="r", filter=pb.DeadLetterFilter(topic="none"))
     )
     assert list(nothing.results) == []
+
+
+async def test_many_replayed_in_one_call_once_the_cause_is_fixed_each_apply_once(pipeline, infra):
+    pipeline.unusable.update({"a", "b", "c"})
+    await publish(infra.kafka_bootstrap, pipeline.topic, *(fixed(pipeline.topic, o) for o in ("a", "b", "c")))
+    await pipeline.wait_for("SELECT count(*) FROM dead_letters", 3)
+    ids = [r["id"] for r in await pipeline.pool.fetch("SELECT id FROM dead_letters ORDER BY id")]
+    pipeline.unusable.clear()  # the cause fixed
+    operator = pipeline.api(ACME_OPERATOR)
+    request = pb.ReplayDeadLettersRequest(tenant_id="acme", ids=ids, reason="configuration fixed")
+    first = await operator.ReplayDeadLetters(request)
+    assert [(r.id, r.outcome) for r in first.results] == [(i, pb.REPLAY_OUTCOME_REPLAYED) for i in ids]
+    await pipeline.wait_for("SELECT count(*) FROM applied", 3)
+    again = await operator.ReplayDeadLetters(request)
+    assert {r.outcome for r in again.results} == {pb.REPLAY_OUTCOME_ALREADY_REPLAYED}
+    await asyncio.sleep(1.5)  # time for a second delivery, were there one
+    assert sorted(r["order_id"] for r in await pipeline.applied()) == ["a", "b", "c"]
+    audit = await pipeline.pool.fetch("SELECT dead_letter_id, operator, edited_value FROM dead_letter_replays")
+    assert sorted((r["dead_letter_id"], r["operator"], r["edited_value"]) for r in audit) == [
+        (i, "jane@acme.example", None) for i in ids
+    ]
