@@ -37,10 +37,14 @@ def oversized_event(topic: str, size: int):
     return new_event(topic, payload, aggregate_id="same-key", tenant_id="acme", producer="test")
 
 
-async def relay_until_outbox_is_empty(pool, producer, bootstrap: str, batch_size: int = 50) -> OutboxRelay:
+async def relay_until_done(pool, producer, bootstrap: str, rows: int, batch_size: int = 50) -> OutboxRelay:
+    """Run a relay until it has published or dead-lettered all `rows` (or 30 s passed).
+
+    Its counters, not the outbox, say when: they move once the batch's transaction is over, a
+    moment after the rows left the outbox, and a relay stopped in that moment counts nothing."""
     async with OutboxRelay(pool, producer, SCHEMA, bootstrap=bootstrap, batch_size=batch_size) as relay:
         for _ in range(300):
-            if await pool.fetchval("SELECT count(*) FROM outbox") == 0:
+            if relay.published + relay.dead_lettered >= rows:
                 break
             await asyncio.sleep(0.1)
     return relay
@@ -69,7 +73,7 @@ async def relay_events(infra, database, topic_of, events_of, *, lookup=None, bat
         events = events_of(topic)
         async with pool.acquire() as conn, conn.transaction():
             await write_events(conn, events)
-        relay = await relay_until_outbox_is_empty(pool, producer, lookup or infra.kafka_bootstrap, batch_size)
+        relay = await relay_until_done(pool, producer, lookup or infra.kafka_bootstrap, len(events), batch_size)
         records = await read_all(infra.kafka_bootstrap, topic, expected=expected)
         dead = await pool.fetch("SELECT * FROM dead_letters")
         left = await pool.fetchval("SELECT count(*) FROM outbox")
