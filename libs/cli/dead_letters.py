@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 import libs.platform.dead_letters  # noqa: F401  (registers every event payload type, for --edit)
 from libs.cli.app import app, run_async
 from libs.cli.connect import Connections
-from libs.cli.output import ExitCode, console, print_json, print_table
+from libs.cli.output import ExitCode, console, print_json, print_table, timestamp_text
 from libs.cli.reconcile import parse_window
 from libs.platform.dead_letters import MAX_PAGE, outcome_name
 
@@ -73,12 +73,12 @@ def list_command(
                 (
                     d.service,
                     d.id,
-                    _time(d.received_at),
+                    timestamp_text(d.received_at),
                     d.tenant_id or "(unreadable)",
                     d.topic,
                     d.order_id,
                     d.error,
-                    f"by {d.replayed_by} at {_time(d.replayed_at)}" if d.replayed else "",
+                    f"by {d.replayed_by} at {timestamp_text(d.replayed_at)}" if d.replayed else "",
                 )
                 for d in found
             ),
@@ -103,15 +103,20 @@ def show_command(
     if as_json:
         print_json(json_format.MessageToDict(shown, preserving_proto_field_name=True))
         return
-    d, out = shown.dead_letter, console()
-    out.print(f"dead letter {d.id} of {d.service}, tenant {d.tenant_id or '(unreadable)'}")
+    d = shown.dead_letter
     where = f"partition {d.partition} offset {d.offset} for {d.consumer_group}" if d.source == "consumer" else "outbox"
-    out.print(f"  {d.source} message on {d.topic} ({where}), order {d.order_id}, {d.value_bytes} bytes")
-    out.print(f"  kept at {_time(d.received_at)}: {d.error}")
-    for replay in shown.replays:
-        edited = " (edited)" if replay.edited else ""
-        out.print(f"  replayed{edited} at {_time(replay.replayed_at)} by {replay.operator}: {replay.reason}")
-    out.print(shown.value_json or "  the message is not an event envelope; replay it with --edit FILE")
+    lines = [
+        f"dead letter {d.id} of {d.service}, tenant {d.tenant_id or '(unreadable)'}",
+        f"  {d.source} message on {d.topic} ({where}), order {d.order_id}, {d.value_bytes} bytes",
+        f"  kept at {timestamp_text(d.received_at)}: {d.error}",
+        *(
+            f"  replayed{' (edited)' if r.edited else ''} at {timestamp_text(r.replayed_at)} by {r.operator}: {r.reason}"
+            for r in shown.replays
+        ),
+        shown.value_json or "  the message is not an event envelope; replay it with --edit FILE",
+    ]
+    for line in lines:  # errors and reasons may quote a message: never read as rich markup
+        console().print(line, markup=False, emoji=False, highlight=False)
 
 
 @dead_letters_app.command("replay")
@@ -258,7 +263,3 @@ def _stub(connections: Connections, service: str) -> pb_grpc.DeadLetterServiceSt
 
 def _as_dict(message: Any) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
-
-
-def _time(stamp: timestamp_pb2.Timestamp) -> str:
-    return stamp.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")

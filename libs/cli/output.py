@@ -10,10 +10,15 @@ import enum
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+PLAIN_WIDTH = 240  # piped output is not folded to 80 columns
 
 
 class ExitCode(enum.IntEnum):
@@ -39,9 +44,20 @@ def print_json(value: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table, on a terminal as wide as it is; piped, as wide as a row needs (up to PLAIN_WIDTH),
+    so a row stays one line for logs and grep. Cells are plain text: a value may quote what a
+    channel or a message sent, and must never be read as rich markup."""
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console().print(table)
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    out = console()
+    if not sys.stdout.isatty():
+        out.width = PLAIN_WIDTH
+    out.print(table)
+
+
+def timestamp_text(stamp: timestamp_pb2.Timestamp) -> str:
+    """A protobuf time as operators read it: UTC, to the second."""
+    return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -15,8 +15,6 @@ not be reached. docs/webhook-receipts.md is the operator's guide.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,19 +23,16 @@ import typer
 from google.protobuf import json_format, timestamp_pb2
 from ordersync.intake.v1 import webhook_receipts_pb2 as pb
 from ordersync.intake.v1 import webhook_receipts_pb2_grpc as pb_grpc
-from rich.table import Table
-from rich.text import Text
 
 from libs.cli.app import app, run_async
 from libs.cli.connect import Connections
-from libs.cli.output import ExitCode, console, error_console, print_json
+from libs.cli.output import ExitCode, console, error_console, print_json, print_table, timestamp_text
 from libs.cli.reconcile import parse_window
 
 INTAKE = "order-intake"
 REFUSED = ("malformed", "invalid", "too_large")
 MAX_PAGE = 500
 DETAIL_CHARS = 120  # a table cell; `show` prints the whole detail
-PLAIN_WIDTH = 240  # piped output is not folded to 80 columns: one receipt, one line, for logs and grep
 
 webhooks = typer.Typer(
     name="webhooks",
@@ -89,13 +84,13 @@ def list_command(
     if not receipts:
         console().print(f"no receipts of {tenant} with outcome {', '.join(outcome or REFUSED)}")
         return
-    _print_table(
+    print_table(
         f"webhook receipts of {tenant}",
         ("id", "received", "account", "source", "outcome", "order", "bytes", "resubmissions", "detail"),
         (
             (
                 r.receipt_id,
-                _time(r.received_at),
+                timestamp_text(r.received_at),
                 r.account,
                 r.source + (f" of {r.resubmitted_from}" if r.resubmitted_from else ""),
                 r.outcome,
@@ -146,7 +141,7 @@ def show_command(
     r, out = response.receipt, console()
     lines = [
         ("receipt", f"{r.receipt_id} ({r.source} from {r.channel}, account {r.account or '-'})"),
-        ("received", _time(r.received_at)),
+        ("received", timestamp_text(r.received_at)),
         ("outcome", r.outcome + (f": {r.detail}" if r.detail else "")),
         ("order", r.order_id or "-"),
         ("trace id", r.trace_id or "-"),
@@ -213,29 +208,12 @@ def _sentence(receipt_id: int, answer: pb.ResubmitWebhookReceiptResponse) -> str
     return f"receipt {receipt_id} resubmitted as receipt {answer.receipt_id}: {answer.outcome}{order}{detail}"
 
 
-def _print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """On a terminal as wide as it is, piped as wide as a receipt needs (as `ordersync trace`)."""
-    table = Table(title=title, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(str(cell)) for cell in row))  # a detail may quote a body: no markup
-    out = console()
-    if not sys.stdout.isatty():
-        out.width = PLAIN_WIDTH
-    out.print(table)
-
-
 def _parse_json(body: bytes) -> tuple[bool, Any]:
     """(True, the value) when the body is JSON, else (False, None)."""
     try:
         return True, json.loads(body)
     except ValueError:
         return False, None
-
-
-def _time(stamp: timestamp_pb2.Timestamp) -> str:
-    return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _short(text: str) -> str:
