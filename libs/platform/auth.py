@@ -7,12 +7,22 @@ tenants it is granted (or "*"), its roles and, optionally, the services it may c
     [callers.fulfillment-dispatch]
     token = "env:ORDERSYNC_PEERS_TOKEN"
     tenants = ["*"]                      # or a list of tenant ids
-    roles = ["read"]                     # read (always), write, operator
+    roles = ["read"]                     # read (always), write, operator, delegate
     services = ["order-intake"]          # optional; every service when absent
 
 Roles: every caller may read its tenants; `write` may change carrier mapping's tenant mappings
 (the legacy key `write = true` says the same); `operator` may act on orders through the admin API
-(Retry, Don't Send, Void Sync, Check Fulfillment).
+(Retry, Don't Send, Void Sync, Check Fulfillment); `delegate` may act on behalf of people it
+signed in itself (the operator console), naming one in the call's metadata:
+
+    ordersync-on-behalf-of: jane@winery.example
+    ordersync-on-behalf-of-tenant: winery
+    ordersync-on-behalf-of-roles: operator,write     # the person's roles; may be empty
+
+The call then runs as caller "jane@winery.example via operator-console": granted that one tenant
+(only if the delegate itself is granted it) and read plus those of the declared roles the
+delegate holds, never `delegate`. Such metadata from a caller without `delegate`, without a
+tenant, or naming the system's actor is refused with PERMISSION_DENIED.
 
 Tokens are kept only as SHA-256 digests. Finding a caller hashes the presented token and looks
 the digest up in a dict: one hash and one lookup per call, and the lookup's timing depends on
@@ -33,11 +43,12 @@ from typing import TypeGuard
 import grpc
 
 from libs.platform.config import ConfigError
+from libs.platform.grpc_server import abort
 from libs.platform.secrets import resolve_secret
 
 ALL_TENANTS = "*"
-READ, WRITE, OPERATOR = "read", "write", "operator"
-ROLES = frozenset({READ, WRITE, OPERATOR})
+READ, WRITE, OPERATOR, DELEGATE = "read", "write", "operator", "delegate"
+ROLES = frozenset({READ, WRITE, OPERATOR, DELEGATE})
 CALLERS_VARIABLE = "ORDERSYNC_GRPC_CALLERS_FILE"
 SERVICES = frozenset(
     {"order-intake", "compliance-routing", "fulfillment-dispatch", "tracking-writeback", "carrier-mapping"}
@@ -47,6 +58,11 @@ SYSTEM_ACTOR = "ordersync"
 # What a caller lacking the role may not do, for the PERMISSION_DENIED message.
 _REFUSED = {WRITE: "change mappings of", OPERATOR: "act on orders of"}
 _BEARER = "bearer "
+# Call metadata of a delegated call (gRPC metadata keys are lower case).
+AUTHORIZATION = "authorization"
+ON_BEHALF_OF = "ordersync-on-behalf-of"
+ON_BEHALF_OF_TENANT = "ordersync-on-behalf-of-tenant"
+ON_BEHALF_OF_ROLES = "ordersync-on-behalf-of-roles"
 
 
 class Unauthenticated(Exception):
@@ -179,11 +195,71 @@ def _strings(value: object) -> TypeGuard[list[str]]:
 def token_of(context) -> str | None:
     """The bearer token in the call's `authorization` metadata, or None."""
     for key, value in context.invocation_metadata():
-        if key == "authorization":
-            if value[:7].lower() == _BEARER:
-                return value[7:].strip()
-            return None
+        if key == AUTHORIZATION:
+            return _bearer_token(value)
     return None
+
+
+def _bearer_token(value: str) -> str | None:
+    return value[7:].strip() if value[:7].lower() == _BEARER else None
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """Whom a delegated call is made for: the on-behalf-of metadata as sent (None when absent)."""
+
+    name: str | None
+    tenant_id: str | None
+    roles: str | None
+
+
+def call_credentials(context) -> tuple[str | None, Delegation | None]:
+    """The call's bearer token and its delegation (None when no on-behalf-of key is sent), read
+    in one pass over the metadata; the first of repeated keys counts."""
+    token = name = tenant_id = roles = None
+    seen_token = False
+    for key, value in context.invocation_metadata():
+        if key == AUTHORIZATION:
+            if not seen_token:
+                token, seen_token = _bearer_token(value), True
+        elif key == ON_BEHALF_OF:
+            name = value if name is None else name
+        elif key == ON_BEHALF_OF_TENANT:
+            tenant_id = value if tenant_id is None else tenant_id
+        elif key == ON_BEHALF_OF_ROLES:
+            roles = value if roles is None else roles
+    if name is None and tenant_id is None and roles is None:
+        return token, None
+    return token, Delegation(name, tenant_id, roles)
+
+
+def acting_for(delegate: Caller, delegation: Delegation) -> Caller:
+    """The caller a delegated call runs as: "<name> via <delegate>", granted the named tenant
+    and read plus the declared roles `delegate` holds (never `delegate` itself).
+
+    Raise PermissionDenied when `delegate` lacks the `delegate` role or the named tenant, or
+    when the name or tenant is missing, or the name is the system's actor.
+    """
+    if DELEGATE not in delegate.roles:
+        raise PermissionDenied(f"caller {delegate.name!r} may not act on behalf of others")
+    name = (delegation.name or "").strip()
+    tenant_id = (delegation.tenant_id or "").strip()
+    if not name:
+        raise PermissionDenied(f"caller {delegate.name!r} sent on-behalf-of metadata without {ON_BEHALF_OF}")
+    if name == SYSTEM_ACTOR:
+        raise PermissionDenied(f"caller {delegate.name!r} may not act on behalf of {SYSTEM_ACTOR!r}")
+    if not tenant_id:
+        raise PermissionDenied(f"caller {delegate.name!r} acts on behalf of {name!r} without {ON_BEHALF_OF_TENANT}")
+    delegate.require_read(tenant_id)
+    declared = {role.strip() for role in (delegation.roles or "").split(",")}
+    roles = frozenset({READ, *(declared & delegate.roles)}) - {DELEGATE}
+    return Caller(f"{name} via {delegate.name}", frozenset({tenant_id}), roles)
+
+
+def on_behalf_of(name: str, tenant_id: str, roles: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """Call metadata a delegate (the operator console) adds to its `bearer` metadata to act for
+    `name` of `tenant_id`, who holds `roles`; the service grants only those the delegate holds."""
+    return ((ON_BEHALF_OF, name), (ON_BEHALF_OF_TENANT, tenant_id), (ON_BEHALF_OF_ROLES, ",".join(roles)))
 
 
 def cli_token(env_name: str, file: str | None, environ) -> str:
@@ -206,7 +282,7 @@ def cli_token(env_name: str, file: str | None, environ) -> str:
 
 def bearer(token: str | None) -> tuple[tuple[str, str], ...]:
     """Call metadata that presents `token` (none when `token` is empty)."""
-    return (("authorization", f"Bearer {token}"),) if token else ()
+    return ((AUTHORIZATION, f"Bearer {token}"),) if token else ()
 
 
 class GrpcAccess:
@@ -219,11 +295,34 @@ class GrpcAccess:
     def __init__(self, callers: CallerDirectory):
         self._callers = callers
 
+    def caller(self, context) -> Caller:
+        """The caller the call runs as: the token's holder, or whom it acts for on a delegated
+        call (see `acting_for`). Raise Unauthenticated or PermissionDenied."""
+        token, delegation = call_credentials(context)
+        caller = self._callers.find(token)
+        return caller if delegation is None else acting_for(caller, delegation)
+
     def denial(self, context, tenant_id: str, role: str = READ, field: str = "tenant_id") -> tuple | None:
         """None when the call may go on; else the (status, message) to abort with. Synchronous,
         so a hot path awaits nothing when all is well."""
+        checked = self._check(context, tenant_id, role, field)
+        return checked if isinstance(checked, tuple) else None
+
+    async def require(self, context, tenant_id: str, role: str = READ, *, field: str = "tenant_id") -> Caller:
+        """Return the caller when it may use `role` on `tenant_id`; else abort the call.
+
+        An empty tenant aborts with INVALID_ARGUMENT naming `field` (after the token and any
+        delegation are checked).
+        """
+        checked = self._check(context, tenant_id, role, field)
+        if isinstance(checked, tuple):
+            await abort(context, *checked)
+        return checked
+
+    def _check(self, context, tenant_id: str, role: str, field: str) -> Caller | tuple[grpc.StatusCode, str]:
+        """The caller when it may use `role` on `tenant_id`, else the (status, message) refusing it."""
         try:
-            caller = self._callers.find(token_of(context))
+            caller = self.caller(context)
             if not tenant_id:
                 return grpc.StatusCode.INVALID_ARGUMENT, f"{field} is required"
             caller.require(tenant_id, role)
@@ -231,21 +330,4 @@ class GrpcAccess:
             return grpc.StatusCode.UNAUTHENTICATED, str(exc)
         except PermissionDenied as exc:
             return grpc.StatusCode.PERMISSION_DENIED, str(exc)
-        return None
-
-    async def require(self, context, tenant_id: str, role: str = READ, *, field: str = "tenant_id") -> Caller:
-        """Return the caller when it may use `role` on `tenant_id`; else abort the call.
-
-        An empty tenant aborts with INVALID_ARGUMENT naming `field` (after the token is checked).
-        """
-        try:
-            caller = self._callers.find(token_of(context))
-        except Unauthenticated as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        if not tenant_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is required")
-        try:
-            caller.require(tenant_id, role)
-        except PermissionDenied as exc:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         return caller

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from ordersync.ops.v1 import order_history_pb2_grpc
 
-from libs.platform.auth import OPERATOR, Caller, CallerDirectory, GrpcAccess, bearer
+from libs.platform.auth import DELEGATE, OPERATOR, Caller, CallerDirectory, GrpcAccess, bearer
 from libs.platform.db import create_pool, migrate
 from libs.platform.events import new_event, parse_envelope
 from libs.platform.grpc_server import GrpcServer, ServiceBinding, insecure_channel
@@ -23,16 +23,19 @@ from libs.platform.kafka import ConsumedEvent
 from libs.platform.order_history import HistoryReader, history_binding
 
 # Tokens of the callers `access_for_tests()` knows: tenant "acme" has a reader and an operator,
-# tenant "globex" an operator, and one reader sees every tenant.
+# tenant "globex" an operator, and one reader sees every tenant; the operator console, an
+# operator of every tenant, acts on behalf of its staff (auth.on_behalf_of).
 ACME_READER = "acme-reader-token"
 ACME_OPERATOR = "acme-operator-token"
 GLOBEX_OPERATOR = "globex-operator-token"
 ALL_READER = "all-tenants-reader-token"
+CONSOLE = "operator-console-token"
 TEST_CALLERS = {
     ALL_READER: Caller("all-tenants-viewer", frozenset({"*"})),
     ACME_READER: Caller("acme-viewer", frozenset({"acme"})),
     ACME_OPERATOR: Caller("jane@acme.example", frozenset({"acme"}), frozenset({OPERATOR})),
     GLOBEX_OPERATOR: Caller("ops@globex.example", frozenset({"globex"}), frozenset({OPERATOR})),
+    CONSOLE: Caller("operator-console", frozenset({"*"}), frozenset({OPERATOR, DELEGATE})),
 }
 
 

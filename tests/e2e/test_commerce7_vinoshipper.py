@@ -532,3 +532,4 @@ async def test_show_gives_every_services_view_and_the_cli_prints_it(winery):
     assert process.returncode == 0, err.decode()
     text = out.decode()
     assert "status:   Sent to Vinoshipper" in text and "compliance-routing" in text and "queued" in text
+    assert f"  next:     {shown.guidance.what_to_do}" in text and "Check Fulfillment" in shown.guidance.what_to_do

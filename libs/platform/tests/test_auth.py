@@ -1,8 +1,23 @@
 """The callers file and the caller checks every gRPC API shares (pure: files and env only)."""
 
+import grpc
 import pytest
 
-from libs.platform.auth import OPERATOR, READ, WRITE, Caller, PermissionDenied, Unauthenticated, cli_token, load_callers
+from libs.platform.auth import (
+    DELEGATE,
+    OPERATOR,
+    READ,
+    WRITE,
+    Caller,
+    CallerDirectory,
+    GrpcAccess,
+    PermissionDenied,
+    Unauthenticated,
+    bearer,
+    cli_token,
+    load_callers,
+    on_behalf_of,
+)
 from libs.platform.config import ConfigError
 
 FILE = """
@@ -127,3 +142,112 @@ def test_a_cli_reads_its_token_from_a_file_or_a_variable_never_an_argument(tmp_p
     assert cli_token("ADMIN_TOKEN", None, {"ADMIN_TOKEN": "env-token"}) == "env-token"
     with pytest.raises(ConfigError, match="ADMIN_TOKEN"):
         cli_token("ADMIN_TOKEN", None, {})
+
+
+# ---- delegation ------------------------------------------------------------------------------
+
+CONSOLE = Caller("operator-console", frozenset({"acme", "globex"}), frozenset({READ, OPERATOR, DELEGATE}))
+PEERS = Caller("fulfillment-dispatch", frozenset({"*"}), frozenset({READ, OPERATOR}))
+ACCESS = GrpcAccess(CallerDirectory([("console-token", CONSOLE), ("peers-token", PEERS)]))
+
+
+class Call:
+    """The little of a grpc.aio ServicerContext the caller check reads, and its abort."""
+
+    def __init__(self, *metadata: tuple[str, str]):
+        self._metadata = metadata
+        self.aborted: tuple | None = None
+
+    def invocation_metadata(self):
+        return self._metadata
+
+    async def abort(self, code, details):
+        self.aborted = (code, details)
+        raise grpc.aio.AbortError()
+
+
+def for_jane(tenant_id="acme", roles=("operator", "write"), token="console-token", name="jane@acme.example"):
+    return Call(("user-agent", "grpc-python"), *bearer(token), *on_behalf_of(name, tenant_id, roles))
+
+
+def test_delegated_call_runs_as_the_staff_member_through_the_console():
+    caller = ACCESS.caller(for_jane())
+
+    # write is declared but the console lacks it: dropped, as is any delegate role
+    assert caller == Caller("jane@acme.example via operator-console", frozenset({"acme"}), frozenset({READ, OPERATOR}))
+
+
+def test_staff_declaring_no_roles_may_only_read():
+    assert ACCESS.caller(for_jane(roles=())).roles == frozenset({READ})
+    assert ACCESS.caller(for_jane(roles=["delegate"])).roles == frozenset({READ})
+
+
+def test_call_without_on_behalf_of_metadata_runs_as_the_token_holder():
+    assert ACCESS.caller(Call(*bearer("console-token"))) == CONSOLE
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (for_jane(token="peers-token"), "caller 'fulfillment-dispatch' may not act on behalf of others"),
+        (for_jane(tenant_id=""), "caller 'operator-console' acts on behalf of 'jane@acme.example' without"),
+        (
+            Call(*bearer("console-token"), ("ordersync-on-behalf-of", "jane@acme.example")),
+            "caller 'operator-console' acts on behalf of 'jane@acme.example' without ordersync-on-behalf-of-tenant",
+        ),
+        (for_jane(name=""), "caller 'operator-console' sent on-behalf-of metadata without ordersync-on-behalf-of"),
+        (for_jane(tenant_id="initech"), "caller 'operator-console' is not granted tenant 'initech'"),
+        (for_jane(name="ordersync"), "caller 'operator-console' may not act on behalf of 'ordersync'"),
+    ],
+)
+def test_a_delegation_the_caller_may_not_make_is_permission_denied(call, refusal):
+    with pytest.raises(PermissionDenied, match=refusal):
+        ACCESS.caller(call)
+    denied = ACCESS.denial(call, "acme")
+    assert denied is not None
+    assert denied[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert denied[1].startswith(refusal)
+
+
+def test_staff_of_one_tenant_are_refused_the_other_tenants_of_the_console():
+    assert ACCESS.denial(for_jane(), "acme", OPERATOR) is None
+    assert ACCESS.denial(for_jane(), "globex") == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "caller 'jane@acme.example via operator-console' is not granted tenant 'globex'",
+    )
+    assert ACCESS.denial(for_jane(roles=()), "acme", OPERATOR) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "caller 'jane@acme.example via operator-console' may read but not act on orders of tenant 'acme'",
+    )
+
+
+def test_on_behalf_of_metadata_without_a_token_is_unauthenticated():
+    call = Call(*on_behalf_of("jane@acme.example", "acme"))
+
+    assert ACCESS.denial(call, "acme") == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "missing bearer token: send metadata 'authorization: Bearer <token>'",
+    )
+
+
+@pytest.mark.asyncio
+async def test_require_returns_the_delegated_caller_or_aborts_with_the_refusal():
+    refused = for_jane(tenant_id="initech")
+
+    assert (await ACCESS.require(for_jane(), "acme", OPERATOR)).name == "jane@acme.example via operator-console"
+    with pytest.raises(grpc.aio.AbortError):
+        await ACCESS.require(refused, "acme")
+    assert refused.aborted == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "caller 'operator-console' is not granted tenant 'initech'",
+    )
+
+
+def test_a_callers_file_may_grant_the_delegate_role(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_CONSOLE_TOKEN", "console-token")
+    path = tmp_path / "callers.toml"
+    path.write_text(
+        '[callers.operator-console]\ntoken = "env:TEST_CONSOLE_TOKEN"\ntenants = ["*"]\nroles = ["operator", "delegate"]\n'
+    )
+
+    assert load_callers(path, "fulfillment-dispatch").find("console-token").roles == {READ, OPERATOR, DELEGATE}

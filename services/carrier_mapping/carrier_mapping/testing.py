@@ -19,7 +19,7 @@ from ordersync.carriers.v1 import carriers_service_pb2_grpc as pb_grpc
 
 from carrier_mapping.app import CarrierMappingApp, build
 from carrier_mapping.config import CarrierMappingSettings
-from libs.platform.auth import WRITE, Caller, CallerDirectory
+from libs.platform.auth import DELEGATE, WRITE, Caller, CallerDirectory, bearer
 from libs.platform.config import PlatformSettings
 
 
@@ -72,10 +72,12 @@ async def running_service(
 ADMIN = "admin-token"  # every tenant, may write
 ACME_WRITER = "acme-writer-token"  # tenant acme only, may write
 ACME_READER = "acme-reader-token"  # tenant acme only, read only
+CONSOLE = "console-token"  # every tenant, may write and act on behalf of its staff
 CALLERS = {
     ADMIN: Caller("operator", frozenset({"*"}), frozenset({WRITE})),
     ACME_WRITER: Caller("acme-admin", frozenset({"acme"}), frozenset({WRITE})),
     ACME_READER: Caller("acme-dispatch", frozenset({"acme"})),
+    CONSOLE: Caller("operator-console", frozenset({"*"}), frozenset({WRITE, DELEGATE})),
 }
 
 
@@ -85,14 +87,15 @@ class Stubs:
     def __init__(self, channel: grpc.aio.Channel):
         self._stub = pb_grpc.CarrierMappingServiceStub(channel)
 
-    def as_(self, token: str | None):
-        return _WithToken(self._stub, token)
+    def as_(self, token: str | None, delegation: tuple[tuple[str, str], ...] = ()):
+        """Call with `token`, plus the on-behalf-of metadata `delegation` (see auth.on_behalf_of)."""
+        return _WithToken(self._stub, (*bearer(token), *delegation))
 
 
 class _WithToken:
-    def __init__(self, stub, token):
+    def __init__(self, stub, metadata):
         self._stub = stub
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = metadata
 
     def __getattr__(self, name):
         method = getattr(self._stub, name)

@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ordersync.carriers.v1 import carriers_service_pb2 as pb
 
-from carrier_mapping.testing import ACME_READER, ACME_WRITER, ADMIN
+from carrier_mapping.testing import ACME_READER, ACME_WRITER, ADMIN, CONSOLE
+from libs.platform.auth import on_behalf_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -413,6 +414,47 @@ async def test_read_only_caller_may_not_write_its_own_tenant(stubs):
 
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error.details() == "caller 'acme-dispatch' may read but not change mappings of tenant 'acme'"
+
+
+JANE = "jane@acme.example via operator-console"  # acme's staff member, through the console
+
+
+async def test_staff_acting_through_the_console_translate_for_their_own_tenant_only(stubs):
+    jane = stubs.as_(CONSOLE, on_behalf_of("jane@acme.example", "acme"))
+    request = pb.TranslateCodeRequest(tenant_id="acme", query=query())
+
+    answer = await jane.TranslateCode(request)
+    error = await rpc_error(jane.TranslateCode(pb.TranslateCodeRequest(tenant_id="globex", query=query())))
+
+    assert answer.translation.name == "UPS Ground"
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.details() == f"caller {JANE!r} is not granted tenant 'globex'"
+
+
+async def test_staff_write_through_the_console_only_with_the_role_and_only_their_tenant(stubs):
+    writer = stubs.as_(CONSOLE, on_behalf_of("jane@acme.example", "acme", ["write"]))
+    reader = stubs.as_(CONSOLE, on_behalf_of("jane@acme.example", "acme"))
+    rows = [pb.ImportRow(line=2, tenant_id="acme", mapping=mapping()), pb.ImportRow(line=3, tenant_id="globex")]
+
+    created = await writer.CreateMapping(pb.CreateMappingRequest(tenant_id="acme", mapping=mapping()))
+    refused = await rpc_error(reader.CreateMapping(pb.CreateMappingRequest(tenant_id="acme", mapping=mapping())))
+    imported = await rpc_error(writer.ImportMappings(pb.ImportMappingsRequest(rows=rows)))
+
+    assert created.mapping.code == "G1"
+    assert refused.code() == imported.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.details() == f"caller {JANE!r} may read but not change mappings of tenant 'acme'"
+    assert imported.details() == f"caller {JANE!r} may not write tenants 'globex'"
+
+
+async def test_a_caller_without_the_delegate_role_may_not_act_on_behalf_of_others(stubs):
+    posing = stubs.as_(ACME_WRITER, on_behalf_of("jane@acme.example", "acme", ["write"]))
+    rows = [pb.ImportRow(line=2, tenant_id="acme", mapping=mapping())]
+
+    translated = await rpc_error(posing.TranslateCode(pb.TranslateCodeRequest(tenant_id="acme", query=query())))
+    imported = await rpc_error(posing.ImportMappings(pb.ImportMappingsRequest(rows=rows)))
+
+    assert translated.code() == imported.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert translated.details() == imported.details() == "caller 'acme-admin' may not act on behalf of others"
 
 
 async def test_watching_another_tenant_is_refused(stubs):

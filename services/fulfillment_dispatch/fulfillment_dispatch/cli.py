@@ -206,6 +206,8 @@ def _show(stub, args) -> int:
     if args.json:
         return _print_json(answer)
     print(_describe(answer.sync))
+    if answer.guidance.meaning:
+        print(f"  meaning:  {answer.guidance.meaning}\n  next:     {answer.guidance.what_to_do}")
     print("\nservices:")
     for view in answer.services:
         print(f"  {view.service:<20} {view.status}" + (f" — {view.reason}" if view.reason else ""))

@@ -25,7 +25,6 @@ from fulfillment_dispatch.storage.dispatches import (
     mark_for_retry,
     order_proto_of,
 )
-from libs.connectors.base.contract import Capability
 from libs.connectors.base.errors import ConnectorError
 from libs.connectors.registry import Registry
 from libs.platform.accounts import AccountClients
@@ -127,13 +126,8 @@ class OperatorActions:
         """
         row = await self.find(selector)
         state = self._state(row)
-        check_allowed(Action.VOID, state)
+        check_allowed(Action.VOID, state)  # also refused when the provider cannot cancel
         opened = await self._opened(row)
-        if not opened.connector.info.can(Capability.CANCEL):
-            raise ActionRefused(
-                f"{state.provider_label} orders cannot be cancelled from here; cancel it at {state.provider_label}"
-                " and Check Fulfillment"
-            )
         await self._log(row, Action.VOID, operator, f"Void Sync requested: {operator.reason}")
         try:
             await opened.connector.cancel(

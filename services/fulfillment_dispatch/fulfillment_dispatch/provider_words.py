@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from fulfillment_dispatch.domain.actions import OrderState
 from fulfillment_dispatch.domain.dispatch import Status
-from libs.connectors.base.contract import ConnectorInfo
+from libs.connectors.base.contract import Capability, ConnectorInfo
 from libs.connectors.registry import Registry
 
 NO_PROVIDER = "the provider"
@@ -38,11 +38,15 @@ def status_title(registry: Registry, row) -> str:
 
 
 def order_state(registry: Registry, row) -> OrderState:
-    """What the operator-action rules look at, for a dispatch row."""
+    """What the operator-action rules and the status guidance look at, for a dispatch row."""
+    info = provider_info(registry, row["provider"])
     return OrderState(
         Status(row["status"]),
         row["shipment_status"],
         row["provider_order_number"],
-        provider_label=label(registry, row["provider"]),
-        titles=titles(registry, row["provider"]),
+        provider_label=info.label if info else NO_PROVIDER,
+        titles=info.status_titles if info else {},
+        can_cancel=info is not None and info.can(Capability.CANCEL),
+        reason_code=row["reason_code"],
+        reason=row["reason"],
     )

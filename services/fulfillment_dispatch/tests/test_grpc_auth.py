@@ -15,9 +15,9 @@ from fulfillment_dispatch.api.peers import PeerViews
 from fulfillment_dispatch.operator_actions import OperatorActions
 from fulfillment_dispatch.storage.dispatches import AttemptResult, NewDispatch, claim_due, enqueue, record_results
 from libs.connectors.registry import load
-from libs.platform.auth import bearer
+from libs.platform.auth import bearer, on_behalf_of
 from libs.platform.grpc_server import bind
-from libs.platform.testing import ACME_OPERATOR, ACME_READER, GLOBEX_OPERATOR, access_for_tests, serving
+from libs.platform.testing import ACME_OPERATOR, ACME_READER, CONSOLE, GLOBEX_OPERATOR, access_for_tests, serving
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration, pytest.mark.timeout(60)]
 ORDER = admin_pb.OrderSelector(tenant_id="acme", order_id="ord_1")
@@ -39,10 +39,16 @@ async def stubs(pool):
 
 
 async def failed_order(pool, order_id: str) -> None:
+    await settled_order(pool, order_id, "ACME-1", "failed", "UNKNOWN_SKU", "SKU-X unknown")
+
+
+async def settled_order(pool, order_id: str, number: str, status: str, reason_code="", reason="") -> None:
+    """A Vinoshipper order of tenant acme after one attempt that ended in `status`."""
     async with pool.acquire() as conn:
-        await enqueue(conn, [NewDispatch(order_id, "acme", "vinoshipper", "ACME-1", b"", "commerce7", "c1", "1", "")])
+        dispatch = NewDispatch(order_id, "acme", "vinoshipper", number, b"", "commerce7", f"c-{number}", number, "")
+        await enqueue(conn, [dispatch])
     await claim_due(pool, 10, lease_s=30)
-    result = AttemptResult(order_id, "acme", "failed", "UNKNOWN_SKU", "SKU-X unknown", None, "failed", 1)
+    result = AttemptResult(order_id, "acme", status, reason_code, reason, None, status, 1)
     async with pool.acquire() as conn:
         await record_results(conn, [result], first_check_after=None)
 
@@ -149,3 +155,98 @@ async def test_listing_needs_a_grant_of_the_tenant_listed(stubs, pool):
 
     assert listed.code() == grpc.StatusCode.PERMISSION_DENIED
     assert list(own.orders) == []  # acme's order is not among globex's
+
+
+def options(shown: admin_pb.GetOrderResponse) -> list[tuple[str, bool, str]]:
+    return [(admin_pb.OrderAction.Name(o.action), o.allowed, o.refusal) for o in shown.actions]
+
+
+async def test_a_failed_order_is_explained_and_offers_retry_or_dont_send_only(stubs):
+    _, admin = stubs
+    action = admin_pb.OperatorAction(reason="wrong button")
+
+    shown = await calls(stubs)["GetOrder"](ACME_READER)
+    voided = await refusal(
+        admin.VoidSync(admin_pb.VoidSyncRequest(order=ORDER, action=action), metadata=bearer(ACME_OPERATOR), timeout=5)
+    )
+
+    assert shown.guidance == admin_pb.StatusGuidance(
+        meaning="The order was not sent to Vinoshipper: SKU-X unknown.",
+        what_to_do="Add the product to Vinoshipper under the channel's SKU, or map the SKU to Vinoshipper's in the"
+        " product map, then Retry; or Don't Send to keep the order in the channel.",
+    )
+    void_refusal = (
+        "only an order Sent to Vinoshipper can be voided; this one is Failed to Send; use Retry or Don't Send"
+    )
+    assert options(shown) == [
+        ("ORDER_ACTION_RETRY_SEND", True, ""),
+        ("ORDER_ACTION_DONT_SEND", True, ""),
+        ("ORDER_ACTION_VOID_SYNC", False, void_refusal),
+        (
+            "ORDER_ACTION_CHECK_FULFILLMENT",
+            False,
+            "the order never reached Vinoshipper (it is Failed to Send); there is nothing to check",
+        ),
+    ]
+    assert (voided.code(), voided.details()) == (grpc.StatusCode.FAILED_PRECONDITION, void_refusal)
+
+
+async def test_a_sent_order_is_explained_and_refuses_retry_as_retrysend_does(stubs, pool):
+    _, admin = stubs
+    await settled_order(pool, "ord_2", "ACME-2", "sent")
+    order = admin_pb.OrderSelector(tenant_id="acme", order_id="ord_2")
+    action = admin_pb.OperatorAction(reason="just in case")
+
+    shown = await admin.GetOrder(admin_pb.GetOrderRequest(order=order), metadata=bearer(ACME_READER), timeout=5)
+    retried = await refusal(
+        admin.RetrySend(
+            admin_pb.RetrySendRequest(order=order, action=action), metadata=bearer(ACME_OPERATOR), timeout=5
+        )
+    )
+
+    assert shown.guidance.meaning == (
+        "Vinoshipper has the order as ACME-2 and fulfils it; tracking reaches the channel once it ships."
+    )
+    assert shown.guidance.what_to_do.startswith("Wait for it to ship; Check Fulfillment shows Vinoshipper's latest")
+    retry_refusal = (
+        "only a Failed to Send order can be retried; this one is Sent to Vinoshipper; use Check Fulfillment to"
+        " refresh it, or Void Sync to cancel it at Vinoshipper"
+    )
+    assert [(name, allowed) for name, allowed, _ in options(shown)] == [
+        ("ORDER_ACTION_RETRY_SEND", False),
+        ("ORDER_ACTION_DONT_SEND", False),
+        ("ORDER_ACTION_VOID_SYNC", True),
+        ("ORDER_ACTION_CHECK_FULFILLMENT", True),
+    ]
+    assert options(shown)[0][2] == retry_refusal
+    assert (retried.code(), retried.details()) == (grpc.StatusCode.FAILED_PRECONDITION, retry_refusal)
+
+
+async def test_a_retry_through_the_console_is_logged_as_the_staff_member_via_the_console(stubs):
+    _, admin = stubs
+    mary = (*bearer(CONSOLE), *on_behalf_of("mary@acme.example", "acme", ["operator"]))
+    request = admin_pb.RetrySendRequest(order=ORDER, action=admin_pb.OperatorAction(reason="SKU added"))
+
+    retried = await admin.RetrySend(request, metadata=mary, timeout=5)
+
+    assert retried.sync.status == admin_pb.SYNC_STATUS_SENDING
+    shown = await calls(stubs)["GetOrder"](ACME_READER)
+    acted = [(e.kind, e.actor, e.message) for e in shown.activity if e.kind.startswith("operator_")]
+    assert acted == [("operator_retry", "mary@acme.example via operator-console", "SKU added")]
+
+
+async def test_console_staff_without_the_operator_role_may_only_read(stubs):
+    _, admin = stubs
+    viewer = (*bearer(CONSOLE), *on_behalf_of("tom@acme.example", "acme", []))
+    request = admin_pb.RetrySendRequest(order=ORDER, action=admin_pb.OperatorAction(reason="try"))
+
+    shown = await admin.GetOrder(admin_pb.GetOrderRequest(order=ORDER), metadata=viewer, timeout=5)
+    refused = await refusal(admin.RetrySend(request, metadata=viewer, timeout=5))
+
+    assert shown.sync.order_id == "ord_1"
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        refused.details()
+        == "caller 'tom@acme.example via operator-console' may read but not act on orders of tenant 'acme'"
+    )
+    assert await status_of(stubs) == "Failed to Send"

@@ -27,7 +27,7 @@ from carrier_mapping.storage.mappings import (
     encode_page_token,
 )
 from libs.platform import metrics
-from libs.platform.auth import Caller, CallerDirectory, GrpcAccess, PermissionDenied, Unauthenticated, token_of
+from libs.platform.auth import Caller, CallerDirectory, GrpcAccess, PermissionDenied, Unauthenticated
 from libs.platform.grpc_server import abort
 
 # One counter increment per call (the children bound once here): the look-up path stays lock-free
@@ -57,7 +57,6 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
     def __init__(self, codes: CodeTableSnapshot, store: MappingStore, callers: CallerDirectory):
         self._codes = codes
         self._store = store
-        self._callers = callers
         self._access = GrpcAccess(callers)
         self._messages = _MessageCache()
 
@@ -239,9 +238,11 @@ class CarrierMappingServicer(pb_grpc.CarrierMappingServiceServicer):
     async def _caller_or_abort(self, context) -> Caller:
         await _abort_if_expired(context)
         try:
-            return self._callers.find(token_of(context))
+            return self._access.caller(context)
         except Unauthenticated as exc:
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except PermissionDenied as exc:
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
     async def _writable_code(self, context, tenant_id: str, mapping: pb.Mapping) -> ServiceCode:
         caller = await self._caller_or_abort(context)

@@ -24,8 +24,9 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as pb_grpc
 from ordersync.common.v1 import order_pb2
 
 from fulfillment_dispatch.api.peers import PeerViews
-from fulfillment_dispatch.domain.actions import ActionRefused
+from fulfillment_dispatch.domain.actions import Action, ActionRefused, OrderState, refusals
 from fulfillment_dispatch.domain.dispatch import Status
+from fulfillment_dispatch.domain.guidance import guidance
 from fulfillment_dispatch.operator_actions import (
     Operator,
     OperatorActions,
@@ -34,7 +35,7 @@ from fulfillment_dispatch.operator_actions import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from fulfillment_dispatch.provider_words import status_title
+from fulfillment_dispatch.provider_words import order_state, status_title
 from fulfillment_dispatch.storage.dispatches import activity_of, list_dispatches
 from libs.connectors.registry import Registry
 from libs.platform.auth import OPERATOR, GrpcAccess
@@ -53,6 +54,12 @@ _STATUS = {
     Status.AWAITING_PULL: pb.SYNC_STATUS_AWAITING_PULL,
 }
 _STATUS_OF_PROTO = {value: key for key, value in _STATUS.items()}
+_ACTION = {
+    Action.RETRY: pb.ORDER_ACTION_RETRY_SEND,
+    Action.DONT_SEND: pb.ORDER_ACTION_DONT_SEND,
+    Action.VOID: pb.ORDER_ACTION_VOID_SYNC,
+    Action.CHECK_FULFILLMENT: pb.ORDER_ACTION_CHECK_FULFILLMENT,
+}
 
 
 class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
@@ -73,10 +80,13 @@ class OrderAdminServicer(pb_grpc.OrderAdminServiceServicer):
             activity_of(self._pool, row["tenant_id"], row["order_id"]),
             self._peers.views(row["tenant_id"], row["order_id"], context.time_remaining()),
         )
+        state = order_state(self._registry, row)
         return pb.GetOrderResponse(
             sync=order_sync(row, self._registry),
             services=[pb.ServiceView(service=name, status=status, reason=reason) for name, status, reason in services],
             activity=[_activity(entry) for entry in activity],
+            guidance=_guidance(state),
+            actions=_action_options(state),
         )
 
     async def ListOrders(self, request, context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
@@ -182,6 +192,20 @@ def order_sync(row, registry: Registry) -> pb.OrderSync:
     if row["shipment_proto"]:
         sync.shipment.ParseFromString(row["shipment_proto"])
     return sync
+
+
+def _guidance(state: OrderState) -> pb.StatusGuidance:
+    explained = guidance(state)
+    return pb.StatusGuidance(meaning=explained.meaning, what_to_do=explained.what_to_do)
+
+
+def _action_options(state: OrderState) -> list[pb.ActionOption]:
+    """Each action with the refusal its own rules give the order as it stands; an action can
+    still be refused later for what only acting finds out (its provider account, the provider)."""
+    return [
+        pb.ActionOption(action=_ACTION[action], allowed=not refusal, refusal=refusal)
+        for action, refusal in refusals(state).items()
+    ]
 
 
 def _activity(entry) -> pb.ActivityEntry:

@@ -23,13 +23,18 @@ class Action(Enum):
 @dataclass(frozen=True)
 class OrderState:
     """What the rules look at: the sync status and the provider's shipment state, with the
-    provider's name and status words (its connector's label and status_titles) for messages."""
+    provider's name and status words (its connector's label and status_titles) for messages,
+    whether the provider can cancel an order (Capability.CANCEL), and why the order has its
+    status (for the status guidance)."""
 
     status: Status
     shipment: str  # '' | fulfilled | shipped | delivered | cancelled
     provider_order_number: str = ""
     provider_label: str = "the provider"
     titles: Mapping[str, str] = field(default_factory=dict)
+    can_cancel: bool = True
+    reason_code: str = ""
+    reason: str = ""
 
     def title(self, status: Status | None = None) -> str:
         return (status or self.status).title(self.titles)
@@ -44,6 +49,12 @@ def check_allowed(action: Action, state: OrderState) -> None:
     refusal = _RULES[action](state)
     if refusal:
         raise ActionRefused(refusal)
+
+
+def refusals(state: OrderState) -> dict[Action, str]:
+    """Each action, in Action order, with the refusal `check_allowed` would raise for an order
+    in `state` ("" where the action applies): what the admin API shows before anyone acts."""
+    return {action: _RULES[action](state) for action in Action}
 
 
 def _retry(state: OrderState) -> str:
@@ -67,6 +78,11 @@ def _void(state: OrderState) -> str:
         return (
             f"the order has already {state.shipment} from {state.provider_label} and can no longer be voided;"
             " handle the return in the channel"
+        )
+    if not state.can_cancel:
+        return (
+            f"{state.provider_label} orders cannot be cancelled from here; cancel it at {state.provider_label}"
+            " and Check Fulfillment"
         )
     return ""
 
