@@ -52,7 +52,7 @@ PROTO_FILES    = $(shell find protos -name '*.proto')
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
 
 .PHONY: help venv protos lint lint-code lint-protos lint-alerts k8s-tools k8s-check test test-unit test-integration test-e2e test-faults \
-        infra-up infra-down demo bench bench-mapping bench-shipstation bench-groupon bench-lookups bench-trace up down clean grpcurl
+        infra-up infra-down browser demo bench bench-mapping bench-shipstation bench-groupon bench-lookups bench-trace up down clean grpcurl
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -134,6 +134,9 @@ k8s-check: venv k8s-tools ## the Helm chart with no cluster: helm lint and templ
 	@# (two at a time: each starts its own etcd and kube-apiserver).
 	$(K8S_CHECK_ENV) $(PY) -m pytest -n 2 -m k8s_check tests/k8s
 
+browser: ## install Debian's chromium for the console's browser tests (once; needs root or sudo)
+	bash deploy/local/browser.sh
+
 lint-alerts: $(PROMTOOL) ## promtool check rules and the alert rules' unit tests
 	$(PROMTOOL) check config --syntax-only $(ALERTS_DIR)/prometheus.yml
 	$(PROMTOOL) check rules $(ALERTS_DIR)/alerts.yml
@@ -161,7 +164,7 @@ infra-down: ## stop local PostgreSQL and Kafka
 clean: infra-down ## stop infrastructure and remove generated and run files
 	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
 
-test: lint-code protos ## lint, then every test (unit, integration, e2e) on real PostgreSQL and Kafka, then the Helm chart check, then the short fault suite
+test: lint-code protos browser ## lint, then every test (unit, integration, e2e, the console in headless Chromium) on real PostgreSQL and Kafka, then the Helm chart check, then the short fault suite
 	@# Two pytest workers, each taking whole files (a module's stack stays in one worker): most
 	@# of an e2e test is waiting on its services. promtool and the k8s check's tools (helm,
 	@# kubeconform, kube-apiserver, etcd, schemas) build meanwhile at low priority (the first time
@@ -186,14 +189,14 @@ test-unit: protos ## tests that need no infrastructure
 test-integration: protos ## integration tests on real PostgreSQL and Kafka
 	bash deploy/local/with-infra.sh $(PY) -m pytest libs services tests -m integration
 
-test-e2e: protos ## the five services as processes, with the simulators
+test-e2e: protos browser ## the five services as processes, with the simulators (and the console in headless Chromium)
 	bash deploy/local/with-infra.sh $(PY) -m pytest tests/e2e
 
 test-faults: protos ## orders in bursts while each service is killed, Kafka and Postgres restarted, the provider fails (own infra)
 	$(PY) -m tests.faults
 
-demo: protos ## the whole system with sample orders: what happened to each
-	bash deploy/local/with-infra.sh $(PY) -m tests.system.demo
+demo: protos ## the whole system with sample orders: what happened to each, and the operator console's URL (KEEP=1: leave it running to browse)
+	KEEP=$(KEEP) bash deploy/local/with-infra.sh $(PY) -m tests.system.demo
 
 bench: protos ## end-to-end throughput and latency beside a bare Kafka relay (N=20000)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000}

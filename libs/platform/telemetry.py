@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
@@ -25,9 +25,6 @@ from opentelemetry.trace import SpanKind
 
 from libs.platform.outage import RepeatedRecordFilter
 from libs.platform.redaction import redact_processor
-
-if TYPE_CHECKING:
-    from libs.platform.config import PlatformSettings
 
 _installed = False
 _grpc_server_installed = False
@@ -94,8 +91,21 @@ def quiet_sampler() -> Sampler:
     return ParentBased(root=OwnRootsSampler())
 
 
+class TelemetrySettings(Protocol):
+    """What tracing needs of a process's settings (PlatformSettings, the console's settings)."""
+
+    @property
+    def service_name(self) -> str: ...
+
+    @property
+    def otlp_endpoint(self) -> str | None: ...
+
+    @property
+    def trace_file(self) -> str | None: ...
+
+
 def setup_telemetry(
-    settings: PlatformSettings, *, grpc_server_spans: bool = True, untraced_grpc_services: Sequence[str] = ()
+    settings: TelemetrySettings, *, grpc_server_spans: bool = True, untraced_grpc_services: Sequence[str] = ()
 ) -> TracerProvider:
     """Install the tracer provider, exporters and library instrumentation once per process.
 

@@ -19,9 +19,12 @@ command prints it to an operator (docs/trace.md).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
@@ -29,6 +32,7 @@ from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 
 from libs.platform.testing import authorized
 from tests.system import demo_cellarpass, demo_groupon, demo_harbour
+from tests.system.console import ConsoleProcess, staff_operator
 from tests.system.journey import Journey, JourneyReader, ordersync_trace
 from tests.system.stack import READER, REPO, WINE_SHIPPING, Stack, TenantSpec
 
@@ -41,6 +45,10 @@ TENANT = TenantSpec.commerce7_vinoshipper(
     order_number_prefix="CEDAR",
     operators=(OPERATOR,),
 )
+# The console's port (http://127.0.0.1:8090 unless ORDERSYNC_CONSOLE_PORT says otherwise), and
+# KEEP=1 (`make demo KEEP=1`): leave the system running at the end for a person to browse.
+CONSOLE_PORT = int(os.environ.get("ORDERSYNC_CONSOLE_PORT", "8090"))
+KEEP = os.environ.get("KEEP", "") not in ("", "0")
 UPS = {"01": "UPS Next Day Air", "02": "UPS 2nd Day Air", "03": "UPS Ground", "12": "UPS 3 Day Select"}
 TITLES = {
     "sent": "Sent to Vinoshipper",
@@ -351,6 +359,8 @@ async def run() -> int:
         run_dir=run_dir,
         trace_file=trace_file,
     ) as stack:
+        console = await stack.start_console(port=CONSOLE_PORT)
+        print(f"demo: the operator console is at {console.url} ({_console_sign_in(console, run_dir)})")
         addresses = {name: stack.grpc_address(name) for name in stack.services}
         async with (
             JourneyReader(addresses, stack.token(READER)) as reader,
@@ -379,7 +389,28 @@ async def run() -> int:
             wineries, wineries_summary = await demo_cellarpass.run(stack)
             print(wineries_summary)
             await _print_trace(stack, items[0])
+            if KEEP:
+                await _keep_browsable(console.url)
             return winery or harbour or groupon or wineries
+
+
+def _console_sign_in(console: ConsoleProcess, run_dir: Path) -> str:
+    """Where the demo's staff sign-ins are written (not printed: they are passwords)."""
+    path = run_dir / "console-sign-in.txt"
+    names = [staff_operator(tenant_id) for tenant_id in console.tenants]
+    path.write_text("".join(f"{name}  {console.password(name)}\n" for name in names))
+    path.chmod(0o600)
+    return f"sign in as {names[0]}; every tenant's sign-in is in {path.relative_to(REPO)}"
+
+
+async def _keep_browsable(url: str) -> None:
+    """KEEP=1: leave everything running for a person to browse until Ctrl-C (or SIGTERM)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"\ndemo: KEEP=1: the system keeps running; browse {url}; press Ctrl-C to stop")
+    await stop.wait()
 
 
 async def drive_provider(demo: Demo, items: list[Scenario]) -> None:

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -53,6 +53,9 @@ from tests.simulators.registry import (
     default_simulators,
 )
 
+if TYPE_CHECKING:
+    from tests.system.console import ConsoleProcess
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillment_dispatch", "tracking_writeback")
 # Roles are cluster-wide and shared by every stack on the cluster (each stack has its database),
@@ -61,6 +64,8 @@ SERVICES = ("carrier_mapping", "order_intake", "compliance_routing", "fulfillmen
 LOCAL_ROLE_PASSWORDS = {role: f"{role}-local" for role in (*SERVICES, MIGRATOR_ROLE)}
 
 
+# The console's caller name: activity logs read "<staff member> via operator-console".
+CONSOLE_CALLER = "operator-console"
 # The accounts and route of TenantSpec.commerce7_vinoshipper, as the demo's tenants file names them.
 STORE, WINE_SHIPPING, SHIPPING_ROUTE = "store", "wine-shipping", "wine-clubs-and-web"
 # The accounts and route of TenantSpec.cin7_shipstation.
@@ -306,6 +311,7 @@ class Stack:
         self.sim_urls: dict[str, str] = {}  # connector id -> its simulator's address
         self.services: dict[str, ServiceProcess] = {}
         self.callers: dict[str, CallerSpec] = {}
+        self.console: ConsoleProcess | None = None
         self.http = httpx.AsyncClient(timeout=30.0)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -334,6 +340,8 @@ class Stack:
             await self.start_service(name)
 
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.stop()
         for name in reversed(SERVICES):
             if name in self.services:
                 await self.stop_service(name)
@@ -392,6 +400,8 @@ class Stack:
             CallerSpec(READER, ("*",)),
             # the operator's `ordersync` command, which asks every service (operator_env)
             CallerSpec(OPERATOR, ("*",), roles=("operator", "write")),
+            # the operator console, acting for the staff member it signed in (start_console)
+            CallerSpec(CONSOLE_CALLER, ("*",), roles=("operator", "write", "delegate")),
         ]
         for tenant in self.tenants.values():
             for name in tenant.operators or (f"ops@{tenant.tenant_id}",):
@@ -480,6 +490,15 @@ class Stack:
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"{service.name} not healthy after {timeout_s} s; see {service.log_path}")
                 await asyncio.sleep(0.2)
+
+    async def start_console(self, *, frame_ancestors: str = "", port: int | None = None) -> ConsoleProcess:
+        """Start the operator console (tests/system/console.py) on this stack's services."""
+        from tests.system.console import ConsoleProcess
+
+        if self.console is None:
+            self.console = ConsoleProcess(self, frame_ancestors=frame_ancestors, port=port)
+            await self.console.start()
+        return self.console
 
     def grpc_address(self, name: str) -> str:
         return f"127.0.0.1:{self.services[name].grpc_port}"
