@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -273,3 +275,77 @@ async def test_an_embedded_order_tab_is_read_only_and_framable_by_the_channel_ad
         assert normal is not None and "frame-ancestors 'none'" in normal.headers["content-security-policy"]
     finally:
         await context.close()
+
+
+@asynccontextmanager
+async def signed_in_client(winery, name: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client holding `name`'s session cookie, as a browser would after signing in."""
+    async with httpx.AsyncClient(base_url=winery["console"].url) as client:
+        form = (await client.get("/sign-in")).text
+        answer = await client.post(
+            "/sign-in", data={"name": name, "password": winery["console"].password(name), "csrf_token": csrf_of(form)}
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/failures"
+        yield client
+
+
+def csrf_of(page_html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page_html)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_each_path_answers_its_status(winery):
+    """The answer code of every path a page or form can take, the happy ones included."""
+    console = winery["console"]
+    _, failed = await failed_order(winery[HARBOUR], "SKU-CODES")
+    order = f"/orders/{failed.sync.order_id}"
+    async with httpx.AsyncClient(base_url=console.url) as anonymous:
+        assert (await anonymous.get("/readyz")).status_code == 200
+        away = await anonymous.get(order)
+        assert away.status_code == 303 and away.headers["location"].startswith("/sign-in?next=/orders/")
+        form = await anonymous.get("/sign-in")
+        assert form.status_code == 200
+        assert form.headers["x-frame-options"] == "DENY" and form.headers["referrer-policy"] == "no-referrer"
+        wrong = await anonymous.post(
+            "/sign-in", data={"name": staff_operator(HARBOUR), "password": "nope", "csrf_token": csrf_of(form.text)}
+        )
+        assert wrong.status_code == 401 and "do not match" in wrong.text
+        unsigned = await anonymous.post("/sign-in", data={"name": staff_operator(HARBOUR), "password": "x"})
+        assert unsigned.status_code == 403
+        assert (await anonymous.get(f"/embed/orders/{failed.sync.order_id}?token=forged")).status_code == 401
+
+    async with signed_in_client(winery, staff_operator(HARBOUR)) as client:
+        page = await client.get(order)
+        assert page.status_code == 200 and FAILED in page.text
+        csrf = csrf_of(page.text)
+        no_reason = await client.post(f"{order}/actions/retry", data={"reason": "  ", "csrf_token": csrf})
+        assert no_reason.status_code == 400 and "Retry needs a reason" in no_reason.text
+        unknown = await client.post(f"{order}/actions/refund", data={"reason": "x", "csrf_token": csrf})
+        assert unknown.status_code == 404
+        refused = await client.post(f"{order}/actions/check-fulfillment", data={"reason": "x", "csrf_token": csrf})
+        assert refused.status_code == 409 and "there is nothing to check" in refused.text
+        bulk = await client.post("/failures/bulk", data={"action": "void-sync", "reason": "x", "csrf_token": csrf})
+        assert bulk.status_code == 400 and "Bulk actions are Retry and Don" in bulk.text
+        missing = await client.get("/orders/ord_0000")
+        assert missing.status_code == 404
+        done = await client.post(f"{order}/actions/dont-send", data={"reason": "kept", "csrf_token": csrf})
+        assert done.status_code == 303 and done.headers["location"] == f"{order}?done=dont-send"
+        assert (await client.get("/connections")).status_code == 200
+        assert (await client.get("/failures?window=all")).status_code == 200
+        home = await client.get("/")
+        assert home.status_code == 303 and home.headers["location"] == "/failures"
+        async with signed_in_client(winery, staff_viewer(HARBOUR)) as outside:
+            mapping = await outside.post(
+                "/mappings",
+                data={
+                    "kind": "sku",
+                    "code": "X",
+                    "provider_sku": "Y",
+                    "csrf_token": csrf_of((await outside.get("/failures")).text),
+                },
+            )
+            assert mapping.status_code == 403
+        signed_out = await client.post("/sign-out", data={"csrf_token": csrf})
+        assert signed_out.status_code == 303
+        assert (await client.get(order)).status_code == 303

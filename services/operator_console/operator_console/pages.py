@@ -241,6 +241,7 @@ async def bulk_action(request: web.Request, member: StaffMember, session: Sessio
             "error.html",
             status=403 if not member.is_operator else 400,
             member=member,
+            csrf=request.app[SIGNER].csrf_token(session.session_id),
             title="Nothing was done",
             message=problem or "choose Retry or Don't Send",
         )
@@ -371,5 +372,11 @@ async def save_mapping(request: web.Request, member: StaffMember, session: Sessi
 
 async def _mapping_error(request, member, session, status: int, message: str) -> web.StreamResponse:
     return await render(
-        request, "error.html", status=status, member=member, title="The mapping was not saved", message=message
+        request,
+        "error.html",
+        status=status,
+        member=member,
+        csrf=request.app[SIGNER].csrf_token(session.session_id),
+        title="The mapping was not saved",
+        message=message,
     )
