@@ -2,7 +2,8 @@
 libs/platform/connection_health.py).
 
 Per provider account of the tenant (dispatches.provider_account, its connector dispatches.provider):
-the orders still to send (sending or retry_wait; the oldest by when dispatch recorded it), the
+the orders still to reach it (sending, retry_wait, or awaiting_pull for a provider that fetches
+them; the oldest by when dispatch recorded it), the
 sender's results in the window (sent or Failed to Send, by dispatches.last_result_at) and how many
 failed, the latest failure's reason, and the codes failed orders found unmapped
 (dispatches.unmapped_codes): the SKUs of UNKNOWN_SKU failures, the shipping codes of
@@ -18,7 +19,8 @@ import asyncpg
 
 from libs.platform.connection_health import SERVICE_CODE, SKU, ConnectionHealth, Unmapped
 
-_UNSENT = ("sending", "retry_wait")
+# Still to reach the provider: being sent, retrying, or held for a provider that fetches it.
+_UNSENT = ("sending", "retry_wait", "awaiting_pull")
 _KINDS = {"UNKNOWN_SKU": SKU, "UNMAPPED_CARRIER": SERVICE_CODE}
 
 

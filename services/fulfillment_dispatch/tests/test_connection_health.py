@@ -38,6 +38,9 @@ async def test_each_provider_account_of_the_tenant_with_its_queue_results_and_un
     await seed(pool, "q1", "sending", created_at=NOW - timedelta(hours=3))
     await seed(pool, "q2", "retry_wait", created_at=NOW - timedelta(hours=1), last_result_at=NOW - timedelta(minutes=5))
     await seed(pool, "s1", "sent", last_result_at=NOW - timedelta(hours=2))
+    await seed(
+        pool, "pulled", "awaiting_pull", account="cs", provider="shipstation", created_at=NOW - timedelta(days=2)
+    )
     await seed(pool, "s_old", "sent", last_result_at=NOW - timedelta(days=3))  # before the window
     sku = {"reason_code": "UNKNOWN_SKU", "unmapped_codes": '["WINE-12"]'}
     await seed(pool, "f1", "failed", last_result_at=NOW - timedelta(hours=4), reason="SKU WINE-12 unknown", **sku)
@@ -60,8 +63,8 @@ async def test_each_provider_account_of_the_tenant_with_its_queue_results_and_un
     health = await DispatchHealth().connection_health(pool, "acme", NOW - timedelta(hours=24))
 
     by_account = {h.account: h for h in health}
-    assert set(by_account) == {"vs", "ss"}
-    vs, ss = by_account["vs"], by_account["ss"]
+    assert set(by_account) == {"vs", "ss", "cs"}
+    vs, ss, cs = by_account["vs"], by_account["ss"], by_account["cs"]
     assert (vs.connector, vs.unsent_count, vs.oldest_unsent) == ("vinoshipper", 2, NOW - timedelta(hours=3))
     assert (vs.attempts, vs.failures) == (3, 2)  # s1, f1, f2: retries still waiting are no result yet
     assert vs.last_error == "no WINE-12"  # f2, the latest failure with a reason
@@ -71,6 +74,8 @@ async def test_each_provider_account_of_the_tenant_with_its_queue_results_and_un
     assert (ss.connector, ss.unsent_count, ss.oldest_unsent, ss.attempts, ss.failures) == ("shipstation", 0, None, 1, 1)
     assert ss.last_error == "no service code for GROUND"
     assert [(u.kind, u.code, u.connector) for u in ss.unmapped] == [(SERVICE_CODE, "GROUND", "shipstation")]
+    # an order the provider has not fetched yet waits too, however old
+    assert (cs.unsent_count, cs.oldest_unsent, cs.attempts) == (1, NOW - timedelta(days=2), 0)
 
 
 async def test_the_latest_failure_in_the_window_is_the_last_error(pool):
