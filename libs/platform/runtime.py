@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.platform.auth import GrpcAccess
 from libs.platform.config import PlatformSettings
+from libs.platform.connection_health import HealthSource, health_binding
 from libs.platform.db import SchemaBehindError, create_pool, migrate, require_migrated
 from libs.platform.dead_letters import dead_letter_binding
 from libs.platform.grpc_server import ServiceBinding
@@ -139,11 +140,19 @@ def readiness(pool: PoolComponent, producer: ProducerComponent | None = None) ->
 
 
 def operations_bindings(
-    platform: PlatformSettings, pool: asyncpg.Pool, access: GrpcAccess, history: HistoryReader
+    platform: PlatformSettings,
+    pool: asyncpg.Pool,
+    access: GrpcAccess,
+    history: HistoryReader,
+    health: HealthSource | None = None,
 ) -> list[ServiceBinding]:
     """What every pipeline service serves operators beside its own API: its part of an order's
-    history, and its dead letters to read and replay."""
-    return [
+    history, its dead letters to read and replay, and (a service dealing with connector accounts:
+    `health`) how healthy each of a tenant's accounts is."""
+    bindings = [
         history_binding(pool, history, access),
         dead_letter_binding(pool, access, service=platform.service_name, topic=platform.topic),
     ]
+    if health is not None:
+        bindings.append(health_binding(pool, health, access, service=platform.service_name))
+    return bindings

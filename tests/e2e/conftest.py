@@ -10,6 +10,8 @@ import grpc
 import pytest_asyncio
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
+from ordersync.ops.v1 import connection_health_pb2 as health_pb
+from ordersync.ops.v1 import connection_health_pb2_grpc as health_grpc
 
 from libs.platform.testing import authorized
 from tests.simulators.registry import default_simulators
@@ -136,6 +138,13 @@ class Driver:
             self._admin_channel = grpc.aio.insecure_channel(self.stack.grpc_address("fulfillment_dispatch"))
         stub = admin_grpc.OrderAdminServiceStub(self._admin_channel)
         return authorized(stub, self.stack.token(caller or self.stack.operator(self.tenant_id)))
+
+    async def dispatch_health(self) -> health_pb.GetConnectionHealthResponse:
+        """Dispatch's connection health of the tenant (its provider accounts), as its operator reads it."""
+        self.admin()  # opens the channel to dispatch
+        stub = health_grpc.ConnectionHealthServiceStub(self._admin_channel)
+        reader = authorized(stub, self.stack.token(self.stack.operator(self.tenant_id)))
+        return await reader.GetConnectionHealth(health_pb.GetConnectionHealthRequest(tenant_id=self.tenant_id))
 
     def selector(self, channel_order_number) -> admin_pb.OrderSelector:
         return admin_pb.OrderSelector(tenant_id=self.tenant_id, channel_order_number=str(channel_order_number))

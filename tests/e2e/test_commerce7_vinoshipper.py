@@ -19,6 +19,7 @@ import pytest_asyncio
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from ordersync.admin.v1 import order_admin_service_pb2_grpc as admin_grpc
 from ordersync.intake.v1 import intake_service_pb2, intake_service_pb2_grpc
+from ordersync.ops.v1 import connection_health_pb2 as health_pb
 
 from libs.platform.testing import authorized
 from tests.e2e.conftest import Driver, tenant, two_coasts, web_order
@@ -177,6 +178,9 @@ async def test_unknown_sku_fails_then_retry_sends_it_once_the_sku_exists(winery)
     placed = await _place(driver, web_order(sku="SKU-ROSE"))
     failed = await driver.wait_for_status(placed["orderNumber"], FAILED)
     assert failed.sync.reason_code == "UNKNOWN_SKU" and "SKU-ROSE" in failed.sync.reason
+    health = await driver.dispatch_health()
+    unmapped = {(u.kind, u.code, u.example_order_id) for c in health.connections for u in c.unmapped}
+    assert (health_pb.UNMAPPED_KIND_SKU, "SKU-ROSE", failed.sync.order_id) in unmapped
 
     products = driver.stack.tenants[driver.tenant_id].account(WINE_SHIPPING)["products"]
     await driver.stack.update_account(driver.tenant_id, WINE_SHIPPING, products=[*products, "SKU-ROSE"])

@@ -24,6 +24,7 @@ from fulfillment_dispatch.api.product_map import product_map_binding
 from fulfillment_dispatch.api.rates import rate_quote_binding
 from fulfillment_dispatch.api.webhooks import ProviderWebhookHandler, build_web_app
 from fulfillment_dispatch.config import DispatchSettings
+from fulfillment_dispatch.connection_health import DispatchHealth
 from fulfillment_dispatch.consumers.decisions import RoutingDecidedConsumer
 from fulfillment_dispatch.custom_store import Exporter
 from fulfillment_dispatch.directory.cache import DirectoryCache
@@ -271,7 +272,7 @@ async def build(settings: DispatchSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), access, settings.reconcile),
         )
-        operations = operations_bindings(platform, pool.pool, access, DispatchHistory())
+        operations = operations_bindings(platform, pool.pool, access, DispatchHistory(), DispatchHealth())
         return GrpcServer(
             [reads, admin, rates, products, directory, directory_admin, reconciliation, *operations],
             port=platform.grpc_port,

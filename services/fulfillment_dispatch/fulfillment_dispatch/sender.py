@@ -29,6 +29,7 @@ attempt, so a mapping added after a failure is what an operator's Retry sends.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import defaultdict
@@ -46,12 +47,14 @@ from ordersync.dispatch.v1 import events_pb2
 
 from fulfillment_dispatch.custom_store import held_for_pull
 from fulfillment_dispatch.domain.dispatch import (
+    UNKNOWN_SKU,
     Outcome,
     ProviderError,
     Status,
     activity_of_error,
     outcome_of_error,
     sent,
+    unknown_skus,
 )
 from fulfillment_dispatch.domain.product_map import expand
 from fulfillment_dispatch.storage.dispatches import (
@@ -94,11 +97,13 @@ class _Due:
 
 
 class _Result(NamedTuple):
-    """An attempt's outcome, its activity line, and the provider's own id of the order."""
+    """An attempt's outcome, its activity line, the provider's own id of the order, and the codes
+    a failure found unmapped (the SKUs of UNKNOWN_SKU, the shipping code of UNMAPPED_CARRIER)."""
 
     outcome: Outcome
     activity: str
     provider_reference: str = ""
+    unmapped: tuple[str, ...] = ()
 
 
 class Sender:
@@ -224,7 +229,8 @@ class Sender:
                 results[item.order.order_id] = _Result(self._failed(answer, item.row), answer.message)
             elif not answer.found:
                 error = ProviderError("UNMAPPED_CARRIER", answer.error, retryable=False)
-                results[item.order.order_id] = _Result(self._failed(error, item.row), answer.error)
+                code = item.order.shipping_method.code
+                results[item.order.order_id] = _Result(self._failed(error, item.row), answer.error, unmapped=(code,))
             else:
                 item.service_code = answer.code
                 ready.append(item)
@@ -339,7 +345,11 @@ class Sender:
             answer = ProviderError(answer.reason_code, answer.message, answer.retryable, tuple(answer.details))
         if not isinstance(answer, ProviderError):
             answer = ProviderError("INTERNAL", f"unexpected result: {answer!r}", retryable=True)
-        return self._failure(answer, item.row)
+        result = self._failure(answer, item.row)
+        if answer.reason_code == UNKNOWN_SKU:
+            skus = [i.sku for i in item.items] if item.items else [line.sku for line in item.order.lines]
+            result = result._replace(unmapped=unknown_skus(skus, answer))
+        return result
 
     # ---- outcomes and recording ----------------------------------------------------------
 
@@ -359,7 +369,7 @@ class Sender:
         for row in rows:
             if row["order_id"] not in results:
                 continue
-            outcome, activity, reference = results[row["order_id"]]
+            outcome, activity, reference, unmapped = results[row["order_id"]]
             attempts.append(
                 AttemptResult(
                     row["order_id"],
@@ -371,6 +381,7 @@ class Sender:
                     activity,
                     row["attempts"],
                     provider_reference=reference,
+                    unmapped_codes=json.dumps(list(unmapped)),
                 )
             )
             event = self._event_for(row, outcome, reference)

@@ -232,7 +232,7 @@ def world() -> World:
     return World(vendor, registry, AccountClients(directory, registry, ClientResources(max_concurrency=4)), accounts)
 
 
-def order(number: str, *, code: str = "03") -> order_pb2.Order:
+def order(number: str, *, code: str = "03", skus: tuple[str, ...] = ()) -> order_pb2.Order:
     result = order_pb2.Order(
         order_id=f"ord-{number}",
         tenant_id=TENANT,
@@ -242,10 +242,19 @@ def order(number: str, *, code: str = "03") -> order_pb2.Order:
         external_number=number,
     )
     result.shipping_method.code = code
+    for sku in skus:
+        result.lines.add(sku=sku, quantity=1)
     return result
 
 
-async def queue(pool, *numbers: str, account: str = "batch", provider: str = "batchship", route: str = "") -> None:
+async def queue(
+    pool,
+    *numbers: str,
+    account: str = "batch",
+    provider: str = "batchship",
+    route: str = "",
+    skus: tuple[str, ...] = (),
+) -> None:
     """Queue orders as the decisions consumer does, numbered by the account's prefix."""
     prefix = {"batch": "B", "codes": "C", "nocancel": "S", "notices": "N"}.get(account, "X")
     rows = [
@@ -254,7 +263,7 @@ async def queue(pool, *numbers: str, account: str = "batch", provider: str = "ba
             tenant_id=TENANT,
             provider=provider,
             provider_order_number=f"{prefix}-{n}",
-            order_proto=order(n).SerializeToString(),
+            order_proto=order(n, skus=skus).SerializeToString(),
             channel="commerce7",
             external_id=f"c7-{n}",
             external_number=n,

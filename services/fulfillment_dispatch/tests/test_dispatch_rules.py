@@ -2,7 +2,14 @@
 
 from datetime import UTC, datetime, timedelta
 
-from fulfillment_dispatch.domain.dispatch import ProviderError, Status, outcome_of_error, retry_delay, shipment_advanced
+from fulfillment_dispatch.domain.dispatch import (
+    ProviderError,
+    Status,
+    outcome_of_error,
+    retry_delay,
+    shipment_advanced,
+    unknown_skus,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -42,3 +49,10 @@ def test_shipment_only_moves_forward():
     assert not shipment_advanced("delivered", "shipped")
     assert not shipment_advanced("shipped", "shipped")
     assert shipment_advanced("shipped", "cancelled")
+
+
+def test_an_unknown_sku_refusal_names_the_skus_it_mentions_else_all_of_the_orders():
+    named = ProviderError("UNKNOWN_SKU", "unknown product sku", False, ("AB-12 does not exist",))
+    assert unknown_skus(["AB-1", "AB-12", "CD-3", "AB-12"], named) == ("AB-12",)
+    silent = ProviderError("UNKNOWN_SKU", "a product is unknown", False)
+    assert unknown_skus(["AB-1", "", "CD-3"], silent) == ("AB-1", "CD-3")

@@ -5,16 +5,19 @@ that may exist, fenced late results, and service codes only for providers that n
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from ordersync.dispatch.v1 import events_pb2
 
 from carrier_mapping.testing import ACME_READER, CALLERS, running_service
+from fulfillment_dispatch.connection_health import DispatchHealth
 from fulfillment_dispatch.sender import RECORD_AFTER_S, Sender
 from libs.clients.carrier_mapping import CarrierMappingClient
 from libs.connectors.base.idempotency import idempotency_key
+from libs.platform.connection_health import SERVICE_CODE, SKU
 from libs.platform.events import parse_envelope
 from services.fulfillment_dispatch.tests.fake_provider import BUSY, DOWN, OWN_ID, REFUSED, TENANT, queue
 
@@ -238,3 +241,32 @@ async def test_a_slow_call_neither_delays_recording_the_others_nor_loses_its_lea
     assert await asyncio.wait_for(the_pass, 10) == 2
     assert await statuses(pool) == {"9001": ("sent", ""), "9002": ("sent", "")}
     assert len(await events(pool)) == 2
+
+
+async def test_failures_keep_the_codes_they_found_unmapped_and_connection_health_counts_them(pool, hub, carriers):
+    # The provider names CAB-1999; CAB-1 is only part of it, and WINE-7 it does not name.
+    await queue(pool, f"{REFUSED}-1", f"{REFUSED}-2", skus=("CAB-1", "CAB-1999", "WINE-7"))
+    await queue(pool, "6001", account="codes", provider="codeship")
+    await queue(pool, "7001")
+
+    await sender(pool, hub, carriers).run_once()
+
+    rows = await pool.fetch("SELECT external_number, unmapped_codes FROM dispatches ORDER BY external_number")
+    assert {r["external_number"]: json.loads(r["unmapped_codes"]) for r in rows} == {
+        "6001": ["03"],
+        "7001": [],
+        f"{REFUSED}-1": ["CAB-1999"],
+        f"{REFUSED}-2": ["CAB-1999"],
+    }
+    health = await DispatchHealth().connection_health(pool, TENANT, datetime.now(UTC) - timedelta(hours=1))
+    by_account = {h.account: h for h in health}
+    assert set(by_account) == {"batch", "codes"}
+    batch, codes = by_account["batch"], by_account["codes"]
+    assert (batch.connector, batch.attempts, batch.failures, batch.unsent_count) == ("batchship", 3, 2, 0)
+    assert "CAB-1999" in batch.last_error
+    assert [(u.kind, u.code, u.orders, u.connector) for u in batch.unmapped] == [(SKU, "CAB-1999", 2, "batchship")]
+    assert batch.unmapped[0].example_order_id in {f"ord-{REFUSED}-1", f"ord-{REFUSED}-2"}
+    assert [(u.kind, u.code, u.orders, u.example_order_id) for u in codes.unmapped] == [
+        (SERVICE_CODE, "03", 1, "ord-6001")
+    ]
+    assert (codes.attempts, codes.failures) == (1, 1)

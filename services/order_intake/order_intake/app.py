@@ -43,6 +43,7 @@ from order_intake.api.grpc import OrderIntakeServicer
 from order_intake.api.webhook_receipts import WebhookReceiptServicer
 from order_intake.api.webhooks import WebhookHandler, WebhookIngest, build_web_app
 from order_intake.config import IntakeSettings
+from order_intake.connection_health import IntakeHealth
 from order_intake.consumers.handovers import DISPATCH_TOPIC, OrderDispatchedConsumer
 from order_intake.history import IntakeHistory
 from order_intake.mail import ImportMailSender
@@ -115,7 +116,9 @@ async def build(settings: IntakeSettings) -> ComponentGroup:
             "ReconciliationService",
             ReconciliationServicer(pool.pool, reconciler(), GrpcAccess(settings.callers), settings.reconcile),
         )
-        operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), IntakeHistory())
+        operations = operations_bindings(
+            platform, pool.pool, GrpcAccess(settings.callers), IntakeHistory(), IntakeHealth()
+        )
         # Resubmitted bodies take the webhook's own ingest path, with the webhook's writer.
         ingest = WebhookIngest(tenants, writer.component, builder)
         receipts = bind(

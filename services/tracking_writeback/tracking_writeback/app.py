@@ -29,6 +29,7 @@ from libs.platform.worker import PollingWorker
 from tracking_writeback.api.grpc import TrackingWritebackServicer
 from tracking_writeback.channels import channel_accounts
 from tracking_writeback.config import WritebackSettings
+from tracking_writeback.connection_health import WritebackHealth
 from tracking_writeback.consumers.shipments import ShipmentUpdatedConsumer
 from tracking_writeback.history import WritebackHistory
 from tracking_writeback.writer import WRITEBACKS_TOPIC, Writer
@@ -106,7 +107,9 @@ async def build(settings: WritebackSettings) -> ComponentGroup:
             "TrackingWritebackService",
             TrackingWritebackServicer(pool.pool, GrpcAccess(settings.callers)),
         )
-        operations = operations_bindings(platform, pool.pool, GrpcAccess(settings.callers), WritebackHistory())
+        operations = operations_bindings(
+            platform, pool.pool, GrpcAccess(settings.callers), WritebackHistory(), WritebackHealth()
+        )
         return GrpcServer([binding, *operations], port=platform.grpc_port, health=health, tls=platform.grpc_server_tls)
 
     return ComponentGroup(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -56,6 +56,20 @@ class ProviderError:
     message: str
     retryable: bool
     details: tuple[str, ...] = ()
+
+
+UNKNOWN_SKU = "UNKNOWN_SKU"  # a provider does not know a line's SKU (libs.connectors.base.errors.UnknownProduct)
+
+
+def unknown_skus(submitted: Sequence[str], error: ProviderError) -> tuple[str, ...]:
+    """The submitted SKUs an UNKNOWN_SKU refusal names (in its message or details); all of the
+    order's SKUs when it names none of them, as one of those is the unknown one."""
+    words = " ".join((error.message, *error.details))
+    skus = list(dict.fromkeys(sku for sku in submitted if sku))
+    named = [sku for sku in skus if sku in words]
+    # "AB-1" inside "AB-12": a SKU named only as part of a longer named one is not meant.
+    named = [sku for sku in named if not any(sku != other and sku in other for other in named)]
+    return tuple(named or skus)
 
 
 def sent() -> Outcome:

@@ -63,6 +63,7 @@ class AttemptResult:
     attempt: int  # the attempt number this result belongs to (fences out stale lease holders)
     check_after: timedelta | None = None  # a sent order's first read-back, set by record_results
     provider_reference: str = ""  # the provider's own id of the order (Submitted.provider_reference)
+    unmapped_codes: str = "[]"  # JSON list: the SKUs or shipping code a failure found unmapped
 
 
 async def enqueue(conn: PgConnection, rows: Sequence[NewDispatch]) -> list[str]:
@@ -133,10 +134,17 @@ SEND_QUEUE = WorkQueue(
             "traceparent",
             "created_at",  # when dispatch recorded the routed order: the handover histogram's start
         ),
-        results={"reason_code": "text", "reason": "text", "check_after": "interval", "provider_reference": "text"},
-        stored=("reason_code", "reason"),
+        results={
+            "reason_code": "text",
+            "reason": "text",
+            "check_after": "interval",
+            "provider_reference": "text",
+            "unmapped_codes": "jsonb",
+        },
+        stored=("reason_code", "reason", "unmapped_codes"),
         set_clauses=(
             "updated_at = now()",
+            "last_result_at = now()",
             # A sent order is read back after a while, in case the provider's notices never come.
             "next_check_at = CASE WHEN r.status = 'sent' THEN now() + r.check_after ELSE NULL END",
             "status_checks = 0",

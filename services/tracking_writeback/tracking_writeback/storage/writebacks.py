@@ -85,7 +85,8 @@ async def want(conn: PgConnection, states: Sequence[WantedState]) -> None:
         " channel_account = coalesce(nullif(EXCLUDED.channel_account, ''), writebacks.channel_account),"
         " order_lines_proto = coalesce(nullif(EXCLUDED.order_lines_proto, ''::bytea), writebacks.order_lines_proto),"
         " shipment_proto = EXCLUDED.shipment_proto, status = 'pending', reason = '',"
-        " target_revision = writebacks.target_revision + 1, next_attempt_at = now(), updated_at = now()",
+        " target_revision = writebacks.target_revision + 1, next_attempt_at = now(), updated_at = now(),"
+        " wanted_at = now()",
         *[[getattr(s, column) for s in states] for column in WantedState.__dataclass_fields__],
     )
     await add_activity(conn, [(s.order_id, s.tenant_id, "wanted", _wanted_words(s)) for s in states])
@@ -177,11 +178,38 @@ async def add_activity(conn: PgConnection, entries: Sequence[tuple[str, str, str
     await append_activity(conn, "writeback_activity", entries)
 
 
+_RECORD_COLUMNS = (
+    "order_id, target_status, written_status, status, reason, attempts, customer_notified,"
+    " shipment_proto, written_tracking, updated_at"
+)
+
+
 async def get_writeback(pool: asyncpg.Pool, tenant_id: str, order_id: str) -> asyncpg.Record | None:
     """Return one order's writeback of `tenant_id`, or None."""
     return await pool.fetchrow(
-        "SELECT order_id, target_status, written_status, status, reason, attempts, customer_notified,"
-        " shipment_proto, written_tracking, updated_at FROM writebacks WHERE tenant_id = $1 AND order_id = $2",
+        f"SELECT {_RECORD_COLUMNS} FROM writebacks WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
+    )
+
+
+async def list_writebacks(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    statuses: Sequence[str],
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to `limit` of the tenant's writebacks in these statuses (all when empty), latest change
+    first, from after the (updated_at, order_id) position `after` (None: from the top).
+
+    A record changed while an operator pages moves to the top: a new listing shows it."""
+    return await pool.fetch(
+        f"SELECT {_RECORD_COLUMNS}, channel_account, channel, external_number FROM writebacks"
+        " WHERE tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
+        " AND ($3::timestamptz IS NULL OR (updated_at, order_id) < ($3, $4))"
+        " ORDER BY updated_at DESC, order_id DESC LIMIT $5",
         tenant_id,
-        order_id,
+        list(statuses),
+        after[0] if after else None,
+        after[1] if after else "",
+        limit,
     )
