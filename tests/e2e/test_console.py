@@ -224,20 +224,37 @@ async def test_an_action_without_its_csrf_token_is_refused(winery, page):
     assert (await driver.show(placed["orderNumber"])).sync.status_title == FAILED
 
 
-async def test_the_connections_view_shows_freshness_and_the_unmapped_sku_with_a_fix(winery, page):
+async def test_the_connections_view_shows_freshness_and_unmapped_codes_with_their_fix(winery, page):
     driver = winery[HARBOUR]
     await failed_order(driver, "SKU-UNMAPPED")
+    placed = (await driver.place(web_order(code="77")))["order"]
+    await driver.wait_for_status(placed["orderNumber"], FAILED)
     await sign_in(page, winery)
     await page.goto("/connections")
     store = page.locator("tr[data-account=store]")
     await expect(store).to_contain_text("Commerce7")
-    await expect(store).to_contain_text("ago")
+    await expect(store).to_contain_text("orders taken in")
+    await expect(store.locator("td").nth(2)).to_contain_text("UTC")
     await expect(page.locator("tr[data-account=wine-shipping]")).to_contain_text("orders sent")
-    fix = page.locator("tr.unmapped li", has_text="SKU-UNMAPPED")
-    await expect(fix).to_contain_text("SKU")
+    sku = page.locator("tr.unmapped li", has_text="SKU-UNMAPPED")
+    await expect(sku).to_contain_text("add the product at Vinoshipper")
     await page.screenshot(path=SCREENSHOTS / "console-connections.png", full_page=True)
-    await fix.get_by_role("link", name="fix the mapping").click()
-    await expect(page.get_by_label("Channel SKU")).to_have_value("SKU-UNMAPPED")
+
+    code = page.locator("tr.unmapped li", has_text="shipping code 77")
+    await code.get_by_role("link", name="fix the mapping").click()
+    await expect(page.get_by_label("Code", exact=True)).to_have_value("77")
+    await page.get_by_label("Name").fill("UPS Ground (store code 77)")
+    await page.get_by_label("Carrier (ordersync id)").fill("UPS")
+    await page.get_by_label("Service (ordersync id)").fill("UPS_GROUND")
+    await page.get_by_role("button", name="Save mapping").click()
+    await expect(page.locator(".notice.done")).to_contain_text("The mapping of 77 is saved")
+
+    shown = await driver.show(placed["orderNumber"])
+    await page.goto(f"/orders/{shown.sync.order_id}")
+    retry = page.locator("form[data-action=retry]")
+    await retry.get_by_label("Reason for Retry").fill("store code 77 mapped to UPS Ground")
+    await retry.get_by_role("button", name="Retry").click()
+    await reload_until(page, ".status-title", SENT)
 
 
 async def test_a_viewer_sees_actions_disabled_and_is_refused_if_they_post(winery, page):

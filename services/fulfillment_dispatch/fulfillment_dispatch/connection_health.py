@@ -49,11 +49,11 @@ class DispatchHealth:
                 since,
             )
             unmapped = await conn.fetch(
-                "SELECT provider_account, provider, reason_code, code, count(*) AS orders,"
+                "SELECT provider_account, provider, channel, reason_code, code, count(*) AS orders,"
                 " max(last_result_at) AS last_seen, (array_agg(order_id ORDER BY last_result_at DESC))[1] AS example"
                 " FROM dispatches, jsonb_array_elements_text(unmapped_codes) AS code"
                 " WHERE tenant_id = $1 AND status = 'failed' AND reason_code = ANY($3::text[]) AND last_result_at >= $2"
-                " GROUP BY provider_account, provider, reason_code, code",
+                " GROUP BY provider_account, provider, channel, reason_code, code",
                 tenant_id,
                 since,
                 list(_KINDS),
@@ -62,7 +62,7 @@ class DispatchHealth:
         codes: dict[tuple[str, str], list[Unmapped]] = defaultdict(list)
         for r in unmapped:
             codes[(r["provider_account"], r["provider"])].append(
-                Unmapped(_KINDS[r["reason_code"]], r["code"], r["orders"], r["last_seen"], r["example"], r["provider"])
+                Unmapped(_KINDS[r["reason_code"]], r["code"], r["orders"], r["last_seen"], r["example"], _system_of(r))
             )
         return [
             ConnectionHealth(
@@ -77,3 +77,9 @@ class DispatchHealth:
             )
             for r in counts
         ]
+
+
+def _system_of(row) -> str:
+    """The connector whose code list the fix goes into: the provider's product list for an SKU;
+    for a shipping code, the channel's codes, which carrier mapping translates to the provider's."""
+    return row["channel"] if _KINDS[row["reason_code"]] == SERVICE_CODE else row["provider"]

@@ -47,6 +47,7 @@ def order_state(registry: Registry, row) -> OrderState:
         provider_label=info.label if info else NO_PROVIDER,
         titles=info.status_titles if info else {},
         can_cancel=info is not None and info.can(Capability.CANCEL),
+        maps_products=info is not None and info.maps_products,
         reason_code=row["reason_code"],
         reason=row["reason"],
     )

@@ -73,7 +73,7 @@ async def test_each_provider_account_of_the_tenant_with_its_queue_results_and_un
     ]
     assert (ss.connector, ss.unsent_count, ss.oldest_unsent, ss.attempts, ss.failures) == ("shipstation", 0, None, 1, 1)
     assert ss.last_error == "no service code for GROUND"
-    assert [(u.kind, u.code, u.connector) for u in ss.unmapped] == [(SERVICE_CODE, "GROUND", "shipstation")]
+    assert [(u.kind, u.code, u.connector) for u in ss.unmapped] == [(SERVICE_CODE, "GROUND", "commerce7")]
     # an order the provider has not fetched yet waits too, however old
     assert (cs.unsent_count, cs.oldest_unsent, cs.attempts) == (1, NOW - timedelta(days=2), 0)
 

@@ -33,13 +33,22 @@ FAILED_SKU = state(Status.FAILED, reason_code="UNKNOWN_SKU", reason="unknown pro
 SENT = state(Status.SENT)
 
 
-def test_a_failed_order_with_an_unknown_sku_says_why_and_to_add_or_map_it_then_retry():
+def test_a_failed_order_with_an_unknown_sku_says_why_and_to_add_it_then_retry():
     shown = guidance(FAILED_SKU)
 
     assert shown.meaning == "The order was not sent to Vinoshipper: unknown product SKU RED-2019."
     assert shown.what_to_do == (
-        "Add the product to Vinoshipper under the channel's SKU, or map the SKU to Vinoshipper's in the product"
-        " map, then Retry; or Don't Send to keep the order in the channel."
+        "Add the product to Vinoshipper under the channel's SKU, then Retry; or Don't Send to keep the order"
+        " in the channel."
+    )
+
+
+def test_an_unknown_sku_at_a_warehouse_is_fixed_in_the_product_map_first():
+    shown = guidance(replace(FAILED_SKU, provider_label="Mintsoft", maps_products=True))
+
+    assert shown.what_to_do.startswith(
+        "Map the SKU to Mintsoft's product in the product map (or add the product to Mintsoft under the"
+        " channel's SKU), then Retry"
     )
 
 

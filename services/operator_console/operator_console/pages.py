@@ -4,10 +4,10 @@ mapping fixes and embeddable order pages. Each handler asks the backend and rend
 from __future__ import annotations
 
 import asyncio
-import html
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from aiohttp import web
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
@@ -302,13 +302,15 @@ async def _run_bulk(backend, member: StaffMember, action: int, order_ids: Sequen
 # ---- connections and mappings --------------------------------------------------------------------
 
 
-async def connections(request: web.Request, member: StaffMember, _session: Session) -> web.StreamResponse:
+async def connections(request: web.Request, member: StaffMember, session: Session) -> web.StreamResponse:
     found = await request.app[BACKEND].connection_health(member)
     return await render(
         request,
         "connections.html",
         member=member,
+        csrf=request.app[SIGNER].csrf_token(session.session_id),
         rows=present.connection_rows(found.views, datetime.now(UTC)),
+        saved=request.query.get("saved", "")[:200],
         unreachable=found.unreachable,
     )
 
@@ -367,7 +369,7 @@ async def save_mapping(request: web.Request, member: StaffMember, session: Sessi
         return await _mapping_error(
             request, member, session, 400 if exc.code.name == "INVALID_ARGUMENT" else 409, exc.message
         )
-    raise web.HTTPSeeOther(f"/connections?saved={html.escape(field['code'])}")
+    raise web.HTTPSeeOther(f"/connections?saved={quote(field['code'], safe='')}")
 
 
 async def _mapping_error(request, member, session, status: int, message: str) -> web.StreamResponse:

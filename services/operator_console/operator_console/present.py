@@ -70,6 +70,15 @@ def label(connector_id: str) -> str:
         return connector_id
 
 
+def maps_products(connector_id: str) -> bool:
+    """True for a provider whose SKUs come through the tenant's product map (a warehouse); an
+    unknown SKU at any other provider is fixed by adding the product there."""
+    try:
+        return _REGISTRY.get(connector_id).info.maps_products
+    except UnknownConnector:
+        return False
+
+
 def outcome_words(outcome: int) -> str:
     return _OUTCOMES.get(outcome, "Not decided")
 

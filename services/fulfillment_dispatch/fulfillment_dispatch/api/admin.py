@@ -175,7 +175,10 @@ def order_sync(row, registry: Registry) -> pb.OrderSync:
         order_id=row["order_id"],
         tenant_id=row["tenant_id"],
         channel_ref=order_pb2.ChannelOrderRef(
-            channel=row["channel"], external_id=row["external_id"], external_number=row["external_number"]
+            channel=row["channel"],
+            external_id=row["external_id"],
+            external_number=row["external_number"],
+            account=row["channel_account"],
         ),
         provider=row["provider"],
         status=_STATUS[status],

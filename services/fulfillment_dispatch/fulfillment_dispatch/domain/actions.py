@@ -33,6 +33,7 @@ class OrderState:
     provider_label: str = "the provider"
     titles: Mapping[str, str] = field(default_factory=dict)
     can_cancel: bool = True
+    maps_products: bool = False  # the provider's SKUs come through the tenant's product map (a warehouse)
     reason_code: str = ""
     reason: str = ""
 

@@ -70,8 +70,7 @@ def _sent(state: OrderState) -> Guidance:
 
 # The next step of a Failed to Send order, by its reason code; {provider} is the provider's name.
 _FIXES = {
-    "UNKNOWN_SKU": "Add the product to {provider} under the channel's SKU, or map the SKU to {provider}'s in the"
-    " product map, then Retry",
+    "UNKNOWN_SKU": "Add the product to {provider} under the channel's SKU, then Retry",
     "UNMAPPED_CARRIER": "Map the order's shipping code to a {provider} service in carrier mapping, then Retry",
     "COMPLIANCE_REJECTED": "A compliance rule cannot be overridden: correct what the reason names (a new address"
     " takes a refund and a new order in the channel), then Retry",
@@ -82,8 +81,16 @@ _FIXES["COMPLIANCE_PRECHECK_FAILED"] = _FIXES["COMPLIANCE_REJECTED"]
 _DEFAULT_FIX = "Correct what the reason says, then Retry"
 
 
+# A provider whose SKUs come through the tenant's product map (a warehouse) is fixed there too.
+_MAPPED_SKU_FIX = (
+    "Map the SKU to {provider}'s product in the product map (or add the product to {provider} under the"
+    " channel's SKU), then Retry"
+)
+
+
 def _failed(state: OrderState) -> Guidance:
-    fix = _FIXES.get(state.reason_code, _DEFAULT_FIX).format(provider=state.provider_label)
+    fix = _MAPPED_SKU_FIX if state.reason_code == "UNKNOWN_SKU" and state.maps_products else None
+    fix = (fix or _FIXES.get(state.reason_code, _DEFAULT_FIX)).format(provider=state.provider_label)
     return Guidance(
         f"The order was not sent to {state.provider_label}{_because(state)}.",
         f"{fix}; or Don't Send to keep the order in the channel.",
