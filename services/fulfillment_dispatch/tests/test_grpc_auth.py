@@ -172,8 +172,8 @@ async def test_a_failed_order_is_explained_and_offers_retry_or_dont_send_only(st
 
     assert shown.guidance == admin_pb.StatusGuidance(
         meaning="The order was not sent to Vinoshipper: SKU-X unknown.",
-        what_to_do="Add the product to Vinoshipper under the channel's SKU, or map the SKU to Vinoshipper's in the"
-        " product map, then Retry; or Don't Send to keep the order in the channel.",
+        what_to_do="Add the product to Vinoshipper under the channel's SKU, then Retry; or Don't Send to keep the"
+        " order in the channel.",
     )
     void_refusal = (
         "only an order Sent to Vinoshipper can be voided; this one is Failed to Send; use Retry or Don't Send"
