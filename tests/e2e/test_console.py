@@ -286,6 +286,10 @@ async def test_an_embedded_order_tab_is_read_only_and_framable_by_the_channel_ad
         await expect(page.locator(".status-title")).to_have_text(FAILED)
         await expect(page.locator("form[data-action=retry] button")).to_be_disabled()
         await expect(page.locator(".topbar")).to_have_count(0)
+        card = await page.goto(f"/embed/orders/{order_id}?token={token}&view=card")
+        assert card is not None and card.status == 200
+        await expect(page.locator(".card .status-title")).to_have_text(FAILED)
+        await expect(page.locator(".activity")).to_have_count(0)
         other = await page.goto(f"/embed/orders/ord_someone_else?token={token}")
         assert other is not None and other.status == 401
         normal = await page.goto("/sign-in")

@@ -173,7 +173,8 @@ def _not_operator(member: StaffMember) -> str:
 
 
 async def embedded_order(request: web.Request) -> web.StreamResponse:
-    """One order's card and tab for a channel's admin to frame: read-only, by embed token only."""
+    """One order's tab (or with view=card, its card alone) for a channel's admin to frame:
+    read-only, by embed token only."""
     order_id = request.match_info["order_id"]
     grant = request.app[SIGNER].embed_grant(request.query.get("token"))
     if grant is None or grant.order_id != order_id:
@@ -187,7 +188,8 @@ async def embedded_order(request: web.Request) -> web.StreamResponse:
         )
     viewer = StaffMember(f"embed:{grant.tenant_id}", grant.tenant_id)
     view = await request.app[BACKEND].order(viewer, order_id)
-    return await render(request, "order.html", member=None, csrf="", view=view, done="", refusal="", embedded=True)
+    template = "embed_card.html" if request.query.get("view") == "card" else "order.html"
+    return await render(request, template, member=None, csrf="", view=view, done="", refusal="", embedded=True)
 
 
 # ---- failures ------------------------------------------------------------------------------------
