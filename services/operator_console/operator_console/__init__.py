@@ -1,0 +1,1 @@
+"""The operator console: staff's web pages over the services' gRPC APIs (placeholder package)."""
