@@ -223,7 +223,7 @@ bench-trace: protos ## ordersync trace of an order with BENCH_REVISIONS (1000) m
 bench-lookups: protos ## customer look-ups rps and p50/p99 (concurrency 32, warm cache) and hit ratio, beside the same calls straight to the directory (BENCH_N=20000)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_lookups --requests $${BENCH_N:-$${N:-20000}}
 
-up: ## with Docker: Kafka, Postgres, the five services and a collector (add COMPOSE_PROFILES=demo for the simulators)
+up: ## with Docker: Kafka, Postgres, the five services, the operator console and a collector (add COMPOSE_PROFILES=demo for the simulators)
 	docker compose up --build -d
 
 down: ## with Docker: stop what `make up` started
