@@ -46,7 +46,11 @@ CHART_VALUES  ?= deploy/helm/values-production.yaml
 K8S_CHECK_ENV  = HELM=$(HELM) KUBECONFORM=$(KUBECONFORM) KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) \
                  K8S_SCHEMAS=$(K8S_SCHEMAS) K8S_SCHEMA_VERSION=$(K8S_SCHEMA_VERSION) K8S_CRDS=$(K8S_CRDS) \
                  PYTHON=$(CURDIR)/$(PY)
+# The five pipeline services' package folders under services/.
 SERVICES      := order_intake compliance_routing fulfillment_dispatch tracking_writeback carrier_mapping
+# Every package folder under services/ that is an import root (the venv's .pth, deploy/Dockerfile's
+# PYTHONPATH): the five services and the operator console, which is no pipeline service.
+IMPORT_ROOTS  := $(SERVICES) operator_console
 PROTO_FILES    = $(shell find protos -name '*.proto')
 
 export ORDERSYNC_PYTHON := $(CURDIR)/$(PY)
@@ -60,16 +64,20 @@ help: ## list the targets
 $(VENV)/.installed: requirements.lock
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
-	@# Import roots: the repo (libs, tests), generated code, and each service's package folder.
-	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-	  { echo "$(CURDIR)"; echo "$(CURDIR)/libs/genproto"; \
-	    for s in $(SERVICES); do echo "$(CURDIR)/services/$$s"; done; } > "$$site/ordersync-paths.pth"
 	@# The operator command: `ordersync ...` in the venv's bin (python -m libs.cli).
 	@printf '#!/bin/sh\nexec "$$(dirname "$$0")/python" -m libs.cli "$$@"\n' > $(VENV)/bin/ordersync
 	@chmod +x $(VENV)/bin/ordersync
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv from requirements.lock
+# Import roots: the repo (libs, tests), generated code, and each package folder of IMPORT_ROOTS.
+# Its own step, so a venv made before IMPORT_ROOTS changed gets the new list without a reinstall.
+$(VENV)/.paths: $(VENV)/.installed Makefile
+	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  { echo "$(CURDIR)"; echo "$(CURDIR)/libs/genproto"; \
+	    for s in $(IMPORT_ROOTS); do echo "$(CURDIR)/services/$$s"; done; } > "$$site/ordersync-paths.pth"
+	touch $@
+
+venv: $(VENV)/.installed $(VENV)/.paths ## create .venv from requirements.lock
 
 libs/genproto/.generated: $(VENV)/.installed $(PROTO_FILES)
 	rm -rf libs/genproto/ordersync
@@ -218,7 +226,7 @@ bench-trace: protos ## ordersync trace of an order with BENCH_REVISIONS (1000) m
 bench-lookups: protos ## customer look-ups rps and p50/p99 (concurrency 32, warm cache) and hit ratio, beside the same calls straight to the directory (BENCH_N=20000)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_lookups --requests $${BENCH_N:-$${N:-20000}}
 
-up: ## with Docker: Kafka, Postgres, the five services and a collector (add COMPOSE_PROFILES=demo for the simulators)
+up: ## with Docker: Kafka, Postgres, the five services, the operator console and a collector (add COMPOSE_PROFILES=demo for the simulators)
 	docker compose up --build -d
 
 down: ## with Docker: stop what `make up` started

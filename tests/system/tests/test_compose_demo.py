@@ -13,7 +13,9 @@ import re
 import tomllib
 
 import pytest
+import yaml
 
+from libs.cli.connect import ADDRESSES
 from libs.connectors.registry import default_registry
 from libs.platform.tenants import TenantDirectory
 from tests.simulators.registry import AccountSpec, SimulatedAccount, default_simulators
@@ -118,3 +120,35 @@ def test_every_demo_operator_is_a_caller_of_its_tenant_with_a_token():
 def test_each_simulator_listens_on_a_port_of_its_own():
     ports = re.findall(r'"--(?:http-)?port", "(\d+)"', (REPO / "docker-compose.yml").read_text())
     assert len(ports) == len(set(ports))
+
+
+def test_the_console_reaches_every_service_and_calls_as_a_delegating_caller():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    console = compose["operator-console"]
+    env = console["environment"]
+    assert console["command"] == ["python", "-m", "operator_console"]
+    for service, (variable, _) in ADDRESSES.items():
+        assert env[variable] == f"{service}:{compose[service]['environment']['ORDERSYNC_GRPC_PORT']}", variable
+    assert set(ADDRESSES) <= set(console["depends_on"])
+    assert console["ports"] == [f"{env['ORDERSYNC_HTTP_PORT']}:{env['ORDERSYNC_HTTP_PORT']}"]
+    secrets = secrets_env()
+    for name in ("ORDERSYNC_CONSOLE_SESSION_SECRET", "ORDERSYNC_CONSOLE_EMBED_SECRET"):
+        assert env[name].startswith("env:") and env[name][4:] in secrets, name
+    # The token the console presents is the operator-console caller's, which may delegate anywhere.
+    callers = tomllib.loads((DEMO / "grpc-callers.toml").read_text())["callers"]
+    [caller] = [c for c in callers.values() if c["token"] == "env:ORDERSYNC_CONSOLE_GRPC_TOKEN"]
+    assert caller is callers["operator-console"] and "ORDERSYNC_CONSOLE_GRPC_TOKEN" in secrets
+    assert caller["tenants"] == ["*"] and {"operator", "write", "delegate"} <= set(caller["roles"])
+
+
+def test_the_console_staff_file_is_mounted_and_names_demo_tenants():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["operator-console"]
+    staff_file = compose["environment"]["ORDERSYNC_CONSOLE_STAFF_FILE"]
+    assert f"./deploy/demo/console-staff.toml:{staff_file}:ro" in compose["volumes"]
+    staff = tomllib.loads((DEMO / "console-staff.toml").read_text())["staff"]
+    tenants = tomllib.loads((DEMO / "tenants.toml").read_text())["tenants"]
+    assert staff
+    for member in staff.values():
+        assert member["tenant"] in tenants
+        assert member["password"].startswith("scrypt:")
+        assert set(member["roles"]) <= {"operator", "write"}

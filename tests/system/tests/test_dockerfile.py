@@ -90,6 +90,24 @@ def test_runtime_stage_copies_the_virtualenv_only_and_runs_as_a_numeric_user() -
     assert runtime[-1] == 'CMD ["python", "-m", "order_intake"]'
 
 
+def test_image_imports_what_the_venv_imports() -> None:
+    """The image's PYTHONPATH is the venv's .pth: the repo, generated code and the Makefile's IMPORT_ROOTS."""
+    [env] = [line for line in stages()[1][2] if line.startswith("ENV PYTHONPATH=")]
+    makefile = (REPO / "Makefile").read_text()
+    services = re.search(r"^SERVICES\s*:= (.+)$", makefile, re.MULTILINE)
+    roots = re.search(r"^IMPORT_ROOTS\s*:= (.+)$", makefile, re.MULTILINE)
+    assert services and roots
+    packages = roots.group(1).replace("$(SERVICES)", services.group(1)).split()
+    assert "operator_console" in packages
+    assert env.removeprefix("ENV PYTHONPATH=").split(":") == [
+        "/app",
+        "/app/libs/genproto",
+        *(f"/app/services/{name}" for name in packages),
+    ]
+    for name in packages:
+        assert (REPO / "services" / name / name / "__main__.py").is_file(), name
+
+
 def test_dockerignore_keeps_every_tests_folder_out() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     assert {"tests", "services/*/tests", "libs/**/tests"} <= set(lines)

@@ -28,6 +28,7 @@ METRICS_PORTS = {
     "fulfillment-dispatch": 9103,
     "tracking-writeback": 9104,
     "carrier-mapping": 9105,
+    "operator-console": 9106,
 }
 _METRIC = re.compile(r"\bordersync_[a-z_]+")
 

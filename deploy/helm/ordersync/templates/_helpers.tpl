@@ -130,3 +130,64 @@ minAvailable: {{ .minAvailable }}
 maxUnavailable: {{ .maxUnavailable | default 1 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Where a pod may run: the grace period, priority, node selection and the spread over zones and
+nodes, the same for every Deployment (services and console). Call with (dict "cfg" $cfg "component" $component).
+*/}}
+{{- define "ordersync.podPlacement" -}}
+{{- $cfg := .cfg }}
+terminationGracePeriodSeconds: {{ $cfg.terminationGracePeriodSeconds }}
+{{- with $cfg.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $cfg.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $cfg.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $cfg.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+topologySpreadConstraints:
+  # Over zones as topologySpread says (DoNotSchedule: a zone's loss leaves the others' pods).
+  - topologyKey: topology.kubernetes.io/zone
+    maxSkew: {{ $cfg.topologySpread.maxSkew }}
+    whenUnsatisfiable: {{ $cfg.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "ordersync.componentSelectorLabels" .component | nindent 8 }}
+    matchLabelKeys: [pod-template-hash]
+  # Over nodes as far as they allow: a strict rule here would leave pods pending on a small pool.
+  - topologyKey: kubernetes.io/hostname
+    maxSkew: 1
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "ordersync.componentSelectorLabels" .component | nindent 8 }}
+    matchLabelKeys: [pod-template-hash]
+{{- end }}
+
+{{/*
+Every Deployment that may be scaled or budgeted (HPA, PDB): component name -> the key of its
+values (under services, or "console" for the top-level console values) and the topic it consumes
+(KEDA). Read with: include "ordersync.deployments" . | fromYaml; the values with "ordersync.values".
+*/}}
+{{- define "ordersync.deployments" -}}
+{{- range $key, $svc := include "ordersync.serviceTable" . | fromYaml }}
+{{ $svc.name }}: {key: {{ $key }}, consumes: {{ $svc.consumes | quote }}}
+{{- end }}
+operator-console: {key: console, consumes: ""}
+{{- end }}
+
+{{- define "ordersync.consoleStaffSecret" -}}
+{{- default (printf "%s-console-staff" (include "ordersync.fullname" .)) .Values.console.staff.existingSecret }}
+{{- end }}
+
+{{- define "ordersync.consoleSecret" -}}
+{{- default (printf "%s-console" (include "ordersync.fullname" .)) .Values.console.secrets.existingSecret }}
+{{- end }}
