@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import pytest_asyncio
-from operator_console.security import EmbedGrant, embed_token
 from ordersync.admin.v1 import order_admin_service_pb2 as admin_pb
 from playwright.async_api import Page, expect
 
+from operator_console.security import EmbedGrant, embed_token
 from tests.e2e.browser import chromium
 from tests.e2e.conftest import Driver, tenant, web_order
 from tests.system.console import staff_operator, staff_viewer

@@ -14,9 +14,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import httpx
-from operator_console.staff import OPERATOR, WRITE, hash_password
 
 from libs.cli.connect import ADDRESSES
+from operator_console.staff import OPERATOR, WRITE, hash_password
 
 if TYPE_CHECKING:
     from tests.system.stack import Stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from itsdangerous import URLSafeTimedSerializer
+
 from operator_console.security import EmbedGrant, Signer, embed_token
 
 SESSION_KEY, EMBED_KEY = "s" * 32, "e" * 32

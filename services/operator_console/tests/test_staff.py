@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from operator_console.staff import hash_password, load_staff, password_matches
 
 from libs.platform.config import ConfigError
+from operator_console.staff import hash_password, load_staff, password_matches
 
 
 def staff_file(tmp_path: Path, body: str) -> Path:
