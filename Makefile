@@ -172,15 +172,23 @@ infra-down: ## stop local PostgreSQL and Kafka
 clean: infra-down ## stop infrastructure and remove generated and run files
 	rm -rf .run libs/genproto/ordersync libs/genproto/.generated
 
-test: lint-code protos browser ## lint, then every test (unit, integration, e2e, the console in headless Chromium) on real PostgreSQL and Kafka, then the Helm chart check, then the short fault suite
-	@# Two pytest workers, each taking whole files (a module's stack stays in one worker): most
-	@# of an e2e test is waiting on its services. promtool and the k8s check's tools (helm,
-	@# kubeconform, kube-apiserver, etcd, schemas) build meanwhile at low priority (the first time
-	@# only); once the tests are done promtool checks the alert rules and make k8s-check the chart
-	@# (its own tests, marked k8s_check, run there, after the tools).
-	@mkdir -p .run
-	@{ [ -x $(PROMTOOL) ] || nice -n 15 $(MAKE) -s $(PROMTOOL) > .run/promtool-build.log 2>&1; } & build=$$!; \
-	  { nice -n 15 $(MAKE) -s k8s-tools > .run/k8s-tools-build.log 2>&1; } & k8s_build=$$!; \
+test: venv protos ## lint, then every test (unit, integration, e2e, the console in headless Chromium) on real PostgreSQL and Kafka, then the Helm chart check, then the short fault suite
+	@# What the tests need but lint does not is made meanwhile, from the start: Debian's chromium
+	@# (the console's browser tests), then at low priority the k8s check's tools (helm, kubeconform,
+	@# kube-apiserver, etcd, schemas) and promtool, the first time only. chromium comes first and
+	@# alone of apt's work, since apt runs one command at a time (etcd's .deb is fetched by apt too).
+	@# Two pytest workers, each taking whole files (a module's stack stays in one worker): most of
+	@# an e2e test is waiting on its services. Once the tests are done promtool checks the alert
+	@# rules and make k8s-check the chart (its own tests, marked k8s_check, run there).
+	@mkdir -p .run && rm -f .run/browser.ready .run/browser.failed
+	@{ if bash deploy/local/browser.sh > .run/browser-install.log 2>&1; then touch .run/browser.ready; \
+	     else touch .run/browser.failed; fi; \
+	     nice -n 15 $(MAKE) -s k8s-tools > .run/k8s-tools-build.log 2>&1; } & k8s_build=$$!; \
+	  { [ -x $(PROMTOOL) ] || nice -n 15 $(MAKE) -s $(PROMTOOL) > .run/promtool-build.log 2>&1; } & build=$$!; \
+	  $(MAKE) -s lint-code || { echo "lint failed; waiting for the background builds to stop"; wait; exit 1; }; \
+	  until [ -e .run/browser.ready ]; do \
+	    if [ -e .run/browser.failed ]; then echo "chromium install failed:"; tail -20 .run/browser-install.log; wait; exit 1; fi; \
+	    sleep 1; done; \
 	  bash deploy/local/with-infra.sh $(PY) -m pytest -n 2 --dist loadfile --durations=15 -m "not k8s_check" \
 	    libs services tests; tests=$$?; \
 	  wait $$build || { echo "promtool build failed:"; tail -20 .run/promtool-build.log; exit 1; }; \
