@@ -214,8 +214,9 @@ test-faults: protos ## orders in bursts while each service is killed, Kafka and 
 demo: protos ## the whole system with sample orders: what happened to each, and the operator console's URL (KEEP=1: leave it running to browse)
 	KEEP=$(KEEP) bash deploy/local/with-infra.sh $(PY) -m tests.system.demo
 
-bench: protos ## end-to-end throughput and latency beside a bare Kafka relay (N=20000)
-	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000}
+bench: protos ## end-to-end throughput, paced latency and CPU per order of every process beside a bare Kafka relay (N=20000, REPLICAS=1, PROFILE=<service>)
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000} --replicas $${REPLICAS:-1} \
+		$${PROFILE:+--profile $$PROFILE}
 
 bench-mapping: protos ## carrier-mapping translate rps and p50/p99 (concurrency 32), and batch rate, beside a bare grpc.aio server
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_mapping

@@ -66,6 +66,10 @@ class ConsoleProcess:
     def password(self, name: str) -> str:
         return self._passwords[name]
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
     def _write_staff_file(self):
         lines = []
         for tenant_id in self._stack.tenants:

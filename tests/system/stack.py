@@ -16,6 +16,10 @@ services' own identities, a reader of every tenant for journeys, and per tenant 
 (TenantSpec.operators, "ops@<tenant>" by default) and a read-only "viewer@<tenant>". Tests and
 the demo call with `stack.token(name)`; libs.platform.testing's `authorized(stub, token)` adds it
 to every call. `stack.operator_env()` is the environment the `ordersync` command needs.
+
+`replicas={"fulfillment_dispatch": 2}` runs more processes of a service, as a Deployment with more
+replicas would: the same environment, their own ports, sharing the consumer group and the leases.
+`stack.processes()` names every process started, for the bench's CPU meter.
 """
 
 from __future__ import annotations
@@ -295,6 +299,7 @@ class Stack:
         simulators: SimulatorRegistry | None = None,
         service_env: dict[str, str] | None = None,
         trace_file: Path | None = None,
+        replicas: Mapping[str, int] | None = None,
     ):
         self.tenants = {t.tenant_id: t for t in tenants}
         self.run_dir = run_dir
@@ -310,6 +315,8 @@ class Stack:
         self._sims: dict[str, asyncio.subprocess.Process] = {}
         self.sim_urls: dict[str, str] = {}  # connector id -> its simulator's address
         self.services: dict[str, ServiceProcess] = {}
+        self._replica_counts = dict(replicas or {})
+        self.replicas: list[ServiceProcess] = []  # the second and later process of a service
         self.callers: dict[str, CallerSpec] = {}
         self.console: ConsoleProcess | None = None
         self.http = httpx.AsyncClient(timeout=30.0)
@@ -338,10 +345,16 @@ class Stack:
         self._write_tenants_file()
         for name in SERVICES:
             await self.start_service(name)
+        for replica in self.replicas:
+            await self._start_process(replica)
 
     async def stop(self) -> None:
         if self.console is not None:
             await self.console.stop()
+        for replica in self.replicas:
+            if replica.process is not None:
+                await _terminate(replica.process)
+                replica.process = None
         for name in reversed(SERVICES):
             if name in self.services:
                 await self.stop_service(name)
@@ -379,6 +392,33 @@ class Stack:
         self._plan_grpc_callers()
         for service in self.services.values():
             service.env.update(self._service_env)
+        self._plan_replicas()
+
+    def _plan_replicas(self) -> None:
+        for name, count in self._replica_counts.items():
+            first = self.services[name]
+            for number in range(2, count + 1):
+                ports = {"ORDERSYNC_GRPC_PORT": str(free_port()), "ORDERSYNC_METRICS_PORT": str(free_port())}
+                if first.http_port:
+                    ports["ORDERSYNC_HTTP_PORT"] = str(free_port())
+                self.replicas.append(
+                    ServiceProcess(
+                        f"{name}-{number}",
+                        int(ports["ORDERSYNC_GRPC_PORT"]),
+                        int(ports["ORDERSYNC_HTTP_PORT"]) if first.http_port else None,
+                        {**first.env, **ports},
+                        self.run_dir / "logs" / f"{name}-{number}.log",
+                    )
+                )
+
+    def processes(self) -> dict[str, int]:
+        """The pid of every process this stack runs, by name: services (replicas as
+        `<service>-<n>`), simulators as `sim:<connector>`, the console."""
+        running = {s.name: s.process.pid for s in (*self.services.values(), *self.replicas) if s.process}
+        running.update({f"sim:{connector}": process.pid for connector, process in self._sims.items()})
+        if self.console is not None and self.console.pid is not None:
+            running["operator_console"] = self.console.pid
+        return running
 
     def secret_env(self) -> dict[str, str]:
         """Every account secret by the environment variable the tenants file names for it."""
@@ -449,11 +489,14 @@ class Stack:
 
     async def start_service(self, name: str) -> None:
         """Start (or restart) one service process and wait until its health check is SERVING."""
-        service = self.services[name]
+        await self._start_process(self.services[name])
+
+    async def _start_process(self, service: ServiceProcess) -> None:
         log = open(service.log_path, "ab")  # noqa: ASYNC230, SIM115 - handed to the child process
         env = {**_base_env(), **service.env}
+        module = service.name if service.name in SERVICES else service.name.rsplit("-", 1)[0]
         service.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", name, cwd=REPO, env=env, stdout=log, stderr=log
+            sys.executable, "-m", module, cwd=REPO, env=env, stdout=log, stderr=log
         )
         log.close()
         await self._wait_healthy(service)
@@ -509,6 +552,13 @@ class Stack:
     def metrics_url(self, name: str) -> str:
         """The service's Prometheus /metrics address."""
         return f"http://127.0.0.1:{self.services[name].env['ORDERSYNC_METRICS_PORT']}/metrics"
+
+    def metrics_urls(self) -> list[str]:
+        """The /metrics address of every service process, replicas included."""
+        return [
+            f"http://127.0.0.1:{service.env['ORDERSYNC_METRICS_PORT']}/metrics"
+            for service in (*self.services.values(), *self.replicas)
+        ]
 
     # ---- simulators ------------------------------------------------------------------------
 
