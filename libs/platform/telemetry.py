@@ -176,6 +176,17 @@ def redact_secret_query(url: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def instrument_http_client(client) -> None:
+    """Trace one httpx.AsyncClient whose transport is not httpx's own (which the global
+    instrumentation covers): a CLIENT span per request, traceparent on the wire, secret query
+    values redacted. Does nothing in a process that did not set up telemetry, as before."""
+    if not _installed:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client, request_hook=_redact_span_url_async)
+
+
 def _redact_span_url(span, request) -> None:
     attributes = getattr(span, "attributes", None) or {}
     for name in _URL_ATTRIBUTES:

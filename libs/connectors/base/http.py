@@ -1,4 +1,8 @@
-"""HttpTransport: one httpx.AsyncClient per vendor account, with rate limiting and safe retries."""
+"""HttpTransport: one httpx.AsyncClient per vendor account, with rate limiting and safe retries.
+
+Requests go out through AiohttpTransport (aiohttp_transport.py says why), unless a test gives
+its own transport.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import httpx
 from opentelemetry import trace
 
 from libs.platform.metrics import EXTERNAL_RATE_LIMITED, EXTERNAL_REQUEST_DURATION, status_class
+from libs.platform.telemetry import instrument_http_client
 
+from .aiohttp_transport import AiohttpTransport
 from .errors import (
     ConnectorError,
     InvalidRequest,
@@ -192,8 +198,10 @@ class HttpTransport:
                 headers=self._headers,
                 timeout=self._timeout,
                 limits=self._limits,
-                transport=self._transport,
+                transport=self._transport or AiohttpTransport(limits=self._limits),
             )
+            if self._transport is None:
+                instrument_http_client(self._client)  # a span and traceparent per request, as before
 
     async def stop(self) -> None:
         """Close the connection pool; safe to call twice. In-flight requests fail."""
