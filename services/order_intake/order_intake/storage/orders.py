@@ -220,14 +220,31 @@ async def _write_all(conn: PgConnection, batch: list[Revision]) -> list[Recorded
     return results
 
 
+INSERT_RECEIPT = (
+    "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source,"
+    " resubmitted_from, resubmitted_by, resubmit_reason, resubmit_edited)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+# One round trip where there were three (each a socket write that dominated intake's profile,
+# docs/benchmarks.md): the receipt, the revision's deduplication key (nothing when taken before)
+# and the order's current row, locked for this transaction's update (a duplicate's too, which
+# this transaction then leaves as it was).
+TAKE_REVISION = (
+    f"WITH receipt AS ({INSERT_RECEIPT} RETURNING id),"
+    " revision AS (INSERT INTO order_revisions (tenant_id, channel, external_id, revision, receipt_id)"
+    "  SELECT $1, $2, $14, $15, id FROM receipt ON CONFLICT DO NOTHING RETURNING true),"
+    " latest AS (SELECT latest_revision, status, order_proto FROM orders WHERE order_id = $6 FOR UPDATE)"
+    " SELECT receipt.id AS receipt_id, EXISTS (SELECT FROM revision) AS is_new_revision,"
+    "  latest.latest_revision IS NOT NULL AS order_found, latest.latest_revision, latest.status, latest.order_proto"
+    " FROM receipt LEFT JOIN latest ON true"
+)
+
+
 async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, OutgoingEvent | None]:
     # The detail may quote hostile input (a refusal's reason); text columns cannot hold NUL.
     item.detail = storable_text(item.detail)
     resubmission = item.resubmission
-    receipt_id = await conn.fetchval(
-        "INSERT INTO webhook_receipts (tenant_id, channel, body, outcome, detail, order_id, trace_id, account, source,"
-        " resubmitted_from, resubmitted_by, resubmit_reason, resubmit_edited)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    receipt_values = (
         item.tenant_id,
         item.channel,
         item.body,
@@ -243,21 +260,13 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
         resubmission.edited if resubmission else False,
     )
     if item.order_proto is None:
+        receipt_id = await conn.fetchval(INSERT_RECEIPT + " RETURNING id", *receipt_values)
         return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
-    is_new_revision = await conn.fetchval(
-        "INSERT INTO order_revisions (tenant_id, channel, external_id, revision, receipt_id)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-        item.tenant_id,
-        item.channel,
-        item.external_id,
-        item.revision,
-        receipt_id,
-    )
-    if not is_new_revision:
+    taken = await conn.fetchrow(TAKE_REVISION, *receipt_values, item.external_id, item.revision)
+    receipt_id = taken["receipt_id"]
+    if not taken["is_new_revision"]:
         return await _mark(conn, receipt_id, "duplicate", item), None
-    latest = await conn.fetchrow(
-        "SELECT latest_revision, status, order_proto FROM orders WHERE order_id = $1 FOR UPDATE", item.order_id
-    )
+    latest = taken if taken["order_found"] else None
     if latest is None:
         await _insert_order(conn, item)
     elif not revision_is_newer(item.revision, latest["latest_revision"]):
