@@ -334,23 +334,32 @@ async def wait_until_idle(stack: Stack, timeout_s: float = 600) -> float:
 
 # ---- profiles ----------------------------------------------------------------------------------
 
+# Libraries by the path py-spy names a frame with (relative to its package root).
 PROFILE_GROUPS = {
-    "httpx+httpcore+h11": ("/httpx/", "/httpcore/", "/h11/", "/anyio/"),
-    "aiohttp": ("/aiohttp/", "/multidict/", "/yarl/"),
-    "ssl": ("/ssl.py",),
-    "asyncpg": ("/asyncpg/",),
-    "aiokafka": ("/aiokafka/",),
-    "opentelemetry": ("/opentelemetry/",),
-    "json": ("/json/",),
-    "protobuf": ("/google/protobuf/",),
-    "grpc": ("/grpc/",),
-    "structlog+logging": ("/structlog/", "/logging/"),
-    "pydantic": ("/pydantic/",),
+    "httpx+httpcore": ("httpx/_", "httpcore/", "h11/", "anyio/"),
+    "aiohttp": ("aiohttp/", "multidict/", "yarl/"),
+    "asyncpg": ("asyncpg/",),
+    "aiokafka": ("aiokafka/",),
+    # the SDK and API (trace/, context/, ...) and the instrumentations' wrappers
+    "opentelemetry": ("trace/", "sdk/", "context/", "propagate/", "attributes/", "instrumentation/", "httpx/__init__"),
+    "json": ("json/",),
+    "protobuf": ("google/protobuf/",),
+    "pydantic": ("pydantic/",),
+    "structlog+logging": ("structlog/", "logging/"),
+    "asyncio (event loop, sockets)": ("asyncio/", "selectors.py"),
 }
 
 
-SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages")) + "/"
-STDLIB = os.path.dirname(os.__file__) + "/"
+def frame_path(frame: str) -> str:
+    """ "Client.send (httpx/_client.py:1629)" -> "httpx/_client.py:1629"."""
+    return frame[frame.rfind("(") + 1 : -1]
+
+
+def frame_group(frame: str) -> str | None:
+    path = frame_path(frame)
+    if "Instrumentor" in frame:
+        return "opentelemetry"
+    return next((group for group, roots in PROFILE_GROUPS.items() if path.startswith(roots)), None)
 
 
 class Profiler:
@@ -388,19 +397,18 @@ class Profiler:
         for line in self.path.read_text().splitlines():
             frames, _, count = line.rpartition(" ")
             stacks.append((frames.split(";"), int(count)))
-        repo = f"({REPO}/"
         total = sum(count for _, count in stacks) or 1
-        lines = [f"{total} samples"]
-        for group, markers in PROFILE_GROUPS.items():
-            hits = sum(c for frames, c in stacks if any(m in f for f in frames for m in markers))
-            if hits:
-                lines.append(f"  {hits / total:6.1%}  {group}")
-        on_top: dict[str, int] = {}
+        lines = [f"{total} samples; per library: on the stack / on top (its own code)"]
+        for group in PROFILE_GROUPS:
+            inside = sum(c for frames, c in stacks if any(frame_group(f) == group for f in frames))
+            on_top = sum(c for frames, c in stacks if frame_group(frames[-1]) == group)
+            if inside:
+                lines.append(f"  {inside / total:6.1%} / {on_top / total:6.1%}  {group}")
+        tops: dict[str, int] = {}
         for frames, count in stacks:
-            frame = frames[-1].replace(repo, "(").replace(SITE_PACKAGES, "").replace(STDLIB, "")
-            on_top[frame] = on_top.get(frame, 0) + count
+            tops[frames[-1]] = tops.get(frames[-1], 0) + count
         lines.append("  most often on top:")
-        for frame, count in sorted(on_top.items(), key=lambda item: -item[1])[:top]:
+        for frame, count in sorted(tops.items(), key=lambda item: -item[1])[:top]:
             lines.append(f"  {count / total:6.1%}  {frame}")
         return "\n".join(lines)
 
