@@ -263,6 +263,8 @@ async def _write_one(conn: PgConnection, item: Revision) -> tuple[Recorded, Outg
         receipt_id = await conn.fetchval(INSERT_RECEIPT + " RETURNING id", *receipt_values)
         return Recorded(item.outcome_if_new, receipt_id, item.order_id), None
     taken = await conn.fetchrow(TAKE_REVISION, *receipt_values, item.external_id, item.revision)
+    if taken is None:  # the statement's receipt INSERT always returns its row
+        raise RuntimeError("taking a revision returned no row")
     receipt_id = taken["receipt_id"]
     if not taken["is_new_revision"]:
         return await _mark(conn, receipt_id, "duplicate", item), None
