@@ -10,6 +10,8 @@ BUF_VERSION   := v1.47.2
 BUF           := $(TOOLS)/bin/buf
 GRPCURL_VERSION := v1.9.3
 GRPCURL       := $(TOOLS)/bin/grpcurl
+GHZ_VERSION   := v0.120.0
+GHZ           := $(TOOLS)/bin/ghz
 # promtool checks the alert rules. Built from Prometheus' module without the service-discovery
 # plugins (tag remove_all_sd; the rules and the compose scrape config need none): about 4 min
 # the first time on 2 cores instead of 8, then cached in .tools/bin.
@@ -92,6 +94,9 @@ $(BUF):
 
 $(GRPCURL):
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+$(GHZ):
+	GOBIN=$(TOOLS)/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 $(PROMTOOL):
 	GOBIN=$(TOOLS)/bin go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
@@ -218,8 +223,8 @@ bench: protos ## end-to-end throughput, paced latency and CPU per order of every
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench --orders $${N:-20000} --replicas $${REPLICAS:-1} \
 		$${PROFILE:+--profile $$PROFILE}
 
-bench-mapping: protos ## carrier-mapping translate rps and p50/p99 (concurrency 32), and batch rate, beside a bare grpc.aio server
-	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_mapping
+bench-mapping: protos $(GHZ) ## carrier-mapping translate rps and p99 (concurrency 32) and batch rate beside a bare grpc.aio server, driven by ghz and the Python client, 3 rounds
+	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_mapping --ghz $(GHZ)
 
 bench-shipstation: protos ## N Cin7 orders (BENCH_N=5000) to ShipStation and shipped, under 40 req/min, beside one-per-call (BENCH_WINDOW_S=90)
 	bash deploy/local/with-infra.sh $(PY) -m tests.system.bench_shipstation --orders $${BENCH_N:-$${N:-5000}} \
